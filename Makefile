@@ -1,0 +1,78 @@
+# Strata: `make demo` and `make test` are all a fresh Debian machine needs (as root).
+SHELL         := /bin/bash
+GO            ?= go
+BIN           := $(CURDIR)/bin
+PACKER        := $(BIN)/packer
+PLUGIN        := $(BIN)/packer-plugin-strata
+SDC           := $(BIN)/packer-sdc
+PLUGIN_SOURCE := github.com/strata-build/strata
+HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg
+# One package cache for every test run on this machine, outside any image and any clone.
+export STRATA_TEST_CACHE ?= /var/cache/strata-test/apt
+
+.PHONY: all deps build plugin packer generate check-generate install demo test unit bench fmt vet clean
+
+all: build
+
+## deps: Debian packages the builder runs (apt-get update once, then install what is missing).
+deps:
+	@missing=""; for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## build: the plugin and Packer itself (bin/packer, pinned in tools/packer).
+build: plugin packer
+
+plugin:
+	$(GO) build -o $(PLUGIN) .
+
+packer: $(PACKER)
+$(PACKER): tools/packer/go.mod tools/packer/go.sum
+	cd tools/packer && $(GO) build -o $(PACKER) github.com/hashicorp/packer
+
+$(SDC): go.mod go.sum
+	$(GO) build -o $(SDC) github.com/hashicorp/packer-plugin-sdk/cmd/packer-sdc
+
+## generate: HCL2 specs, docs partials and .web-docs, all with packer-sdc.
+# packer-sdc struct-markdown finds the project root by a directory named
+# packer-plugin-*; a link with that name makes any checkout work.
+generate: $(SDC)
+	@link=$$(mktemp -d)/packer-plugin-strata; ln -s $(CURDIR) $$link; \
+	cd $$link && PATH=$(BIN):$$PATH $(GO) generate ./... ; rc=$$?; rm -f $$link; rmdir $$(dirname $$link); exit $$rc
+	PATH=$(BIN):$$PATH packer-sdc renderdocs -src docs -partials docs-partials -dst .web-docs
+
+## check-generate: fails when the committed generated files are stale.
+check-generate: generate
+	@changed=$$(git status --porcelain -- '*.hcl2spec.go' docs-partials .web-docs); \
+	if [ -n "$$changed" ]; then echo "generated files are stale; run 'make generate' and commit:"; echo "$$changed"; exit 1; fi
+
+## install: installs the plugin into Packer's plugin directory.
+install: build
+	$(PACKER) plugins install --path $(PLUGIN) $(PLUGIN_SOURCE)
+
+## demo: builds the example base image.
+demo: deps install
+	cd examples && $(PACKER) build -force base.pkr.hcl
+
+## test: everything: generated files, vet, unit tests and end-to-end builds through bin/packer.
+test: deps build check-generate vet
+	STRATA_ACC=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) $(GO) test -count=1 -timeout 40m ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
+
+## bench: the comparison tables (needs the network to the Debian mirror).
+bench: deps build
+	bash bench/run.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,45 @@
+package chroot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+)
+
+// policyRcD makes invoke-rc.d (and so package scripts) refuse to start
+// services: exit status 101 means "action forbidden by policy".
+const policyRcD = "#!/bin/sh\n# Installed by strata-chroot for the duration of the build.\nexit 101\n"
+
+// stepPolicyRcD installs /usr/sbin/policy-rc.d during the build when
+// prevent_service_start is on, and restores what was there afterwards.
+type stepPolicyRcD struct {
+	undo *undo
+}
+
+func (s *stepPolicyRcD) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	cfg := state.Get("config").(*Config)
+	ui := state.Get("ui").(packersdk.Ui)
+	root := state.Get("mount_path").(string)
+	if !*cfg.PreventServiceStart {
+		return multistep.ActionContinue
+	}
+	saved, err := savePath(root, "/usr/sbin/policy-rc.d")
+	if err != nil {
+		return halt(state, fmt.Errorf("prevent_service_start: %w", err))
+	}
+	if err := saved.replace([]byte(policyRcD), 0o755); err != nil {
+		return halt(state, fmt.Errorf("prevent_service_start: writing policy-rc.d: %w", err))
+	}
+	ui.Message("Service starts blocked by /usr/sbin/policy-rc.d for the build")
+	s.undo = pushUndo(state, "policy-rc.d", func(packersdk.Ui) error { return saved.restore() })
+	return multistep.ActionContinue
+}
+
+func (s *stepPolicyRcD) Cleanup(state multistep.StateBag) {
+	ui := state.Get("ui").(packersdk.Ui)
+	if err := s.undo.run(ui); err != nil {
+		ui.Error(err.Error())
+	}
+}

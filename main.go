@@ -1,0 +1,21 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/packer-plugin-sdk/plugin"
+
+	"github.com/strata-build/packer-plugin-strata/builder/chroot"
+	"github.com/strata-build/packer-plugin-strata/version"
+)
+
+func main() {
+	pps := plugin.NewSet()
+	pps.RegisterBuilder("chroot", new(chroot.Builder))
+	pps.SetVersion(version.PluginVersion)
+	if err := pps.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, err.Error())
+		os.Exit(1)
+	}
+}
