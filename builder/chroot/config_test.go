@@ -1,0 +1,225 @@
+package chroot
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// withHostSources points the host apt configuration at a temp dir with one mirror.
+func withHostSources(t *testing.T, sources string) {
+	t.Helper()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/apt"), 0o755)
+	if sources != "" {
+		os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), []byte(sources), 0o644)
+	}
+	old := hostRoot
+	hostRoot = root
+	t.Cleanup(func() { hostRoot = old })
+}
+
+func baseConfig(t *testing.T) map[string]interface{} {
+	return map[string]interface{}{
+		"packer_build_name": "test",
+		"store_dir":         t.TempDir(),
+		"bootstrap":         map[string]interface{}{"suite": "bookworm"},
+	}
+}
+
+func TestPrepareDefaults(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	raw := baseConfig(t)
+	var c Config
+	if _, err := c.Prepare(raw); err != nil {
+		t.Fatal(err)
+	}
+	store := raw["store_dir"].(string)
+	checks := map[string][2]string{
+		"work_dir":          {c.WorkDir, filepath.Join(store, "work", "test")},
+		"package_cache_dir": {c.PackageCacheDir, filepath.Join(store, "cache", "apt")},
+		"output_dir":        {c.OutputDir, "output-test"},
+		"resolv_conf":       {c.ResolvConf, "copy-host"},
+		"command_wrapper":   {c.CommandWrapper, "{{.Command}}"},
+		"formats":           {strings.Join(c.Formats, ","), "tar.zst"},
+		"bootstrap.variant": {c.Bootstrap.Variant, "minbase"},
+		"bootstrap.mirror":  {c.Bootstrap.Mirror, "http://mirror.test/debian"},
+		"bootstrap.comps":   {strings.Join(c.Bootstrap.Components, ","), "main"},
+		"ext4_free_space":   {c.Ext4FreeSpace, "64M"},
+	}
+	for opt, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", opt, v[0], v[1])
+		}
+	}
+	if !*c.PreventServiceStart {
+		t.Error("prevent_service_start should default to true")
+	}
+	if c.ext4FreeBytes != 64<<20 {
+		t.Errorf("ext4 free bytes %d", c.ext4FreeBytes)
+	}
+}
+
+func TestPrepareStoreFromEnv(t *testing.T) {
+	withHostSources(t, "deb http://m.test/debian bookworm main\n")
+	dir := t.TempDir()
+	t.Setenv("STRATA_HOME", dir)
+	raw := baseConfig(t)
+	delete(raw, "store_dir")
+	var c Config
+	if _, err := c.Prepare(raw); err != nil {
+		t.Fatal(err)
+	}
+	if c.StoreDir != dir {
+		t.Fatalf("store_dir = %q, want STRATA_HOME %q", c.StoreDir, dir)
+	}
+}
+
+// TestPrepareErrors checks that every bad option gives an error naming it,
+// and that one Prepare reports all of them at once.
+func TestPrepareErrors(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	archive := filepath.Join(t.TempDir(), "root.tar.zst")
+	os.WriteFile(archive, []byte("x"), 0o644)
+	cases := []struct {
+		name   string
+		change func(map[string]interface{})
+		want   []string
+	}{
+		{"no source", func(m map[string]interface{}) { delete(m, "bootstrap") }, []string{"set either a `bootstrap"}},
+		{"two sources", func(m map[string]interface{}) { m["source_archive"] = archive }, []string{"both set"}},
+		{"missing suite", func(m map[string]interface{}) { m["bootstrap"] = map[string]interface{}{"variant": "minbase"} }, []string{"bootstrap.suite: required"}},
+		{"bad suite", func(m map[string]interface{}) { m["bootstrap"] = map[string]interface{}{"suite": "Book Worm"} }, []string{"bootstrap.suite"}},
+		{"bad variant", func(m map[string]interface{}) {
+			m["bootstrap"] = map[string]interface{}{"suite": "bookworm", "variant": "tiny"}
+		}, []string{"bootstrap.variant", "minbase"}},
+		{"bad mirror", func(m map[string]interface{}) {
+			m["bootstrap"] = map[string]interface{}{"suite": "bookworm", "mirror": "mirror.test/debian"}
+		}, []string{"bootstrap.mirror", "not a URL"}},
+		{"bad component", func(m map[string]interface{}) {
+			m["bootstrap"] = map[string]interface{}{"suite": "bookworm", "components": []string{"Main!"}}
+		}, []string{"bootstrap.components"}},
+		{"bad include", func(m map[string]interface{}) {
+			m["bootstrap"] = map[string]interface{}{"suite": "bookworm", "include": []string{"curl wget"}}
+		}, []string{"bootstrap.include"}},
+		{"missing keyring", func(m map[string]interface{}) {
+			m["bootstrap"] = map[string]interface{}{"suite": "bookworm", "keyring": "/nonexistent/k.gpg"}
+		}, []string{"bootstrap.keyring"}},
+		{"archive ext", func(m map[string]interface{}) {
+			delete(m, "bootstrap")
+			m["source_archive"] = "/tmp/root.zip"
+		}, []string{"source_archive", "unknown extension"}},
+		{"archive missing", func(m map[string]interface{}) {
+			delete(m, "bootstrap")
+			m["source_archive"] = "/nonexistent/root.tar.gz"
+		}, []string{"source_archive", "no such file"}},
+		{"resolv", func(m map[string]interface{}) { m["resolv_conf"] = "host" }, []string{"resolv_conf", "copy-host"}},
+		{"format", func(m map[string]interface{}) { m["formats"] = []string{"zip"} }, []string{"formats", "\"zip\""}},
+		{"format twice", func(m map[string]interface{}) { m["formats"] = []string{"tar", "tar"} }, []string{"listed twice"}},
+		{"ext4 size", func(m map[string]interface{}) { m["ext4_free_space"] = "lots" }, []string{"ext4_free_space"}},
+		{"env name", func(m map[string]interface{}) { m["environment"] = map[string]string{"1BAD": "x"} }, []string{"environment", "1BAD"}},
+		{"mount target", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "relative/dir"}}
+		}, []string{"chroot_mounts[0].target", "absolute"}},
+		{"mount dotdot", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/a/../../etc"}}
+		}, []string{"chroot_mounts[0].target"}},
+		{"mount reserved", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/proc"}}
+		}, []string{"chroot_mounts[0].target", "mounted by the builder"}},
+		{"mount type", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "", "target": "/mnt"}}
+		}, []string{"chroot_mounts[0].type"}},
+		{"bind source", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "bind", "source": "/nonexistent/src", "target": "/mnt"}}
+		}, []string{"chroot_mounts[0].source"}},
+		{"mount twice", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/mnt"}, {"type": "tmpfs", "target": "/mnt/"}}
+		}, []string{"chroot_mounts[1].target", "twice"}},
+		{"hook template", func(m map[string]interface{}) { m["post_mount_commands"] = []string{"echo {{ .MountPath "} }, []string{"post_mount_commands"}},
+		{"wrapper template", func(m map[string]interface{}) { m["command_wrapper"] = "sudo {{ .Nope }}" }, []string{"command_wrapper"}},
+		{"store root", func(m map[string]interface{}) { m["work_dir"] = "/" }, []string{"work_dir: must not be /"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := baseConfig(t)
+			tc.change(raw)
+			var c Config
+			_, err := c.Prepare(raw)
+			if err == nil {
+				t.Fatal("Prepare accepted a bad config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPrepareCollectsAllErrors(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	raw := baseConfig(t)
+	raw["resolv_conf"] = "bad"
+	raw["formats"] = []string{"zip"}
+	raw["ext4_free_space"] = "x"
+	var c Config
+	_, err := c.Prepare(raw)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, opt := range []string{"resolv_conf", "formats", "ext4_free_space"} {
+		if !strings.Contains(err.Error(), opt) {
+			t.Errorf("one Prepare should report every error; %q is missing from %q", opt, err)
+		}
+	}
+}
+
+func TestPrepareMirrorFromHostOrError(t *testing.T) {
+	withHostSources(t, "")
+	var c Config
+	_, err := c.Prepare(baseConfig(t))
+	if err == nil || !strings.Contains(err.Error(), "bootstrap.mirror") || !strings.Contains(err.Error(), "set mirror") {
+		t.Fatalf("want a bootstrap.mirror error telling to set mirror, got %v", err)
+	}
+	withHostSources(t, "")
+	raw := baseConfig(t)
+	raw["bootstrap"] = map[string]interface{}{"suite": "bookworm", "mirror": "http://given.test/debian"}
+	var c2 Config
+	if _, err := c2.Prepare(raw); err != nil {
+		t.Fatalf("an explicit mirror needs no host sources: %v", err)
+	}
+}
+
+func TestPrepareMissingHostTools(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	old := lookPath
+	lookPath = func(string) (string, error) { return "", errors.New("not found") }
+	t.Cleanup(func() { lookPath = old })
+	raw := baseConfig(t)
+	raw["formats"] = []string{"ext4", "squashfs"}
+	var c Config
+	_, err := c.Prepare(raw)
+	for _, w := range []string{"install e2fsprogs", "install squashfs-tools", "install the mmdebstrap package"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("want %q in %v", w, err)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "512": 512, "64M": 64 << 20, "2G": 2 << 30, "1GiB": 1 << 30, "10KB": 10 << 10} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5G", "ten", "99999999999T"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+}
