@@ -28,8 +28,11 @@ func planMounts(root string, extra []MountConfig) ([]plannedMount, error) {
 		{"proc", "proc", "/proc", "nosuid,nodev,noexec"},
 		{"sysfs", "sysfs", "/sys", "ro,nosuid,nodev,noexec"},
 		// The host's device nodes, not recursively: the chroot gets its own
-		// pts, shm and run below instead of the host's.
-		{"bind", "/dev", "/dev", ""},
+		// pts, shm and run below instead of the host's. Read-only, so nothing
+		// in the image (nor a stray recursive delete of the work dir) can
+		// create or remove a node in the host's /dev; the devices themselves
+		// stay writable, as a read-only mount does not apply to device I/O.
+		{"bind", "/dev", "/dev", "ro,nosuid,noexec"},
 		{"devpts", "devpts", "/dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec"},
 		{"bind", "/dev/pts/ptmx", "/dev/ptmx", ""},
 		{"tmpfs", "shm", "/dev/shm", "nosuid,nodev,mode=1777"},

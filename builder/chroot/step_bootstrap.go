@@ -84,6 +84,9 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	if err := runStreaming(cmd, ui); err != nil {
 		return halt(state, fmt.Errorf("mmdebstrap failed: %w", err))
 	}
+	for _, f := range dropHostCopies(root) {
+		ui.Message("removed " + f + ": mmdebstrap copied it from the build host")
+	}
 	after, afterBytes := cache.Stats()
 	size, _, entries, _ := export.TreeSize(root)
 	ui.Message(fmt.Sprintf("Bootstrapped %s in %s: %s in %d entries", b.Suite, time.Since(start).Round(100*time.Millisecond), export.HumanBytes(size), entries))
@@ -126,4 +129,26 @@ func runStreaming(cmd *exec.Cmd, ui packersdk.Ui) error {
 		return fmt.Errorf("%s: %w\n%s", cmd.Path, err, strings.Join(tail, "\n"))
 	}
 	return nil
+}
+
+// dropHostCopies removes the image's /etc/resolv.conf and /etc/hostname when
+// they are byte-for-byte the build host's: mmdebstrap copies both in for the
+// bootstrap and leaves them, and an image must not carry the build host's
+// resolver or name. A symlink or a file of the image's own stays.
+func dropHostCopies(root string) []string {
+	var removed []string
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hostname"} {
+		saved, err := savePath(root, f)
+		if err != nil || !saved.existed || saved.isLink {
+			continue
+		}
+		host, err := os.ReadFile(f)
+		if err != nil || string(host) != string(saved.data) {
+			continue
+		}
+		if os.Remove(saved.path) == nil {
+			removed = append(removed, f)
+		}
+	}
+	return removed
 }

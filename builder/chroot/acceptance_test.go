@@ -1,0 +1,592 @@
+package chroot
+
+// End-to-end tests: the real bin/packer builds the HCL templates in
+// test-fixtures with this plugin installed by `packer plugins install --path`.
+// `make test` sets STRATA_ACC=1, STRATA_PACKER and STRATA_PLUGIN.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+type accEnv struct {
+	packer    string
+	pluginDir string
+	cacheDir  string
+}
+
+var (
+	accOnce sync.Once
+	accVal  *accEnv
+	accErr  error
+)
+
+func acceptance(t *testing.T) *accEnv {
+	t.Helper()
+	if os.Getenv("STRATA_ACC") == "" {
+		t.Skip("end-to-end test: set STRATA_ACC=1 (make test does)")
+	}
+	accOnce.Do(func() {
+		packer, plugin := os.Getenv("STRATA_PACKER"), os.Getenv("STRATA_PLUGIN")
+		if packer == "" || plugin == "" {
+			accErr = fmt.Errorf("STRATA_PACKER and STRATA_PLUGIN must name bin/packer and bin/packer-plugin-strata (run make test)")
+			return
+		}
+		dir, err := os.MkdirTemp("", "strata-acc-plugins-")
+		if err != nil {
+			accErr = err
+			return
+		}
+		cmd := exec.Command(packer, "plugins", "install", "--path", plugin, "github.com/strata-build/strata")
+		cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+dir, "CHECKPOINT_DISABLE=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			accErr = fmt.Errorf("packer plugins install: %v\n%s", err, out)
+			return
+		}
+		cache := os.Getenv("STRATA_TEST_CACHE")
+		if cache == "" {
+			cache = "/var/cache/strata-test/apt"
+		}
+		accVal = &accEnv{packer: packer, pluginDir: dir, cacheDir: cache}
+	})
+	if accErr != nil {
+		t.Fatal(accErr)
+	}
+	return accVal
+}
+
+// scratch is a temporary directory for a store or work dir. Its clean-up
+// stops chroot processes and unmounts everything below it first: removing a
+// tree with the host's /dev still bound into it would delete host devices.
+func scratch(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if _, err := mount.CleanUnder(dir); err != nil {
+			t.Errorf("cleaning %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// run is one packer build.
+type run struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	dir    string
+	code   int
+	doneCh chan struct{}
+}
+
+func fixture(name string) string {
+	p, _ := filepath.Abs(filepath.Join("test-fixtures", name))
+	return p
+}
+
+// start starts `packer build` of template in dir, in its own process group
+// (as a terminal would run it).
+func (e *accEnv) start(t *testing.T, dir, template string, vars map[string]string, args ...string) *run {
+	t.Helper()
+	argv := []string{"build", "-color=false"}
+	argv = append(argv, args...)
+	for k, v := range vars {
+		argv = append(argv, "-var", k+"="+v)
+	}
+	argv = append(argv, template)
+	r := &run{dir: dir, doneCh: make(chan struct{})}
+	r.cmd = exec.Command(e.packer, argv...)
+	r.cmd.Dir = dir
+	r.cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+e.pluginDir, "CHECKPOINT_DISABLE=1")
+	r.cmd.Stdout = &r.out
+	r.cmd.Stderr = &r.out
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r.cmd.Wait()
+		r.code = r.cmd.ProcessState.ExitCode()
+		close(r.doneCh)
+	}()
+	// Runs before the scratch clean-ups registered earlier.
+	t.Cleanup(func() {
+		select {
+		case <-r.doneCh:
+		default:
+			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+			<-r.doneCh
+		}
+	})
+	return r
+}
+
+func (r *run) wait(t *testing.T, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-r.doneCh:
+	case <-time.After(limit):
+		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.doneCh
+		t.Fatalf("packer did not finish in %s:\n%s", limit, r.out.String())
+	}
+}
+
+func (e *accEnv) build(t *testing.T, dir, template string, vars map[string]string, args ...string) *run {
+	t.Helper()
+	r := e.start(t, dir, template, vars, args...)
+	r.wait(t, 15*time.Minute)
+	return r
+}
+
+// assertClean: nothing mounted under the work dir and no process rooted in it.
+func assertClean(t *testing.T, workDir string) {
+	t.Helper()
+	if ms, err := mount.Under(workDir); err != nil || len(ms) > 0 {
+		t.Errorf("mounts left under %s: %+v %v", workDir, ms, err)
+	}
+	if pids, err := mount.RootedUnder(workDir); err != nil || len(pids) > 0 {
+		t.Errorf("chroot processes alive under %s: %v %v", workDir, pids, err)
+	}
+}
+
+// The base build runs once and its outputs serve the other tests.
+var (
+	baseOnce sync.Once
+	baseRun  *run
+	baseVars map[string]string
+	baseErr  string
+)
+
+// TestMain removes the shared base build's directory at the end, but only
+// when nothing is mounted below it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if baseRun != nil {
+		if _, err := mount.CleanUnder(baseRun.dir); err == nil {
+			os.RemoveAll(baseRun.dir)
+		}
+	}
+	os.Exit(code)
+}
+
+func baseBuild(t *testing.T) (*run, map[string]string) {
+	e := acceptance(t)
+	baseOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "strata-acc-base-")
+		if err != nil {
+			baseErr = err.Error()
+			return
+		}
+		upload := filepath.Join(dir, "upload.txt")
+		os.WriteFile(upload, []byte("uploaded by the test\n"), 0o640)
+		baseVars = map[string]string{
+			"store_dir":    filepath.Join(dir, "store"),
+			"cache_dir":    e.cacheDir,
+			"upload_src":   upload,
+			"download_dst": filepath.Join(dir, "downloaded.txt"),
+		}
+		baseRun = e.build(t, dir, fixture("bootstrap.pkr.hcl"), baseVars)
+		if baseRun.code != 0 {
+			baseErr = "base build failed:\n" + baseRun.out.String()
+		}
+	})
+	if baseErr != "" {
+		t.Fatal(baseErr)
+	}
+	return baseRun, baseVars
+}
+
+func baseArchive(t *testing.T) string {
+	r, _ := baseBuild(t)
+	return filepath.Join(r.dir, "output-base", "rootfs.tar.zst")
+}
+
+func runIn(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestAccBootstrapEveryFormat(t *testing.T) {
+	r, vars := baseBuild(t)
+	out := filepath.Join(r.dir, "output-base")
+	workDir := filepath.Join(vars["store_dir"], "work", "base")
+	assertClean(t, workDir)
+	log := r.out.String()
+
+	for _, f := range []string{"rootfs.tar", "rootfs.tar.gz", "rootfs.tar.zst", "rootfs.squashfs", "rootfs.ext4"} {
+		runIn(t, out, "sha256sum", "-c", f+".sha256")
+	}
+	// The artifact ID is the sha256 of the uncompressed rootfs tar.
+	tarSum, _ := os.ReadFile(filepath.Join(out, "rootfs.tar.sha256"))
+	id := "sha256:" + strings.Fields(string(tarSum))[0]
+	if !strings.Contains(log, "Root file system "+id) {
+		t.Errorf("artifact ID %s not reported:\n%s", id, log)
+	}
+	dirSum, _ := os.ReadFile(filepath.Join(out, "rootfs.sha256"))
+	if !strings.HasPrefix(string(dirSum), strings.TrimPrefix(id, "sha256:")) {
+		t.Errorf("dir digest %q differs from the tar's %s", dirSum, id)
+	}
+
+	// tar.zst unpacks to a tree where apt-get runs.
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.Mkdir(tree, 0o755)
+	runIn(t, out, "tar", "-xpf", "rootfs.tar.zst", "-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	if v := runIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
+		t.Errorf("apt-get --version in the unpacked tree: %q", v)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tree, "root/uploaded.txt")); string(b) != "uploaded by the test\n" {
+		t.Errorf("uploaded file: %q", b)
+	}
+	if fi, err := os.Stat(filepath.Join(tree, "root/uploaded.txt")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("uploaded file mode: %v %v", fi, err)
+	}
+	if b, _ := os.ReadFile(vars["download_dst"]); string(b) != "hello\n" {
+		t.Errorf("downloaded file: %q", b)
+	}
+	for _, gone := range []string{"usr/sbin/policy-rc.d", "var/tmp/scratch/.", "etc/hostname"} {
+		if _, err := os.Stat(filepath.Join(tree, gone)); err == nil && gone != "var/tmp/scratch/." {
+			t.Errorf("%s should not be in the image", gone)
+		}
+	}
+	// The image must not carry the build host's resolver configuration.
+	if b, err := os.ReadFile(filepath.Join(tree, "etc/resolv.conf")); err == nil {
+		host, _ := os.ReadFile("/etc/resolv.conf")
+		if bytes.Equal(b, host) {
+			t.Error("the build host's resolv.conf ended up in the image")
+		}
+	}
+	// The package cache fed the build and stayed out of the image.
+	debs, _ := filepath.Glob(filepath.Join(tree, "var/cache/apt/archives/*.deb"))
+	if len(debs) > 0 {
+		t.Errorf("%d .debs in the image's apt cache", len(debs))
+	}
+	if cached, _ := filepath.Glob(filepath.Join(vars["cache_dir"], "archives", "*.deb")); len(cached) < 80 {
+		t.Errorf("package cache holds %d .debs, want the ~88 of minbase", len(cached))
+	}
+	if man, _ := os.ReadFile(filepath.Join(out, "packages.tsv")); !bytes.Contains(man, []byte("\napt\t")) && !bytes.HasPrefix(man, []byte("apt\t")) {
+		t.Errorf("packages.tsv lacks apt:\n%s", man)
+	}
+	// ext4 and squashfs are sound.
+	runIn(t, out, "e2fsck", "-fn", "rootfs.ext4")
+	if l := runIn(t, out, "unsquashfs", "-l", "rootfs.squashfs"); !strings.Contains(l, "squashfs-root/etc/debian_version") {
+		t.Error("squashfs listing lacks etc/debian_version")
+	}
+	// Hooks ran at their points.
+	for _, m := range []string{"pre_mount.marker", "post_mount.marker", "pre_unmount.marker"} {
+		if _, err := os.Stat(filepath.Join(workDir, m)); err != nil {
+			t.Errorf("hook marker %s: %v", m, err)
+		}
+	}
+	for _, want := range []string{"Bootstrapping bookworm", "package cache", "Mounting", "torn down", "Wrote rootfs.tar.zst"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("progress lacks %q", want)
+		}
+	}
+}
+
+func archiveVars(t *testing.T, archive string, inline ...string) map[string]string {
+	quoted := make([]string, len(inline))
+	for i, s := range inline {
+		quoted[i] = strconv.Quote(s)
+	}
+	return map[string]string{
+		"store_dir": filepath.Join(scratch(t), "store"),
+		"archive":   archive,
+		"inline":    "[" + strings.Join(quoted, ",") + "]",
+	}
+}
+
+func TestAccFailingProvisioner(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "echo about to fail", "exit 3")
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
+	if r.code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", r.code, r.out.String())
+	}
+	if !strings.Contains(r.out.String(), "exit status 3") && !strings.Contains(r.out.String(), "non-zero exit status") {
+		t.Errorf("the failure is not reported:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-app")); err == nil {
+		t.Error("output dir left after a failed build")
+	}
+	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+}
+
+func TestAccDaemonLeftRunning(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "sleep 1000 &", "echo left a daemon")
+	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	if r.code != 0 {
+		t.Fatalf("exit code %d:\n%s", r.code, r.out.String())
+	}
+	if !strings.Contains(r.out.String(), "stopped 1 process(es) still running in the chroot") {
+		t.Errorf("the daemon was not reported stopped:\n%s", r.out.String())
+	}
+	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+}
+
+// waitForFile waits for the provisioner's marker inside the chroot.
+func waitForFile(t *testing.T, r *run, p string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		select {
+		case <-r.doneCh:
+			t.Fatalf("packer ended before provisioning started:\n%s", r.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("provisioning never started:\n%s", r.out.String())
+}
+
+func TestAccInterruptMidProvision(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 600")
+	dir := t.TempDir()
+	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
+	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	// Ctrl-C as a terminal sends it: to the whole process group.
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
+	r.wait(t, 2*time.Minute)
+	if r.code == 0 {
+		t.Fatalf("an interrupted build exited 0:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-app")); err == nil {
+		t.Error("output dir left after an interrupted build")
+	}
+	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+}
+
+// pluginPIDs finds the plugin processes among packer's descendants (packer
+// re-executes itself once before it starts plugins).
+func pluginPIDs(packerPID int) []int {
+	parent := map[int]int{}
+	comm := map[int]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		fields := strings.Fields(s[close+1:])
+		if open < 0 || len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		parent[pid] = ppid
+		comm[pid] = s[open+1 : close]
+	}
+	var pids []int
+	for pid := range parent {
+		for p := parent[pid]; p > 1; p = parent[p] {
+			if p == packerPID {
+				if strings.HasPrefix(comm[pid], "packer-plugin-s") {
+					pids = append(pids, pid)
+				}
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// packerPIDs is packer and its re-executed child.
+func packerPIDs(top int) []int {
+	pids := []int{top}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			s := string(stat)
+			fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+			if len(fields) > 1 && fields[1] == strconv.Itoa(top) && strings.Contains(s, "(packer)") {
+				pid, _ := strconv.Atoi(e.Name())
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func TestAccKilledBuildThenRebuild(t *testing.T) {
+	e := acceptance(t)
+	archive := baseArchive(t)
+	vars := archiveVars(t, archive, "touch /tmp/provisioning", "sleep 600")
+	workDir := filepath.Join(vars["store_dir"], "work")
+	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	waitForFile(t, r, filepath.Join(workDir, "app", "rootfs", "tmp", "provisioning"))
+	plugins := pluginPIDs(r.cmd.Process.Pid)
+	t.Logf("packer %d, plugins %v", r.cmd.Process.Pid, plugins)
+	if len(plugins) == 0 {
+		t.Fatal("no plugin process found under packer")
+	}
+	// Every packer process (packer re-executes itself) and the plugin; the
+	// provisioner's own process in the chroot is left, as a real kill leaves it.
+	for _, p := range append(plugins, packerPIDs(r.cmd.Process.Pid)...) {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	r.wait(t, time.Minute)
+	if r.code == 0 {
+		t.Fatal("a killed packer exited 0")
+	}
+	// What a killed run leaves: mounts and the provisioner's process.
+	if ms, _ := mount.Under(workDir); len(ms) == 0 {
+		t.Fatal("expected the killed run's mounts to be left behind")
+	}
+	if pids, _ := mount.RootedUnder(workDir); len(pids) == 0 {
+		t.Fatal("expected the killed run's chroot process to be left behind")
+	}
+	vars2 := archiveVars(t, archive, "echo second build")
+	vars2["store_dir"] = vars["store_dir"]
+	r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars2)
+	if r2.code != 0 {
+		t.Fatalf("the rebuild failed:\n%s", r2.out.String())
+	}
+	if !strings.Contains(r2.out.String(), "Cleaned up after an earlier build") {
+		t.Errorf("the rebuild did not report cleaning up:\n%s", r2.out.String())
+	}
+	assertClean(t, workDir)
+}
+
+func TestAccOnErrorAbortKeepsMounts(t *testing.T) {
+	e := acceptance(t)
+	archive := baseArchive(t)
+	vars := archiveVars(t, archive, "exit 1")
+	workDir := filepath.Join(vars["store_dir"], "work")
+	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars, "-on-error=abort")
+	if r.code != 1 {
+		t.Fatalf("exit code %d:\n%s", r.code, r.out.String())
+	}
+	if !strings.Contains(r.out.String(), "stays mounted at") {
+		t.Errorf("-on-error=abort does not say where the mounts are:\n%s", r.out.String())
+	}
+	if ms, _ := mount.Under(workDir); len(ms) == 0 {
+		t.Fatal("-on-error=abort should keep the mounts")
+	}
+	vars2 := archiveVars(t, archive, "true")
+	vars2["store_dir"] = vars["store_dir"]
+	if r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars2); r2.code != 0 {
+		t.Fatalf("the next build failed:\n%s", r2.out.String())
+	}
+	assertClean(t, workDir)
+}
+
+// TestAccResolvConfAbsoluteSymlink builds an image whose /etc/resolv.conf is
+// an absolute symlink naming a real host file: the build resolves names, the
+// host file is untouched and the image's link is exactly as before.
+func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
+	e := acceptance(t)
+	base := baseArchive(t)
+	hostFile := filepath.Join(t.TempDir(), "host-resolv.conf")
+	hostContent := []byte("# a host file the image's symlink names\n")
+	os.WriteFile(hostFile, hostContent, 0o644)
+	old := time.Unix(1500000000, 0)
+	os.Chtimes(hostFile, old, old)
+
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.Mkdir(tree, 0o755)
+	runIn(t, tree, "tar", "-xpf", base, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	os.Remove(filepath.Join(tree, "etc/resolv.conf"))
+	if err := os.Symlink(hostFile, filepath.Join(tree, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "linked.tar")
+	runIn(t, tree, "tar", "-cpf", archive, "--numeric-owner", "--xattrs", ".")
+
+	for _, mode := range []string{"copy-host", "bind-host"} {
+		t.Run(mode, func(t *testing.T) {
+			vars := archiveVars(t, archive, "grep -q '^nameserver' /etc/resolv.conf", "echo resolv ok")
+			vars["resolv_conf"] = mode
+			dir := t.TempDir()
+			r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
+			if r.code != 0 {
+				t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+			}
+			got, _ := os.ReadFile(hostFile)
+			fi, _ := os.Stat(hostFile)
+			if !bytes.Equal(got, hostContent) || !fi.ModTime().Equal(old) {
+				t.Fatalf("the host file was written: %q %v", got, fi.ModTime())
+			}
+			link, err := os.Readlink(filepath.Join(dir, "output-app", "rootfs", "etc", "resolv.conf"))
+			if err != nil || link != hostFile {
+				t.Fatalf("the image's symlink is %q (%v), want %q", link, err, hostFile)
+			}
+			assertClean(t, filepath.Join(vars["store_dir"], "work"))
+		})
+	}
+}
+
+func TestAccInvalidConfigTouchesNothing(t *testing.T) {
+	e := acceptance(t)
+	store := filepath.Join(scratch(t), "store")
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("invalid.pkr.hcl"), map[string]string{"store_dir": store})
+	if r.code == 0 {
+		t.Fatal("an invalid template built")
+	}
+	for _, opt := range []string{"bootstrap and source_archive are both set", "bootstrap.variant", "bootstrap.mirror",
+		"source_archive", "formats", "resolv_conf", "ext4_free_space", "chroot_mounts[0].target"} {
+		if !strings.Contains(r.out.String(), opt) {
+			t.Errorf("error output does not name %q:\n%s", opt, r.out.String())
+		}
+	}
+	if _, err := os.Stat(store); err == nil {
+		t.Error("an invalid build created its store")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-bad")); err == nil {
+		t.Error("an invalid build created its output dir")
+	}
+}
+
+func TestAccOutputDirExistsNeedsForce(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "true")
+	vars["formats"] = `["tar.zst"]`
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "output-app"), 0o755)
+	os.WriteFile(filepath.Join(dir, "output-app", "keep"), []byte("x"), 0o644)
+	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
+	if r.code == 0 || !strings.Contains(r.out.String(), "force") {
+		t.Fatalf("an existing output dir was not refused:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-app", "keep")); err != nil {
+		t.Fatal("the refused build touched the existing output dir")
+	}
+	if _, err := os.Stat(filepath.Join(vars["store_dir"], "work")); err == nil {
+		t.Error("the refused build created a work dir")
+	}
+	r = e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
+	if r.code != 0 {
+		t.Fatalf("-force build failed:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-app", "rootfs.tar.zst")); err != nil {
+		t.Fatal(err)
+	}
+	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+}
