@@ -41,6 +41,8 @@ $(SDC): go.mod go.sum
 generate: $(SDC)
 	@link=$$(mktemp -d)/packer-plugin-strata; ln -s $(CURDIR) $$link; \
 	cd $$link && PATH=$(BIN):$$PATH $(GO) generate ./... ; rc=$$?; rm -f $$link; rmdir $$(dirname $$link); exit $$rc
+	@# renderdocs skips files whose copy looks current and renders them again; start clean.
+	rm -rf .web-docs
 	PATH=$(BIN):$$PATH packer-sdc renderdocs -src docs -partials docs-partials -dst .web-docs
 
 ## check-generate: fails when the committed generated files are stale.
