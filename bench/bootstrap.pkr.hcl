@@ -1,0 +1,27 @@
+# Benchmark template: a bookworm minbase image as tar.zst, nothing else.
+packer {
+  required_plugins {
+    strata = {
+      source  = "github.com/strata-build/strata"
+      version = ">= 0.1.0"
+    }
+  }
+}
+
+variable "store_dir" { type = string }
+variable "cache_dir" { type = string }
+variable "mirror" { type = string }
+
+source "strata-chroot" "bench" {
+  bootstrap {
+    suite  = "bookworm"
+    mirror = var.mirror
+  }
+  store_dir         = var.store_dir
+  package_cache_dir = var.cache_dir
+  formats           = ["tar.zst"]
+}
+
+build {
+  sources = ["source.strata-chroot.bench"]
+}

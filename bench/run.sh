@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Prints comparison tables. Needs root, bin/packer and bin/packer-plugin-strata
+# (make bench builds them) and the host's Debian mirror.
+#   1. bookworm minbase as tar.zst: strata-chroot through `packer build`, cold
+#      (empty package cache) and warm, against mmdebstrap alone writing the
+#      same format from the same mirror, in the same run.
+#   2. exporting a tree as tar.zst: strata's exporter against `tar | zstd`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REPS=${BENCH_REPS:-2}
+WORK=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export CHECKPOINT_DISABLE=1 PACKER_PLUGIN_PATH=$WORK/plugins
+MIRROR=$(go run ./bench/hostmirror)
+HOOKS=/usr/share/mmdebstrap/hooks/merged-usr
+
+bin/packer plugins install --path bin/packer-plugin-strata github.com/strata-build/strata >/dev/null
+
+now() { date +%s.%N; }
+declare -A total count size
+
+measure() { # name, command...
+  local name=$1; shift
+  local t0 t1
+  t0=$(now)
+  "$@" >"$WORK/last.log" 2>&1 || { echo "FAILED: $name"; tail -20 "$WORK/last.log"; exit 1; }
+  t1=$(now)
+  total[$name]=$(awk -v a="${total[$name]:-0}" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.3f", a + e - s }')
+  count[$name]=$(( ${count[$name]:-0} + 1 ))
+}
+
+strata_build() { # cache dir
+  rm -rf "$WORK/run" && mkdir -p "$WORK/run"
+  (cd "$WORK/run" && "$ROOT/bin/packer" build -force -color=false \
+     -var store_dir="$WORK/store" -var cache_dir="$1" -var mirror="$MIRROR" "$ROOT/bench/bootstrap.pkr.hcl")
+  size[$2]=$(stat -c %s "$WORK/run/output-bench/rootfs.tar.zst")
+}
+
+mmdebstrap_tar() { # extra args...
+  rm -f "$WORK/mm.tar.zst"
+  mmdebstrap --mode=root --variant=minbase "$@" bookworm "$WORK/mm.tar.zst" "$MIRROR"
+}
+
+for i in $(seq "$REPS"); do
+  echo "round $i/$REPS ..." >&2
+  measure "mmdebstrap minbase, merged-usr hooks" mmdebstrap_tar --hook-dir=$HOOKS
+  size["mmdebstrap minbase, merged-usr hooks"]=$(stat -c %s "$WORK/mm.tar.zst")
+  measure "mmdebstrap minbase, plain" mmdebstrap_tar
+  size["mmdebstrap minbase, plain"]=$(stat -c %s "$WORK/mm.tar.zst")
+  rm -rf "$WORK/cold-cache"
+  measure "strata packer build, cold cache" strata_build "$WORK/cold-cache" "strata packer build, cold cache"
+  measure "strata packer build, warm cache" strata_build "$WORK/cold-cache" "strata packer build, warm cache"
+done
+
+base="mmdebstrap minbase, merged-usr hooks"
+avg() { awk -v t="${total[$1]}" -v n="${count[$1]}" 'BEGIN { printf "%.2f", t / n }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+b=$(avg "$base")
+echo
+echo "## bookworm minbase -> tar.zst (mean of $REPS, same mirror, same run)"
+printf '| %-40s | %9s | %9s | %14s |\n' "tool" "seconds" "ratio" "tar.zst MiB"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "-----------" "-----------" "----------------"
+for name in "$base" "mmdebstrap minbase, plain" "strata packer build, cold cache" "strata packer build, warm cache"; do
+  a=$(avg "$name")
+  printf '| %-40s | %9s | %8sx | %14s |\n' "$name" "$a" "$(div "$a" "$b")" "$(div "${size[$name]}" 1048576)"
+done
+
+# 2. Export: strata's single-pass exporter against tar | zstd on the same tree.
+TREE=$WORK/tree
+mkdir -p "$TREE"
+tar -C "$TREE" -xpf "$WORK/run/output-bench/rootfs.tar.zst" --numeric-owner --xattrs --xattrs-include='*'
+echo
+echo "## export of that tree ($(du -sh "$TREE" | cut -f1)) as tar.zst"
+STRATA_BENCH_TREE=$TREE go test -run '^$' -bench . -benchtime "${REPS}x" -count 1 ./bench/ | tee "$WORK/bench.txt" >&2
+go run ./bench/table "$WORK/bench.txt"
