@@ -16,9 +16,6 @@ import (
 	"github.com/strata-build/packer-plugin-strata/export"
 )
 
-// ManifestName is the package manifest written beside the outputs.
-const ManifestName = "packages.tsv"
-
 // stepExport writes the torn-down tree in every asked-for format, with a
 // sha256 beside each output and the package manifest, and makes the artifact.
 type stepExport struct{}
@@ -38,12 +35,12 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	var files []string
 	if manifest != nil {
-		p := filepath.Join(outDir, ManifestName)
+		p := filepath.Join(outDir, export.PackagesName)
 		if err := export.WriteFileAtomic(p, manifest, 0o644); err != nil {
 			return halt(state, fmt.Errorf("writing package manifest: %w", err))
 		}
 		files = append(files, p)
-		ui.Message(fmt.Sprintf("Package manifest: %d packages in %s", strings.Count(string(manifest), "\n"), ManifestName))
+		ui.Message(fmt.Sprintf("Package manifest: %d packages in %s", strings.Count(string(manifest), "\n"), export.PackagesName))
 	}
 
 	opt := export.Options{
@@ -68,6 +65,11 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	for _, o := range res.Outputs {
 		files = append(files, o.Path, o.Path+".sha256")
 	}
+	if err := export.WriteManifest(outDir, export.Manifest{RootfsDigest: res.RootfsDigest, BuildName: cfg.PackerBuildName,
+		Source: sourceLabel(cfg), Outputs: res.Outputs}); err != nil {
+		return halt(state, fmt.Errorf("writing %s: %w", export.ManifestName, err))
+	}
+	files = append(files, filepath.Join(outDir, export.ManifestName))
 	state.Put("artifact", &Artifact{
 		Digest:    res.RootfsDigest,
 		OutputDir: outDir,

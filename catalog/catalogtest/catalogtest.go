@@ -1,0 +1,532 @@
+// Package catalogtest is the contract every catalog backend must pass: the
+// same tests, run against SQLite and PostgreSQL.
+package catalogtest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+// NewStore opens a fresh, empty store for one test.
+type NewStore func(t *testing.T) catalog.Store
+
+// Run runs the whole contract.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, c *catalog.Catalog)
+	}{
+		{"RegisterAndRead", testRegisterAndRead},
+		{"RegisterErrors", testRegisterErrors},
+		{"PromoteAndFrom", testPromote},
+		{"RollbackWalksBack", testRollback},
+		{"RollbackSkipsRevokedAndMissing", testRollbackSkips},
+		{"RevokeRestoreDescendants", testRevoke},
+		{"LineageAndOutOfDate", testLineage},
+		{"Diff", testDiff},
+		{"GC", testGC},
+		{"ConcurrentPromoteRollback", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			c := catalog.New(s)
+			c.ContentExists = func(*catalog.Version) bool { return true }
+			t.Cleanup(func() { c.Close() })
+			tc.fn(t, c)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func digest(s string) string {
+	return fmt.Sprintf("sha256:%064x", []byte(s)[:min(len(s), 32)])
+}
+
+func min(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func register(t *testing.T, c *catalog.Catalog, image, version, parent string) *catalog.Version {
+	t.Helper()
+	v, err := c.Register(ctx, &catalog.Version{Image: image, Version: version, ImageID: digest(image + "@" + version + fmt.Sprint(rand.Int())), ParentID: parent}, catalog.RegisterOptions{})
+	if err != nil {
+		t.Fatalf("register %s@%s: %v", image, version, err)
+	}
+	return v
+}
+
+func mustIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error %v, want %v", err, target)
+	}
+}
+
+func testRegisterAndRead(t *testing.T, c *catalog.Catalog) {
+	in := &catalog.Version{
+		Image: "base-os", ImageID: digest("a"), ParentID: digest("outside"),
+		Labels:    map[string]string{"suite": "bookworm"},
+		Tags:      []string{"lts", "slim"},
+		Artifacts: []catalog.Artifact{{Format: "tar.zst", Path: "/out/rootfs.tar.zst", Size: 42, SHA256: strings.Repeat("ab", 32)}},
+		Packages:  []catalog.Package{{Name: "apt", Version: "2.6.1", Arch: "amd64"}},
+		Build:     catalog.BuildInfo{PackerRunUUID: "run-1", BuildName: "base", TemplateHash: "h"},
+	}
+	v1, err := c.Register(ctx, in, catalog.RegisterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.Version != "1.0.0" || v1.Seq != 1 {
+		t.Fatalf("first assigned version %q seq %d, want 1.0.0 / 1", v1.Version, v1.Seq)
+	}
+	in2 := *in
+	in2.ImageID = digest("b")
+	v2, err := c.Register(ctx, &in2, catalog.RegisterOptions{})
+	if err != nil || v2.Version != "1.0.1" {
+		t.Fatalf("next assigned version %v %v, want 1.0.1", v2, err)
+	}
+	register(t, c, "base-os", "2.3.9", "")
+	v4 := register(t, c, "base-os", "", "")
+	if v4.Version != "2.3.10" {
+		t.Fatalf("next after 2.3.9 is %s, want 2.3.10", v4.Version)
+	}
+	ts, err := c.Register(ctx, &catalog.Version{Image: "nightly", ImageID: digest("n")}, catalog.RegisterOptions{Scheme: catalog.SchemeTimestamp})
+	if err != nil || len(ts.Version) != len("20060102.150405") {
+		t.Fatalf("timestamp version %v %v", ts, err)
+	}
+
+	got, err := c.Get(ctx, "base-os", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels["suite"] != "bookworm" || len(got.Tags) != 2 || got.Artifacts[0].Size != 42 || got.Packages[0].Name != "apt" ||
+		got.Build.PackerRunUUID != "run-1" || got.ParentID != in.ParentID || got.Created.IsZero() {
+		t.Fatalf("round trip lost content: %+v", got)
+	}
+	vs, err := c.Versions(ctx, "base-os")
+	if err != nil || len(vs) != 4 || vs[0].Version != "1.0.0" || vs[3].Version != "2.3.10" {
+		t.Fatalf("versions %v %v", vs, err)
+	}
+	imgs, err := c.Images(ctx)
+	if err != nil || len(imgs) != 2 || imgs[0].Name != "base-os" || imgs[0].Versions != 4 || imgs[0].Latest != "2.3.10" {
+		t.Fatalf("images %+v %v", imgs, err)
+	}
+	_, err = c.Get(ctx, "base-os", "9.9.9")
+	mustIs(t, err, catalog.ErrNotFound)
+	_, err = c.Versions(ctx, "nope")
+	mustIs(t, err, catalog.ErrNotFound)
+}
+
+func testRegisterErrors(t *testing.T, c *catalog.Catalog) {
+	register(t, c, "img", "1.0.0", "")
+	_, err := c.Register(ctx, &catalog.Version{Image: "img", Version: "1.0.0", ImageID: digest("x")}, catalog.RegisterOptions{})
+	mustIs(t, err, catalog.ErrConflict)
+	for _, bad := range []*catalog.Version{
+		{Image: "Bad Name", ImageID: digest("x")},
+		{Image: "img", Version: "a b", ImageID: digest("x")},
+		{Image: "img"},
+		{Image: "img", ImageID: digest("x"), Artifacts: []catalog.Artifact{{Path: "", SHA256: "x"}}},
+	} {
+		_, err := c.Register(ctx, bad, catalog.RegisterOptions{})
+		mustIs(t, err, catalog.ErrInvalid)
+	}
+	// Nothing of the refused registrations is visible.
+	if vs, _ := c.Versions(ctx, "img"); len(vs) != 1 {
+		t.Fatalf("refused registrations left %d versions", len(vs))
+	}
+}
+
+func testPromote(t *testing.T, c *catalog.Catalog) {
+	register(t, c, "app", "1.0.0", "")
+	register(t, c, "app", "1.0.1", "")
+	e, changed, err := c.Promote(ctx, "app", "dev", "1.0.0", catalog.MoveOptions{Actor: "ci", Reason: "first"})
+	if err != nil || !changed || e.Previous != "" || e.Actor != "ci" || e.Reason != "first" || e.Action != catalog.ActionPromote {
+		t.Fatalf("promote: %+v %v %v", e, changed, err)
+	}
+	if _, changed, _ := c.Promote(ctx, "app", "dev", "1.0.0", catalog.MoveOptions{}); changed {
+		t.Fatal("promoting what the channel holds must change nothing")
+	}
+	e, _, err = c.Promote(ctx, "app", "dev", "1.0.1", catalog.MoveOptions{})
+	if err != nil || e.Previous != "1.0.0" {
+		t.Fatalf("second promote %+v %v", e, err)
+	}
+	_, _, err = c.Promote(ctx, "app", "production", "1.0.1", catalog.MoveOptions{From: "staging"})
+	mustIs(t, err, catalog.ErrNotFound)
+	c.Promote(ctx, "app", "staging", "1.0.0", catalog.MoveOptions{})
+	_, _, err = c.Promote(ctx, "app", "production", "1.0.1", catalog.MoveOptions{From: "staging"})
+	mustIs(t, err, catalog.ErrConflict)
+	e, _, err = c.Promote(ctx, "app", "production", "", catalog.MoveOptions{From: "staging"})
+	if err != nil || e.Version != "1.0.0" {
+		t.Fatalf("promote --from staging: %+v %v", e, err)
+	}
+	_, _, err = c.Promote(ctx, "app", "dev", "7.7.7", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrNotFound)
+	_, _, err = c.Promote(ctx, "ghost", "dev", "1.0.0", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrNotFound)
+	_, _, err = c.Promote(ctx, "app", "Bad Channel", "1.0.0", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrInvalid)
+	c.Revoke(ctx, "app", "1.0.1", catalog.RevokeOptions{Reason: "broken"})
+	_, _, err = c.Promote(ctx, "app", "staging", "1.0.1", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrRevoked)
+
+	chs, err := c.Channels(ctx, "app")
+	if err != nil || len(chs) != 3 {
+		t.Fatalf("channels %+v %v", chs, err)
+	}
+	for _, ch := range chs {
+		if ch.Name == "dev" && (!ch.Revoked || ch.Version != "1.0.1") {
+			t.Fatalf("dev should show it holds a revoked version: %+v", ch)
+		}
+	}
+	_, err = c.Resolve(ctx, "app", "dev")
+	mustIs(t, err, catalog.ErrRevoked)
+	if v, err := c.Resolve(ctx, "app", "production"); err != nil || v.Version != "1.0.0" {
+		t.Fatalf("resolve production %v %v", v, err)
+	}
+}
+
+func testRollback(t *testing.T, c *catalog.Catalog) {
+	for _, v := range []string{"1", "2", "3"} {
+		register(t, c, "svc", v, "")
+		c.Promote(ctx, "svc", "production", v, catalog.MoveOptions{})
+	}
+	steps := []string{"2", "1"}
+	for _, want := range steps {
+		e, _, err := c.Rollback(ctx, "svc", "production", catalog.MoveOptions{Actor: "oncall", Reason: "bad deploy"})
+		if err != nil || e.Version != want || e.Action != catalog.ActionRollback {
+			t.Fatalf("rollback: %+v %v, want %s", e, err, want)
+		}
+	}
+	_, _, err := c.Rollback(ctx, "svc", "production", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrNoRollback)
+	// Promote forward again, then --to an older one.
+	c.Promote(ctx, "svc", "production", "3", catalog.MoveOptions{})
+	e, _, err := c.Rollback(ctx, "svc", "production", catalog.MoveOptions{To: "1"})
+	if err != nil || e.Version != "1" || e.Previous != "3" {
+		t.Fatalf("rollback --to 1: %+v %v", e, err)
+	}
+	_, _, err = c.Rollback(ctx, "svc", "production", catalog.MoveOptions{To: "3"})
+	mustIs(t, err, catalog.ErrNoRollback)
+	_, _, err = c.Rollback(ctx, "svc", "staging", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrNotFound)
+
+	h, err := c.History(ctx, "svc", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, h)
+	if len(h) != 7 {
+		t.Fatalf("history has %d entries, want 7: %+v", len(h), h)
+	}
+}
+
+// checkChain: every entry's previous is the version before it.
+func checkChain(t *testing.T, h []catalog.ChannelEntry) {
+	t.Helper()
+	for i := range h {
+		want := ""
+		if i > 0 {
+			want = h[i-1].Version
+			if h[i].ID <= h[i-1].ID || h[i].Time.Before(h[i-1].Time.Add(-time.Second)) {
+				t.Fatalf("history out of order at %d: %+v", i, h[i])
+			}
+		}
+		if h[i].Previous != want {
+			t.Fatalf("broken chain at entry %d: previous %q, want %q", i, h[i].Previous, want)
+		}
+	}
+}
+
+func testRollbackSkips(t *testing.T, c *catalog.Catalog) {
+	for _, v := range []string{"1", "2", "3", "4"} {
+		register(t, c, "svc", v, "")
+		c.Promote(ctx, "svc", "production", v, catalog.MoveOptions{})
+	}
+	c.Revoke(ctx, "svc", "3", catalog.RevokeOptions{Reason: "CVE"})
+	c.ContentExists = func(v *catalog.Version) bool { return v.Version != "2" }
+	e, skipped, err := c.Rollback(ctx, "svc", "production", catalog.MoveOptions{})
+	if err != nil || e.Version != "1" {
+		t.Fatalf("rollback should skip revoked 3 and content-less 2: %+v %v", e, err)
+	}
+	if len(skipped) != 2 || !strings.Contains(skipped[0].Skipped, "revoked") || !strings.Contains(skipped[1].Skipped, "gone") {
+		t.Fatalf("skipped %+v", skipped)
+	}
+}
+
+func testRevoke(t *testing.T, c *catalog.Catalog) {
+	base := register(t, c, "base", "1", "")
+	rt := register(t, c, "runtime", "1", base.ImageID)
+	app := register(t, c, "app", "1", rt.ImageID)
+	other := register(t, c, "base", "2", "")
+	_, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{})
+	mustIs(t, err, catalog.ErrInvalid)
+	changed, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{Reason: "CVE-1", Descendants: true})
+	if err != nil || len(changed) != 3 {
+		t.Fatalf("revoke with descendants changed %d: %v", len(changed), err)
+	}
+	for _, ref := range [][2]string{{"base", "1"}, {"runtime", "1"}, {"app", "1"}} {
+		v, _ := c.Get(ctx, ref[0], ref[1])
+		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt.IsZero() {
+			t.Fatalf("%s@%s not revoked: %+v", ref[0], ref[1], v)
+		}
+	}
+	if v, _ := c.Get(ctx, "base", other.Version); v.Revoked {
+		t.Fatal("an unrelated version was revoked")
+	}
+	changed, err = c.Restore(ctx, "base", "1", catalog.RevokeOptions{})
+	if err != nil || len(changed) != 1 {
+		t.Fatalf("restore without descendants: %d %v", len(changed), err)
+	}
+	if v, _ := c.Get(ctx, "app", app.Version); !v.Revoked {
+		t.Fatal("restore without descendants restored a descendant")
+	}
+	if changed, _ = c.Restore(ctx, "base", "1", catalog.RevokeOptions{Descendants: true}); len(changed) != 2 {
+		t.Fatalf("restore with descendants changed %d, want 2", len(changed))
+	}
+	_, err = c.Revoke(ctx, "base", "404", catalog.RevokeOptions{Reason: "x"})
+	mustIs(t, err, catalog.ErrNotFound)
+}
+
+func testLineage(t *testing.T, c *catalog.Catalog) {
+	b1 := register(t, c, "base", "1", "")
+	b2 := register(t, c, "base", "2", "")
+	r1 := register(t, c, "runtime", "1", b1.ImageID)
+	a1 := register(t, c, "app", "1", r1.ImageID)
+	register(t, c, "app", "2", r1.ImageID)
+	l, err := c.Lineage(ctx, "runtime", "1")
+	if err != nil || len(l.Ancestors) != 1 || l.Ancestors[0].Ref() != "base@1" || len(l.Descendants) != 2 {
+		t.Fatalf("lineage %+v %v", l, err)
+	}
+	l, _ = c.Lineage(ctx, "app", "1")
+	if len(l.Ancestors) != 2 || l.Ancestors[1].Ref() != "base@1" {
+		t.Fatalf("app ancestors %+v", l.Ancestors)
+	}
+	c.Promote(ctx, "base", "production", "1", catalog.MoveOptions{})
+	c.Promote(ctx, "runtime", "production", "1", catalog.MoveOptions{})
+	c.Promote(ctx, "app", "production", a1.Version, catalog.MoveOptions{})
+	if ood, _ := c.OutOfDate(ctx, ""); len(ood) != 0 {
+		t.Fatalf("nothing is out of date yet: %+v", ood)
+	}
+	c.Promote(ctx, "base", "production", b2.Version, catalog.MoveOptions{})
+	ood, err := c.OutOfDate(ctx, "")
+	if err != nil || len(ood) != 1 || ood[0].Image != "runtime" || ood[0].Parent != "base@1" {
+		t.Fatalf("runtime@1 should be out of date: %+v %v", ood, err)
+	}
+	if ood, _ := c.OutOfDate(ctx, "app"); len(ood) != 0 {
+		t.Fatalf("app's parent runtime@1 is still on a channel: %+v", ood)
+	}
+}
+
+func testDiff(t *testing.T, c *catalog.Catalog) {
+	a, _ := c.Register(ctx, &catalog.Version{Image: "x", Version: "1", ImageID: digest("1"),
+		Labels:    map[string]string{"keep": "1", "gone": "1", "chg": "a"},
+		Packages:  []catalog.Package{{Name: "apt", Version: "1"}, {Name: "old", Version: "1"}, {Name: "same", Version: "1"}},
+		Artifacts: []catalog.Artifact{{Format: "tar.zst", Path: "/a", SHA256: strings.Repeat("1", 64)}}}, catalog.RegisterOptions{})
+	b, _ := c.Register(ctx, &catalog.Version{Image: "x", Version: "2", ImageID: digest("2"),
+		Labels:    map[string]string{"keep": "1", "chg": "b", "new": "1"},
+		Packages:  []catalog.Package{{Name: "apt", Version: "2"}, {Name: "new", Version: "1"}, {Name: "same", Version: "1"}},
+		Artifacts: []catalog.Artifact{{Format: "tar.zst", Path: "/b", SHA256: strings.Repeat("2", 64)}}}, catalog.RegisterOptions{})
+	d, err := c.Diff(ctx, "x", a.Version, "x", b.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.PackagesAdded) != 1 || d.PackagesAdded[0].Name != "new" || len(d.PackagesRemoved) != 1 || d.PackagesRemoved[0].Name != "old" ||
+		len(d.PackagesChanged) != 1 || d.PackagesChanged[0].To != "2" || len(d.LabelsChanged) != 3 || len(d.ArtifactsChanged) != 1 || !d.ImageIDChanged {
+		t.Fatalf("diff %+v", d)
+	}
+	if same, _ := c.Diff(ctx, "x", "1", "x", "1"); !same.Empty() {
+		t.Fatalf("a version differs from itself: %+v", same)
+	}
+}
+
+func testGC(t *testing.T, c *catalog.Catalog) {
+	now := time.Now()
+	c.Now = func() time.Time { return now.Add(-48 * time.Hour) }
+	base := register(t, c, "base", "1", "")
+	for i := 1; i <= 8; i++ {
+		register(t, c, "app", fmt.Sprint(i), base.ImageID)
+	}
+	register(t, c, "base", "2", "")
+	for i := 1; i <= 6; i++ {
+		c.Promote(ctx, "app", "production", fmt.Sprint(i), catalog.MoveOptions{})
+	}
+	c.Now = func() time.Time { return now }
+	register(t, c, "app", "fresh", "")
+
+	dry, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]bool{}
+	for _, v := range dry.Deleted {
+		deleted[v.Ref()] = true
+	}
+	for _, want := range []string{"app@1", "app@2", "app@3", "app@7", "app@8", "base@2"} {
+		if !deleted[want] {
+			t.Errorf("gc should delete %s; plan %v, kept %v", want, deleted, dry.Kept)
+		}
+	}
+	for _, keep := range []string{"app@6", "app@5", "app@4", "base@1", "app@fresh"} {
+		if deleted[keep] {
+			t.Errorf("gc would delete %s (%s)", keep, "head, rollback window, ancestor or fresh")
+		}
+	}
+	if vs, _ := c.Versions(ctx, "app"); len(vs) != 9 {
+		t.Fatal("a dry run deleted something")
+	}
+	res, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2})
+	if err != nil || len(res.Deleted) != len(dry.Deleted) {
+		t.Fatalf("gc deleted %d, planned %d: %v", len(res.Deleted), len(dry.Deleted), err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, _, err := c.Rollback(ctx, "app", "production", catalog.MoveOptions{}); err != nil {
+			t.Fatalf("a rollback within the keep window failed after gc: %v", err)
+		}
+	}
+}
+
+// testConcurrent: 16 goroutines promote and roll back one channel at once;
+// afterwards the history holds every change, in an unbroken chain.
+func testConcurrent(t *testing.T, c *catalog.Catalog) {
+	for i := 1; i <= 5; i++ {
+		register(t, c, "hot", fmt.Sprint(i), "")
+	}
+	c.Promote(ctx, "hot", "production", "1", catalog.MoveOptions{})
+	var mu sync.Mutex
+	changes := 1
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*20)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(g)))
+			for i := 0; i < 20; i++ {
+				if r.Intn(3) == 0 {
+					_, _, err := c.Rollback(ctx, "hot", "production", catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
+					if err != nil && !errors.Is(err, catalog.ErrNoRollback) {
+						errs <- err
+						continue
+					}
+					if err == nil {
+						mu.Lock()
+						changes++
+						mu.Unlock()
+					}
+					continue
+				}
+				_, changed, err := c.Promote(ctx, "hot", "production", fmt.Sprint(1+r.Intn(5)), catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if changed {
+					mu.Lock()
+					changes++
+					mu.Unlock()
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent move failed: %v", err)
+	}
+	h, err := c.History(ctx, "hot", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != changes {
+		t.Fatalf("history has %d entries, but %d changes succeeded", len(h), changes)
+	}
+	checkChain(t, h)
+}
+
+// crashEnv tells a re-executed test binary to be the writer that gets killed.
+const crashEnv = "STRATA_CATALOGTEST_CRASH_URL"
+
+// MaybeCrashChild must be called first in a backend's TestMain: in the
+// child process it registers a version, announces it before committing,
+// and waits to be killed.
+func MaybeCrashChild() {
+	url := os.Getenv(crashEnv)
+	if url == "" {
+		return
+	}
+	c, err := catalog.Open(url)
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(3)
+	}
+	err = c.Store().Update(context.Background(), func(tx catalog.Tx) error {
+		if err := tx.LockImage("crash"); err != nil {
+			return err
+		}
+		v := &catalog.Version{Image: "crash", Version: "1.0.0", Seq: 1, ImageID: digest("crash"), Created: time.Now()}
+		if err := tx.InsertVersion(v); err != nil {
+			return err
+		}
+		if err := tx.AppendChannelEntry(&catalog.ChannelEntry{Image: "crash", Channel: "dev", Version: "1.0.0", Action: catalog.ActionPromote, Time: time.Now()}); err != nil {
+			return err
+		}
+		fmt.Println("inserted")
+		time.Sleep(time.Hour)
+		return nil
+	})
+	fmt.Println("unexpected:", err)
+	os.Exit(4)
+}
+
+// KilledWriterLeavesNothing kills a process in the middle of registering a
+// version (inserted, not committed) and checks nothing of it is visible
+// and the catalog still takes writes.
+func KilledWriterLeavesNothing(t *testing.T, url string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+url)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "inserted" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the writer did not get to its insert: %q", line)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	c, err := catalog.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Get(ctx, "crash", "1.0.0"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("a killed writer's version is visible: %v", err)
+	}
+	if _, err := c.History(ctx, "crash", "dev"); err == nil {
+		t.Fatal("a killed writer's channel entry is visible")
+	}
+	if _, err := c.Register(ctx, &catalog.Version{Image: "crash", Version: "1.0.0", ImageID: digest("again")}, catalog.RegisterOptions{}); err != nil {
+		t.Fatalf("the catalog takes no writes after a killed writer: %v", err)
+	}
+}

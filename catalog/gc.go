@@ -1,0 +1,141 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// GCOptions say what garbage collection keeps.
+type GCOptions struct {
+	// KeepRollbacks is how many versions below each channel's head a
+	// rollback must still be able to reach (the keep window). Default 5.
+	KeepRollbacks int
+	// MinAge keeps every version younger than this, so a fresh build that
+	// is not promoted yet survives. Default 24h.
+	MinAge time.Duration
+	// DryRun only reports.
+	DryRun bool
+	// Image limits the collection to one image ("" for all).
+	Image string
+}
+
+// GCResult says what was (or would be) deleted and why the rest stays.
+type GCResult struct {
+	Deleted []*Version        `json:"deleted"`
+	Kept    map[string]string `json:"kept"` // image@version -> why
+	DryRun  bool              `json:"dry_run"`
+}
+
+// GC deletes versions that nothing needs: never what a channel holds, what
+// a rollback within the keep window could reach, an ancestor of either (in
+// any image), or a version younger than MinAge.
+func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
+	if opt.KeepRollbacks == 0 {
+		opt.KeepRollbacks = 5
+	}
+	if opt.KeepRollbacks < 0 {
+		return nil, invalid("keep window %d must not be negative", opt.KeepRollbacks)
+	}
+	if opt.MinAge == 0 {
+		opt.MinAge = 24 * time.Hour
+	}
+	res := &GCResult{Kept: map[string]string{}, DryRun: opt.DryRun}
+	run := c.store.Update
+	if opt.DryRun {
+		run = c.store.View
+	}
+	err := run(ctx, func(tx Tx) error {
+		imgs, err := tx.Images()
+		if err != nil {
+			return err
+		}
+		if opt.Image != "" {
+			if err := requireImage(tx, opt.Image); err != nil {
+				return err
+			}
+		}
+		// Keep is computed over every image: an ancestor kept for a
+		// child in another image must survive a per-image collection.
+		keep := map[string]string{}
+		var all []*Version
+		byRef := map[string]*Version{}
+		for _, img := range imgs {
+			if !opt.DryRun {
+				if err := tx.LockImage(img.Name); err != nil {
+					return err
+				}
+			}
+			vs, err := tx.Versions(img.Name, false)
+			if err != nil {
+				return err
+			}
+			for _, v := range vs {
+				all = append(all, v)
+				byRef[v.Ref()] = v
+				if c.Now().Sub(v.Created) < opt.MinAge {
+					keep[v.Ref()] = fmt.Sprintf("younger than %s", opt.MinAge)
+				}
+			}
+			chs, err := tx.ChannelNames(img.Name)
+			if err != nil {
+				return err
+			}
+			for _, ch := range chs {
+				h, err := tx.History(img.Name, ch)
+				if err != nil {
+					return err
+				}
+				st := stack(h)
+				for i := len(st) - 1; i >= 0 && i >= len(st)-1-opt.KeepRollbacks; i-- {
+					ref := img.Name + "@" + st[i].Version
+					if i == len(st)-1 {
+						keep[ref] = "held by channel " + ch
+					} else if _, ok := keep[ref]; !ok {
+						keep[ref] = fmt.Sprintf("rollback target of channel %s (%d back)", ch, len(st)-1-i)
+					}
+				}
+			}
+		}
+		// Ancestors of everything kept are kept too.
+		roots := make([]string, 0, len(keep))
+		for ref := range keep {
+			roots = append(roots, ref)
+		}
+		for _, ref := range roots {
+			v, ok := byRef[ref]
+			if !ok {
+				continue
+			}
+			anc, err := ancestors(tx, v)
+			if err != nil {
+				return err
+			}
+			for _, a := range anc {
+				if _, ok := keep[a.Ref()]; !ok {
+					keep[a.Ref()] = "ancestor of " + ref
+				}
+			}
+		}
+		for _, v := range all {
+			if opt.Image != "" && v.Image != opt.Image {
+				continue
+			}
+			if why, ok := keep[v.Ref()]; ok {
+				res.Kept[v.Ref()] = why
+				continue
+			}
+			res.Deleted = append(res.Deleted, v)
+			if !opt.DryRun {
+				if err := tx.DeleteVersion(v.Image, v.Version); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}

@@ -1,0 +1,112 @@
+// Package catalog is the rollback catalog: images, their immutable versions,
+// channels that point at versions with an append-only history, and the
+// semantics on top (promote, rollback, revoke, lineage, diff, gc). Backends
+// implement the narrow Store interface; every rule lives here, once.
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is one registered build of an image. Its content never changes
+// after registration; only its revocation state does.
+type Version struct {
+	Image    string            `json:"image"`
+	Version  string            `json:"version"`
+	Seq      int64             `json:"seq"`      // registration order within the image
+	ImageID  string            `json:"image_id"` // content digest, e.g. the rootfs digest
+	ParentID string            `json:"parent_id,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Tags     []string          `json:"tags,omitempty"`
+	// Artifacts are the files of the version (one per output format).
+	Artifacts []Artifact `json:"artifacts,omitempty"`
+	Packages  []Package  `json:"packages,omitempty"`
+	Build     BuildInfo  `json:"build"`
+	Created   time.Time  `json:"created"`
+
+	Revoked       bool      `json:"revoked"`
+	RevokedReason string    `json:"revoked_reason,omitempty"`
+	RevokedAt     time.Time `json:"revoked_at,omitempty"`
+}
+
+// Ref is "image@version".
+func (v *Version) Ref() string { return v.Image + "@" + v.Version }
+
+// Artifact is one file of a version.
+type Artifact struct {
+	Format string `json:"format,omitempty"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Package is one installed package of a version's package manifest.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch,omitempty"`
+}
+
+// BuildInfo says which packer run made a version.
+type BuildInfo struct {
+	PackerRunUUID string `json:"packer_run_uuid,omitempty"`
+	BuildName     string `json:"build_name,omitempty"`
+	TemplateHash  string `json:"template_hash,omitempty"`
+}
+
+// Image is a named series of versions.
+type Image struct {
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	Versions int       `json:"versions"`
+	Latest   string    `json:"latest,omitempty"`
+}
+
+// Action is what moved a channel.
+type Action string
+
+const (
+	ActionPromote  Action = "promote"
+	ActionRollback Action = "rollback"
+)
+
+// ChannelEntry is one assignment in a channel's append-only history.
+type ChannelEntry struct {
+	ID       int64     `json:"id"` // increases with every entry of the whole catalog
+	Image    string    `json:"image"`
+	Channel  string    `json:"channel"`
+	Version  string    `json:"version"`
+	Previous string    `json:"previous,omitempty"`
+	Action   Action    `json:"action"`
+	Actor    string    `json:"actor,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Channel is a channel's current assignment.
+type Channel struct {
+	Image   string    `json:"image"`
+	Name    string    `json:"channel"`
+	Version string    `json:"version"`
+	Since   time.Time `json:"since"`
+	Revoked bool      `json:"revoked"` // the version it points at has been revoked since
+}
+
+// Errors a caller can act on; use errors.Is.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrConflict   = errors.New("conflict")
+	ErrRevoked    = errors.New("revoked")
+	ErrNoRollback = errors.New("nothing to roll back to")
+	ErrInvalid    = errors.New("invalid")
+)
+
+func notFound(format string, a ...interface{}) error {
+	return fmt.Errorf("%w: %s", ErrNotFound, fmt.Sprintf(format, a...))
+}
+
+func invalid(format string, a ...interface{}) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}

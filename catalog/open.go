@@ -1,0 +1,75 @@
+package catalog
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Opener opens a store from its URL.
+type Opener func(u *url.URL) (Store, error)
+
+var (
+	backendsMu sync.Mutex
+	backends   = map[string]Opener{}
+)
+
+// RegisterBackend makes a URL scheme openable; backends call it from init.
+func RegisterBackend(scheme string, open Opener) {
+	backendsMu.Lock()
+	defer backendsMu.Unlock()
+	backends[scheme] = open
+}
+
+// DefaultURL is $STRATA_CATALOG, else the SQLite file in the store root
+// ($STRATA_HOME, else /var/lib/strata).
+func DefaultURL() string {
+	if u := os.Getenv("STRATA_CATALOG"); u != "" {
+		return u
+	}
+	home := os.Getenv("STRATA_HOME")
+	if home == "" {
+		home = "/var/lib/strata"
+	}
+	return "sqlite://" + filepath.Join(home, "catalog.db")
+}
+
+// Open opens the catalog a URL names: sqlite:///path/catalog.db or
+// postgres://user@host/db.
+func Open(rawURL string) (*Catalog, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, invalid("catalog URL %q: use sqlite:///path/catalog.db or postgres://user@host/db", rawURL)
+	}
+	backendsMu.Lock()
+	open, ok := backends[u.Scheme]
+	if !ok && u.Scheme == "postgresql" {
+		open, ok = backends["postgres"]
+	}
+	var known []string
+	for k := range backends {
+		known = append(known, k)
+	}
+	backendsMu.Unlock()
+	if !ok {
+		sort.Strings(known)
+		return nil, invalid("catalog URL %q: unknown scheme %q (known: %s)", rawURL, u.Scheme, strings.Join(known, ", "))
+	}
+	s, err := open(u)
+	if err != nil {
+		return nil, fmt.Errorf("opening catalog %s: %w", redact(u), err)
+	}
+	return New(s), nil
+}
+
+func redact(u *url.URL) string {
+	c := *u
+	if _, has := c.User.Password(); has {
+		c.User = url.UserPassword(c.User.Username(), "xxxxx")
+	}
+	return c.String()
+}

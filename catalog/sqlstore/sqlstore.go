@@ -1,0 +1,445 @@
+// Package sqlstore implements catalog.Store over database/sql once, for the
+// SQLite and PostgreSQL backends; a Dialect holds the few differences.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+// Dialect is what differs between SQL backends.
+type Dialect struct {
+	// Numbered placeholders ($1, $2, ...) instead of ?.
+	Numbered bool
+	// LockImage is the statement that holds an image's row against other
+	// writers until the transaction ends; empty when the transaction itself
+	// already excludes other writers (SQLite's BEGIN IMMEDIATE).
+	LockImage string
+}
+
+// Store is a catalog.Store on a database/sql handle.
+type Store struct {
+	// Write takes read-write transactions; Read read-only ones (the same
+	// handle when the backend needs no split).
+	Write, Read *sql.DB
+	Dialect     Dialect
+	// OnClose runs after the handles are closed (a backend's own clean-up).
+	OnClose func() error
+}
+
+var _ catalog.Store = (*Store)(nil)
+
+func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
+	return s.run(ctx, s.Write, false, fn)
+}
+
+func (s *Store) View(ctx context.Context, fn func(catalog.Tx) error) error {
+	return s.run(ctx, s.Read, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sql.DB, readOnly bool, fn func(catalog.Tx) error) error {
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: readOnly && s.Dialect.Numbered})
+	if err != nil {
+		return fmt.Errorf("catalog: begin: %w", err)
+	}
+	if err := fn(&txn{tx: tx, d: s.Dialect}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("catalog: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) Close() error {
+	err := s.Write.Close()
+	if s.Read != s.Write {
+		if e := s.Read.Close(); err == nil {
+			err = e
+		}
+	}
+	if s.OnClose != nil {
+		if e := s.OnClose(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+type txn struct {
+	tx *sql.Tx
+	d  Dialect
+}
+
+// q rewrites ? placeholders for the dialect.
+func (t *txn) q(query string) string {
+	if !t.d.Numbered {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (t *txn) exec(query string, args ...interface{}) (sql.Result, error) {
+	return t.tx.Exec(t.q(query), args...)
+}
+
+func (t *txn) LockImage(name string) error {
+	if _, err := t.exec(`INSERT INTO images (name, created_ns) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("catalog: image %s: %w", name, err)
+	}
+	if t.d.LockImage != "" {
+		var got string
+		if err := t.tx.QueryRow(t.q(t.d.LockImage), name).Scan(&got); err != nil {
+			return fmt.Errorf("catalog: locking image %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (t *txn) Images() ([]catalog.Image, error) {
+	rows, err := t.tx.Query(`SELECT i.name, i.created_ns, COUNT(v.version), COALESCE(MAX(v.seq), 0)
+		FROM images i LEFT JOIN versions v ON v.image = i.name GROUP BY i.name, i.created_ns ORDER BY i.name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Image
+	latest := map[string]int64{}
+	for rows.Next() {
+		var im catalog.Image
+		var ns, maxSeq int64
+		if err := rows.Scan(&im.Name, &ns, &im.Versions, &maxSeq); err != nil {
+			return nil, err
+		}
+		im.Created = time.Unix(0, ns).UTC()
+		latest[im.Name] = maxSeq
+		out = append(out, im)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if latest[out[i].Name] > 0 {
+			t.tx.QueryRow(t.q(`SELECT version FROM versions WHERE image = ? AND seq = ?`), out[i].Name, latest[out[i].Name]).Scan(&out[i].Latest)
+		}
+	}
+	return out, nil
+}
+
+func (t *txn) ImageExists(name string) (bool, error) {
+	var n int
+	err := t.tx.QueryRow(t.q(`SELECT COUNT(*) FROM images WHERE name = ?`), name).Scan(&n)
+	return n > 0, err
+}
+
+func marshal(v interface{}) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func (t *txn) InsertVersion(v *catalog.Version) error {
+	labels, err := marshal(v.Labels)
+	if err != nil {
+		return err
+	}
+	tags, _ := marshal(v.Tags)
+	arts, _ := marshal(v.Artifacts)
+	pkgs, _ := marshal(v.Packages)
+	build, _ := marshal(v.Build)
+	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0)`,
+		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("catalog: inserting %s: %w", v.Ref(), err)
+	}
+	return nil
+}
+
+const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns`
+
+func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, error) {
+	var v catalog.Version
+	var labels, tags, arts, pkgs, build string
+	var created, revokedNs int64
+	var revoked int
+	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		s string
+		p interface{}
+	}{{labels, &v.Labels}, {tags, &v.Tags}, {arts, &v.Artifacts}, {pkgs, &v.Packages}, {build, &v.Build}} {
+		if f.s != "" && f.s != "null" {
+			if err := json.Unmarshal([]byte(f.s), f.p); err != nil {
+				return nil, fmt.Errorf("catalog: decoding %s@%s: %w", v.Image, v.Version, err)
+			}
+		}
+	}
+	v.Created = time.Unix(0, created).UTC()
+	v.Revoked = revoked != 0
+	if revokedNs != 0 {
+		v.RevokedAt = time.Unix(0, revokedNs).UTC()
+	}
+	return &v, nil
+}
+
+func (t *txn) Version(image, version string) (*catalog.Version, error) {
+	row := t.tx.QueryRow(t.q(`SELECT `+fullColumns+` FROM versions WHERE image = ? AND version = ?`), image, version)
+	v, err := scanFull(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s@%s", catalog.ErrNotFound, image, version)
+	}
+	return v, err
+}
+
+func (t *txn) queryFull(query string, args ...interface{}) ([]*catalog.Version, error) {
+	rows, err := t.tx.Query(t.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*catalog.Version
+	for rows.Next() {
+		v, err := scanFull(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, error) {
+	if withContent {
+		return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image = ? ORDER BY seq`, image)
+	}
+	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason
+		FROM versions WHERE image = ? ORDER BY seq`), image)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*catalog.Version
+	for rows.Next() {
+		v := &catalog.Version{Image: image}
+		var tags string
+		var created int64
+		var revoked int
+		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason); err != nil {
+			return nil, err
+		}
+		if tags != "" && tags != "null" {
+			json.Unmarshal([]byte(tags), &v.Tags)
+		}
+		v.Created = time.Unix(0, created).UTC()
+		v.Revoked = revoked != 0
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) VersionsByImageID(imageID string) ([]*catalog.Version, error) {
+	return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image_id = ? ORDER BY created_ns, image, seq`, imageID)
+}
+
+func (t *txn) Children(imageID string) ([]*catalog.Version, error) {
+	if imageID == "" {
+		return nil, nil
+	}
+	return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE parent_id = ? ORDER BY created_ns, image, seq`, imageID)
+}
+
+func (t *txn) SetRevoked(image, version string, revoked bool, reason string, at int64) error {
+	r := 0
+	if revoked {
+		r = 1
+	} else {
+		at = 0
+	}
+	res, err := t.exec(`UPDATE versions SET revoked = ?, revoked_reason = ?, revoked_ns = ? WHERE image = ? AND version = ?`, r, reason, at, image, version)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: %s@%s", catalog.ErrNotFound, image, version)
+	}
+	return nil
+}
+
+func (t *txn) DeleteVersion(image, version string) error {
+	_, err := t.exec(`DELETE FROM versions WHERE image = ? AND version = ?`, image, version)
+	return err
+}
+
+func (t *txn) MaxSeq(image string) (int64, error) {
+	var n int64
+	err := t.tx.QueryRow(t.q(`SELECT COALESCE(MAX(seq), 0) FROM versions WHERE image = ?`), image).Scan(&n)
+	return n, err
+}
+
+func (t *txn) AppendChannelEntry(e *catalog.ChannelEntry) error {
+	err := t.tx.QueryRow(t.q(`INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		e.Image, e.Channel, e.Version, e.Previous, string(e.Action), e.Actor, e.Reason, e.Time.UnixNano()).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("catalog: recording %s %s: %w", e.Action, e.Channel, err)
+	}
+	return nil
+}
+
+func (t *txn) History(image, channel string) ([]catalog.ChannelEntry, error) {
+	rows, err := t.tx.Query(t.q(`SELECT id, version, previous, action, actor, reason, at_ns FROM channel_history
+		WHERE image = ? AND channel = ? ORDER BY id`), image, channel)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.ChannelEntry
+	for rows.Next() {
+		e := catalog.ChannelEntry{Image: image, Channel: channel}
+		var action string
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Version, &e.Previous, &action, &e.Actor, &e.Reason, &at); err != nil {
+			return nil, err
+		}
+		e.Action = catalog.Action(action)
+		e.Time = time.Unix(0, at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) ChannelNames(image string) ([]string, error) {
+	rows, err := t.tx.Query(t.q(`SELECT DISTINCT channel FROM channel_history WHERE image = ? ORDER BY channel`), image)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// Migration is one versioned schema change.
+type Migration struct {
+	Version int
+	SQL     []string
+}
+
+// Migrate applies the migrations not yet recorded, each in its own
+// transaction. lock, when set, is run first in each transaction to keep two
+// hosts from migrating at once.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect, lock string, migrations []Migration) error {
+	for _, m := range migrations {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		t := &txn{tx: tx, d: d}
+		if lock != "" {
+			if _, err := tx.ExecContext(ctx, lock); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("catalog: migration lock: %w", err)
+			}
+		}
+		// Under the lock, so two hosts never race to create it.
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ns BIGINT NOT NULL)`); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("catalog: migrations table: %w", err)
+		}
+		var n int
+		if err := tx.QueryRow(t.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if n > 0 {
+			tx.Rollback()
+			continue
+		}
+		for _, stmt := range m.SQL {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("catalog: migration %d: %w", m.Version, err)
+			}
+		}
+		if _, err := t.exec(`INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)`, m.Version, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("catalog: migration %d: %w", m.Version, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion is the newest applied migration.
+func SchemaVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var v int
+	err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// Migrations is the catalog schema, shared by the SQL backends; only the
+// type of the history's auto-incrementing key differs (autoID).
+func Migrations(autoID string) []Migration {
+	return []Migration{
+		{Version: 1, SQL: []string{
+			`CREATE TABLE images (name TEXT PRIMARY KEY, created_ns BIGINT NOT NULL)`,
+			`CREATE TABLE versions (
+				image TEXT NOT NULL REFERENCES images(name),
+				version TEXT NOT NULL,
+				seq BIGINT NOT NULL,
+				image_id TEXT NOT NULL,
+				parent_id TEXT NOT NULL DEFAULT '',
+				labels TEXT NOT NULL DEFAULT '{}',
+				tags TEXT NOT NULL DEFAULT '[]',
+				artifacts TEXT NOT NULL DEFAULT '[]',
+				packages TEXT NOT NULL DEFAULT '[]',
+				build TEXT NOT NULL DEFAULT '{}',
+				created_ns BIGINT NOT NULL,
+				revoked INTEGER NOT NULL DEFAULT 0,
+				revoked_reason TEXT NOT NULL DEFAULT '',
+				revoked_ns BIGINT NOT NULL DEFAULT 0,
+				PRIMARY KEY (image, version),
+				UNIQUE (image, seq))`,
+			`CREATE INDEX versions_image_id ON versions (image_id)`,
+			`CREATE INDEX versions_parent_id ON versions (parent_id)`,
+			`CREATE TABLE channel_history (
+				id ` + autoID + `,
+				image TEXT NOT NULL REFERENCES images(name),
+				channel TEXT NOT NULL,
+				version TEXT NOT NULL,
+				previous TEXT NOT NULL DEFAULT '',
+				action TEXT NOT NULL,
+				actor TEXT NOT NULL DEFAULT '',
+				reason TEXT NOT NULL DEFAULT '',
+				at_ns BIGINT NOT NULL)`,
+			`CREATE INDEX channel_history_by_channel ON channel_history (image, channel, id)`,
+		}},
+	}
+}

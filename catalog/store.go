@@ -1,0 +1,44 @@
+package catalog
+
+import "context"
+
+// Store is what a backend provides: transactions over images, versions and
+// channel history. Rules (what may be promoted, where a rollback goes) are
+// not the store's business; the Catalog applies them inside one transaction.
+type Store interface {
+	// Update runs fn in one read-write transaction: all of it is committed
+	// or none. Writers to the same image are serialized (LockImage).
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction with a consistent snapshot.
+	View(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction.
+type Tx interface {
+	// LockImage creates the image when missing and holds it against other
+	// writers until the transaction ends.
+	LockImage(name string) error
+	Images() ([]Image, error)
+	ImageExists(name string) (bool, error)
+
+	InsertVersion(v *Version) error
+	// Version returns ErrNotFound (wrapped) when there is none.
+	Version(image, version string) (*Version, error)
+	// Versions lists an image's versions in registration order. With
+	// withContent false, artifacts, packages and labels may be left empty.
+	Versions(image string, withContent bool) ([]*Version, error)
+	// VersionsByImageID finds versions by content digest, in any image.
+	VersionsByImageID(imageID string) ([]*Version, error)
+	// Children lists versions whose parent is imageID, in any image.
+	Children(imageID string) ([]*Version, error)
+	SetRevoked(image, version string, revoked bool, reason string, at int64) error
+	DeleteVersion(image, version string) error
+	MaxSeq(image string) (int64, error)
+
+	AppendChannelEntry(e *ChannelEntry) error
+	// History lists a channel's entries oldest first.
+	History(image, channel string) ([]ChannelEntry, error)
+	// ChannelNames lists the image's channels that have any history.
+	ChannelNames(image string) ([]string, error)
+}

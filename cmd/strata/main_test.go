@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/export"
+)
+
+var binary string
+
+// TestMain builds the real strata binary; the tests run it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "strata-cli-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "strata")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building strata: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type cli struct {
+	t   *testing.T
+	url string
+}
+
+func (c cli) run(args ...string) (string, string, int) {
+	c.t.Helper()
+	cmd := exec.Command(binary, append([]string{"--catalog", c.url}, args...)...)
+	cmd.Env = append(os.Environ(), "STRATA_ACTOR=tester")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// ok runs a command that must succeed.
+func (c cli) ok(args ...string) string {
+	c.t.Helper()
+	out, errs, code := c.run(args...)
+	if code != 0 {
+		c.t.Fatalf("strata %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// fails runs a command that must exit with code and say want.
+func (c cli) fails(code int, want string, args ...string) {
+	c.t.Helper()
+	out, errs, got := c.run(args...)
+	if got != code || !strings.Contains(errs, want) {
+		c.t.Fatalf("strata %s: exit %d (want %d), stderr %q (want %q)\n%s", strings.Join(args, " "), got, code, errs, want, out)
+	}
+}
+
+// fakeOutput writes an output directory as strata-chroot leaves it.
+func fakeOutput(t *testing.T, content string, pkgs string) string {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "rootfs.tar.zst")
+	os.WriteFile(f, []byte(content), 0o644)
+	sum, size, _ := export.FileSHA256(f)
+	os.WriteFile(filepath.Join(dir, export.PackagesName), []byte(pkgs), 0o644)
+	if err := export.WriteManifest(dir, export.Manifest{RootfsDigest: "sha256:" + strings.Repeat(sum[:1], 64), BuildName: "base",
+		Outputs: []export.Output{{Format: "tar.zst", Path: f, Size: size, SHA256: sum}}}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCLIWalkthrough(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	if out := c.ok("images", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("empty catalog lists %q", out)
+	}
+	out1 := fakeOutput(t, "one", "apt\t2.6.1\tamd64\nold\t1\tall\n")
+	out2 := fakeOutput(t, "two", "apt\t2.6.2\tamd64\nnew\t1\tall\n")
+	if o := c.ok("register", "base", "--from-output", out1, "--label", "suite=bookworm"); !strings.Contains(o, "registered base@1.0.0") {
+		t.Fatalf("register: %s", o)
+	}
+	var v2 struct {
+		Version  string `json:"version"`
+		ImageID  string `json:"image_id"`
+		Packages []struct{ Name string }
+	}
+	json.Unmarshal([]byte(c.ok("register", "base", "--from-output", out2, "--json")), &v2)
+	if v2.Version != "1.0.1" || len(v2.Packages) != 2 {
+		t.Fatalf("second register: %+v", v2)
+	}
+	c.fails(4, "immutable", "register", "base", "--version", "1.0.0", "--image-id", "sha256:x")
+
+	if o := c.ok("versions", "base"); !strings.Contains(o, "1.0.0") || !strings.Contains(o, "1.0.1") {
+		t.Fatalf("versions: %s", o)
+	}
+	c.ok("promote", "base@1.0.0", "staging", "--reason", "smoke tests passed")
+	if o := c.ok("promote", "base", "production", "--from", "staging"); !strings.Contains(o, "production: (none) -> base@1.0.0") {
+		t.Fatalf("promote --from: %s", o)
+	}
+	c.fails(4, "only what staging holds", "promote", "base@1.0.1", "production", "--from", "staging")
+	c.ok("promote", "base@1.0.1", "staging")
+	c.ok("promote", "base", "production", "--from", "staging")
+	if o := c.ok("rollback", "base", "production", "--reason", "regression"); !strings.Contains(o, "base@1.0.1 -> base@1.0.0") {
+		t.Fatalf("rollback: %s", o)
+	}
+	c.fails(4, "nothing to roll back to", "rollback", "base", "production")
+	var hist []struct {
+		Action, Version, Previous, Actor, Reason string
+	}
+	json.Unmarshal([]byte(c.ok("history", "base", "production", "--json")), &hist)
+	if len(hist) != 3 || hist[2].Action != "rollback" || hist[2].Actor != "tester" || hist[2].Reason != "regression" || hist[2].Previous != "1.0.1" {
+		t.Fatalf("history: %+v", hist)
+	}
+	if o := c.ok("channels", "base"); !strings.Contains(o, "production") || !strings.Contains(o, "staging") {
+		t.Fatalf("channels: %s", o)
+	}
+
+	// Revocation: a reason is required; a revoked version is refused and shown.
+	c.fails(2, "reason", "revoke", "base@1.0.1")
+	if o := c.ok("revoke", "base@1.0.1", "--reason", "CVE-2026-1"); !strings.Contains(o, "revoked base@1.0.1") || !strings.Contains(o, "channel staging") {
+		t.Fatalf("revoke should warn that staging holds it: %s", o)
+	}
+	c.fails(4, "revoked", "promote", "base@1.0.1", "dev")
+	if o := c.ok("show", "base@1.0.1"); !strings.Contains(o, "Revoked:") || !strings.Contains(o, "CVE-2026-1") {
+		t.Fatalf("show: %s", o)
+	}
+	c.ok("restore", "base@1.0.1")
+
+	// Lineage across images.
+	app := c.ok("register", "app", "--image-id", "sha256:"+strings.Repeat("a", 64), "--parent", v2.ImageID, "--json")
+	if !strings.Contains(app, `"parent_id"`) {
+		t.Fatalf("register with parent: %s", app)
+	}
+	if o := c.ok("lineage", "app@1.0.0"); !strings.Contains(o, "base@1.0.1") || !strings.Contains(o, "<- this") {
+		t.Fatalf("lineage: %s", o)
+	}
+	c.ok("promote", "app@1.0.0", "production")
+	if o := c.ok("lineage", "--out-of-date"); !strings.Contains(o, "every channel head") {
+		t.Fatalf("base@1.0.1 is on staging, so app is current: %s", o)
+	}
+	c.ok("promote", "base@1.0.0", "staging")
+	if o := c.ok("lineage", "--out-of-date"); !strings.Contains(o, "app") || !strings.Contains(o, "base@1.0.1") {
+		t.Fatalf("app sits on base@1.0.1, which no channel holds now: %s", o)
+	}
+
+	if o := strings.Join(strings.Fields(c.ok("diff", "base@1.0.0", "base@1.0.1")), " "); !strings.Contains(o, "+ package new") || !strings.Contains(o, "- package old") || !strings.Contains(o, "apt 2.6.1 -> 2.6.2") {
+		t.Fatalf("diff: %s", o)
+	}
+	if o := c.ok("gc"); !strings.Contains(o, "dry run") {
+		t.Fatalf("gc: %s", o)
+	}
+
+	// Content that is gone can't be rolled back to.
+	c.ok("promote", "base@1.0.1", "production")
+	os.Remove(filepath.Join(out1, "rootfs.tar.zst"))
+	c.fails(4, "artifacts are gone", "rollback", "base", "production")
+}
+
+func TestCLIErrors(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.fails(3, "not in the catalog", "versions", "nope")
+	c.fails(3, "not in the catalog", "show", "nope@1")
+	c.fails(2, "is not NAME@VERSION", "show", "nope")
+	c.fails(2, "takes", "versions")
+	c.fails(2, "unknown command", "frobnicate")
+	c.fails(2, "unknown flag", "images", "--nope")
+	c.fails(2, "image", "register", "Bad Name", "--image-id", "sha256:x")
+	c.fails(2, "not a strata output directory", "register", "x", "--from-output", t.TempDir())
+	c.fails(2, "unknown scheme", "--catalog", "mysql://h/db", "images")
+	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("b", 64))
+	c.fails(3, "never been assigned", "rollback", "img", "production")
+	c.fails(3, "no such version", "promote", "img@9.9.9", "dev")
+	c.fails(2, "channel", "promote", "img@1.0.0", "Bad Channel")
+}
