@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -249,15 +250,9 @@ func (c *Catalog) Channels(ctx context.Context, image string) ([]Channel, error)
 func (c *Catalog) Resolve(ctx context.Context, image, channel string) (*Version, error) {
 	var out *Version
 	err := c.store.View(ctx, func(tx Tx) error {
-		if err := requireImage(tx, image); err != nil {
-			return err
-		}
-		h, err := tx.History(image, channel)
+		h, err := assignedHistory(tx, image, channel)
 		if err != nil {
 			return err
-		}
-		if len(h) == 0 {
-			return notFound("channel %q of %s has never been assigned", channel, image)
 		}
 		v, err := getVersion(tx, image, h[len(h)-1].Version)
 		if err != nil {
@@ -270,6 +265,18 @@ func (c *Catalog) Resolve(ctx context.Context, image, channel string) (*Version,
 		return nil
 	})
 	return out, err
+}
+
+// assignedHistory is a channel's history, which must not be empty.
+func assignedHistory(tx Tx, image, channel string) ([]ChannelEntry, error) {
+	if err := requireImage(tx, image); err != nil {
+		return nil, err
+	}
+	h, err := tx.History(image, channel)
+	if err == nil && len(h) == 0 {
+		err = notFound("channel %q of %s has never been assigned", channel, image)
+	}
+	return h, err
 }
 
 // History lists a channel's assignments, oldest first.
@@ -326,12 +333,9 @@ func (c *Catalog) Promote(ctx context.Context, image, channel, version string, o
 			return err
 		}
 		if opt.From != "" {
-			fh, err := tx.History(image, opt.From)
+			fh, err := assignedHistory(tx, image, opt.From)
 			if err != nil {
 				return err
-			}
-			if len(fh) == 0 {
-				return notFound("channel %q of %s has never been assigned, so nothing can come from it", opt.From, image)
 			}
 			held := fh[len(fh)-1].Version
 			if version == "" {
@@ -414,12 +418,9 @@ func (c *Catalog) Rollback(ctx context.Context, image, channel string, opt MoveO
 		if err := tx.LockImage(image); err != nil {
 			return err
 		}
-		h, err := tx.History(image, channel)
+		h, err := assignedHistory(tx, image, channel)
 		if err != nil {
 			return err
-		}
-		if len(h) == 0 {
-			return notFound("channel %q of %s has never been assigned", channel, image)
 		}
 		st := stack(h)
 		current := h[len(h)-1].Version
@@ -671,7 +672,7 @@ func (c *Catalog) OutOfDate(ctx context.Context, image string) ([]OutOfDate, err
 			if err != nil {
 				return err
 			}
-			for _, ch := range sortedKeys(hs) {
+			for _, ch := range slices.Sorted(maps.Keys(hs)) {
 				v, err := tx.Version(img, hs[ch])
 				if err != nil || v.ParentID == "" {
 					continue
@@ -690,7 +691,7 @@ func (c *Catalog) OutOfDate(ctx context.Context, image string) ([]OutOfDate, err
 				}
 				onChannel := false
 				var now []string
-				for _, pch := range sortedKeys(ph) {
+				for _, pch := range slices.Sorted(maps.Keys(ph)) {
 					now = append(now, pch+"="+ph[pch])
 					if ph[pch] == p.Version {
 						onChannel = true
@@ -704,13 +705,4 @@ func (c *Catalog) OutOfDate(ctx context.Context, image string) ([]OutOfDate, err
 		return nil
 	})
 	return out, err
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,9 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -40,7 +42,7 @@ func chrootEnv(user map[string]string) []string {
 		"DEBIAN_FRONTEND=noninteractive",
 		"TERM=dumb",
 	}
-	for _, k := range sortedKeys(user) {
+	for _, k := range slices.Sorted(maps.Keys(user)) {
 		env = append(env, k+"="+user[k])
 	}
 	return env

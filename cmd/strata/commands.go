@@ -2,7 +2,8 @@ package main
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -113,7 +114,7 @@ func showCmd(g *globals) *cobra.Command {
 					if v.Build.BuildName != "" || v.Build.PackerRunUUID != "" {
 						fmt.Fprintf(w, "Build:\t%s run %s template %s\n", v.Build.BuildName, v.Build.PackerRunUUID, v.Build.TemplateHash)
 					}
-					for _, k := range sortedKeys(v.Labels) {
+					for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
 						fmt.Fprintf(w, "Label:\t%s=%s\n", k, v.Labels[k])
 					}
 					if len(v.Tags) > 0 {
@@ -127,15 +128,6 @@ func showCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func channelsCmd(g *globals) *cobra.Command {
@@ -470,7 +462,7 @@ func gcCmd(g *globals) *cobra.Command {
 					for _, v := range res.Deleted {
 						fmt.Fprintf(w, "%s\t%s\n", verb, v.Ref())
 					}
-					for _, k := range sortedKeys(res.Kept) {
+					for _, k := range slices.Sorted(maps.Keys(res.Kept)) {
 						fmt.Fprintf(w, "keep\t%s\t%s\n", k, res.Kept[k])
 					}
 					if !apply {
