@@ -294,8 +294,11 @@ func writeTars(ctx context.Context, root, outDir string, want map[string]bool, s
 		}
 		report(fmt.Sprintf("  %s of %s (%.0f%%), %s", HumanBytes(written), HumanBytes(size), pct, time.Since(start).Round(time.Second)))
 	}
-	w := io.MultiWriter(sinks...)
-	err := WriteTar(&ctxWriter{ctx: ctx, w: w}, root, topt)
+	fan := newFanout(sinks...)
+	err := WriteTar(&ctxWriter{ctx: ctx, w: fan}, root, topt)
+	if cerr := fan.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		abortAll()
 		return nil, "", fmt.Errorf("writing tar: %w", err)
