@@ -5,12 +5,13 @@ BIN           := $(CURDIR)/bin
 PACKER        := $(BIN)/packer
 PLUGIN        := $(BIN)/packer-plugin-strata
 SDC           := $(BIN)/packer-sdc
+STRATA        := $(BIN)/strata
 PLUGIN_SOURCE := github.com/strata-build/strata
 HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg
 # One package cache for every test run on this machine, outside any image and any clone.
 export STRATA_TEST_CACHE ?= /var/cache/strata-test/apt
 
-.PHONY: all deps build plugin packer generate check-generate install demo test unit bench fmt vet clean
+.PHONY: all deps build plugin cli packer generate check-generate install demo test unit bench fmt vet clean
 
 all: build
 
@@ -22,11 +23,14 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-## build: the plugin and Packer itself (bin/packer, pinned in tools/packer).
-build: plugin packer
+## build: the plugin, the strata CLI and Packer itself (bin/packer, pinned in tools/packer).
+build: plugin cli packer
 
 plugin:
 	$(GO) build -o $(PLUGIN) .
+
+cli:
+	$(GO) build -o $(STRATA) ./cmd/strata
 
 packer: $(PACKER)
 $(PACKER): tools/packer/go.mod tools/packer/go.sum
@@ -54,9 +58,11 @@ check-generate: generate
 install: build
 	$(PACKER) plugins install --path $(PLUGIN) $(PLUGIN_SOURCE)
 
-## demo: builds the example base image.
+## demo: builds the example base image and registers it in the embedded catalog (dev channel).
 demo: deps install
 	cd examples && $(PACKER) build -force base.pkr.hcl
+	$(STRATA) register base-os --from-output examples/output-base-os --label example=true --promote dev
+	$(STRATA) versions base-os
 
 ## test: everything: generated files, vet, unit tests and end-to-end builds through bin/packer.
 test: deps build check-generate vet

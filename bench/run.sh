@@ -74,3 +74,6 @@ echo
 echo "## export of that tree ($(du -sh "$TREE" | cut -f1)) as tar.zst"
 STRATA_BENCH_TREE=$TREE go test -run '^$' -bench . -benchtime "${REPS}x" -count 1 ./bench/ | tee "$WORK/bench.txt" >&2
 go run ./bench/table "$WORK/bench.txt"
+
+# 3. The catalog: promote/rollback latency and listing on 10,000 versions.
+go run ./bench/catalogbench

@@ -28,7 +28,7 @@ build {
   provisioner "shell" {
     inline = [
       "echo 'base-os built by strata' > /etc/strata-release",
-      "dpkg-query -W -f='${Package}\\n' | wc -l",
+      "echo packages: $(dpkg-query -W | wc -l)",
     ]
   }
 }

@@ -92,7 +92,7 @@ func TestCLIWalkthrough(t *testing.T) {
 	}
 	out1 := fakeOutput(t, "one", "apt\t2.6.1\tamd64\nold\t1\tall\n")
 	out2 := fakeOutput(t, "two", "apt\t2.6.2\tamd64\nnew\t1\tall\n")
-	if o := c.ok("register", "base", "--from-output", out1, "--label", "suite=bookworm"); !strings.Contains(o, "registered base@1.0.0") {
+	if o := c.ok("register", "base", "--from-output", out1, "--label", "suite=bookworm", "--promote", "dev"); !strings.Contains(o, "registered base@1.0.0") || !strings.Contains(o, "dev -> base@1.0.0") {
 		t.Fatalf("register: %s", o)
 	}
 	var v2 struct {

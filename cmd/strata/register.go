@@ -19,6 +19,8 @@ func registerCmd(g *globals) *cobra.Command {
 		labels    []string
 		artifacts []string
 		pkgFile   string
+		promote   string
+		move      catalog.MoveOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "register NAME --from-output DIR | register NAME --image-id DIGEST [--artifact FORMAT=PATH ...]",
@@ -82,8 +84,19 @@ func registerCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if promote != "" {
+					if move.Reason == "" {
+						move.Reason = "registered"
+					}
+					if _, _, err := c.Promote(cmd.Context(), out.Image, promote, out.Version, move); err != nil {
+						return fmt.Errorf("registered %s, but promoting it to %s failed: %w", out.Ref(), promote, err)
+					}
+				}
 				return g.emit(out, func(w *tabwriter.Writer) {
 					fmt.Fprintf(w, "registered %s (%s, %d artifacts, %d packages)\n", out.Ref(), short(out.ImageID), len(out.Artifacts), len(out.Packages))
+					if promote != "" {
+						fmt.Fprintf(w, "%s -> %s\n", promote, out.Ref())
+					}
 				})
 			})
 		},
@@ -101,6 +114,8 @@ func registerCmd(g *globals) *cobra.Command {
 	f.StringVar(&v.Build.BuildName, "build-name", "", "the packer build name")
 	f.StringVar(&v.Build.PackerRunUUID, "run-uuid", "", "the packer run UUID")
 	f.StringVar(&v.Build.TemplateHash, "template-hash", "", "the template's hash")
+	f.StringVar(&promote, "promote", "", "then promote the new version to this channel")
+	moveFlags(cmd, &move)
 	return cmd
 }
 
