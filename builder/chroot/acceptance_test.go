@@ -289,7 +289,7 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 		t.Error("squashfs listing lacks etc/debian_version")
 	}
 	// Hooks ran at their points.
-	for _, m := range []string{"pre_mount.marker", "post_mount.marker", "pre_unmount.marker"} {
+	for _, m := range []string{"pre_mount.marker", "post_mount.marker", "pre_unmount.marker", "shell_local.marker"} {
 		if _, err := os.Stat(filepath.Join(workDir, m)); err != nil {
 			t.Errorf("hook marker %s: %v", m, err)
 		}
@@ -519,9 +519,13 @@ func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "linked.tar")
 	runIn(t, tree, "tar", "-cpf", archive, "--numeric-owner", "--xattrs", ".")
 
-	for _, mode := range []string{"copy-host", "bind-host"} {
+	for _, mode := range []string{"copy-host", "bind-host", "none"} {
 		t.Run(mode, func(t *testing.T) {
-			vars := archiveVars(t, archive, "grep -q '^nameserver' /etc/resolv.conf", "echo resolv ok")
+			check := "grep -q '^nameserver' /etc/resolv.conf"
+			if mode == "none" {
+				check = "test -L /etc/resolv.conf" // the image's own, untouched
+			}
+			vars := archiveVars(t, archive, check, "echo resolv ok")
 			vars["resolv_conf"] = mode
 			dir := t.TempDir()
 			r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
@@ -587,6 +591,17 @@ func TestAccOutputDirExistsNeedsForce(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app", "rootfs.tar.zst")); err != nil {
 		t.Fatal(err)
+	}
+	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+}
+
+func TestAccServiceStartNotPrevented(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "test ! -e /usr/sbin/policy-rc.d")
+	vars["prevent_service_start"] = "false"
+	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	if r.code != 0 {
+		t.Fatalf("with prevent_service_start = false there must be no policy-rc.d:\n%s", r.out.String())
 	}
 	assertClean(t, filepath.Join(vars["store_dir"], "work"))
 }

@@ -16,6 +16,10 @@ variable "resolv_conf" {
   type    = string
   default = "copy-host"
 }
+variable "prevent_service_start" {
+  type    = bool
+  default = true
+}
 variable "formats" {
   type    = list(string)
   default = ["dir"]
@@ -25,6 +29,7 @@ source "strata-chroot" "app" {
   source_archive = var.archive
   store_dir      = var.store_dir
   resolv_conf    = var.resolv_conf
+  prevent_service_start = var.prevent_service_start
   formats        = var.formats
 }
 

@@ -58,6 +58,14 @@ build {
     ]
   }
 
+  # On the host, with the builder's generated data.
+  provisioner "shell-local" {
+    inline = [
+      "test -f ${build.MountPath}/root/hello.txt",
+      "touch ${build.WorkDir}/shell_local.marker",
+    ]
+  }
+
   provisioner "file" {
     direction   = "download"
     source      = "/root/hello.txt"

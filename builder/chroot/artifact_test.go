@@ -1,0 +1,40 @@
+package chroot
+
+import (
+	"testing"
+
+	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
+
+	"github.com/strata-build/packer-plugin-strata/export"
+)
+
+func TestArtifactState(t *testing.T) {
+	a := &Artifact{
+		Digest:    "sha256:abc",
+		OutputDir: "/out",
+		Outputs:   []export.Output{{Format: "tar.zst", Path: "/out/rootfs.tar.zst", Size: 3, SHA256: "def"}},
+		files:     []string{"/out/rootfs.tar.zst"},
+		buildName: "base",
+		source:    "bootstrap:bookworm/minbase",
+	}
+	if a.Id() != "sha256:abc" || a.BuilderId() != BuilderID || len(a.Files()) != 1 {
+		t.Fatalf("artifact %+v", a)
+	}
+	img, ok := a.State(registryimage.ArtifactStateURI).(*registryimage.Image)
+	if !ok {
+		t.Fatalf("registry metadata is %T", a.State(registryimage.ArtifactStateURI))
+	}
+	if err := img.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if img.ImageID != "sha256:abc" || img.ProviderName != "strata" || img.ProviderRegion != "/out" ||
+		img.Labels["sha256_tar.zst"] != "def" || img.Labels["source"] != "bootstrap:bookworm/minbase" {
+		t.Fatalf("registry image %+v", img)
+	}
+	if outs := a.State("outputs").(map[string]string); outs["tar.zst"] != "/out/rootfs.tar.zst" {
+		t.Fatalf("outputs state %v", outs)
+	}
+	if a.State("nope") != nil {
+		t.Fatal("unknown state keys answer nil")
+	}
+}
