@@ -168,21 +168,27 @@ func (p *pendingFile) abort() {
 	os.Remove(p.f.Name())
 }
 
-// commit syncs, renames into place and writes the checksum file beside it.
+// finish syncs the file and renames it into place.
+func (p *pendingFile) finish(mode os.FileMode) error {
+	err := p.f.Sync()
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(p.f.Name(), mode)
+	}
+	if err == nil {
+		err = os.Rename(p.f.Name(), p.final)
+	}
+	if err != nil {
+		os.Remove(p.f.Name())
+	}
+	return err
+}
+
+// commit finishes the output and writes the checksum file beside it.
 func (p *pendingFile) commit(format string) (Output, error) {
-	if err := p.f.Sync(); err != nil {
-		p.abort()
-		return Output{}, err
-	}
-	if err := p.f.Close(); err != nil {
-		os.Remove(p.f.Name())
-		return Output{}, err
-	}
-	if err := os.Chmod(p.f.Name(), 0o644); err != nil {
-		return Output{}, err
-	}
-	if err := os.Rename(p.f.Name(), p.final); err != nil {
-		os.Remove(p.f.Name())
+	if err := p.finish(0o644); err != nil {
 		return Output{}, err
 	}
 	sum := hex.EncodeToString(p.h.Sum(nil))
@@ -208,19 +214,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		p.abort()
 		return err
 	}
-	if err := p.f.Sync(); err != nil {
-		p.abort()
-		return err
-	}
-	if err := p.f.Close(); err != nil {
-		os.Remove(p.f.Name())
-		return err
-	}
-	if err := os.Chmod(p.f.Name(), mode); err != nil {
-		os.Remove(p.f.Name())
-		return err
-	}
-	return os.Rename(p.f.Name(), path)
+	return p.finish(mode)
 }
 
 // writeTars streams the tree once and fans the tar out to every tar format,
@@ -348,30 +342,27 @@ func runTool(ctx context.Context, name string, args ...string) error {
 	return nil
 }
 
-// hashFile computes the sha256 of a finished file and writes its checksum file.
+// finishFile syncs a file a tool wrote, renames it into place and writes
+// its checksum file.
 func finishFile(tmp, final, format string) (Output, error) {
-	f, err := os.Open(tmp)
-	if err != nil {
-		return Output{}, err
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	sum, n, err := FileSHA256(tmp)
 	if err == nil {
-		err = f.Sync()
+		var f *os.File
+		if f, err = os.Open(tmp); err == nil {
+			err = f.Sync()
+			f.Close()
+		}
 	}
-	f.Close()
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
 	if err != nil {
 		os.Remove(tmp)
 		return Output{}, err
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return Output{}, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
-		return Output{}, err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	if err := writeChecksum(final, sum); err != nil {
 		return Output{}, err
 	}

@@ -152,10 +152,33 @@ func (c *Communicator) writeFile(dst string, r io.Reader, mode os.FileMode) erro
 // UploadDir copies the host directory src to dst like `cp -R`: "src/" copies
 // its contents into dst, "src" copies the directory itself into dst.
 func (c *Communicator) UploadDir(dst, src string, exclude []string) error {
-	target := dst
-	if !strings.HasSuffix(src, "/") {
-		target = filepath.Join(dst, filepath.Base(src))
+	target := dirTarget(src, dst)
+	return copyTree(src, exclude, func(rel string) (string, error) {
+		// The parent resolves inside the image; the last component is never
+		// followed (copyTree creates it with O_NOFOLLOW or replaces it).
+		p := filepath.Join(target, rel)
+		parent, err := c.inRoot(filepath.Dir(p))
+		if err != nil {
+			return "", err
+		}
+		if rel == "." {
+			return c.inRoot(p)
+		}
+		return filepath.Join(parent, filepath.Base(p)), nil
+	})
+}
+
+// dirTarget applies cp's trailing-slash rule.
+func dirTarget(src, dst string) string {
+	if strings.HasSuffix(src, "/") {
+		return dst
 	}
+	return filepath.Join(dst, filepath.Base(src))
+}
+
+// copyTree copies the tree at src entry by entry to the paths to() names:
+// directories, symlinks (as links) and regular files with their modes.
+func copyTree(src string, exclude []string, to func(rel string) (string, error)) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -167,40 +190,51 @@ func (c *Communicator) UploadDir(dst, src string, exclude []string) error {
 			}
 			return nil
 		}
-		to := filepath.Join(target, rel)
+		target, err := to(rel)
+		if err != nil {
+			return err
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
 		switch {
 		case d.IsDir():
-			hp, err := c.inRoot(to)
-			if err != nil {
-				return err
-			}
-			return os.MkdirAll(hp, info.Mode().Perm())
+			return os.MkdirAll(target, info.Mode().Perm())
 		case info.Mode()&os.ModeSymlink != 0:
 			link, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			hp, err := c.inRoot(filepath.Dir(to))
-			if err != nil {
-				return err
-			}
-			hp = filepath.Join(hp, filepath.Base(to))
-			_ = os.Remove(hp)
-			return os.Symlink(link, hp)
+			_ = os.Remove(target)
+			return os.Symlink(link, target)
 		case info.Mode().IsRegular():
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return c.writeFile(to, f, info.Mode().Perm())
+			return copyFile(p, target, info.Mode().Perm())
 		}
 		return nil
 	})
+}
+
+// copyFile copies a regular file without following a symlink at either end.
+func copyFile(from, to string, mode os.FileMode) error {
+	in, err := os.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|syscall.O_NOFOLLOW, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(mode); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func excluded(rel string, patterns []string) bool {
@@ -236,52 +270,6 @@ func (c *Communicator) DownloadDir(src, dst string, exclude []string) error {
 	if err != nil {
 		return err
 	}
-	target := dst
-	if !strings.HasSuffix(src, "/") {
-		target = filepath.Join(dst, filepath.Base(src))
-	}
-	return filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		if excluded(rel, exclude) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		to := filepath.Join(target, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, info.Mode().Perm())
-		case info.Mode()&os.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			_ = os.Remove(to)
-			return os.Symlink(link, to)
-		case info.Mode().IsRegular():
-			in, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			out, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, info.Mode().Perm())
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(out, in); err != nil {
-				out.Close()
-				return err
-			}
-			return out.Close()
-		}
-		return nil
-	})
+	target := dirTarget(src, dst)
+	return copyTree(from, exclude, func(rel string) (string, error) { return filepath.Join(target, rel), nil })
 }
