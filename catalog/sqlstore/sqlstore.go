@@ -246,7 +246,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason); err != nil {
 			return nil, err
 		}
-		if tags != "" && tags != "null" {
+		if len(tags) > 2 { // not "", "[]" or "{}": most versions have no tags
 			json.Unmarshal([]byte(tags), &v.Tags)
 		}
 		v.Created = time.Unix(0, created).UTC()
