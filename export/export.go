@@ -97,14 +97,14 @@ func Export(ctx context.Context, root, outDir string, opt Options) (*Result, err
 	res.Outputs = append(res.Outputs, tarOuts...)
 
 	if want["squashfs"] {
-		o, err := timed(report, "squashfs", func() (Output, error) { return writeSquashfs(ctx, root, outDir) })
+		o, err := timed(report, "squashfs", tmpName(outDir, "squashfs"), func() (Output, error) { return writeSquashfs(ctx, root, outDir) })
 		if err != nil {
 			return nil, err
 		}
 		res.Outputs = append(res.Outputs, o)
 	}
 	if want["ext4"] {
-		o, err := timed(report, "ext4", func() (Output, error) {
+		o, err := timed(report, "ext4", tmpName(outDir, "ext4"), func() (Output, error) {
 			return writeExt4(ctx, root, outDir, blocks, entries, opt.Ext4FreeSpace)
 		})
 		if err != nil {
@@ -113,7 +113,7 @@ func Export(ctx context.Context, root, outDir string, opt Options) (*Result, err
 		res.Outputs = append(res.Outputs, o)
 	}
 	if want["dir"] {
-		o, err := timed(report, "dir", func() (Output, error) { return writeDir(ctx, root, outDir, digest, opt.MoveDir) })
+		o, err := timed(report, "dir", tmpName(outDir, "dir"), func() (Output, error) { return writeDir(ctx, root, outDir, digest, opt.MoveDir) })
 		if err != nil {
 			return nil, err
 		}
@@ -122,15 +122,43 @@ func Export(ctx context.Context, root, outDir string, opt Options) (*Result, err
 	return res, nil
 }
 
-func timed(report func(string), format string, f func() (Output, error)) (Output, error) {
+// progressEvery is how often a long output reports that it is still going.
+var progressEvery = 5 * time.Second
+
+// timed runs one output's writer, reporting start, progress (the size of the
+// file being written, every progressEvery) and the result.
+func timed(report func(string), format, tmp string, f func() (Output, error)) (Output, error) {
 	report(fmt.Sprintf("Writing %s ...", format))
 	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				so := ""
+				if fi, err := os.Stat(tmp); err == nil && fi.Mode().IsRegular() {
+					so = HumanBytes(fi.Size()) + " so far, "
+				}
+				report(fmt.Sprintf("  still writing %s: %s%s", format, so, time.Since(start).Round(time.Second)))
+			}
+		}
+	}()
 	o, err := f()
+	close(done)
 	if err != nil {
 		return o, fmt.Errorf("writing %s: %w", format, err)
 	}
 	report(fmt.Sprintf("Wrote %s: %s in %s (sha256 %s)", filepath.Base(o.Path), HumanBytes(o.Size), time.Since(start).Round(time.Millisecond), short(o.SHA256)))
 	return o, nil
+}
+
+// tmpName is where an external tool writes format f before the rename.
+func tmpName(outDir, f string) string {
+	return filepath.Join(outDir, "."+FileName(f)+".tmp")
 }
 
 func short(h string) string {
@@ -371,7 +399,7 @@ func finishFile(tmp, final, format string) (Output, error) {
 
 func writeSquashfs(ctx context.Context, root, outDir string) (Output, error) {
 	final := filepath.Join(outDir, FileName("squashfs"))
-	tmp := filepath.Join(outDir, ".rootfs.squashfs.tmp")
+	tmp := tmpName(outDir, "squashfs")
 	os.Remove(tmp)
 	// mksquashfs keeps owners, modes, hard links, devices and (with -xattrs)
 	// extended attributes, which carry file capabilities.
@@ -384,7 +412,7 @@ func writeSquashfs(ctx context.Context, root, outDir string) (Output, error) {
 
 func writeExt4(ctx context.Context, root, outDir string, blocks, entries, free int64) (Output, error) {
 	final := filepath.Join(outDir, FileName("ext4"))
-	tmp := filepath.Join(outDir, ".rootfs.ext4.tmp")
+	tmp := tmpName(outDir, "ext4")
 	inodes := entries + entries/4 + 1024
 	// Content blocks, inode tables (256 bytes each), plus 10% and a fixed
 	// margin for metadata and the journal; then the free space asked for.
@@ -409,7 +437,7 @@ func writeExt4(ctx context.Context, root, outDir string, blocks, entries, free i
 
 func writeDir(ctx context.Context, root, outDir, digest string, move bool) (Output, error) {
 	final := filepath.Join(outDir, FileName("dir"))
-	tmp := filepath.Join(outDir, ".rootfs.dir.tmp")
+	tmp := tmpName(outDir, "dir")
 	os.RemoveAll(tmp)
 	moved := false
 	if move {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,11 +114,19 @@ func TestExportEveryFormat(t *testing.T) {
 	root := makeTree(t)
 	want := digestOf(t, root)
 	out := t.TempDir()
+	old := progressEvery
+	progressEvery = time.Millisecond
+	t.Cleanup(func() { progressEvery = old })
+	var mu sync.Mutex
 	var lines []string
 	res, err := Export(context.Background(), root, out, Options{
 		Formats:       Formats,
 		Ext4FreeSpace: 8 << 20,
-		Report:        func(s string) { lines = append(lines, s) },
+		Report: func(s string) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, s)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +159,11 @@ func TestExportEveryFormat(t *testing.T) {
 			t.Errorf("temporary file left: %s", e.Name())
 		}
 	}
-	if !strings.Contains(strings.Join(lines, "\n"), "Wrote rootfs.ext4") {
-		t.Errorf("no progress report for ext4: %v", lines)
+	mu.Lock()
+	log := strings.Join(lines, "\n")
+	mu.Unlock()
+	if !strings.Contains(log, "Wrote rootfs.ext4") || !strings.Contains(log, "still writing squashfs") {
+		t.Errorf("no progress report for squashfs and ext4: %s", log)
 	}
 	// The dir copy and both compressed tars unpack to the very same tree.
 	if d := digestOf(t, filepath.Join(out, "rootfs")); d != want {
