@@ -25,6 +25,9 @@ type GCResult struct {
 	Deleted []*Version        `json:"deleted"`
 	Kept    map[string]string `json:"kept"` // image@version -> why
 	DryRun  bool              `json:"dry_run"`
+	// Files are the artifact paths of the deleted versions that no kept
+	// version also names: what a caller may remove from disk afterwards.
+	Files []string `json:"files"`
 }
 
 // GC deletes versions that nothing needs: never what a channel holds, what
@@ -66,7 +69,7 @@ func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
 					return err
 				}
 			}
-			vs, err := tx.Versions(img.Name, false)
+			vs, err := tx.Versions(img.Name, true)
 			if err != nil {
 				return err
 			}
@@ -117,13 +120,29 @@ func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
 				}
 			}
 		}
+		// Versions of other images survive a per-image collection, and so
+		// do the files they name.
+		var deleted []*Version
+		stillNamed := map[string]bool{}
 		for _, v := range all {
-			if opt.Image != "" && v.Image != opt.Image {
+			why, kept := keep[v.Ref()]
+			if !kept && (opt.Image == "" || v.Image == opt.Image) {
+				deleted = append(deleted, v)
 				continue
 			}
-			if why, ok := keep[v.Ref()]; ok {
+			if kept {
 				res.Kept[v.Ref()] = why
-				continue
+			}
+			for _, a := range v.Artifacts {
+				stillNamed[a.Path] = true
+			}
+		}
+		for _, v := range deleted {
+			for _, a := range v.Artifacts {
+				if !stillNamed[a.Path] {
+					stillNamed[a.Path] = true // once
+					res.Files = append(res.Files, a.Path)
+				}
 			}
 			res.Deleted = append(res.Deleted, v)
 			if !opt.DryRun {

@@ -365,6 +365,12 @@ func testGC(t *testing.T, c *catalog.Catalog) {
 	for i := 1; i <= 6; i++ {
 		c.Promote(ctx, "app", "production", fmt.Sprint(i), catalog.MoveOptions{})
 	}
+	sum := strings.Repeat("c", 64)
+	c.Register(ctx, &catalog.Version{Image: "app", Version: "pinned", ImageID: digest("p"),
+		Artifacts: []catalog.Artifact{{Path: "/store/shared", SHA256: sum}}}, catalog.RegisterOptions{})
+	c.Promote(ctx, "app", "pinned", "pinned", catalog.MoveOptions{})
+	c.Register(ctx, &catalog.Version{Image: "app", Version: "stale", ImageID: digest("s"),
+		Artifacts: []catalog.Artifact{{Path: "/store/stale", SHA256: sum}, {Path: "/store/shared", SHA256: sum}}}, catalog.RegisterOptions{})
 	c.Now = func() time.Time { return now }
 	register(t, c, "app", "fresh", "")
 
@@ -376,17 +382,20 @@ func testGC(t *testing.T, c *catalog.Catalog) {
 	for _, v := range dry.Deleted {
 		deleted[v.Ref()] = true
 	}
-	for _, want := range []string{"app@1", "app@2", "app@3", "app@7", "app@8", "base@2"} {
+	if len(dry.Files) != 1 || dry.Files[0] != "/store/stale" {
+		t.Errorf("files to remove %v: want only /store/stale (a kept version still names /store/shared)", dry.Files)
+	}
+	for _, want := range []string{"app@1", "app@2", "app@3", "app@7", "app@8", "base@2", "app@stale"} {
 		if !deleted[want] {
 			t.Errorf("gc should delete %s; plan %v, kept %v", want, deleted, dry.Kept)
 		}
 	}
-	for _, keep := range []string{"app@6", "app@5", "app@4", "base@1", "app@fresh"} {
+	for _, keep := range []string{"app@6", "app@5", "app@4", "base@1", "app@fresh", "app@pinned"} {
 		if deleted[keep] {
 			t.Errorf("gc would delete %s (%s)", keep, "head, rollback window, ancestor or fresh")
 		}
 	}
-	if vs, _ := c.Versions(ctx, "app"); len(vs) != 9 {
+	if vs, _ := c.Versions(ctx, "app"); len(vs) != 11 {
 		t.Fatal("a dry run deleted something")
 	}
 	res, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2})

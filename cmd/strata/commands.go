@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -439,10 +440,10 @@ func diffCmd(g *globals) *cobra.Command {
 
 func gcCmd(g *globals) *cobra.Command {
 	var opt catalog.GCOptions
-	var apply bool
+	var apply, deleteFiles bool
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Delete versions nothing needs (a dry run unless --apply)",
+		Short: "Delete versions nothing needs (a dry run unless --apply); --delete-files removes their artifacts too",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt.DryRun = !apply
@@ -454,6 +455,22 @@ func gcCmd(g *globals) *cobra.Command {
 				if res.Deleted == nil {
 					res.Deleted = []*catalog.Version{}
 				}
+				// Files go only after the catalog no longer names them.
+				var fileErrs []string
+				if apply && deleteFiles {
+					for _, f := range res.Files {
+						for _, p := range []string{f, f + ".sha256"} {
+							if err := os.RemoveAll(p); err != nil {
+								fileErrs = append(fileErrs, err.Error())
+							}
+						}
+					}
+				}
+				defer func() {
+					if len(fileErrs) > 0 {
+						fmt.Fprintln(os.Stderr, "strata: could not remove:", strings.Join(fileErrs, "; "))
+					}
+				}()
 				return g.emit(res, func(w *tabwriter.Writer) {
 					verb := "would delete"
 					if apply {
@@ -464,6 +481,13 @@ func gcCmd(g *globals) *cobra.Command {
 					}
 					for _, k := range slices.Sorted(maps.Keys(res.Kept)) {
 						fmt.Fprintf(w, "keep\t%s\t%s\n", k, res.Kept[k])
+					}
+					fileVerb := "unneeded file"
+					if apply && deleteFiles {
+						fileVerb = "removed file"
+					}
+					for _, f := range res.Files {
+						fmt.Fprintf(w, "%s\t%s\n", fileVerb, f)
 					}
 					if !apply {
 						fmt.Fprintf(w, "dry run: %d to delete; run again with --apply\n", len(res.Deleted))
@@ -476,5 +500,6 @@ func gcCmd(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&opt.MinAge, "min-age", 24*time.Hour, "keep every version younger than this")
 	cmd.Flags().StringVar(&opt.Image, "image", "", "only this image")
 	cmd.Flags().BoolVar(&apply, "apply", false, "delete for real")
+	cmd.Flags().BoolVar(&deleteFiles, "delete-files", false, "with --apply, also remove the deleted versions' artifact files (and their .sha256) that no kept version names")
 	return cmd
 }

@@ -188,3 +188,32 @@ func TestCLIErrors(t *testing.T) {
 	c.fails(3, "no such version", "promote", "img@9.9.9", "dev")
 	c.fails(2, "channel", "promote", "img@1.0.0", "Bad Channel")
 }
+
+func TestCLIGCDeletesFiles(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	old := fakeOutput(t, "old", "")
+	cur := fakeOutput(t, "current", "")
+	c.ok("register", "x", "--from-output", old)
+	c.ok("register", "x", "--from-output", cur, "--promote", "production")
+	if o := c.ok("gc"); !strings.Contains(o, "dry run: 0 to delete") {
+		t.Fatalf("fresh versions must survive the default min-age: %s", o)
+	}
+	o := strings.Join(strings.Fields(c.ok("gc", "--min-age", "1ns")), " ")
+	if !strings.Contains(o, "would delete x@1.0.0") || !strings.Contains(o, "unneeded file") {
+		t.Fatalf("dry run: %s", o)
+	}
+	if _, err := os.Stat(filepath.Join(old, "rootfs.tar.zst")); err != nil {
+		t.Fatal("a dry run removed a file")
+	}
+	o = strings.Join(strings.Fields(c.ok("gc", "--min-age", "1ns", "--apply", "--delete-files")), " ")
+	if !strings.Contains(o, "deleted x@1.0.0") || !strings.Contains(o, "removed file") {
+		t.Fatalf("gc --apply: %s", o)
+	}
+	if _, err := os.Stat(filepath.Join(old, "rootfs.tar.zst")); !os.IsNotExist(err) {
+		t.Fatal("the collected version's artifact is still there")
+	}
+	if _, err := os.Stat(filepath.Join(cur, "rootfs.tar.zst")); err != nil {
+		t.Fatal("gc removed the artifact of the version production holds")
+	}
+	c.fails(3, "no such version", "show", "x@1.0.0")
+}
