@@ -288,6 +288,13 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	if l := runIn(t, out, "unsquashfs", "-l", "rootfs.squashfs"); !strings.Contains(l, "squashfs-root/etc/debian_version") {
 		t.Error("squashfs listing lacks etc/debian_version")
 	}
+	// The read-only bind mount kept the chroot from writing to the host.
+	if _, err := os.Stat(filepath.Join(filepath.Dir(vars["upload_src"]), "written-from-chroot")); err == nil {
+		t.Error("the chroot wrote through a read-only bind mount")
+	}
+	if _, err := os.Stat(filepath.Join(tree, "mnt/host/upload.txt")); err == nil {
+		t.Error("a bind mount's content ended up in the image")
+	}
 	// Hooks ran at their points.
 	for _, m := range []string{"pre_mount.marker", "post_mount.marker", "pre_unmount.marker", "shell_local.marker"} {
 		if _, err := os.Stat(filepath.Join(workDir, m)); err != nil {

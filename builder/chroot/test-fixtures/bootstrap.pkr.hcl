@@ -30,6 +30,12 @@ source "strata-chroot" "base" {
     target  = "/var/tmp/scratch"
     options = "size=16m"
   }
+  chroot_mounts {
+    type    = "bind"
+    source  = dirname(var.upload_src)
+    target  = "/mnt/host"
+    options = "ro"
+  }
   pre_mount_commands   = ["touch {{ .MountPath }}/../pre_mount.marker"]
   post_mount_commands  = ["mountpoint -q {{ .MountPath }}/proc && touch {{ .MountPath }}/../post_mount.marker"]
   pre_unmount_commands = ["test -f $MOUNT_PATH/root/hello.txt && touch {{ .MountPath }}/../pre_unmount.marker"]
@@ -49,6 +55,7 @@ build {
       "test \"$STRATA_TEST\" = env-ok",
       "test \"$STRATA_WRAPPED\" = yes",
       "mountpoint -q /var/tmp/scratch",
+      "test -f /mnt/host/upload.txt && ! touch /mnt/host/written-from-chroot 2>/dev/null",
       "mountpoint -q /proc && mountpoint -q /dev/pts && mountpoint -q /run",
       "test -c /dev/null && test -e /dev/pts/ptmx",
       "rc=0; /usr/sbin/policy-rc.d || rc=$?; test $rc -eq 101",
