@@ -354,6 +354,9 @@ func (c *Catalog) Promote(ctx context.Context, image, channel, version string, o
 		if v.Revoked {
 			return fmt.Errorf("%w: %s is revoked (%s) and cannot be promoted; restore it first", ErrRevoked, v.Ref(), v.RevokedReason)
 		}
+		if !c.ContentExists(v) {
+			return fmt.Errorf("%w: the artifacts of %s are gone, so no channel may point at it", ErrConflict, v.Ref())
+		}
 		h, err := tx.History(image, channel)
 		if err != nil {
 			return err

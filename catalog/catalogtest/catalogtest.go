@@ -184,6 +184,11 @@ func testPromote(t *testing.T, c *catalog.Catalog) {
 	_, _, err = c.Promote(ctx, "app", "staging", "1.0.1", catalog.MoveOptions{})
 	mustIs(t, err, catalog.ErrRevoked)
 
+	c.ContentExists = func(v *catalog.Version) bool { return v.Version != "1.0.0" }
+	_, _, err = c.Promote(ctx, "app", "canary", "1.0.0", catalog.MoveOptions{})
+	mustIs(t, err, catalog.ErrConflict)
+	c.ContentExists = func(*catalog.Version) bool { return true }
+
 	chs, err := c.Channels(ctx, "app")
 	if err != nil || len(chs) != 3 {
 		t.Fatalf("channels %+v %v", chs, err)
