@@ -373,6 +373,14 @@ func TestAccInterruptMidProvision(t *testing.T) {
 	dir := t.TempDir()
 	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
 	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	// A second build with the same work dir is refused and disturbs nothing.
+	second := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	if second.code == 0 || !strings.Contains(second.out.String(), "in use by another running build") {
+		t.Fatalf("a concurrent build on the same work dir was not refused:\n%s", second.out.String())
+	}
+	if ms, _ := mount.Under(filepath.Join(vars["store_dir"], "work")); len(ms) == 0 {
+		t.Fatal("the refused build tore down the running build's mounts")
+	}
 	// Ctrl-C as a terminal sends it: to the whole process group.
 	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
 	r.wait(t, 2*time.Minute)
