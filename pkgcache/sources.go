@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -65,7 +66,7 @@ func HostMirror(root string) (string, error) {
 		return "", err
 	}
 	for _, s := range srcs {
-		if !contains(s.Components, "main") {
+		if !slices.Contains(s.Components, "main") {
 			continue
 		}
 		for _, suite := range s.Suites {
@@ -76,15 +77,6 @@ func HostMirror(root string) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func readOneLine(path string) ([]Source, error) {
@@ -152,7 +144,7 @@ func readDeb822(path string) ([]Source, error) {
 			key = strings.ToLower(strings.TrimSpace(k))
 			fields[key] = strings.TrimSpace(v)
 		}
-		if !contains(strings.Fields(fields["types"]), "deb") {
+		if !slices.Contains(strings.Fields(fields["types"]), "deb") {
 			continue
 		}
 		if e := strings.ToLower(fields["enabled"]); e == "no" || e == "false" {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -237,7 +238,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			add("%s.target: %q must be an absolute path inside the image without \"..\"", where, m.Target)
 		} else {
 			t := filepath.Clean(m.Target)
-			if t == "/" || contains(reservedDirs, t) {
+			if t == "/" || slices.Contains(reservedDirs, t) {
 				add("%s.target: %q is mounted by the builder itself; pick another target", where, t)
 			}
 			if seenTargets[t] {
@@ -256,7 +257,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			c.ChrootMounts[i].Source = m.Type
 		}
 	}
-	if !contains(resolvModes, c.ResolvConf) {
+	if !slices.Contains(resolvModes, c.ResolvConf) {
 		add("resolv_conf: %q is not one of %s", c.ResolvConf, strings.Join(resolvModes, ", "))
 	}
 	for k := range c.Environment {
@@ -320,7 +321,7 @@ func (b *BootstrapConfig) prepare() []error {
 	}
 	if b.Variant == "" {
 		b.Variant = DefaultVariant
-	} else if !contains(variants, b.Variant) {
+	} else if !slices.Contains(variants, b.Variant) {
 		add("bootstrap.variant: %q is not an mmdebstrap variant; use one of %s", b.Variant, strings.Join(variants, ", "))
 	}
 	if len(b.Components) == 0 {
@@ -370,15 +371,6 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
 	return n << shift, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func hasAnySuffix(s string, suffixes []string) bool {

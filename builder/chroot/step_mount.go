@@ -3,7 +3,6 @@ package chroot
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -89,13 +88,5 @@ func teardownChroot(ui packersdk.Ui, root, workDir string, mounted []plannedMoun
 		return err
 	}
 	ui.Message(fmt.Sprintf("Chroot torn down in %s; nothing is mounted under %s", time.Since(start).Round(time.Millisecond), workDir))
-	return nil
-}
-
-// removeIfExists removes a file that a step put in the image.
-func removeIfExists(p string) error {
-	if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-		return err
-	}
 	return nil
 }
