@@ -495,7 +495,7 @@ func (c *Catalog) Restore(ctx context.Context, image, version string, opt Revoke
 }
 
 func (c *Catalog) setRevoked(ctx context.Context, image, version string, revoked bool, opt RevokeOptions) ([]*Version, error) {
-	var changed []*Version
+	changed := []*Version{}
 	err := c.store.Update(ctx, func(tx Tx) error {
 		v, err := getVersion(tx, image, version)
 		if err != nil {

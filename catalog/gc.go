@@ -43,7 +43,7 @@ func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
 	if opt.MinAge == 0 {
 		opt.MinAge = 24 * time.Hour
 	}
-	res := &GCResult{Kept: map[string]string{}, DryRun: opt.DryRun}
+	res := &GCResult{Deleted: []*Version{}, Kept: map[string]string{}, Files: []string{}, DryRun: opt.DryRun}
 	run := c.store.Update
 	if opt.DryRun {
 		run = c.store.View

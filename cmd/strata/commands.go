@@ -25,9 +25,6 @@ func imagesCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if imgs == nil {
-					imgs = []catalog.Image{}
-				}
 				return g.emit(imgs, func(w *tabwriter.Writer) {
 					fmt.Fprintln(w, "IMAGE\tVERSIONS\tLATEST\tCREATED")
 					for _, i := range imgs {
@@ -141,9 +138,6 @@ func channelsCmd(g *globals) *cobra.Command {
 				chs, err := c.Channels(cmd.Context(), a[0])
 				if err != nil {
 					return err
-				}
-				if chs == nil {
-					chs = []catalog.Channel{}
 				}
 				return g.emit(chs, func(w *tabwriter.Writer) {
 					fmt.Fprintln(w, "CHANNEL\tVERSION\tSINCE\tSTATE")
@@ -286,9 +280,6 @@ func revokeCmd(g *globals, revoke bool) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if changed == nil {
-					changed = []*catalog.Version{}
-				}
 				var held []catalog.Channel
 				if revoke {
 					for _, v := range changed {
@@ -346,9 +337,6 @@ func lineageCmd(g *globals) *cobra.Command {
 					ood, err := c.OutOfDate(cmd.Context(), image)
 					if err != nil {
 						return err
-					}
-					if ood == nil {
-						ood = []catalog.OutOfDate{}
 					}
 					return g.emit(ood, func(w *tabwriter.Writer) {
 						if len(ood) == 0 {
@@ -451,9 +439,6 @@ func gcCmd(g *globals) *cobra.Command {
 				res, err := c.GC(cmd.Context(), opt)
 				if err != nil {
 					return err
-				}
-				if res.Deleted == nil {
-					res.Deleted = []*catalog.Version{}
 				}
 				// Files go only after the catalog no longer names them.
 				var fileErrs []string

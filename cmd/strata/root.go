@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 
@@ -67,6 +68,10 @@ func (g *globals) withCatalog(fn func(c *catalog.Catalog) error) error {
 // emit prints v as JSON, or calls table for people.
 func (g *globals) emit(v interface{}, table func(w *tabwriter.Writer)) error {
 	if g.json {
+		// A list with nothing in it is [] for machines, not null.
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+			v = []struct{}{}
+		}
 		enc := json.NewEncoder(g.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
