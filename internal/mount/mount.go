@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,10 +58,32 @@ func splitOptions(opts string) (flags uintptr, data string) {
 	return flags, strings.Join(rest, ",")
 }
 
-// Mount makes the mount and marks it private, so that nothing mounted on or
-// under it propagates back to the host's own mount (the host's /dev may be a
-// shared mount).
+// Mount makes the mount on the host path s.Target and marks it private, so
+// that nothing mounted on or under it propagates back to the host's own mount
+// (the host's /dev may be a shared mount). Targets inside an image are not
+// mounted this way but with MountAt, on a handle resolved inside the root.
 func Mount(s Spec) error {
+	return mount(s, s.Target, func() (string, func(), error) { return s.Target, func() {}, nil })
+}
+
+// MountAt mounts s on the directory or file that the handle target names,
+// never on a path the image could redirect: the kernel mounts on the handle
+// itself through its /proc/self/fd link. reopen resolves the target again
+// after the mount (now landing on the new mount) for the follow-up calls
+// that make it private and apply read-only to a bind.
+func MountAt(s Spec, target *os.File, reopen func() (*os.File, error)) error {
+	return mount(s, fdPath(target), func() (string, func(), error) {
+		h, err := reopen()
+		if err != nil {
+			return "", nil, err
+		}
+		return fdPath(h), func() { h.Close() }, nil
+	})
+}
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+func mount(s Spec, target string, after func() (string, func(), error)) error {
 	flags, data := splitOptions(s.Options)
 	fstype := s.FSType
 	if fstype == "bind" || fstype == "rbind" {
@@ -70,18 +93,24 @@ func Mount(s Spec) error {
 		}
 		fstype = ""
 	}
-	if err := unix.Mount(s.Source, s.Target, fstype, flags, data); err != nil {
+	if err := unix.Mount(s.Source, target, fstype, flags, data); err != nil {
 		return fmt.Errorf("mount %s: %w", s, err)
 	}
-	if err := unix.Mount("", s.Target, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
-		_ = unix.Unmount(s.Target, unix.MNT_DETACH)
+	top, release, err := after()
+	if err != nil {
+		_ = unix.Unmount(target, unix.MNT_DETACH)
+		return fmt.Errorf("finding the new mount at %s: %w", s.Target, err)
+	}
+	defer release()
+	if err := unix.Mount("", top, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		_ = unix.Unmount(top, unix.MNT_DETACH)
 		return fmt.Errorf("making %s private: %w", s.Target, err)
 	}
 	// A bind mount ignores ro (and other flags) on the first call; it needs a remount.
 	if flags&unix.MS_BIND != 0 && flags&^(unix.MS_BIND|unix.MS_REC) != 0 {
 		rf := unix.MS_BIND | unix.MS_REMOUNT | (flags &^ (unix.MS_BIND | unix.MS_REC))
-		if err := unix.Mount("", s.Target, "", rf, ""); err != nil {
-			_ = unix.Unmount(s.Target, unix.MNT_DETACH)
+		if err := unix.Mount("", top, "", rf, ""); err != nil {
+			_ = unix.Unmount(top, unix.MNT_DETACH)
 			return fmt.Errorf("remounting %s with %q: %w", s.Target, s.Options, err)
 		}
 	}
