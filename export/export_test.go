@@ -1,12 +1,9 @@
 package export
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,62 +49,22 @@ func makeTree(t *testing.T) string {
 	must(os.WriteFile(filepath.Join(root, "owned"), []byte("o"), 0o640))
 	must(os.Lchown(filepath.Join(root, "owned"), 1234, 5678))
 	must(unix.Setxattr(filepath.Join(root, "owned"), "user.note", []byte("kept"), 0))
+	// 2 GiB with 8 KiB of data: a sparse file must stay sparse everywhere.
+	sparse, err := os.Create(filepath.Join(root, "sparse.img"))
+	must(err)
+	sparse.WriteAt(bytes.Repeat([]byte("s"), 4096), 0)
+	sparse.WriteAt(bytes.Repeat([]byte("e"), 4096), 2<<30-4096)
+	must(sparse.Close())
 	return root
 }
 
 func digestOf(t *testing.T, root string) string {
 	t.Helper()
-	h := sha256.New()
-	if err := WriteTar(h, root, TarOptions{}); err != nil {
+	d, err := TreeDigest(context.Background(), root)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func TestWriteTarKeepsEverything(t *testing.T) {
-	root := makeTree(t)
-	var buf bytes.Buffer
-	if err := WriteTar(&buf, root, TarOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]*tar.Header{}
-	var names []string
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[h.Name] = h
-		names = append(names, h.Name)
-	}
-	if names[0] != "./" {
-		t.Fatalf("first entry %q, want ./", names[0])
-	}
-	check := func(name string, ok bool, what string) {
-		t.Helper()
-		if !ok {
-			t.Errorf("%s: %s; header %+v", name, what, got[name])
-		}
-	}
-	a, b := got["./usr/bin/a"], got["./usr/bin/b"]
-	check("./usr/bin/b", a.Typeflag == tar.TypeReg && b.Typeflag == tar.TypeLink && b.Linkname == "./usr/bin/a", "hard link")
-	dn := got["./dev/null"]
-	check("./dev/null", dn.Typeflag == tar.TypeChar && dn.Devmajor == 1 && dn.Devminor == 3, "char device 1,3")
-	check("./dev/fifo", got["./dev/fifo"].Typeflag == tar.TypeFifo, "fifo")
-	check("./bin", got["./bin"].Typeflag == tar.TypeSymlink && got["./bin"].Linkname == "usr/bin", "symlink")
-	check("./usr/bin/ping", got["./usr/bin/ping"].PAXRecords["SCHILY.xattr.security.capability"] == string(capNetRaw), "file capability")
-	check("./owned", got["./owned"].Uid == 1234 && got["./owned"].Gid == 5678 && got["./owned"].Uname == "", "numeric owner only")
-	check("./owned", got["./owned"].PAXRecords["SCHILY.xattr.user.note"] == "kept", "user xattr")
-	check("./usr/bin/su", got["./usr/bin/su"].Mode&0o4000 != 0, "setuid bit")
-	check("./tmp/", got["./tmp/"].Mode&0o1000 != 0, "sticky bit")
-
-	if d1, d2 := digestOf(t, root), digestOf(t, root); d1 != d2 {
-		t.Fatalf("the same tree gave two digests: %s %s", d1, d2)
-	}
+	return strings.TrimPrefix(d, "sha256:")
 }
 
 func TestExportEveryFormat(t *testing.T) {
@@ -120,8 +77,9 @@ func TestExportEveryFormat(t *testing.T) {
 	var mu sync.Mutex
 	var lines []string
 	res, err := Export(context.Background(), root, out, Options{
-		Formats:       Formats,
-		Ext4FreeSpace: 8 << 20,
+		Formats:        Formats,
+		Ext4FreeSpace:  64 << 20,
+		Ext4InodeRatio: 16384,
 		Report: func(s string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -138,6 +96,15 @@ func TestExportEveryFormat(t *testing.T) {
 		t.Fatalf("outputs %+v", res.Outputs)
 	}
 	for _, o := range res.Outputs {
+		if o.Format == "dir" {
+			if _, err := os.Stat(o.Path + ".sha256"); err == nil {
+				t.Error("the dir output has a .sha256 that sha256sum -c cannot check")
+			}
+			if got, err := VerifyTree(context.Background(), out); err != nil || got != "sha256:"+want {
+				t.Errorf("VerifyTree: %s %v", got, err)
+			}
+			continue
+		}
 		sum, err := os.ReadFile(o.Path + ".sha256")
 		if err != nil {
 			t.Fatal(err)
@@ -145,14 +112,32 @@ func TestExportEveryFormat(t *testing.T) {
 		if !strings.HasPrefix(string(sum), o.SHA256+"  ") {
 			t.Errorf("%s: checksum file %q does not match %s", o.Format, sum, o.SHA256)
 		}
-		if o.Format != "dir" {
-			cmd := exec.Command("sha256sum", "-c", filepath.Base(o.Path)+".sha256")
-			cmd.Dir = out
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("sha256sum -c for %s: %v %s", o.Format, err, out)
+		cmd := exec.Command("sha256sum", "-c", filepath.Base(o.Path)+".sha256")
+		cmd.Dir = out
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("sha256sum -c for %s: %v %s", o.Format, err, out)
+		}
+		// Sparse files stay sparse: no output holds the 2 GiB hole.
+		if fi, _ := os.Stat(o.Path); fi.Size() > 200<<20 {
+			t.Errorf("%s is %s: the sparse file's hole was written out", o.Format, HumanBytes(fi.Size()))
+		}
+		if o.Format == "ext4" {
+			var st unix.Stat_t
+			unix.Stat(o.Path, &st)
+			if st.Blocks*512 > 200<<20 {
+				t.Errorf("the ext4 image takes %s on disk", HumanBytes(st.Blocks*512))
 			}
 		}
 	}
+	// The dir copy changed under its digest: verify says so.
+	os.WriteFile(filepath.Join(out, "rootfs", "owned"), []byte("tampered"), 0o640)
+	if _, err := VerifyTree(context.Background(), out); err == nil {
+		t.Error("VerifyTree accepted a changed tree")
+	}
+	os.WriteFile(filepath.Join(out, "rootfs", "owned"), []byte("o"), 0o640)
+	os.Lchown(filepath.Join(out, "rootfs", "owned"), 1234, 5678)
+	os.Chtimes(filepath.Join(out, "rootfs", "owned"), modTime(t, filepath.Join(root, "owned")), modTime(t, filepath.Join(root, "owned")))
+	os.Chtimes(filepath.Join(out, "rootfs"), modTime(t, root), modTime(t, root))
 	ents, _ := os.ReadDir(out)
 	for _, e := range ents {
 		if strings.Contains(e.Name(), ".tmp") {
@@ -197,6 +182,20 @@ func TestExportEveryFormat(t *testing.T) {
 	for _, img := range []string{"rootfs.ext4", "rootfs.squashfs"} {
 		checkImageByMounting(t, filepath.Join(out, img))
 	}
+	// ext4 gets free inodes for the free space asked for.
+	info, err := exec.Command("dumpe2fs", "-h", filepath.Join(out, "rootfs.ext4")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v %s", err, info)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if strings.HasPrefix(line, "Free inodes:") {
+			var n int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "Free inodes:")), &n)
+			if n < (64<<20)/16384 {
+				t.Errorf("ext4 has %d free inodes for 64 MiB of free space at 16 KiB per inode", n)
+			}
+		}
+	}
 }
 
 func fileMode(t *testing.T, p string) os.FileMode {
@@ -237,7 +236,11 @@ func checkImageByMounting(t *testing.T, img string) {
 	if err != nil || !bytes.Equal(capv[:n], capNetRaw) {
 		t.Errorf("%s: capability lost: %v %x", img, err, capv[:n])
 	}
-	var sa, sb, sd, so unix.Stat_t
+	var sa, sb, sd, so, ss unix.Stat_t
+	unix.Lstat(filepath.Join(mnt, "sparse.img"), &ss)
+	if ss.Size != 2<<30 || ss.Blocks*512 > 1<<20 {
+		t.Errorf("%s: sparse.img is %d bytes taking %d on disk", img, ss.Size, ss.Blocks*512)
+	}
 	unix.Lstat(filepath.Join(mnt, "usr/bin/a"), &sa)
 	unix.Lstat(filepath.Join(mnt, "usr/bin/b"), &sb)
 	if sa.Ino != sb.Ino {
@@ -269,5 +272,19 @@ func TestExportCancelledLeavesNothing(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Fatalf("a cancelled export left %d files", len(ents))
+	}
+}
+
+func TestParseSquashfsCompression(t *testing.T) {
+	for in, want := range map[string]string{"zstd": "-comp zstd", "zstd:3": "-comp zstd -Xcompression-level 3", "xz": "-comp xz", "lz4": "-comp lz4", "gzip": "-comp gzip"} {
+		c, err := ParseSquashfsCompression(in)
+		if err != nil || strings.Join(c.Args(), " ") != want {
+			t.Errorf("%s: %v %v", in, c.Args(), err)
+		}
+	}
+	for _, bad := range []string{"", "zstd:0", "zstd:23", "zstd:x", "xz:9", "brotli"} {
+		if _, err := ParseSquashfsCompression(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -1,12 +1,9 @@
 package export
 
 import (
-	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,22 +12,27 @@ import (
 // ManifestName is the file in an output directory that describes it.
 const ManifestName = "artifact.json"
 
-// PackagesName is the package manifest beside the outputs: one
-// "name<TAB>version<TAB>architecture" line per installed package.
-const PackagesName = "packages.tsv"
+// ManifestSchemaVersion is the version of artifact.json's schema.
+const ManifestSchemaVersion = 1
 
-// Manifest describes an output directory: what a catalog registers.
+// Manifest describes an output directory: what a catalog registers. Its
+// schema is documented in docs/strata-cli.md.
 type Manifest struct {
+	SchemaVersion int `json:"schema_version"`
+	// RootfsDigest is "sha256:<hex>" of the canonical uncompressed rootfs tar.
 	RootfsDigest string   `json:"rootfs_digest"`
 	BuildName    string   `json:"build_name,omitempty"`
 	Source       string   `json:"source,omitempty"`
-	Outputs      []Output `json:"outputs"` // paths relative to the directory
+	Outputs      []Output `json:"outputs"` // paths are file names in the directory
+	// Packages is the package manifest's file name in the directory.
+	Packages string `json:"packages,omitempty"`
 }
 
 // WriteManifest writes artifact.json into dir atomically, with output paths
 // relative to dir so the directory can move.
 func WriteManifest(dir string, m Manifest) error {
 	rel := m
+	rel.SchemaVersion = ManifestSchemaVersion
 	rel.Outputs = make([]Output, len(m.Outputs))
 	for i, o := range m.Outputs {
 		o.Path = filepath.Base(o.Path)
@@ -44,6 +46,7 @@ func WriteManifest(dir string, m Manifest) error {
 }
 
 // ReadManifest reads dir's artifact.json, with output paths made absolute.
+// A path that would lead out of dir is refused.
 func ReadManifest(dir string) (*Manifest, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -57,44 +60,57 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestName), err)
 	}
-	for i := range m.Outputs {
-		m.Outputs[i].Path = filepath.Join(abs, m.Outputs[i].Path)
+	if m.SchemaVersion > ManifestSchemaVersion {
+		return nil, fmt.Errorf("%s: schema_version %d is newer than this strata understands (%d); upgrade strata", filepath.Join(dir, ManifestName), m.SchemaVersion, ManifestSchemaVersion)
+	}
+	for i, o := range m.Outputs {
+		if !plainName(o.Path) {
+			return nil, fmt.Errorf("%s: output path %q is not a file name inside the directory", filepath.Join(dir, ManifestName), o.Path)
+		}
+		m.Outputs[i].Path = filepath.Join(abs, o.Path)
+	}
+	if m.Packages != "" && !plainName(m.Packages) {
+		return nil, fmt.Errorf("%s: packages %q is not a file name inside the directory", filepath.Join(dir, ManifestName), m.Packages)
 	}
 	return &m, nil
 }
 
-// ReadPackages reads a packages.tsv.
-func ReadPackages(path string) ([][3]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out [][3]string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.Split(sc.Text(), "\t")
-		if len(parts) < 2 {
-			continue
-		}
-		var p [3]string
-		copy(p[:], parts)
-		out = append(out, p)
-	}
-	return out, sc.Err()
+// plainName is a single path component that is not . or ..
+func plainName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
-// FileSHA256 hashes a file.
-func FileSHA256(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
+// VerifyOutputs checks every output of m against its recorded size and
+// sha256 (a dir output against its tree digest), as they are on disk now.
+func VerifyOutputs(ctx context.Context, dir string, m *Manifest) error {
+	for _, o := range m.Outputs {
+		if o.Format == "dir" {
+			got, err := VerifyTree(ctx, dir)
+			if err != nil {
+				return err
+			}
+			if got != "sha256:"+o.SHA256 {
+				return fmt.Errorf("%s: the tree digest %s differs from the one artifact.json records (sha256:%s)", o.Path, got, o.SHA256)
+			}
+			continue
+		}
+		fi, err := os.Lstat(o.Path)
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", o.Path)
+		}
+		if fi.Size() != o.Size {
+			return fmt.Errorf("%s is %d bytes, but artifact.json records %d: it changed since the build", o.Path, fi.Size(), o.Size)
+		}
+		sum, _, err := FileSHA256(o.Path)
+		if err != nil {
+			return err
+		}
+		if sum != o.SHA256 {
+			return fmt.Errorf("%s has sha256 %s, but artifact.json records %s: it changed since the build", o.Path, sum, o.SHA256)
+		}
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return nil
 }

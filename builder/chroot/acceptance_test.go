@@ -239,8 +239,8 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	if !strings.Contains(log, "Root file system "+id) {
 		t.Errorf("artifact ID %s not reported:\n%s", id, log)
 	}
-	dirSum, _ := os.ReadFile(filepath.Join(out, "rootfs.sha256"))
-	if !strings.HasPrefix(string(dirSum), strings.TrimPrefix(id, "sha256:")) {
+	dirSum, _ := os.ReadFile(filepath.Join(out, "rootfs.tree-sha256"))
+	if !strings.HasPrefix(string(dirSum), id+"  rootfs/") {
 		t.Errorf("dir digest %q differs from the tar's %s", dirSum, id)
 	}
 

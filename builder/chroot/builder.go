@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
-	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
@@ -27,26 +26,32 @@ func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
 	if err != nil {
 		return nil, warnings, err
 	}
-	return []string{"MountPath", "WorkDir"}, warnings, nil
+	return generatedData, warnings, nil
 }
 
-// Run is the flow of one build: output dir, work dir, root file system,
-// mounts, provisioning, teardown, export.
+// generatedData are the build.* variables this builder publishes.
+var generatedData = []string{"MountPath", "WorkDir"}
+
+// Run is the flow of one build: store, work dir (and recovery of a killed
+// earlier build), output dir, the image root, mounts, provisioning,
+// teardown, export. Each step's Cleanup undoes exactly what its Run did.
 func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
 	cfg := &b.config
 	mount.CloseOnExecInherited()
 	state := new(multistep.BasicStateBag)
-	state.Put("config", cfg)
-	state.Put("hook", hook)
-	state.Put("ui", ui)
+	state.Put(stateConfig, cfg)
+	state.Put(stateHook, hook)
+	state.Put(stateUI, ui)
 
 	var source multistep.Step = &stepExtractArchive{}
 	if cfg.Bootstrap != nil {
 		source = &stepBootstrap{}
 	}
 	steps := []multistep.Step{
-		&commonsteps.StepOutputDir{Force: cfg.PackerForce, Path: cfg.OutputDir},
+		&stepStore{},
 		&stepWorkDir{},
+		&stepOutputDir{},
+		&stepRootfs{},
 		source,
 		&stepHostCommands{option: "pre_mount_commands", commands: func(c *Config) []string { return c.PreMountCommands }},
 		&stepMount{},
@@ -62,11 +67,11 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	b.runner = commonsteps.NewRunner(steps, cfg.PackerConfig, ui)
 	b.runner.Run(ctx, state)
 
-	if err, ok := state.GetOk("error"); ok {
+	if err, ok := state.GetOk(stateError); ok {
 		if cfg.PackerOnError == "abort" {
-			if root, ok := state.GetOk("mount_path"); ok {
+			if _, ok := state.GetOk(stateMountPath); ok {
 				ui.Error(fmt.Sprintf("-on-error=abort: the chroot stays mounted at %s for debugging. "+
-					"The next build with work_dir %s cleans it up (or unmount it yourself).", root, cfg.WorkDir))
+					"The next build with work_dir %s cleans it up.", cfg.MountPath, cfg.WorkDir))
 			}
 		}
 		return nil, err.(error)
@@ -77,25 +82,16 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	if _, ok := state.GetOk(multistep.StateHalted); ok {
 		return nil, errors.New("build was halted")
 	}
-	a, ok := state.GetOk("artifact")
+	a, ok := state.GetOk(stateArtifact)
 	if !ok {
 		return nil, errors.New("build produced no artifact")
 	}
 	return a.(*Artifact), nil
 }
 
-// stepCommunicator hands Packer's provisioners the chroot communicator and
-// publishes the build's generated data.
-type stepCommunicator struct{}
-
-func (s *stepCommunicator) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	root := state.Get("mount_path").(string)
-	state.Put("communicator", &Communicator{Root: root, Wrapper: cfg.CommandWrapper, Env: chrootEnv(cfg.Environment)})
-	data := packerbuilderdata.GeneratedData{State: state}
-	data.Put("MountPath", root)
-	data.Put("WorkDir", cfg.WorkDir)
-	return multistep.ActionContinue
+// halt records err for Packer and stops the build.
+func halt(state multistep.StateBag, err error) multistep.StepAction {
+	state.Put(stateError, err)
+	state.Get(stateUI).(packersdk.Ui).Error(err.Error())
+	return multistep.ActionHalt
 }
-
-func (s *stepCommunicator) Cleanup(multistep.StateBag) {}

@@ -5,6 +5,7 @@ package chroot
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
@@ -48,7 +51,9 @@ type MountConfig struct {
 	// What to mount: a host path for `bind`, a device or a name otherwise.
 	Source string `mapstructure:"source" required:"false"`
 	// Where, as an absolute path inside the image. It is resolved inside the
-	// image root, so symlinks in the image never lead out to the host.
+	// image root at the moment it is mounted, so symlinks in the image never
+	// lead a mount to the host. Paths under /proc, /sys, /dev and /run belong
+	// to the builder's own mounts and are refused.
 	Target string `mapstructure:"target" required:"true"`
 	// Mount options, comma separated as mount(8) takes them (`ro`, `size=1g`).
 	Options string `mapstructure:"options" required:"false"`
@@ -65,83 +70,132 @@ type Config struct {
 	// or `.tar.xz`. Exactly one of `bootstrap` and `source_archive` must be set.
 	SourceArchive string `mapstructure:"source_archive" required:"false"`
 
-	// The store root. Defaults to `$STRATA_HOME`, else `/var/lib/strata`.
+	// The store root. Defaults to `$STRATA_HOME`, else `/var/lib/strata`. It
+	// must belong to root and not be writable by other users; the builder
+	// creates it (and everything in it) with mode 0700.
 	StoreDir string `mapstructure:"store_dir" required:"false"`
 	// Where the build mounts and assembles its tree. Defaults to
-	// `<store_dir>/work/<build name>`. A build first cleans what a killed
-	// earlier build left here (processes and mounts); two builds can't share it.
+	// `<store_dir>/work/<build name>`. It must be empty, new, or a work dir
+	// of this same build: a build first undoes exactly what a killed earlier
+	// build with this work dir recorded (its processes and mounts, nothing
+	// else), and two builds can't share it.
 	WorkDir string `mapstructure:"work_dir" required:"false"`
+	// Where the image's root is mounted on the host during the build, for
+	// hooks, `shell-local` and static inventories. Defaults to
+	// `<work_dir>/rootfs`. It must be an empty or new directory.
+	MountPath string `mapstructure:"mount_path" required:"false"`
 	// The persistent package cache shared by builds. Defaults to
 	// `<store_dir>/cache/apt`. It is never part of an image.
 	PackageCacheDir string `mapstructure:"package_cache_dir" required:"false"`
 
 	// Extra mounts, made after proc, sys, dev, dev/pts and run, and
-	// unmounted before them.
+	// unmounted before them. In JSON templates amazon-chroot's list form
+	// `[["tmpfs", "tmpfs", "/var/tmp"]]` (type, source, target) works too.
 	ChrootMounts []MountConfig `mapstructure:"chroot_mounts" required:"false"`
 	// Host commands run before anything is mounted. `{{ .MountPath }}` is the
-	// image root on the host.
+	// image root on the host; user variables, `{{ build_name }}` and the rest
+	// of Packer's template functions work as in any option.
 	PreMountCommands []string `mapstructure:"pre_mount_commands" required:"false"`
 	// Host commands run after the mounts are made.
 	PostMountCommands []string `mapstructure:"post_mount_commands" required:"false"`
 	// Host commands run after provisioning, before anything is unmounted.
 	PreUnmountCommands []string `mapstructure:"pre_unmount_commands" required:"false"`
 	// A template every command run in the chroot (and every host hook) goes
-	// through, such as `sudo {{ .Command }}`. Defaults to `{{ .Command }}`.
+	// through, such as `sudo {{ .Command }}`. It must use `{{ .Command }}`.
+	// Defaults to `{{ .Command }}`.
 	CommandWrapper string `mapstructure:"command_wrapper" required:"false"`
 	// How the chroot resolves names during the build: `copy-host` copies the
 	// host's /etc/resolv.conf in, `bind-host` bind-mounts it read-only, `none`
-	// leaves the image's alone. The image's own file or symlink is put back
-	// exactly afterwards. Defaults to `copy-host`.
+	// leaves the image's alone. Afterwards the image's own file or symlink is
+	// put back exactly, unless a provisioner replaced it: then the image keeps
+	// the provisioner's, and the build says so. Defaults to `copy-host`.
 	ResolvConf string `mapstructure:"resolv_conf" required:"false"`
 	// Install a policy-rc.d that stops package scripts from starting services
 	// during the build; it is removed afterwards. Defaults to `true`.
 	PreventServiceStart *bool `mapstructure:"prevent_service_start" required:"false"`
 	// Environment variables for every command run in the chroot, on top of
-	// PATH, HOME=/root, LANG=C.UTF-8 and DEBIAN_FRONTEND=noninteractive.
+	// PATH, HOME=/root, LANG=C.UTF-8 and DEBIAN_FRONTEND=noninteractive. They
+	// apply inside the chroot only (PATH too), never to host commands.
 	Environment map[string]string `mapstructure:"environment" required:"false"`
 
 	// Where the outputs go. Defaults to `output-<build name>`. The build
-	// refuses an existing directory unless packer runs with `-force`.
+	// refuses an existing directory unless packer runs with `-force`. It must
+	// not overlap `store_dir`, `work_dir` or `mount_path`.
 	OutputDir string `mapstructure:"output_dir" required:"false"`
 	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`
-	// (zstd) and `ext4` (a raw ext4 file system image). Defaults to `["tar.zst"]`.
+	// and `ext4` (a raw ext4 file system image). Defaults to `["tar.zst"]`.
 	Formats []string `mapstructure:"formats" required:"false"`
 	// Free space an `ext4` image gets beyond its content, such as `512M` or
-	// `2G` (binary units). Defaults to `64M`.
+	// `2G` (binary units, at most 16T). Defaults to `64M`.
 	Ext4FreeSpace string `mapstructure:"ext4_free_space" required:"false"`
+	// Bytes of free space per free inode in an `ext4` image, as mke2fs's
+	// inode ratio: the image gets the inodes its content uses plus
+	// `ext4_free_space / ext4_inode_ratio` free ones. Defaults to `16384`.
+	Ext4InodeRatio int `mapstructure:"ext4_inode_ratio" required:"false"`
+	// The `squashfs` compressor: `zstd` or `zstd:LEVEL` (1-22), `xz`,
+	// `gzip` or `lz4`. Defaults to `zstd:3`, which writes about as fast as
+	// `tar.zst`; `zstd:19` or `xz` make smaller images much more slowly.
+	SquashfsCompression string `mapstructure:"squashfs_compression" required:"false"`
+
+	// Options amazon-chroot users know, refused with what strata does instead.
+	CopyFiles      []string `mapstructure:"copy_files" undocumented:"true"`
+	SourceAMI      string   `mapstructure:"source_ami" undocumented:"true"`
+	FromScratch    bool     `mapstructure:"from_scratch" undocumented:"true"`
+	MountOptions   []string `mapstructure:"mount_options" undocumented:"true"`
+	MountPartition string   `mapstructure:"mount_partition" undocumented:"true"`
+	DevicePath     string   `mapstructure:"device_path" undocumented:"true"`
+	RootVolumeSize int64    `mapstructure:"root_volume_size" undocumented:"true"`
 
 	ext4FreeBytes int64
+	chrootPath    string // the host's chroot(8)
 	ctx           interpolate.Context
 }
 
 // Defaults shared by docs and code.
 const (
-	DefaultStoreDir      = "/var/lib/strata"
-	DefaultVariant       = "minbase"
-	DefaultResolvConf    = "copy-host"
-	DefaultExt4FreeSpace = "64M"
-	DefaultFormat        = "tar.zst"
+	DefaultVariant             = "minbase"
+	DefaultResolvConf          = "copy-host"
+	DefaultExt4FreeSpace       = "64M"
+	DefaultExt4InodeRatio      = 16384
+	DefaultFormat              = "tar.zst"
+	DefaultSquashfsCompression = "zstd:3"
+	maxExt4FreeSpace           = 16 << 40
 )
 
 // hostRoot is where the host's apt configuration is read from; tests move it.
 var hostRoot = "/"
 
 var (
-	variants     = []string{"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"}
-	resolvModes  = []string{"copy-host", "bind-host", "none"}
-	archiveExts  = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar.xz"}
-	suiteRe      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
-	componentRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9/-]*$`)
-	packageRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$`)
-	envNameRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	mountTypeRe  = regexp.MustCompile(`^[a-z0-9._-]+$`)
-	sizeRe       = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)(iB|B)?$`)
-	reservedDirs = []string{"/proc", "/sys", "/dev", "/dev/pts", "/run"}
+	variants    = []string{"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"}
+	resolvModes = []string{"copy-host", "bind-host", "none"}
+	archiveExts = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar.xz"}
+	suiteRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
+	componentRe = regexp.MustCompile(`^[a-z0-9][a-z0-9/-]*$`)
+	packageRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$`)
+	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	mountTypeRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
+	sizeRe      = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)(iB|B)?$`)
+	// The builder's own mounts: chroot_mounts may not land on or under them.
+	builderMountDirs = []string{"/proc", "/sys", "/dev", "/run"}
 )
 
+// renamedOptions maps amazon-chroot options to what a strata user writes.
+var renamedOptions = []struct{ name, instead string }{
+	{"copy_files", "resolv_conf for /etc/resolv.conf, or a `file` provisioner for other files"},
+	{"source_ami", "parent (an image in the store), bootstrap {} or source_archive"},
+	{"from_scratch", "bootstrap { suite = \"bookworm\" }"},
+	{"mount_options", "chroot_mounts { options = \"...\" } for extra mounts; the root's own mount is the builder's"},
+	{"mount_partition", "nothing: strata builds in a directory, there is no device to partition"},
+	{"device_path", "nothing: strata builds in a directory; choose where with mount_path"},
+	{"root_volume_size", "ext4_free_space (and the ext4 format)"},
+}
+
 // Prepare decodes raws into c and checks all of it, returning every problem
-// at once, each naming its option and the fix.
+// at once, each naming its option and the fix, in the order options appear
+// in the docs.
 func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
+	var warnings []string
+	raws, warnings = amazonMountLists(raws)
 	err := config.Decode(c, &config.DecodeOpts{
 		PluginType:         BuilderID,
 		Interpolate:        true,
@@ -158,38 +212,73 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	add := func(format string, a ...interface{}) {
 		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf(format, a...))
 	}
-	var warnings []string
 
-	if c.StoreDir == "" {
-		c.StoreDir = os.Getenv("STRATA_HOME")
+	for _, r := range renamedOptions {
+		if c.renamedSet(r.name) {
+			add("%s is an amazon-chroot option that strata-chroot does not have; use %s", r.name, r.instead)
+		}
 	}
-	if c.StoreDir == "" {
-		c.StoreDir = DefaultStoreDir
-	}
+
 	name := c.PackerBuildName
 	if name == "" {
 		name = "strata"
 	}
+	store, err := storeroot.Resolve(c.StoreDir)
+	if err != nil {
+		add("store_dir: %v", err)
+	}
+	c.StoreDir = store
+	layout := storeroot.Layout{Root: store}
 	if c.WorkDir == "" {
-		c.WorkDir = filepath.Join(c.StoreDir, "work", name)
+		c.WorkDir = layout.WorkDir(name)
 	}
 	if c.PackageCacheDir == "" {
-		c.PackageCacheDir = filepath.Join(c.StoreDir, "cache", "apt")
-	}
-	for opt, p := range map[string]*string{"store_dir": &c.StoreDir, "work_dir": &c.WorkDir, "package_cache_dir": &c.PackageCacheDir} {
-		abs, err := filepath.Abs(*p)
-		if err != nil {
-			add("%s: %v", opt, err)
-			continue
-		}
-		*p = abs
-		if abs == "/" {
-			add("%s: must not be /; choose a directory of its own", opt)
-		}
+		c.PackageCacheDir = layout.PackageCache()
 	}
 	if c.OutputDir == "" {
 		c.OutputDir = "output-" + name
 	}
+	paths := []struct {
+		opt string
+		p   *string
+	}{{"store_dir", &c.StoreDir}, {"work_dir", &c.WorkDir}, {"package_cache_dir", &c.PackageCacheDir}, {"output_dir", &c.OutputDir}}
+	for _, p := range paths {
+		abs, err := filepath.Abs(*p.p)
+		if err != nil {
+			add("%s: %v", p.opt, err)
+			continue
+		}
+		*p.p = abs
+		if abs == "/" {
+			add("%s: must not be /; choose a directory of its own", p.opt)
+		}
+	}
+	if c.MountPath == "" {
+		c.MountPath = filepath.Join(c.WorkDir, "rootfs")
+	} else if abs, err := filepath.Abs(c.MountPath); err == nil {
+		c.MountPath = abs
+	}
+	if _, err := os.Lstat(c.OutputDir); err == nil && !c.PackerForce {
+		add("output_dir: %s exists; remove it, choose another output_dir, or run packer build -force to replace it", c.OutputDir)
+	}
+	for _, e := range c.checkOverlaps(layout) {
+		errs = packersdk.MultiErrorAppend(errs, e)
+	}
+	for _, p := range []struct{ opt, dir string }{{"store_dir", c.StoreDir}, {"work_dir", c.WorkDir}, {"package_cache_dir", c.PackageCacheDir}} {
+		if err := checkPrivateIfExists(p.dir); err != nil {
+			add("%s: %v", p.opt, err)
+		}
+	}
+	if err := checkWorkDirContents(c.WorkDir); err != nil {
+		add("work_dir: %v", err)
+	}
+	if !within(c.MountPath, c.WorkDir) && !recordedMountPath(c.WorkDir, c.MountPath) {
+		// Inside the work dir, a killed build's leftovers are recovered.
+		if err := checkEmptyDir(c.MountPath); err != nil {
+			add("mount_path: %v", err)
+		}
+	}
+
 	if c.CommandWrapper == "" {
 		c.CommandWrapper = "{{.Command}}"
 	}
@@ -205,6 +294,12 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	}
 	if c.Ext4FreeSpace == "" {
 		c.Ext4FreeSpace = DefaultExt4FreeSpace
+	}
+	if c.Ext4InodeRatio == 0 {
+		c.Ext4InodeRatio = DefaultExt4InodeRatio
+	}
+	if c.SquashfsCompression == "" {
+		c.SquashfsCompression = DefaultSquashfsCompression
 	}
 
 	switch {
@@ -238,15 +333,17 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			add("%s.target: %q must be an absolute path inside the image without \"..\"", where, m.Target)
 		} else {
 			t := filepath.Clean(m.Target)
-			if t == "/" || slices.Contains(reservedDirs, t) {
-				add("%s.target: %q is mounted by the builder itself; pick another target", where, t)
+			if t == "/" {
+				add("%s.target: / is the image root itself; pick a directory inside it", where)
+			} else if d := underBuilderMount(t); d != "" {
+				add("%s.target: %q is on the builder's own %s mount (as is everything under /proc, /sys, /dev and /run); pick a target elsewhere, such as /mnt/...", where, t, d)
 			}
 			if seenTargets[t] {
 				add("%s.target: %q is mounted twice", where, t)
 			}
 			seenTargets[t] = true
 		}
-		if m.Type == "bind" {
+		if m.Type == "bind" || m.Type == "rbind" {
 			if m.Source == "" {
 				add("%s.source: a bind mount needs a host path to bind", where)
 			} else if _, err := os.Stat(m.Source); err != nil {
@@ -257,22 +354,13 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			c.ChrootMounts[i].Source = m.Type
 		}
 	}
+	c.checkTemplates(add)
 	if !slices.Contains(resolvModes, c.ResolvConf) {
 		add("resolv_conf: %q is not one of %s", c.ResolvConf, strings.Join(resolvModes, ", "))
 	}
-	for k := range c.Environment {
+	for _, k := range sortedKeys(c.Environment) {
 		if !envNameRe.MatchString(k) {
 			add("environment: %q is not a valid variable name (letters, digits and _, not starting with a digit)", k)
-		}
-	}
-	for _, t := range []struct {
-		opt  string
-		list []string
-	}{{"pre_mount_commands", c.PreMountCommands}, {"post_mount_commands", c.PostMountCommands}, {"pre_unmount_commands", c.PreUnmountCommands}, {"command_wrapper", []string{c.CommandWrapper}}} {
-		for i, cmd := range t.list {
-			if _, err := interpolate.Render(cmd, &interpolate.Context{Data: hookData{MountPath: "/x", Command: "x"}}); err != nil {
-				add("%s[%d]: bad template %q: %v", t.opt, i, cmd, err)
-			}
 		}
 	}
 
@@ -287,8 +375,16 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	}
 	if n, err := ParseSize(c.Ext4FreeSpace); err != nil {
 		add("ext4_free_space: %v", err)
+	} else if n > maxExt4FreeSpace {
+		add("ext4_free_space: %q is more than 16T; an ext4 image that large is almost certainly a typo", c.Ext4FreeSpace)
 	} else {
 		c.ext4FreeBytes = n
+	}
+	if c.Ext4InodeRatio < 1024 || c.Ext4InodeRatio > 64<<20 {
+		add("ext4_inode_ratio: %d is out of range; use bytes per inode between 1024 and 67108864 (mke2fs's default is 16384)", c.Ext4InodeRatio)
+	}
+	if _, err := export.ParseSquashfsCompression(c.SquashfsCompression); err != nil {
+		add("squashfs_compression: %v", err)
 	}
 	if seen["ext4"] {
 		if _, err := lookPath("mke2fs"); err != nil {
@@ -305,10 +401,223 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			add("bootstrap: needs mmdebstrap on the build host; install the mmdebstrap package")
 		}
 	}
+	if c.chrootPath, err = lookPath("chroot"); err != nil {
+		add("the build host has no chroot(8) (coreutils); install coreutils")
+	}
 	if errs != nil && len(errs.Errors) > 0 {
 		return warnings, errs
 	}
 	return warnings, nil
+}
+
+// renamedSet says whether an amazon-chroot option was given.
+func (c *Config) renamedSet(name string) bool {
+	switch name {
+	case "copy_files":
+		return c.CopyFiles != nil
+	case "source_ami":
+		return c.SourceAMI != ""
+	case "from_scratch":
+		return c.FromScratch
+	case "mount_options":
+		return c.MountOptions != nil
+	case "mount_partition":
+		return c.MountPartition != ""
+	case "device_path":
+		return c.DevicePath != ""
+	case "root_volume_size":
+		return c.RootVolumeSize != 0
+	}
+	return false
+}
+
+// checkTemplates renders the hook and wrapper templates with the build's
+// own template context (user variables, build_name, ...) and sample data.
+func (c *Config) checkTemplates(add func(string, ...interface{})) {
+	for _, t := range []struct {
+		opt  string
+		list []string
+	}{{"pre_mount_commands", c.PreMountCommands}, {"post_mount_commands", c.PostMountCommands}, {"pre_unmount_commands", c.PreUnmountCommands}} {
+		for i, cmd := range t.list {
+			if _, err := c.render(cmd, hookData{MountPath: "/x"}); err != nil {
+				add("%s[%d]: bad template %q: %v", t.opt, i, cmd, err)
+			}
+		}
+	}
+	const probe = "strata-probe-command"
+	out, err := c.render(c.CommandWrapper, hookData{MountPath: "/x", Command: probe})
+	switch {
+	case err != nil:
+		add("command_wrapper: bad template %q: %v", c.CommandWrapper, err)
+	case !strings.Contains(out, probe):
+		add("command_wrapper: %q does not use {{ .Command }}, so every command would be dropped; write it around {{ .Command }}, such as \"sudo {{ .Command }}\"", c.CommandWrapper)
+	}
+}
+
+// render renders a hook or wrapper template with the config's template
+// context (user variables, build name and type, Packer's version) and data.
+func (c *Config) render(tmpl string, data hookData) (string, error) {
+	ctx := c.ctx
+	ctx.Data = data
+	return interpolate.Render(tmpl, &ctx)
+}
+
+// checkOverlaps refuses directories that would let one cleanup destroy
+// another's content: output_dir, work_dir, mount_path, store_dir and the
+// package cache may not be equal or nested, except the default places
+// (work dirs under <store>/work, the cache under the store, the mount path
+// in the work dir).
+func (c *Config) checkOverlaps(layout storeroot.Layout) []error {
+	var errs []error
+	bad := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
+	store, work, mnt, out, cache := c.StoreDir, c.WorkDir, c.MountPath, c.OutputDir, c.PackageCacheDir
+	for _, o := range []struct{ opt, dir string }{{"store_dir", store}, {"work_dir", work}, {"mount_path", mnt}, {"package_cache_dir", cache}} {
+		if overlaps(out, o.dir) {
+			bad("output_dir: %s overlaps %s %s; a -force rebuild or a cleanup of one would delete the other. Use separate directories", out, o.opt, o.dir)
+		}
+	}
+	switch {
+	case work == store || within(store, work):
+		bad("work_dir: %s contains the store %s; use a directory of its own (the default is %s)", work, store, layout.WorkDir("<build name>"))
+	case work == layout.Work():
+		bad("work_dir: %s holds every build's work dir; give this build its own, such as %s", work, layout.WorkDir(c.PackerBuildName))
+	case within(work, store) && !within(work, layout.Work()):
+		bad("work_dir: %s is inside the store %s but not under %s; use %s or a directory outside the store", work, store, layout.Work(), layout.WorkDir("<build name>"))
+	}
+	if mnt == work || overlaps(mnt, store) && !within(mnt, work) {
+		bad("mount_path: %s overlaps the store or the work dir itself; leave the default (%s) or use an empty directory elsewhere", mnt, filepath.Join(work, "rootfs"))
+	}
+	if within(work, mnt) {
+		bad("mount_path: %s contains the work dir %s; use an empty directory of its own", mnt, work)
+	}
+	if overlaps(cache, work) || overlaps(cache, mnt) || (overlaps(cache, store) && !within(cache, store)) || cache == store {
+		bad("package_cache_dir: %s overlaps the store root, the work dir or the mount path; leave the default (%s) or use a directory of its own", cache, layout.PackageCache())
+	}
+	return errs
+}
+
+// within says whether p is strictly below dir.
+func within(p, dir string) bool { return strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/") }
+
+// overlaps says whether a and b are equal or one holds the other.
+func overlaps(a, b string) bool { return a == b || within(a, b) || within(b, a) }
+
+// underBuilderMount names the builder's mount t is on or under, or "".
+func underBuilderMount(t string) string {
+	for _, d := range builderMountDirs {
+		if t == d || within(t, d) {
+			return d
+		}
+	}
+	return ""
+}
+
+// checkPrivateIfExists checks a store directory that exists already; a new
+// one is created private, and only its parents need checking.
+func checkPrivateIfExists(dir string) error {
+	if _, err := os.Lstat(dir); err != nil {
+		return storeroot.CheckAncestors(dir)
+	}
+	return storeroot.CheckPrivate(dir)
+}
+
+// workMarker marks a directory as a strata work dir.
+const workMarker = ".strata-work"
+
+// checkWorkDirContents refuses a work dir that holds anything strata did not
+// put there: a build recovers and removes what is in its work dir, so it
+// must never be pointed at a directory of other things (or of other builds).
+func checkWorkDirContents(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	if _, err := os.Lstat(filepath.Join(dir, workMarker)); err == nil {
+		for _, e := range ents {
+			if fi, err := os.Lstat(filepath.Join(dir, e.Name(), workMarker)); err == nil && !fi.IsDir() {
+				return fmt.Errorf("%s holds the work dir of another build (%s); give this build its own", dir, e.Name())
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%s is not empty and is not a strata work dir (no %s in it); choose a new or empty directory", dir, workMarker)
+}
+
+func checkEmptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) || (err == nil && len(ents) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s is not empty; the image is mounted there, so choose a new or empty directory", dir)
+}
+
+// recordedMountPath says whether a killed build with workDir left its image
+// mounted at mnt: the next build's recovery unmounts it.
+func recordedMountPath(workDir, mnt string) bool {
+	st, err := mount.ReadLedger(workDir)
+	return err == nil && st != nil && st.MountPath == mnt
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// amazonMountLists turns amazon-chroot's list form of chroot_mounts
+// ([["proc", "proc", "/proc"], ...]) in JSON templates into blocks. Entries
+// that repeat a mount the builder makes itself are dropped with a warning.
+func amazonMountLists(raws []interface{}) ([]interface{}, []string) {
+	var warnings []string
+	own := map[string]bool{"/proc": true, "/sys": true, "/dev": true, "/dev/pts": true, "/proc/sys/fs/binfmt_misc": true}
+	out := make([]interface{}, len(raws))
+	for i, raw := range raws {
+		out[i] = raw
+		m, ok := raw.(map[string]interface{})
+		if !ok {
+			continue
+		}
+		list, ok := m["chroot_mounts"].([]interface{})
+		if !ok || len(list) == 0 {
+			continue
+		}
+		if _, isList := list[0].([]interface{}); !isList {
+			continue
+		}
+		var blocks []interface{}
+		for _, e := range list {
+			parts, ok := e.([]interface{})
+			if !ok || len(parts) != 3 {
+				blocks = append(blocks, e) // let decoding report it
+				continue
+			}
+			s := func(i int) string { v, _ := parts[i].(string); return v }
+			if own[filepath.Clean(s(2))] {
+				warnings = append(warnings, fmt.Sprintf("chroot_mounts: %s is mounted by strata-chroot itself; the entry %v is ignored", s(2), parts))
+				continue
+			}
+			blocks = append(blocks, map[string]interface{}{"type": s(0), "source": s(1), "target": s(2)})
+		}
+		copied := map[string]interface{}{}
+		for k, v := range m {
+			copied[k] = v
+		}
+		copied["chroot_mounts"] = blocks
+		out[i] = copied
+	}
+	return out, warnings
 }
 
 func (b *BootstrapConfig) prepare() []error {
@@ -324,6 +633,17 @@ func (b *BootstrapConfig) prepare() []error {
 	} else if !slices.Contains(variants, b.Variant) {
 		add("bootstrap.variant: %q is not an mmdebstrap variant; use one of %s", b.Variant, strings.Join(variants, ", "))
 	}
+	if b.Mirror == "" {
+		m, err := pkgcache.HostMirror(hostRoot)
+		if err != nil {
+			add("bootstrap.mirror: not set, and the build host's apt sources could not be read (%v); set mirror to your Debian mirror's URL", err)
+		} else if m == "" {
+			add("bootstrap.mirror: not set, and the build host's apt sources name no Debian mirror with a main component; set mirror to your Debian mirror's URL")
+		}
+		b.Mirror = m
+	} else if err := checkMirrorURL(b.Mirror); err != nil {
+		add("bootstrap.mirror: %v", err)
+	}
 	if len(b.Components) == 0 {
 		b.Components = []string{"main"}
 	}
@@ -337,23 +657,33 @@ func (b *BootstrapConfig) prepare() []error {
 			add("bootstrap.include: %q is not a package name (optionally name=version)", p)
 		}
 	}
-	if b.Mirror == "" {
-		m, err := pkgcache.HostMirror(hostRoot)
-		if err != nil {
-			add("bootstrap.mirror: not set, and the build host's apt sources could not be read (%v); set mirror to your Debian mirror's URL", err)
-		} else if m == "" {
-			add("bootstrap.mirror: not set, and the build host's apt sources name no Debian mirror with a main component; set mirror to your Debian mirror's URL")
-		}
-		b.Mirror = m
-	} else if !hasAnyPrefix(b.Mirror, []string{"http://", "https://", "file://", "copy://", "mirror+"}) {
-		add("bootstrap.mirror: %q is not a URL; use http://, https:// or file://", b.Mirror)
-	}
 	if b.Keyring != "" {
 		if _, err := os.Stat(b.Keyring); err != nil {
 			add("bootstrap.keyring: %v; point it at a keyring file or directory", err)
 		}
 	}
 	return errs
+}
+
+// checkMirrorURL accepts http(s) URLs with a host and file:// URLs.
+func checkMirrorURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || strings.ContainsAny(s, " \t\n") {
+		return fmt.Errorf("%q is not a URL; use http://HOST/debian, https://... or file:///path", s)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host; use http://HOST/debian", s)
+		}
+	case "file", "copy":
+		if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
+			return fmt.Errorf("%q needs an absolute path: file:///srv/mirror/debian", s)
+		}
+	default:
+		return fmt.Errorf("%q is not a URL; use http://, https:// or file://", s)
+	}
+	return nil
 }
 
 // ParseSize reads sizes like "64M", "2G", "512MiB" or a plain byte count.
@@ -382,22 +712,8 @@ func hasAnySuffix(s string, suffixes []string) bool {
 	return false
 }
 
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, x := range prefixes {
-		if strings.HasPrefix(s, x) {
-			return true
-		}
-	}
-	return false
-}
-
 func hasDotDot(p string) bool {
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(strings.Split(p, "/"), "..")
 }
 
 // lookPath finds host programs; tests replace it to check the errors.

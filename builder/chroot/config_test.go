@@ -40,7 +40,9 @@ func TestPrepareDefaults(t *testing.T) {
 	checks := map[string][2]string{
 		"work_dir":          {c.WorkDir, filepath.Join(store, "work", "test")},
 		"package_cache_dir": {c.PackageCacheDir, filepath.Join(store, "cache", "apt")},
-		"output_dir":        {c.OutputDir, "output-test"},
+		"mount_path":        {c.MountPath, filepath.Join(store, "work", "test", "rootfs")},
+		"squashfs":          {c.SquashfsCompression, "zstd:3"},
+		"output_dir":        {filepath.Base(c.OutputDir), "output-test"},
 		"resolv_conf":       {c.ResolvConf, "copy-host"},
 		"command_wrapper":   {c.CommandWrapper, "{{.Command}}"},
 		"formats":           {strings.Join(c.Formats, ","), "tar.zst"},
@@ -128,7 +130,28 @@ func TestPrepareErrors(t *testing.T) {
 		}, []string{"chroot_mounts[0].target"}},
 		{"mount reserved", func(m map[string]interface{}) {
 			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/proc"}}
-		}, []string{"chroot_mounts[0].target", "mounted by the builder"}},
+		}, []string{"chroot_mounts[0].target", "builder's own /proc mount"}},
+		{"mount dev shm", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/dev/shm"}}
+		}, []string{"chroot_mounts[0].target", "/dev mount"}},
+		{"mount dev ptmx", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "bind", "source": "/dev/null", "target": "/dev/ptmx"}}
+		}, []string{"chroot_mounts[0].target", "/dev mount"}},
+		{"mount under proc", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/proc/self/root/tmp"}}
+		}, []string{"chroot_mounts[0].target", "/proc"}},
+		{"mount under run", func(m map[string]interface{}) {
+			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/run/x"}}
+		}, []string{"chroot_mounts[0].target", "/run"}},
+		{"wrapper without command", func(m map[string]interface{}) { m["command_wrapper"] = "sudo true" }, []string{"command_wrapper", "{{ .Command }}"}},
+		{"mirror not a url", func(m map[string]interface{}) {
+			m["bootstrap"] = map[string]interface{}{"suite": "bookworm", "mirror": "http:///debian"}
+		}, []string{"bootstrap.mirror", "no host"}},
+		{"ext4 absurd", func(m map[string]interface{}) { m["ext4_free_space"] = "99T" }, []string{"ext4_free_space", "16T"}},
+		{"inode ratio", func(m map[string]interface{}) { m["ext4_inode_ratio"] = 7 }, []string{"ext4_inode_ratio"}},
+		{"squashfs compression", func(m map[string]interface{}) { m["squashfs_compression"] = "zstd:40" }, []string{"squashfs_compression", "1 to 22"}},
+		{"amazon copy_files", func(m map[string]interface{}) { m["copy_files"] = []string{"/etc/resolv.conf"} }, []string{"copy_files", "resolv_conf"}},
+		{"amazon source_ami", func(m map[string]interface{}) { m["source_ami"] = "ami-123" }, []string{"source_ami", "parent"}},
 		{"mount type", func(m map[string]interface{}) {
 			m["chroot_mounts"] = []map[string]interface{}{{"type": "", "target": "/mnt"}}
 		}, []string{"chroot_mounts[0].type"}},
@@ -141,6 +164,22 @@ func TestPrepareErrors(t *testing.T) {
 		{"hook template", func(m map[string]interface{}) { m["post_mount_commands"] = []string{"echo {{ .MountPath "} }, []string{"post_mount_commands"}},
 		{"wrapper template", func(m map[string]interface{}) { m["command_wrapper"] = "sudo {{ .Nope }}" }, []string{"command_wrapper"}},
 		{"store root", func(m map[string]interface{}) { m["work_dir"] = "/" }, []string{"work_dir: must not be /"}},
+		{"output is store", func(m map[string]interface{}) { m["output_dir"] = m["store_dir"] }, []string{"output_dir", "overlaps store_dir"}},
+		{"output in work", func(m map[string]interface{}) {
+			m["output_dir"] = filepath.Join(m["store_dir"].(string), "work", "test", "out")
+		}, []string{"output_dir", "overlaps work_dir"}},
+		{"output holds store", func(m map[string]interface{}) { m["output_dir"] = filepath.Dir(m["store_dir"].(string)) }, []string{"output_dir", "overlaps store_dir"}},
+		{"work is store", func(m map[string]interface{}) { m["work_dir"] = m["store_dir"] }, []string{"work_dir", "contains the store"}},
+		{"work holds all work dirs", func(m map[string]interface{}) {
+			m["work_dir"] = filepath.Join(m["store_dir"].(string), "work")
+		}, []string{"work_dir", "every build's work dir"}},
+		{"work in store elsewhere", func(m map[string]interface{}) {
+			m["work_dir"] = filepath.Join(m["store_dir"].(string), "layers", "x")
+		}, []string{"work_dir", "inside the store"}},
+		{"mount path is work", func(m map[string]interface{}) {
+			m["work_dir"] = filepath.Join(m["store_dir"].(string), "work", "w")
+			m["mount_path"] = m["work_dir"]
+		}, []string{"mount_path"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,6 +196,130 @@ func TestPrepareErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrepareRefusesForeignWorkDir: a work_dir that holds files strata did
+// not put there, or other builds' work dirs, is refused: a build recovers
+// and removes what is in its work dir.
+func TestPrepareRefusesForeignWorkDir(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	raw := baseConfig(t)
+	work := t.TempDir()
+	os.WriteFile(filepath.Join(work, "precious.txt"), []byte("x"), 0o644)
+	raw["work_dir"] = work
+	var c Config
+	if _, err := c.Prepare(raw); err == nil || !strings.Contains(err.Error(), "not a strata work dir") {
+		t.Fatalf("a work dir with foreign files was accepted: %v", err)
+	}
+	parent := t.TempDir()
+	os.WriteFile(filepath.Join(parent, workMarker), nil, 0o600)
+	os.MkdirAll(filepath.Join(parent, "other"), 0o700)
+	os.WriteFile(filepath.Join(parent, "other", workMarker), nil, 0o600)
+	raw["work_dir"] = parent
+	var c2 Config
+	if _, err := c2.Prepare(raw); err == nil || !strings.Contains(err.Error(), "another build") {
+		t.Fatalf("a work dir holding another build's work dir was accepted: %v", err)
+	}
+}
+
+// TestPrepareStorePermissions: a store owned by another user or writable
+// by others is refused, naming the fix.
+func TestPrepareStorePermissions(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	for name, setup := range map[string]func(dir string){
+		"other owner":       func(dir string) { os.Chown(dir, 65534, 65534) },
+		"writable by all":   func(dir string) { os.Chmod(dir, 0o777) },
+		"writable by group": func(dir string) { os.Chmod(dir, 0o770) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			raw := baseConfig(t)
+			store := filepath.Join(t.TempDir(), "store")
+			os.Mkdir(store, 0o700)
+			setup(store)
+			raw["store_dir"] = store
+			var c Config
+			_, err := c.Prepare(raw)
+			if err == nil || !strings.Contains(err.Error(), "store_dir") {
+				t.Fatalf("accepted: %v", err)
+			}
+		})
+	}
+	raw := baseConfig(t)
+	open := filepath.Join(t.TempDir(), "open")
+	os.Mkdir(open, 0o777)
+	os.Chmod(open, 0o777)
+	raw["store_dir"] = filepath.Join(open, "store")
+	var c Config
+	if _, err := c.Prepare(raw); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+		t.Fatalf("a store under a world-writable dir was accepted: %v", err)
+	}
+}
+
+// TestPrepareAmazonMountList: amazon-chroot's list form of chroot_mounts
+// works in JSON templates; its entries for mounts the builder makes itself
+// are dropped with a warning.
+func TestPrepareAmazonMountList(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	raw := baseConfig(t)
+	raw["chroot_mounts"] = []interface{}{
+		[]interface{}{"proc", "proc", "/proc"},
+		[]interface{}{"bind", "/dev", "/dev"},
+		[]interface{}{"tmpfs", "tmpfs", "/var/tmp/build"},
+	}
+	var c Config
+	warns, err := c.Prepare(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ChrootMounts) != 1 || c.ChrootMounts[0].Target != "/var/tmp/build" || c.ChrootMounts[0].Type != "tmpfs" {
+		t.Fatalf("mounts %+v", c.ChrootMounts)
+	}
+	if len(warns) != 2 || !strings.Contains(warns[0], "mounted by strata-chroot itself") {
+		t.Fatalf("warnings %v", warns)
+	}
+}
+
+// TestPrepareTemplateContext: hooks and the wrapper see user variables and
+// build_name like every other option.
+func TestPrepareTemplateContext(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	raw := baseConfig(t)
+	raw["packer_user_variables"] = map[string]string{"who": "tester"}
+	raw["post_mount_commands"] = []string{"echo {{user `who`}} {{build_name}} {{ .MountPath }}"}
+	raw["command_wrapper"] = "env BUILD={{build_name}} {{ .Command }}"
+	var c Config
+	if _, err := c.Prepare(raw); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.render(c.PostMountCommands[0], hookData{MountPath: "/m"})
+	if err != nil || got != "echo tester test /m" {
+		t.Fatalf("rendered %q, %v", got, err)
+	}
+	if w, err := c.wrap("ls"); err != nil || w != "env BUILD=test ls" {
+		t.Fatalf("wrapped %q, %v", w, err)
+	}
+}
+
+// TestPrepareErrorOrder: errors come out in the same order every time.
+func TestPrepareErrorOrder(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	var first string
+	for i := 0; i < 20; i++ {
+		raw := baseConfig(t)
+		raw["store_dir"] = "/"
+		raw["work_dir"] = "/"
+		raw["package_cache_dir"] = "/"
+		var c Config
+		_, err := c.Prepare(raw)
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("error order changed:\n%s\n---\n%s", first, err)
+		}
 	}
 }
 

@@ -3,14 +3,14 @@ package chroot
 import (
 	"context"
 	"fmt"
-	"os/exec"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
-	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 )
 
-// hookData is what host command templates can use.
+// hookData is what host command templates can use, besides Packer's own
+// template functions and user variables.
 type hookData struct {
 	// MountPath is the image root on the host.
 	MountPath string
@@ -18,39 +18,41 @@ type hookData struct {
 	Command string
 }
 
-// wrapCommand renders command_wrapper around cmd.
-func wrapCommand(wrapper, cmd, mountPath string) (string, error) {
-	return interpolate.Render(wrapper, &interpolate.Context{Data: hookData{MountPath: mountPath, Command: cmd}})
+// wrap renders command_wrapper around cmd.
+func (c *Config) wrap(cmd string) (string, error) {
+	return c.render(c.CommandWrapper, hookData{MountPath: c.MountPath, Command: cmd})
 }
 
-// stepHostCommands runs one of the host hooks (pre_mount_commands, ...).
+// stepHostCommands runs one of the host hooks (pre_mount_commands, ...),
+// each in a process group of its own that dies with the build.
+//
+// Reads stateConfig, stateLedger.
 type stepHostCommands struct {
 	option   string
 	commands func(*Config) []string
 }
 
 func (s *stepHostCommands) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
 	cmds := s.commands(cfg)
 	if len(cmds) == 0 {
 		return multistep.ActionContinue
 	}
 	ui.Say(fmt.Sprintf("Running %s ...", s.option))
 	for i, tmpl := range cmds {
-		rendered, err := interpolate.Render(tmpl, &interpolate.Context{Data: hookData{MountPath: root}})
+		rendered, err := cfg.render(tmpl, hookData{MountPath: cfg.MountPath})
 		if err != nil {
 			return halt(state, fmt.Errorf("%s[%d]: %w", s.option, i, err))
 		}
-		wrapped, err := wrapCommand(cfg.CommandWrapper, rendered, root)
+		wrapped, err := cfg.wrap(rendered)
 		if err != nil {
 			return halt(state, fmt.Errorf("command_wrapper: %w", err))
 		}
 		ui.Message(wrapped)
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", wrapped)
-		cmd.Env = append(cmd.Environ(), "MOUNT_PATH="+root)
-		if err := runStreaming(cmd, ui); err != nil {
+		cmd := hostexec.Command(ctx, "/bin/sh", "-c", wrapped)
+		cmd.Env = append(cmd.Env, "MOUNT_PATH="+cfg.MountPath)
+		if err := hostexec.Lines(cmd, ledgerOf(state), ui.Message); err != nil {
 			return halt(state, fmt.Errorf("%s[%d] failed: %w", s.option, i, err))
 		}
 	}

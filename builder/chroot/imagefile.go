@@ -1,65 +1,64 @@
 package chroot
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"syscall"
+	"path"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
 // savedPath remembers one path inside an image exactly as it was (missing, a
 // regular file with its content, mode, owner and time, or a symlink with its
-// target) so a step can replace it for the build and put it back afterwards.
-// Its directory is resolved inside the image root; its last component is
-// never followed, so a symlink that points out to the host is replaced, not
-// written through.
+// target), and its directory's times, so a step can put something of its own
+// there for the build and put the original back afterwards, leaving the
+// image bit for bit as it was. Every operation resolves the directory inside
+// the image root at the moment it runs; the last component is replaced by
+// rename, never written through.
 type savedPath struct {
+	root    *inroot.Root
 	InImage string
-	path    string // host path: securely resolved parent + base name
 	existed bool
-	link    string // symlink target, when it was a symlink
 	isLink  bool
+	link    string
 	data    []byte
-	mode    os.FileMode
-	uid     int
-	gid     int
-	mtime   time.Time
+	spec    inroot.FileSpec
+	dir     *inroot.DirTimes
+	// What the build put there: a provisioner that replaced it wins.
+	putIno  uint64
+	putData []byte
 }
 
-func savePath(root, inImage string) (*savedPath, error) {
-	dir, err := securejoin.SecureJoin(root, filepath.Dir(inImage))
+func savePath(root *inroot.Root, inImage string) (*savedPath, error) {
+	s := &savedPath{root: root, InImage: inImage}
+	dirTimes, err := root.SaveDirTimes(path.Dir(inImage))
 	if err != nil {
-		return nil, fmt.Errorf("resolving %s in the image: %w", filepath.Dir(inImage), err)
+		return nil, fmt.Errorf("%s: the image has no directory %s (%v)", inImage, path.Dir(inImage), err)
 	}
-	fi, err := os.Stat(dir)
-	if err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("%s: the image has no directory %s", inImage, filepath.Dir(inImage))
-	}
-	s := &savedPath{InImage: inImage, path: filepath.Join(dir, filepath.Base(inImage))}
-	var st unix.Stat_t
-	if err := unix.Lstat(s.path, &st); err != nil {
-		if os.IsNotExist(err) {
+	s.dir = dirTimes
+	st, err := root.Lstat(inImage)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
 			return s, nil
 		}
 		return nil, err
 	}
 	s.existed = true
-	s.uid, s.gid = int(st.Uid), int(st.Gid)
-	s.mode = os.FileMode(st.Mode & 0o7777)
-	s.mtime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	s.spec = inroot.FileSpec{Mode: inroot.ModeOf(st), UID: int(st.Uid), GID: int(st.Gid), Mtime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec)}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
 		s.isLink = true
-		if s.link, err = os.Readlink(s.path); err != nil {
+		if s.link, err = root.Readlink(inImage); err != nil {
 			return nil, err
 		}
 	case unix.S_IFREG:
-		f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		f, err := root.OpenNoFollow(inImage)
 		if err != nil {
 			return nil, err
 		}
@@ -75,69 +74,54 @@ func savePath(root, inImage string) (*savedPath, error) {
 
 // replace puts a regular file with data and mode where the path was.
 func (s *savedPath) replace(data []byte, mode os.FileMode) error {
-	if err := os.RemoveAll(s.path); err != nil {
+	if err := s.root.WriteFile(s.InImage, bytes.NewReader(data), inroot.FileSpec{Mode: mode}); err != nil {
 		return err
 	}
-	return writeNoFollow(s.path, data, mode)
-}
-
-func writeNoFollow(p string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, mode)
+	st, err := s.root.Lstat(s.InImage)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	s.putIno, s.putData = st.Ino, data
+	return nil
 }
 
-// restore puts the path back exactly as it was saved, whatever is there now.
-func (s *savedPath) restore() error {
-	if err := os.RemoveAll(s.path); err != nil {
-		return fmt.Errorf("restoring %s: %w", s.InImage, err)
+// ours says whether what is at the path now is what replace put there.
+func (s *savedPath) ours() bool {
+	st, err := s.root.Lstat(s.InImage)
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != s.putIno {
+		return false
 	}
+	f, err := s.root.OpenNoFollow(s.InImage)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	now, err := io.ReadAll(f)
+	return err == nil && bytes.Equal(now, s.putData)
+}
+
+// restore puts the path back exactly as it was saved, its directory's times
+// too. When something other than what replace put is there now, a
+// provisioner made it: it stays, and restore says so (kept).
+func (s *savedPath) restore() (kept bool, err error) {
+	if s.putIno != 0 && !s.ours() {
+		return true, nil
+	}
+	if err := s.putBack(); err != nil {
+		return false, fmt.Errorf("restoring %s: %w", s.InImage, err)
+	}
+	return false, s.root.RestoreDirTimes(s.dir)
+}
+
+func (s *savedPath) putBack() error {
 	if !s.existed {
+		if err := s.root.Remove(s.InImage); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 		return nil
 	}
 	if s.isLink {
-		if err := os.Symlink(s.link, s.path); err != nil {
-			return fmt.Errorf("restoring %s: %w", s.InImage, err)
-		}
-		if err := os.Lchown(s.path, s.uid, s.gid); err != nil {
-			return err
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(s.mtime.UnixNano()), unix.NsecToTimespec(s.mtime.UnixNano())}
-		return unix.UtimesNanoAt(unix.AT_FDCWD, s.path, ts, unix.AT_SYMLINK_NOFOLLOW)
+		return s.root.Symlink(s.link, s.InImage, s.spec)
 	}
-	if err := writeNoFollow(s.path, s.data, s.mode.Perm()); err != nil {
-		return fmt.Errorf("restoring %s: %w", s.InImage, err)
-	}
-	if err := os.Lchown(s.path, s.uid, s.gid); err != nil {
-		return err
-	}
-	// chown clears setuid bits; set the full mode again after it.
-	if err := os.Chmod(s.path, fileModeWithSpecial(s.mode)); err != nil {
-		return err
-	}
-	return os.Chtimes(s.path, s.mtime, s.mtime)
-}
-
-func fileModeWithSpecial(m os.FileMode) os.FileMode {
-	out := m.Perm()
-	if m&0o4000 != 0 {
-		out |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		out |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		out |= os.ModeSticky
-	}
-	return out
+	return s.root.WriteFile(s.InImage, bytes.NewReader(s.data), s.spec)
 }

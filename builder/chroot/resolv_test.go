@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
@@ -33,6 +35,27 @@ func imageRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
+}
+
+// openRoot holds an image root open for the handle-based helpers.
+func openRoot(t *testing.T, dir string) *inroot.Root {
+	t.Helper()
+	r, err := inroot.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// testLedger is a ledger in a scratch work dir.
+func testLedger(t *testing.T) *mount.Ledger {
+	t.Helper()
+	l, err := mount.NewLedger(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 type pathState struct {
@@ -92,8 +115,9 @@ func TestResolvConfModes(t *testing.T) {
 				setup(t, root, hostFile)
 				p := filepath.Join(root, "etc/resolv.conf")
 				before := stateOf(t, p)
+				etcBefore := stateOf(t, filepath.Join(root, "etc"))
 
-				restore, err := useHostResolvConf(root, mode)
+				restore, err := useHostResolvConf(openRoot(t, root), testLedger(t), mode)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -109,10 +133,13 @@ func TestResolvConfModes(t *testing.T) {
 						t.Fatal("bind-host mount is writable")
 					}
 				}
-				if err := restore(); err != nil {
+				if err := restore(packersdk.TestUi(t)); err != nil {
 					t.Fatal(err)
 				}
 				after := stateOf(t, p)
+				if etcAfter := stateOf(t, filepath.Join(root, "etc")); etcAfter.mtime != etcBefore.mtime {
+					t.Fatalf("/etc's mtime changed: %d -> %d", etcBefore.mtime, etcAfter.mtime)
+				}
 				if before.exists != after.exists || before.link != after.link || !bytes.Equal(before.data, after.data) ||
 					before.mode != after.mode || before.uid != after.uid || (before.exists && before.mtime != after.mtime) {
 					t.Fatalf("not restored exactly:\nbefore %+v\nafter  %+v", before, after)
@@ -131,7 +158,7 @@ func TestResolvConfModes(t *testing.T) {
 func TestResolvConfImageWithoutEtc(t *testing.T) {
 	fakeHost(t)
 	root := t.TempDir()
-	if _, err := useHostResolvConf(root, "copy-host"); err == nil {
+	if _, err := useHostResolvConf(openRoot(t, root), testLedger(t), "copy-host"); err == nil {
 		t.Fatal("want an error for an image without /etc")
 	}
 }
@@ -146,7 +173,7 @@ func TestPolicyRcDSavedAndRestored(t *testing.T) {
 			os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"), 0o755)
 		}
 		before := stateOf(t, p)
-		saved, err := savePath(root, "/usr/sbin/policy-rc.d")
+		saved, err := savePath(openRoot(t, root), "/usr/sbin/policy-rc.d")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,8 +183,8 @@ func TestPolicyRcDSavedAndRestored(t *testing.T) {
 		if got, _ := os.ReadFile(p); string(got) != policyRcD {
 			t.Fatalf("policy-rc.d not installed: %q", got)
 		}
-		if err := saved.restore(); err != nil {
-			t.Fatal(err)
+		if kept, err := saved.restore(); err != nil || kept {
+			t.Fatalf("restore: kept=%v err=%v", kept, err)
 		}
 		if after := stateOf(t, p); after.exists != before.exists || !bytes.Equal(after.data, before.data) {
 			t.Fatalf("existing=%v: not restored: %+v", existing, after)
@@ -174,7 +201,7 @@ func TestSavePathResolvesInsideRoot(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, hostDir), 0o755)
 	os.RemoveAll(filepath.Join(root, "usr/sbin"))
 	os.Symlink(hostDir, filepath.Join(root, "usr/sbin"))
-	saved, err := savePath(root, "/usr/sbin/policy-rc.d")
+	saved, err := savePath(openRoot(t, root), "/usr/sbin/policy-rc.d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,4 +215,63 @@ func TestSavePathResolvesInsideRoot(t *testing.T) {
 		t.Fatalf("not written inside the image: %v", err)
 	}
 	saved.restore()
+}
+
+// TestResolvConfProvisionerWins: a provisioner that replaces the builder's
+// copy (installing resolvconf links it into /run, another writes its own
+// nameserver) keeps its version; the builder's temporary copy alone is
+// taken back.
+func TestResolvConfProvisionerWins(t *testing.T) {
+	fakeHost(t)
+	for name, change := range map[string]func(p string){
+		"own file": func(p string) { os.Remove(p); os.WriteFile(p, []byte("nameserver 10.9.9.9\n"), 0o644) },
+		"rewritten in place": func(p string) {
+			f, _ := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+			f.WriteString("nameserver 10.8.8.8\n")
+			f.Close()
+		},
+		"resolvconf link": func(p string) { os.Remove(p); os.Symlink("../run/resolvconf/resolv.conf", p) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := imageRoot(t)
+			p := filepath.Join(root, "etc/resolv.conf")
+			os.WriteFile(p, []byte("nameserver 127.0.0.1\n"), 0o644)
+			restore, err := useHostResolvConf(openRoot(t, root), testLedger(t), "copy-host")
+			if err != nil {
+				t.Fatal(err)
+			}
+			change(p)
+			want := stateOf(t, p)
+			if err := restore(packersdk.TestUi(t)); err != nil {
+				t.Fatal(err)
+			}
+			if got := stateOf(t, p); got.link != want.link || !bytes.Equal(got.data, want.data) {
+				t.Fatalf("the provisioner's resolv.conf was reverted: %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestSavePathReplacesNotWritesThrough: a file the image prepared at the
+// path (held open by someone, or hard-linked elsewhere) never sees the
+// builder's content: the path is replaced by a rename.
+func TestSavePathReplacesNotWritesThrough(t *testing.T) {
+	root := imageRoot(t)
+	p := filepath.Join(root, "etc/resolv.conf")
+	os.WriteFile(p, []byte("theirs"), 0o666)
+	other := filepath.Join(root, "other-name")
+	os.Link(p, other)
+	saved, err := savePath(openRoot(t, root), "/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := saved.replace([]byte("ours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "theirs" {
+		t.Fatalf("the builder wrote through a hard link: %q", b)
+	}
+	if _, err := saved.restore(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,20 +1,19 @@
 package chroot
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
@@ -23,9 +22,12 @@ import (
 // (132 MB instead of 82 MB for the same 88 packages debootstrap installs).
 var mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
 
-// stepBootstrap builds the root file system with mmdebstrap, serving .debs
-// from the package cache and putting newly downloaded ones back into it. The
-// cache is copied in and out by hooks, so it is never part of the image.
+// stepBootstrap builds the root file system with mmdebstrap into the
+// mounted image root, serving .debs from the package cache and putting newly
+// downloaded ones back into it. The cache is copied in and out by hooks, so
+// it is never part of the image.
+//
+// Reads stateConfig, stateLedger, stateRoot.
 type stepBootstrap struct{}
 
 // mmdebstrapArgs builds the mmdebstrap command line for b into root.
@@ -60,9 +62,8 @@ func mmdebstrapArgs(b *BootstrapConfig, root, cacheDir string) []string {
 }
 
 func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
 	b := cfg.Bootstrap
 
 	cache, err := pkgcache.Open(cfg.PackageCacheDir)
@@ -79,74 +80,40 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	ui.Say(fmt.Sprintf("Bootstrapping %s (%s) from %s with mmdebstrap ...", b.Suite, b.Variant, b.Mirror))
 	ui.Message(fmt.Sprintf("package cache %s: %d .debs (%s)", cache.Dir(), before, export.HumanBytes(beforeBytes)))
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "mmdebstrap", mmdebstrapArgs(b, root, cache.ArchivesDir())...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
-	if err := runStreaming(cmd, ui); err != nil {
+	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(b, cfg.MountPath, cache.ArchivesDir())...)
+	if err := hostexec.Lines(cmd, ledgerOf(state), ui.Message); err != nil {
 		return halt(state, fmt.Errorf("mmdebstrap failed: %w", err))
 	}
-	for _, f := range dropHostCopies(root) {
+	for _, f := range dropHostCopies(rootOf(state)) {
 		ui.Message("removed " + f + ": mmdebstrap copied it from the build host")
 	}
 	after, afterBytes := cache.Stats()
-	size, _, entries, _ := export.TreeSize(root)
-	ui.Message(fmt.Sprintf("Bootstrapped %s in %s: %s in %d entries", b.Suite, time.Since(start).Round(100*time.Millisecond), export.HumanBytes(size), entries))
+	t, _ := export.MeasureTree(cfg.MountPath)
+	ui.Message(fmt.Sprintf("Bootstrapped %s in %s: %s in %d entries", b.Suite, time.Since(start).Round(100*time.Millisecond), export.HumanBytes(t.Allocated), t.Entries))
 	ui.Message(fmt.Sprintf("package cache: %d .debs were cached, %d new (%s downloaded)", before, after-before, export.HumanBytes(afterBytes-beforeBytes)))
 	return multistep.ActionContinue
 }
 
 func (s *stepBootstrap) Cleanup(multistep.StateBag) {}
 
-// runStreaming runs cmd, passing each line it prints to the UI as it comes,
-// and keeps the last lines for the error.
-func runStreaming(cmd *exec.Cmd, ui packersdk.Ui) error {
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	var tail []string
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			ui.Message(line)
-			tail = append(tail, line)
-			if len(tail) > 20 {
-				tail = tail[1:]
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	err := cmd.Start()
-	if err == nil {
-		err = cmd.Wait()
-	}
-	pw.Close()
-	wg.Wait()
-	if err != nil {
-		return fmt.Errorf("%s: %w\n%s", cmd.Path, err, strings.Join(tail, "\n"))
-	}
-	return nil
-}
-
 // dropHostCopies removes the image's /etc/resolv.conf and /etc/hostname when
 // they are byte-for-byte the build host's: mmdebstrap copies both in for the
 // bootstrap and leaves them, and an image must not carry the build host's
 // resolver or name. A symlink or a file of the image's own stays.
-func dropHostCopies(root string) []string {
+func dropHostCopies(root *inroot.Root) []string {
 	var removed []string
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hostname"} {
-		saved, err := savePath(root, f)
-		if err != nil || !saved.existed || saved.isLink {
+		in, err := root.OpenNoFollow(f)
+		if err != nil {
 			continue
 		}
-		host, err := os.ReadFile(f)
-		if err != nil || string(host) != string(saved.data) {
+		data, err := io.ReadAll(in)
+		in.Close()
+		host, herr := os.ReadFile(f)
+		if err != nil || herr != nil || !bytes.Equal(host, data) {
 			continue
 		}
-		if os.Remove(saved.path) == nil {
+		if root.Remove(f) == nil {
 			removed = append(removed, f)
 		}
 	}

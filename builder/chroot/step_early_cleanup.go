@@ -3,17 +3,31 @@ package chroot
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// stepEarlyCleanup takes the chroot down (policy-rc.d, resolv.conf, processes,
-// mounts) before the export, so the tree is complete and quiet when it is read.
+// stepEarlyCleanup takes the chroot down (policy-rc.d, resolv.conf,
+// processes, runtime mounts) before the export, so the tree is complete and
+// quiet when it is read. The image root itself stays mounted.
+//
+// Reads stateConfig, stateLedger, stateUndos.
 type stepEarlyCleanup struct{}
 
 func (s *stepEarlyCleanup) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	ui := state.Get("ui").(packersdk.Ui)
+	ui := uiOf(state)
+	// Nothing in the chroot may run while the builder puts files back.
+	cfg := configOf(state)
+	n, err := mount.KillRootedUnderSince(cfg.MountPath, ledgerOf(state).Owner().Start, 5*time.Second)
+	if n > 0 {
+		ui.Message(fmt.Sprintf("stopped %d process(es) still running in the chroot", n))
+	}
+	if err != nil {
+		return halt(state, err)
+	}
 	undos := undosOf(state)
 	for i := len(undos) - 1; i >= 0; i-- {
 		if err := undos[i].run(ui); err != nil {
@@ -24,10 +38,3 @@ func (s *stepEarlyCleanup) Run(ctx context.Context, state multistep.StateBag) mu
 }
 
 func (s *stepEarlyCleanup) Cleanup(multistep.StateBag) {}
-
-// halt records err for Packer and stops the build.
-func halt(state multistep.StateBag, err error) multistep.StepAction {
-	state.Put("error", err)
-	state.Get("ui").(packersdk.Ui).Error(err.Error())
-	return multistep.ActionHalt
-}

@@ -2,75 +2,84 @@ package chroot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
 // stepExport writes the torn-down tree in every asked-for format, with a
-// sha256 beside each output and the package manifest, and makes the artifact.
+// sha256 beside each output and the package manifest read from the image's
+// own dpkg database, and makes the artifact.
+//
+// Reads stateConfig, stateRoot, stateLedger; writes stateArtifact.
 type stepExport struct{}
 
 func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
+	outDir := cfg.OutputDir
 
-	outDir, err := filepath.Abs(cfg.OutputDir)
+	pkgs, err := readPackages(rootOf(state))
 	if err != nil {
-		return halt(state, err)
-	}
-	manifest, err := packageManifest(ctx, root)
-	if err != nil {
-		return halt(state, err)
+		ui.Error("Warning: " + err.Error())
 	}
 	var files []string
-	if manifest != nil {
+	manifest := export.Manifest{BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}
+	if pkgs != nil {
 		p := filepath.Join(outDir, export.PackagesName)
-		if err := export.WriteFileAtomic(p, manifest, 0o644); err != nil {
+		if err := export.WriteFileAtomic(p, dpkg.TSV(pkgs), 0o644); err != nil {
 			return halt(state, fmt.Errorf("writing package manifest: %w", err))
 		}
 		files = append(files, p)
-		ui.Message(fmt.Sprintf("Package manifest: %d packages in %s", strings.Count(string(manifest), "\n"), export.PackagesName))
+		manifest.Packages = export.PackagesName
+		ui.Message(fmt.Sprintf("Package manifest: %d packages in %s", len(pkgs), export.PackagesName))
 	}
 
 	opt := export.Options{
-		Formats:       cfg.Formats,
-		Ext4FreeSpace: cfg.ext4FreeBytes,
-		Report:        ui.Message,
-		MoveDir:       true,
+		Formats:             cfg.Formats,
+		Ext4FreeSpace:       cfg.ext4FreeBytes,
+		Ext4InodeRatio:      int64(cfg.Ext4InodeRatio),
+		SquashfsCompression: cfg.SquashfsCompression,
+		Report:              ui.Message,
+		Tracker:             ledgerOf(state),
 	}
 	opt.Warn = func(m string) { ui.Error("Warning: " + m) }
-	if epoch := os.Getenv("SOURCE_DATE_EPOCH"); epoch != "" {
-		if n, err := strconv.ParseInt(epoch, 10, 64); err == nil {
-			opt.ClampTime = time.Unix(n, 0)
-		}
+	if t, ok := sourceDateEpoch(); ok {
+		opt.ClampTime = t
 	}
 	ui.Say(fmt.Sprintf("Exporting %s to %s ...", strings.Join(cfg.Formats, ", "), outDir))
 	start := time.Now()
-	res, err := export.Export(ctx, root, outDir, opt)
+	res, err := export.Export(ctx, cfg.MountPath, outDir, opt)
 	if err != nil {
 		return halt(state, fmt.Errorf("export: %w", err))
 	}
 	ui.Message(fmt.Sprintf("Export done in %s; rootfs digest %s", time.Since(start).Round(time.Millisecond), res.RootfsDigest))
 	for _, o := range res.Outputs {
-		files = append(files, o.Path, o.Path+".sha256")
+		files = append(files, o.Path)
+		if o.Format == "dir" {
+			files = append(files, filepath.Join(outDir, export.TreeDigestName))
+		} else {
+			files = append(files, o.Path+".sha256")
+		}
 	}
-	if err := export.WriteManifest(outDir, export.Manifest{RootfsDigest: res.RootfsDigest, BuildName: cfg.PackerBuildName,
-		Source: sourceLabel(cfg), Outputs: res.Outputs}); err != nil {
+	manifest.RootfsDigest = res.RootfsDigest
+	manifest.Outputs = res.Outputs
+	if err := export.WriteManifest(outDir, manifest); err != nil {
 		return halt(state, fmt.Errorf("writing %s: %w", export.ManifestName, err))
 	}
 	files = append(files, filepath.Join(outDir, export.ManifestName))
-	state.Put("artifact", &Artifact{
+	state.Put(stateArtifact, &Artifact{
 		Digest:    res.RootfsDigest,
 		OutputDir: outDir,
 		Outputs:   res.Outputs,
@@ -83,30 +92,30 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 
 func (s *stepExport) Cleanup(multistep.StateBag) {}
 
-// packageManifest lists the image's installed packages (name, version,
-// architecture), read with the host's dpkg-query from the image's dpkg
-// database. An image without dpkg has no manifest.
-func packageManifest(ctx context.Context, root string) ([]byte, error) {
-	admin := filepath.Join(root, "var/lib/dpkg")
-	if _, err := os.Stat(filepath.Join(admin, "status")); err != nil {
+// readPackages reads the installed packages from the image's own dpkg
+// database, resolved inside the image root: an image whose /var/lib/dpkg
+// leads elsewhere has no manifest rather than the build host's. An image
+// without dpkg has none either.
+func readPackages(root *inroot.Root) ([]dpkg.Package, error) {
+	f, err := root.OpenFile("/var/lib/dpkg/status")
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		return nil, nil
-	}
-	out, err := exec.CommandContext(ctx, "dpkg-query", "--admindir="+admin, "-W",
-		"-f=${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n").Output()
 	if err != nil {
-		return nil, fmt.Errorf("reading the package manifest: %w", err)
-	}
-	var b strings.Builder
-	for _, line := range strings.Split(string(out), "\n") {
-		status, rest, ok := strings.Cut(line, "\t")
-		if ok && strings.HasPrefix(status, "ii") {
-			b.WriteString(rest + "\n")
+		if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EXDEV) {
+			return nil, fmt.Errorf("the image's /var/lib/dpkg/status leads out of the image (%v); no package manifest", err)
 		}
+		return nil, fmt.Errorf("reading the image's dpkg database: %w", err)
 	}
-	return []byte(b.String()), nil
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("the image's /var/lib/dpkg/status is not a regular file; no package manifest")
+	}
+	pkgs, err := dpkg.ReadStatus(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading the image's dpkg database: %w", err)
+	}
+	return pkgs, nil
 }
 
 func sourceLabel(cfg *Config) string {
@@ -114,4 +123,17 @@ func sourceLabel(cfg *Config) string {
 		return "bootstrap:" + cfg.Bootstrap.Suite + "/" + cfg.Bootstrap.Variant
 	}
 	return "archive:" + filepath.Base(cfg.SourceArchive)
+}
+
+// sourceDateEpoch is $SOURCE_DATE_EPOCH as a time, when set.
+func sourceDateEpoch() (time.Time, bool) {
+	epoch := os.Getenv("SOURCE_DATE_EPOCH")
+	if epoch == "" {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(epoch, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0).UTC(), true
 }

@@ -3,34 +3,37 @@ package chroot
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 )
 
-// stepExtractArchive unpacks source_archive into the root file system,
-// keeping numeric owners, modes, xattrs and capabilities.
+// stepExtractArchive unpacks source_archive into the image root, keeping
+// numeric owners, modes, xattrs, capabilities and holes in sparse files.
+//
+// Reads stateConfig, stateLedger.
 type stepExtractArchive struct{}
 
 func (s *stepExtractArchive) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
 	ui.Say("Extracting " + cfg.SourceArchive + " ...")
 	start := time.Now()
 	// GNU tar detects the compression itself and refuses members that would
 	// land outside the target directory.
-	cmd := exec.CommandContext(ctx, "tar", "--extract", "--file", cfg.SourceArchive, "--directory", root,
+	cmd := hostexec.Command(ctx, "tar", "--extract", "--file", cfg.SourceArchive, "--directory", cfg.MountPath,
 		"--numeric-owner", "--same-permissions", "--same-owner", "--xattrs", "--xattrs-include=*", "--acls")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return halt(state, fmt.Errorf("source_archive: extracting %s: %w\n%s", cfg.SourceArchive, err, out))
+	if _, err := hostexec.Output(cmd, ledgerOf(state)); err != nil {
+		return halt(state, fmt.Errorf("source_archive: extracting %s: %w", cfg.SourceArchive, err))
 	}
-	size, _, entries, _ := export.TreeSize(root)
-	ui.Message(fmt.Sprintf("Extracted %s in %d entries in %s", export.HumanBytes(size), entries, time.Since(start).Round(100*time.Millisecond)))
+	t, err := export.MeasureTree(cfg.MountPath)
+	if err != nil {
+		return halt(state, err)
+	}
+	ui.Message(fmt.Sprintf("Extracted %s in %d entries in %s", export.HumanBytes(t.Allocated), t.Entries, time.Since(start).Round(100*time.Millisecond)))
 	return multistep.ActionContinue
 }
 

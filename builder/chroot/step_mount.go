@@ -8,85 +8,108 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// stepMount mounts proc, sys, dev, dev/pts, dev/shm, run and the extra
-// chroot_mounts. Its undo stops every process rooted in the chroot, unmounts
-// in reverse order and checks that nothing is left mounted under the work dir.
+// stepMount mounts proc, sys, dev, dev/pts, dev/ptmx, dev/shm, run and the
+// extra chroot_mounts, each resolved inside the image at the moment it is
+// made. Its undo stops every process rooted in the chroot, unmounts
+// everything mounted on the image root (its own mounts, and whatever hooks
+// and provisioners mounted there), removes the mount points it created and
+// checks that only the root itself is still mounted.
+//
+// Reads stateConfig, stateLedger, stateRoot; pushes an undo.
 type stepMount struct {
 	undo *undo
 }
 
 func (s *stepMount) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
+	root := rootOf(state)
+	ledger := ledgerOf(state)
 
-	plan, err := planMounts(root, cfg.ChrootMounts)
-	if err != nil {
-		return halt(state, err)
-	}
-	var done []plannedMount
+	plan := planMounts(cfg.ChrootMounts)
+	var done []*madeMount
 	s.undo = pushUndo(state, "mounts", func(ui packersdk.Ui) error {
-		return teardownChroot(ui, root, cfg.WorkDir, done)
+		return teardownChroot(ui, root, ledger, cfg.MountPath, done)
 	})
-	ui.Say(fmt.Sprintf("Mounting %d file systems in %s ...", len(plan), root))
+	ui.Say(fmt.Sprintf("Mounting %d file systems in %s ...", len(plan), cfg.MountPath))
 	for _, m := range plan {
-		if err := mount.EnsureTarget(m.Target, m.File); err != nil {
-			return halt(state, fmt.Errorf("creating mount point %s: %w", m.InImage, err))
+		made, err := mountInImage(root, ledger, m)
+		if made != nil && (made.ID != 0 || len(made.created) > 0) {
+			done = append(done, made)
 		}
-		if err := mount.Mount(m.Spec); err != nil {
-			return halt(state, fmt.Errorf("mounting %s: %w", m.InImage, err))
+		if err != nil {
+			return halt(state, fmt.Errorf("mounting %s: %w", m.Target, err))
 		}
-		done = append(done, m)
-		ui.Message(fmt.Sprintf("mounted %s (%s)", m.InImage, m.FSType))
+		ui.Message(fmt.Sprintf("mounted %s (%s)", m.Target, m.FSType))
 	}
 	return multistep.ActionContinue
 }
 
-func (s *stepMount) Cleanup(state multistep.StateBag) {
-	ui := state.Get("ui").(packersdk.Ui)
-	if err := s.undo.run(ui); err != nil {
-		ui.Error(err.Error())
-	}
-}
+func (s *stepMount) Cleanup(state multistep.StateBag) { cleanupUndo(state, s.undo) }
 
-// teardownChroot stops the chroot's processes, unmounts what was mounted in
-// reverse, and then verifies that nothing at all is mounted under workDir.
-func teardownChroot(ui packersdk.Ui, root, workDir string, mounted []plannedMount) error {
+// teardownChroot stops the chroot's processes, unmounts everything on the
+// image root (children first), removes the mount points the build created
+// and verifies that nothing but the root itself is mounted at or under it.
+func teardownChroot(ui packersdk.Ui, root *inroot.Root, ledger *mount.Ledger, mountPath string, made []*madeMount) error {
 	start := time.Now()
-	n, err := mount.KillRootedUnder(root, 5*time.Second)
+	n, err := mount.KillRootedUnderSince(mountPath, ledger.Owner().Start, 5*time.Second)
 	if n > 0 {
 		ui.Message(fmt.Sprintf("stopped %d process(es) still running in the chroot", n))
 	}
 	if err != nil {
 		return err
 	}
-	for i := len(mounted) - 1; i >= 0; i-- {
-		m := mounted[i]
-		res, err := mount.Unmount(m.Target, 20, 250*time.Millisecond)
-		if err != nil {
-			return fmt.Errorf("unmounting %s: %w", m.InImage, err)
-		}
-		if res.Lazy {
-			ui.Error(fmt.Sprintf("Warning: %s stayed busy after %d tries and was unmounted lazily", m.InImage, res.Attempts))
+	var recs []mount.MountRecord
+	for _, m := range made {
+		if m.ID != 0 {
+			recs = append(recs, m.MountRecord)
 		}
 	}
-	// Anything else under the work dir (a hook's mount, a nested one) goes too.
-	if left, err := mount.Under(workDir); err == nil && len(left) > 0 {
-		rep, err := mount.CleanUnder(workDir)
-		for _, l := range rep.Lazy {
-			ui.Error("Warning: lazily unmounted " + l)
-		}
-		if err != nil {
-			return err
-		}
-		ui.Message(fmt.Sprintf("unmounted %d more mount(s) left under %s", len(rep.Unmounted), workDir))
-	}
-	if err := mount.Verify(workDir); err != nil {
+	if err := unmountRecords(ui, ledger, recs); err != nil {
 		return err
 	}
-	ui.Message(fmt.Sprintf("Chroot torn down in %s; nothing is mounted under %s", time.Since(start).Round(time.Millisecond), workDir))
+	rootRec, err := rootRecord(ledger, mountPath)
+	if err != nil {
+		return err
+	}
+	extra, lazy, err := mount.UnmountBelow(rootRec)
+	for _, l := range lazy {
+		ui.Error("Warning: lazily unmounted " + l)
+	}
+	if err != nil {
+		return err
+	}
+	if len(extra) > 0 {
+		ui.Message(fmt.Sprintf("unmounted %d more mount(s) made inside the chroot", len(extra)))
+	}
+	for i := len(made) - 1; i >= 0; i-- {
+		if err := removeCreated(root, made[i]); err != nil {
+			return fmt.Errorf("removing the mount point %s the build created: %w", made[i].InImage, err)
+		}
+	}
+	ms, err := mount.Under(mountPath)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.ID != rootRec.ID {
+			return fmt.Errorf("still mounted in the chroot: %s", m.MountPoint)
+		}
+	}
+	ui.Message(fmt.Sprintf("Chroot torn down in %s; nothing is mounted in %s", time.Since(start).Round(time.Millisecond), mountPath))
 	return nil
+}
+
+// rootRecord is the ledger's record of the image root's own mount.
+func rootRecord(ledger *mount.Ledger, mountPath string) (mount.MountRecord, error) {
+	for _, r := range ledger.State().Mounts {
+		if r.Target == mountPath && r.ID != 0 {
+			return r, nil
+		}
+	}
+	return mount.MountRecord{}, fmt.Errorf("the ledger has no mount of the image root %s", mountPath)
 }

@@ -14,18 +14,19 @@ const policyRcD = "#!/bin/sh\n# Installed by strata-chroot for the duration of t
 
 // stepPolicyRcD installs /usr/sbin/policy-rc.d during the build when
 // prevent_service_start is on, and restores what was there afterwards.
+//
+// Reads stateConfig, stateRoot; pushes an undo.
 type stepPolicyRcD struct {
 	undo *undo
 }
 
 func (s *stepPolicyRcD) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
 	if !*cfg.PreventServiceStart {
 		return multistep.ActionContinue
 	}
-	saved, err := savePath(root, "/usr/sbin/policy-rc.d")
+	saved, err := savePath(rootOf(state), "/usr/sbin/policy-rc.d")
 	if err != nil {
 		return halt(state, fmt.Errorf("prevent_service_start: %w", err))
 	}
@@ -33,13 +34,14 @@ func (s *stepPolicyRcD) Run(ctx context.Context, state multistep.StateBag) multi
 		return halt(state, fmt.Errorf("prevent_service_start: writing policy-rc.d: %w", err))
 	}
 	ui.Message("Service starts blocked by /usr/sbin/policy-rc.d for the build")
-	s.undo = pushUndo(state, "policy-rc.d", func(packersdk.Ui) error { return saved.restore() })
+	s.undo = pushUndo(state, "policy-rc.d", func(ui packersdk.Ui) error {
+		kept, err := saved.restore()
+		if kept {
+			ui.Message("/usr/sbin/policy-rc.d was replaced by a provisioner; the image keeps the provisioner's")
+		}
+		return err
+	})
 	return multistep.ActionContinue
 }
 
-func (s *stepPolicyRcD) Cleanup(state multistep.StateBag) {
-	ui := state.Get("ui").(packersdk.Ui)
-	if err := s.undo.run(ui); err != nil {
-		ui.Error(err.Error())
-	}
-}
+func (s *stepPolicyRcD) Cleanup(state multistep.StateBag) { cleanupUndo(state, s.undo) }

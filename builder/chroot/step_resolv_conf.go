@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
@@ -17,39 +17,36 @@ import (
 var hostResolvConf = "/etc/resolv.conf"
 
 // stepResolvConf gives the chroot name resolution for the build by the
-// resolv_conf mode, and puts the image's own /etc/resolv.conf (file, relative
-// or absolute symlink, or nothing) back exactly afterwards. The host's file
-// is only ever read.
+// resolv_conf mode, and afterwards puts the image's own /etc/resolv.conf
+// (file, relative or absolute symlink, or nothing) back exactly, unless a
+// provisioner replaced the builder's copy with its own: that one stays. The
+// host's file is only ever read.
+//
+// Reads stateConfig, stateRoot, stateLedger; pushes an undo.
 type stepResolvConf struct {
 	undo *undo
 }
 
 func (s *stepResolvConf) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	root := state.Get("mount_path").(string)
+	cfg := configOf(state)
+	ui := uiOf(state)
 	if cfg.ResolvConf == "none" {
 		return multistep.ActionContinue
 	}
-	restore, err := useHostResolvConf(root, cfg.ResolvConf)
+	restore, err := useHostResolvConf(rootOf(state), ledgerOf(state), cfg.ResolvConf)
 	if err != nil {
 		return halt(state, fmt.Errorf("resolv_conf = %q: %w", cfg.ResolvConf, err))
 	}
 	ui.Message(fmt.Sprintf("resolv.conf: %s", cfg.ResolvConf))
-	s.undo = pushUndo(state, "resolv.conf", func(packersdk.Ui) error { return restore() })
+	s.undo = pushUndo(state, "resolv.conf", restore)
 	return multistep.ActionContinue
 }
 
-func (s *stepResolvConf) Cleanup(state multistep.StateBag) {
-	ui := state.Get("ui").(packersdk.Ui)
-	if err := s.undo.run(ui); err != nil {
-		ui.Error(err.Error())
-	}
-}
+func (s *stepResolvConf) Cleanup(state multistep.StateBag) { cleanupUndo(state, s.undo) }
 
-// useHostResolvConf applies mode ("copy-host" or "bind-host") to the image at
-// root and returns the function that undoes it.
-func useHostResolvConf(root, mode string) (func() error, error) {
+// useHostResolvConf applies mode ("copy-host" or "bind-host") to the image
+// and returns the function that undoes it.
+func useHostResolvConf(root *inroot.Root, ledger *mount.Ledger, mode string) (func(packersdk.Ui) error, error) {
 	saved, err := savePath(root, "/etc/resolv.conf")
 	if err != nil {
 		return nil, err
@@ -57,6 +54,13 @@ func useHostResolvConf(root, mode string) (func() error, error) {
 	hostFile, err := filepath.EvalSymlinks(hostResolvConf)
 	if err != nil {
 		return nil, fmt.Errorf("the host has no usable %s: %w", hostResolvConf, err)
+	}
+	restore := func(ui packersdk.Ui) error {
+		kept, err := saved.restore()
+		if kept {
+			ui.Say("/etc/resolv.conf was changed by a provisioner; the image keeps the provisioner's version")
+		}
+		return err
 	}
 	switch mode {
 	case "copy-host":
@@ -68,22 +72,25 @@ func useHostResolvConf(root, mode string) (func() error, error) {
 			saved.restore()
 			return nil, err
 		}
-		return saved.restore, nil
+		return restore, nil
 	case "bind-host":
 		if err := saved.replace(nil, 0o644); err != nil {
 			saved.restore()
 			return nil, err
 		}
-		spec := mount.Spec{FSType: "bind", Source: hostFile, Target: saved.path, Options: "ro"}
-		if err := mount.Mount(spec); err != nil {
+		made, err := mountInImage(root, ledger, plannedMount{Spec: mount.Spec{FSType: "bind", Source: hostFile, Target: "/etc/resolv.conf", Options: "ro"}, File: true})
+		if err != nil {
 			saved.restore()
 			return nil, err
 		}
-		return func() error {
-			if _, err := mount.Unmount(saved.path, 20, 250*time.Millisecond); err != nil {
-				return err
+		return func(ui packersdk.Ui) error {
+			if made.ID != 0 {
+				if err := unmountRecords(ui, ledger, []mount.MountRecord{made.MountRecord}); err != nil {
+					return err
+				}
+				made.ID = 0
 			}
-			return saved.restore()
+			return restore(ui)
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", mode)

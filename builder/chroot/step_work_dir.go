@@ -5,29 +5,41 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+)
+
+// Parts of a work dir.
+const (
+	upperDirName   = "upper"    // the new layer
+	ovlWorkDirName = "ovl-work" // overlayfs' own work dir
+	emptyLowerName = "lower-empty"
+	lockName       = ".lock"
 )
 
 // stepWorkDir takes the work dir for this build: it locks it against a
-// concurrent build, cleans what a killed earlier build left there (processes
-// in its chroot, mounts) and starts an empty root file system directory.
+// concurrent build, undoes exactly what a killed earlier build recorded in
+// its ledger (that build's processes and mounts, nothing else), refuses
+// mounts it did not make, and starts a fresh ledger.
+//
+// Reads stateConfig; writes stateLedger.
 type stepWorkDir struct {
-	lock *os.File
-	root string
+	lock   *os.File
+	ledger *mount.Ledger
 }
 
 func (s *stepWorkDir) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := state.Get("config").(*Config)
-	ui := state.Get("ui").(packersdk.Ui)
-	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+	cfg := configOf(state)
+	ui := uiOf(state)
+	if err := storeroot.Ensure(cfg.WorkDir); err != nil {
 		return halt(state, fmt.Errorf("work_dir: %w", err))
 	}
-	lock, err := os.OpenFile(filepath.Join(cfg.WorkDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(cfg.WorkDir, lockName), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return halt(state, fmt.Errorf("work_dir: %w", err))
 	}
@@ -36,25 +48,46 @@ func (s *stepWorkDir) Run(ctx context.Context, state multistep.StateBag) multist
 		return halt(state, fmt.Errorf("work_dir %s is in use by another running build; give this build its own work_dir", cfg.WorkDir))
 	}
 	s.lock = lock
+	if err := os.WriteFile(filepath.Join(cfg.WorkDir, workMarker), nil, 0o600); err != nil {
+		return halt(state, fmt.Errorf("work_dir: %w", err))
+	}
 
-	rep, err := mount.CleanUnder(cfg.WorkDir)
-	if rep.Killed > 0 || len(rep.Unmounted) > 0 {
-		ui.Say(fmt.Sprintf("Cleaned up after an earlier build in %s: stopped %d process(es), unmounted %d mount(s)", cfg.WorkDir, rep.Killed, len(rep.Unmounted)))
-	}
-	for _, l := range rep.Lazy {
-		ui.Error("Warning: lazily unmounted stale mount " + l)
-	}
+	prior, err := mount.ReadLedger(cfg.WorkDir)
 	if err != nil {
-		return halt(state, fmt.Errorf("cleaning stale mounts under %s: %w", cfg.WorkDir, err))
+		return halt(state, fmt.Errorf("work_dir: reading what the last build left: %w", err))
 	}
-	s.root = filepath.Join(cfg.WorkDir, "rootfs")
-	if err := os.RemoveAll(s.root); err != nil {
-		return halt(state, fmt.Errorf("removing the old tree %s: %w", s.root, err))
+	if prior != nil {
+		rep, err := mount.Recover(prior)
+		if !rep.Empty() {
+			ui.Say(fmt.Sprintf("Cleaned up after an earlier build in %s: stopped %d process(es), unmounted %d mount(s), removed %d unfinished file(s)",
+				cfg.WorkDir, rep.Killed, len(rep.Unmounted), len(rep.Removed)))
+		}
+		for _, l := range rep.Lazy {
+			ui.Error("Warning: lazily unmounted stale mount " + l)
+		}
+		if err != nil {
+			return halt(state, fmt.Errorf("cleaning up after the earlier build in %s: %w", cfg.WorkDir, err))
+		}
 	}
-	if err := os.Mkdir(s.root, 0o755); err != nil {
-		return halt(state, err)
+	for _, dir := range []string{cfg.WorkDir, cfg.MountPath} {
+		if err := refuseForeignMounts(dir, nil); err != nil {
+			return halt(state, err)
+		}
 	}
-	state.Put("mount_path", s.root)
+	for _, leftover := range []string{cfg.MountPath, upperDirName, ovlWorkDirName, emptyLowerName} {
+		p := leftover
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cfg.WorkDir, p)
+		}
+		if err := removeUnmounted(p, p == cfg.MountPath && !within(p, cfg.WorkDir)); err != nil {
+			return halt(state, err)
+		}
+	}
+	s.ledger, err = mount.NewLedger(cfg.WorkDir)
+	if err != nil {
+		return halt(state, fmt.Errorf("work_dir: %w", err))
+	}
+	state.Put(stateLedger, s.ledger)
 	return multistep.ActionContinue
 }
 
@@ -62,15 +95,70 @@ func (s *stepWorkDir) Cleanup(state multistep.StateBag) {
 	if s.lock == nil {
 		return
 	}
-	ui := state.Get("ui").(packersdk.Ui)
 	defer s.lock.Close()
-	// Removing a tree with something still mounted in it would delete
-	// through the mount into the host; never do that.
-	if err := mount.Verify(filepath.Dir(s.root)); err != nil {
-		ui.Error(fmt.Sprintf("Not removing %s: %v", s.root, err))
+	if s.ledger == nil {
 		return
 	}
-	if err := os.RemoveAll(s.root); err != nil {
-		ui.Error(fmt.Sprintf("Removing %s: %v", s.root, err))
+	cfg := configOf(state)
+	ui := uiOf(state)
+	st := s.ledger.State()
+	table, err := mount.Table()
+	if err != nil || len(mount.Owned(table, st.Mounts)) > 0 || len(st.Groups) > 0 {
+		// Keep the ledger: the next build with this work dir undoes it.
+		ui.Error(fmt.Sprintf("Some of this build's mounts or processes are still there; the next build with work_dir %s cleans them up", cfg.WorkDir))
+		return
 	}
+	for _, p := range []string{filepath.Join(cfg.WorkDir, upperDirName), filepath.Join(cfg.WorkDir, ovlWorkDirName), filepath.Join(cfg.WorkDir, emptyLowerName), cfg.MountPath} {
+		if err := removeUnmounted(p, p == cfg.MountPath && !within(p, cfg.WorkDir)); err != nil {
+			ui.Error(err.Error())
+			return
+		}
+	}
+	if err := s.ledger.Close(); err != nil {
+		ui.Error(fmt.Sprintf("removing %s: %v", mount.LedgerName, err))
+	}
+}
+
+// refuseForeignMounts fails when anything is mounted at or under dir that
+// the given records did not make: a build never unmounts (or deletes
+// through) someone else's mount.
+func refuseForeignMounts(dir string, recs []mount.MountRecord) error {
+	foreign, err := mount.ForeignUnder(dir, recs)
+	if err != nil {
+		return err
+	}
+	if len(foreign) == 0 {
+		return nil
+	}
+	var pts []string
+	for _, m := range foreign {
+		pts = append(pts, m.MountPoint)
+	}
+	return fmt.Errorf("%s has mounts this build did not make: %s; unmount them or choose another directory (the build never removes what it did not mount)",
+		dir, strings.Join(pts, ", "))
+}
+
+// removeUnmounted removes a tree the build made, but only when nothing at
+// all is mounted under it: a recursive delete through a mount would reach
+// the host. keepDir empties dir and leaves it (a mount_path of the user's).
+func removeUnmounted(dir string, keepDir bool) error {
+	if _, err := os.Lstat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	if err := mount.Verify(dir); err != nil {
+		return fmt.Errorf("not removing %s: %w", dir, err)
+	}
+	if !keepDir {
+		return os.RemoveAll(dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,8 +6,9 @@ import (
 )
 
 // undo is what a step must take back: its Cleanup runs it, and so does
-// stepEarlyCleanup, which must tear the chroot down before the export. It
-// runs at most once.
+// stepEarlyCleanup, which tears the chroot down before the export. It is
+// marked done only once it succeeded, so a teardown that failed early is
+// tried again by Cleanup.
 type undo struct {
 	name string
 	fn   func(ui packersdk.Ui) error
@@ -18,18 +19,17 @@ func (u *undo) run(ui packersdk.Ui) error {
 	if u == nil || u.done {
 		return nil
 	}
+	if err := u.fn(ui); err != nil {
+		return err
+	}
 	u.done = true
-	return u.fn(ui)
+	return nil
 }
-
-const stateUndos = "strata_undos"
 
 // pushUndo records an undo in the state bag, in the order steps ran.
 func pushUndo(state multistep.StateBag, name string, fn func(ui packersdk.Ui) error) *undo {
 	u := &undo{name: name, fn: fn}
-	list, _ := state.GetOk(stateUndos)
-	undos, _ := list.([]*undo)
-	state.Put(stateUndos, append(undos, u))
+	state.Put(stateUndos, append(undosOf(state), u))
 	return u
 }
 
@@ -37,4 +37,12 @@ func undosOf(state multistep.StateBag) []*undo {
 	list, _ := state.GetOk(stateUndos)
 	undos, _ := list.([]*undo)
 	return undos
+}
+
+// cleanupUndo is the Cleanup of a step whose whole undo is u.
+func cleanupUndo(state multistep.StateBag, u *undo) {
+	ui := uiOf(state)
+	if err := u.run(ui); err != nil {
+		ui.Error(err.Error())
+	}
 }

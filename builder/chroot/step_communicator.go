@@ -1,0 +1,30 @@
+package chroot
+
+import (
+	"context"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
+)
+
+// stepCommunicator hands Packer's provisioners the chroot communicator and
+// publishes the build's generated data (build.MountPath, build.WorkDir).
+//
+// Reads stateConfig, stateRoot; writes stateCommunicator.
+type stepCommunicator struct{}
+
+func (s *stepCommunicator) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	cfg := configOf(state)
+	state.Put(stateCommunicator, &Communicator{
+		Root:       rootOf(state),
+		Wrap:       cfg.wrap,
+		Env:        chrootEnv(cfg.Environment),
+		ChrootProg: cfg.chrootPath,
+	})
+	data := packerbuilderdata.GeneratedData{State: state}
+	data.Put("MountPath", cfg.MountPath)
+	data.Put("WorkDir", cfg.WorkDir)
+	return multistep.ActionContinue
+}
+
+func (s *stepCommunicator) Cleanup(multistep.StateBag) {}

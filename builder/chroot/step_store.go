@@ -1,0 +1,29 @@
+package chroot
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+)
+
+// stepStore makes sure the store root exists and is closed to the build
+// host's other users: owned by root, mode 0700, under parents that only root
+// can change. Nothing under it is trusted before that holds.
+//
+// Reads stateConfig.
+type stepStore struct{}
+
+func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	cfg := configOf(state)
+	for _, d := range []struct{ opt, dir string }{{"store_dir", cfg.StoreDir}, {"package_cache_dir", cfg.PackageCacheDir}} {
+		if err := storeroot.Ensure(d.dir); err != nil {
+			return halt(state, fmt.Errorf("%s: %w", d.opt, err))
+		}
+	}
+	return multistep.ActionContinue
+}
+
+func (s *stepStore) Cleanup(multistep.StateBag) {}

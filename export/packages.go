@@ -1,0 +1,32 @@
+package export
+
+import (
+	"bufio"
+	"os"
+	"strings"
+)
+
+// PackagesName is the package manifest beside the outputs: one
+// "name<TAB>version<TAB>architecture" line per installed package.
+const PackagesName = "packages.tsv"
+
+// ReadPackages reads a packages.tsv.
+func ReadPackages(path string) ([][3]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out [][3]string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Split(sc.Text(), "\t")
+		if len(parts) < 2 {
+			continue
+		}
+		var p [3]string
+		copy(p[:], parts)
+		out = append(out, p)
+	}
+	return out, sc.Err()
+}
