@@ -49,7 +49,8 @@ func (c *Catalog) Diff(ctx context.Context, imageA, versionA, imageB, versionB s
 
 // DiffVersions compares two versions already at hand.
 func DiffVersions(a, b *Version) *Diff {
-	d := &Diff{A: a.Ref(), B: b.Ref(), ImageIDChanged: a.ImageID != b.ImageID, ParentChanged: a.ParentID != b.ParentID}
+	d := &Diff{A: a.Ref(), B: b.Ref(), ImageIDChanged: a.ImageID != b.ImageID, ParentChanged: a.ParentID != b.ParentID,
+		PackagesAdded: []Change{}, PackagesRemoved: []Change{}, PackagesChanged: []Change{}, LabelsChanged: []Change{}, ArtifactsChanged: []Change{}}
 	pa, pb := map[string]string{}, map[string]string{}
 	for _, p := range a.Packages {
 		pa[p.Name] = p.Version

@@ -7,6 +7,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -26,9 +27,9 @@ type Version struct {
 	Build     BuildInfo  `json:"build"`
 	Created   time.Time  `json:"created"`
 
-	Revoked       bool      `json:"revoked"`
-	RevokedReason string    `json:"revoked_reason,omitempty"`
-	RevokedAt     time.Time `json:"revoked_at,omitempty"`
+	Revoked       bool       `json:"revoked"`
+	RevokedReason string     `json:"revoked_reason,omitempty"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"` // nil unless revoked
 }
 
 // Ref is "image@version".
@@ -54,6 +55,10 @@ type BuildInfo struct {
 	PackerRunUUID string `json:"packer_run_uuid,omitempty"`
 	BuildName     string `json:"build_name,omitempty"`
 	TemplateHash  string `json:"template_hash,omitempty"`
+	// OutputDir is the output directory a builder wrote the artifacts to,
+	// recorded when the version was registered from it (never from
+	// hand-typed paths): gc may delete files there.
+	OutputDir string `json:"output_dir,omitempty"`
 }
 
 // Image is a named series of versions.
@@ -109,4 +114,25 @@ func notFound(format string, a ...interface{}) error {
 
 func invalid(format string, a ...interface{}) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// checkText refuses control characters in free text the catalog records
+// (actors, reasons, labels, tags, descriptions): printed in a table they
+// could forge rows or drive the terminal.
+func checkText(kind, s string) error {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return invalid("%s %q contains a control character; use printable text", kind, s)
+		}
+	}
+	return nil
+}
+
+// ValidDigest checks a "sha256:<64 hex>" digest.
+func ValidDigest(kind, d string) error {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return invalid("%s %q is not a sha256 digest; write sha256: and 64 lowercase hex digits", kind, d)
+	}
+	return nil
 }

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
 // Opener opens a store from its URL.
@@ -31,11 +32,11 @@ func DefaultURL() string {
 	if u := os.Getenv("STRATA_CATALOG"); u != "" {
 		return u
 	}
-	home := os.Getenv("STRATA_HOME")
-	if home == "" {
-		home = "/var/lib/strata"
+	root, err := storeroot.Resolve("")
+	if err != nil {
+		root = storeroot.Default
 	}
-	return "sqlite://" + filepath.Join(home, "catalog.db")
+	return storeroot.Layout{Root: root}.CatalogURL()
 }
 
 // Open opens the catalog a URL names: sqlite:///path/catalog.db or

@@ -30,6 +30,8 @@ type Tx interface {
 	Versions(image string, withContent bool) ([]*Version, error)
 	// VersionsByImageID finds versions by content digest, in any image.
 	VersionsByImageID(imageID string) ([]*Version, error)
+	// VersionsByImageIDPrefix finds versions whose image ID starts with prefix.
+	VersionsByImageIDPrefix(prefix string) ([]*Version, error)
 	// Children lists versions whose parent is imageID, in any image.
 	Children(imageID string) ([]*Version, error)
 	SetRevoked(image, version string, revoked bool, reason string, at int64) error

@@ -29,6 +29,9 @@ func Run(t *testing.T, newStore NewStore) {
 	}{
 		{"RegisterAndRead", testRegisterAndRead},
 		{"RegisterErrors", testRegisterErrors},
+		{"RegisterRules", testRegisterRules},
+		{"RegisterAndPromoteIsOneTransaction", testRegisterPromote},
+		{"ResolveParent", testResolveParent},
 		{"PromoteAndFrom", testPromote},
 		{"RollbackWalksBack", testRollback},
 		{"RollbackSkipsRevokedAndMissing", testRollbackSkips},
@@ -140,7 +143,12 @@ func testRegisterErrors(t *testing.T, c *catalog.Catalog) {
 		{Image: "Bad Name", ImageID: digest("x")},
 		{Image: "img", Version: "a b", ImageID: digest("x")},
 		{Image: "img"},
+		{Image: "img", ImageID: "sha256:x"},
+		{Image: "img", ImageID: digest("y"), ParentID: "base-os"},
 		{Image: "img", ImageID: digest("x"), Artifacts: []catalog.Artifact{{Path: "", SHA256: "x"}}},
+		{Image: "img", ImageID: digest("z"), Labels: map[string]string{"note": "a\x1b[2Jb"}},
+		{Image: "img", ImageID: digest("z"), Labels: map[string]string{"a\nb": "x"}},
+		{Image: "img", ImageID: digest("z"), Tags: []string{"ok", "row\tforged"}},
 	} {
 		_, err := c.Register(ctx, bad, catalog.RegisterOptions{})
 		mustIs(t, err, catalog.ErrInvalid)
@@ -286,7 +294,7 @@ func testRevoke(t *testing.T, c *catalog.Catalog) {
 	}
 	for _, ref := range [][2]string{{"base", "1"}, {"runtime", "1"}, {"app", "1"}} {
 		v, _ := c.Get(ctx, ref[0], ref[1])
-		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt.IsZero() {
+		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt == nil || v.RevokedAt.IsZero() {
 			t.Fatalf("%s@%s not revoked: %+v", ref[0], ref[1], v)
 		}
 	}
@@ -543,4 +551,98 @@ func KilledWriterLeavesNothing(t *testing.T, url string) {
 	if _, err := c.Register(ctx, &catalog.Version{Image: "crash", Version: "1.0.0", ImageID: digest("again")}, catalog.RegisterOptions{}); err != nil {
 		t.Fatalf("the catalog takes no writes after a killed writer: %v", err)
 	}
+}
+
+func testRegisterRules(t *testing.T, c *catalog.Catalog) {
+	id := digest("same content")
+	if _, err := c.Register(ctx, &catalog.Version{Image: "dup", ImageID: id}, catalog.RegisterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Register(ctx, &catalog.Version{Image: "dup", ImageID: id}, catalog.RegisterOptions{})
+	mustIs(t, err, catalog.ErrConflict)
+	if !strings.Contains(err.Error(), "dup@1.0.0") || !strings.Contains(err.Error(), "allow-duplicate") {
+		t.Fatalf("the conflict must name the version holding the content and the way out: %v", err)
+	}
+	if v, err := c.Register(ctx, &catalog.Version{Image: "dup", ImageID: id}, catalog.RegisterOptions{AllowDuplicate: true}); err != nil || v.Version != "1.0.1" {
+		t.Fatalf("allow duplicate: %+v %v", v, err)
+	}
+	// Another image may hold the same content.
+	if _, err := c.Register(ctx, &catalog.Version{Image: "other", ImageID: id}, catalog.RegisterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Control characters in moves are refused before anything is written.
+	_, _, err = c.Promote(ctx, "dup", "dev", "1.0.0", catalog.MoveOptions{Reason: "ok\n1 2026 promote 9.9.9 evil"})
+	mustIs(t, err, catalog.ErrInvalid)
+	_, _, err = c.Promote(ctx, "dup", "dev", "1.0.0", catalog.MoveOptions{Actor: "\x1b]0;pwned\x07"})
+	mustIs(t, err, catalog.ErrInvalid)
+	if _, err := c.History(ctx, "dup", "dev"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("a refused move left history: %v", err)
+	}
+	_, err = c.Revoke(ctx, "dup", "1.0.0", catalog.RevokeOptions{Reason: "bad\rreason"})
+	mustIs(t, err, catalog.ErrInvalid)
+	// Channels lists every channel that has history.
+	for _, ch := range []string{"a", "b", "c"} {
+		if _, _, err := c.Promote(ctx, "dup", ch, "1.0.0", catalog.MoveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if chs, err := c.Channels(ctx, "dup"); err != nil || len(chs) != 3 {
+		t.Fatalf("channels %+v %v", chs, err)
+	}
+}
+
+// testRegisterPromote: a registration that promotes is one transaction: a
+// promotion that fails leaves no version behind.
+func testRegisterPromote(t *testing.T, c *catalog.Catalog) {
+	v, err := c.Register(ctx, &catalog.Version{Image: "rp", ImageID: digest("rp1")}, catalog.RegisterOptions{Promote: "dev", Move: catalog.MoveOptions{Actor: "ci", Reason: "first"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.History(ctx, "rp", "dev")
+	if err != nil || len(h) != 1 || h[0].Version != v.Version || h[0].Actor != "ci" {
+		t.Fatalf("history %+v %v", h, err)
+	}
+	// The promotion fails inside the transaction: the content is gone.
+	c.ContentExists = func(*catalog.Version) bool { return false }
+	defer func() { c.ContentExists = func(*catalog.Version) bool { return true } }()
+	_, err = c.Register(ctx, &catalog.Version{Image: "rp", ImageID: digest("rp2")}, catalog.RegisterOptions{Promote: "dev"})
+	mustIs(t, err, catalog.ErrConflict)
+	if vs, _ := c.Versions(ctx, "rp"); len(vs) != 1 {
+		t.Fatalf("a failed register --promote left %d versions", len(vs))
+	}
+	_, err = c.Register(ctx, &catalog.Version{Image: "rp", ImageID: digest("rp3")}, catalog.RegisterOptions{Promote: "Bad Channel"})
+	mustIs(t, err, catalog.ErrInvalid)
+}
+
+func testResolveParent(t *testing.T, c *catalog.Catalog) {
+	a := "sha256:aaaaaaaaaaaa" + strings.Repeat("1", 52)
+	b := "sha256:aaaaaaaaaaaa" + strings.Repeat("2", 52)
+	for i, id := range []string{a, b} {
+		if _, err := c.Register(ctx, &catalog.Version{Image: "base", Version: fmt.Sprint(i + 1), ImageID: id}, catalog.RegisterOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(ref, want string, wantExternal bool, wantErr error) {
+		t.Helper()
+		id, ext, err := c.ResolveParent(ctx, ref)
+		if wantErr != nil {
+			if !errors.Is(err, wantErr) {
+				t.Fatalf("%s: error %v, want %v", ref, err, wantErr)
+			}
+			return
+		}
+		if err != nil || id != want || ext != wantExternal {
+			t.Fatalf("%s: %s %v %v", ref, id, ext, err)
+		}
+	}
+	check("base@1", a, false, nil)
+	check(a, a, false, nil)
+	check("sha256:aaaaaaaaaaaa1", a, false, nil)
+	check("aaaaaaaaaaaa2", b, false, nil)
+	check("sha256:aaaaaaaaaaaa", "", false, catalog.ErrInvalid) // ambiguous
+	check("sha256:"+strings.Repeat("c", 64), "sha256:"+strings.Repeat("c", 64), true, nil)
+	check("sha256:abc", "", false, catalog.ErrInvalid)
+	check("sha256:dddddddddddd", "", false, catalog.ErrNotFound)
+	check("base@9", "", false, catalog.ErrNotFound)
+	check("base", "", false, catalog.ErrInvalid)
 }

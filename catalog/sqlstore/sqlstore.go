@@ -196,7 +196,8 @@ func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, err
 	v.Created = time.Unix(0, created).UTC()
 	v.Revoked = revoked != 0
 	if revokedNs != 0 {
-		v.RevokedAt = time.Unix(0, revokedNs).UTC()
+		at := time.Unix(0, revokedNs).UTC()
+		v.RevokedAt = &at
 	}
 	return &v, nil
 }
@@ -258,6 +259,11 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 
 func (t *txn) VersionsByImageID(imageID string) ([]*catalog.Version, error) {
 	return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image_id = ? ORDER BY created_ns, image, seq`, imageID)
+}
+
+func (t *txn) VersionsByImageIDPrefix(prefix string) ([]*catalog.Version, error) {
+	// The prefix is hex only (checked by the caller), so no LIKE escapes.
+	return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image_id LIKE ? ORDER BY created_ns, image, seq`, prefix+"%")
 }
 
 func (t *txn) Children(imageID string) ([]*catalog.Version, error) {

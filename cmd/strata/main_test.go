@@ -104,7 +104,9 @@ func TestCLIWalkthrough(t *testing.T) {
 	if v2.Version != "1.0.1" || len(v2.Packages) != 2 {
 		t.Fatalf("second register: %+v", v2)
 	}
-	c.fails(4, "immutable", "register", "base", "--version", "1.0.0", "--image-id", "sha256:x")
+	c.fails(4, "immutable", "register", "base", "--version", "1.0.0", "--image-id", "sha256:"+strings.Repeat("9", 64))
+	c.fails(2, "not a sha256 digest", "register", "base", "--image-id", "sha256:x")
+	c.fails(4, "already holds this content", "register", "base", "--from-output", out2)
 
 	if o := c.ok("versions", "base"); !strings.Contains(o, "1.0.0") || !strings.Contains(o, "1.0.1") {
 		t.Fatalf("versions: %s", o)
@@ -180,7 +182,7 @@ func TestCLIErrors(t *testing.T) {
 	c.fails(2, "takes", "versions")
 	c.fails(2, "unknown command", "frobnicate")
 	c.fails(2, "unknown flag", "images", "--nope")
-	c.fails(2, "image", "register", "Bad Name", "--image-id", "sha256:x")
+	c.fails(2, "image", "register", "Bad Name", "--image-id", "sha256:"+strings.Repeat("1", 64))
 	c.fails(2, "not a strata output directory", "register", "x", "--from-output", t.TempDir())
 	c.fails(2, "unknown scheme", "--catalog", "mysql://h/db", "images")
 	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("b", 64))
@@ -216,4 +218,188 @@ func TestCLIGCDeletesFiles(t *testing.T) {
 		t.Fatal("gc removed the artifact of the version production holds")
 	}
 	c.fails(3, "no such version", "show", "x@1.0.0")
+}
+
+// TestCLIRegisterVerifiesOutput: what the catalog records is true: every
+// output is checked against artifact.json, and a path may not leave the
+// output directory.
+func TestCLIRegisterVerifiesOutput(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	dir := fakeOutput(t, "content", "")
+	f := filepath.Join(dir, "rootfs.tar.zst")
+	os.WriteFile(f, []byte("CONTENT"), 0o644) // same size, other bytes
+	c.fails(2, "changed since the build", "register", "x", "--from-output", dir)
+	os.WriteFile(f, []byte("content plus"), 0o644)
+	c.fails(2, "changed since the build", "register", "x", "--from-output", dir)
+	os.WriteFile(f, []byte("content"), 0o644)
+	c.ok("register", "x", "--from-output", dir)
+
+	escape := fakeOutput(t, "other", "")
+	m, _ := os.ReadFile(filepath.Join(escape, export.ManifestName))
+	os.WriteFile(filepath.Join(escape, export.ManifestName), bytes.Replace(m, []byte(`"path": "rootfs.tar.zst"`), []byte(`"path": "../../etc/passwd"`), 1), 0o644)
+	c.fails(2, "not a file name inside the directory", "register", "y", "--from-output", escape)
+	if o := c.ok("images", "--json"); strings.Contains(o, `"y"`) {
+		t.Fatal("a refused registration is visible")
+	}
+	// The output dir is recorded, so gc knows where it may delete.
+	var v struct {
+		Build struct {
+			OutputDir string `json:"output_dir"`
+		} `json:"build"`
+	}
+	json.Unmarshal([]byte(c.ok("show", "x@1.0.0", "--json")), &v)
+	if v.Build.OutputDir != dir {
+		t.Fatalf("output dir %q, want %q", v.Build.OutputDir, dir)
+	}
+}
+
+// TestCLIControlCharacters: control characters are refused on the way in
+// and escaped on the way out, so a reason can neither forge table rows nor
+// drive the terminal.
+func TestCLIControlCharacters(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "catalog.db")
+	c := cli{t, "sqlite://" + db}
+	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "dev")
+	c.fails(2, "control character", "register", "img", "--image-id", "sha256:"+strings.Repeat("2", 64), "--label", "k=v\x1b[31m")
+	c.fails(2, "control character", "promote", "img@1.0.0", "prod", "--reason", "ok\n7\t2026-01-01\tpromote\t(none)\t6.6.6\tadmin\tforged")
+	c.fails(2, "control character", "promote", "img@1.0.0", "prod", "--actor", "\x1b]0;owned\x07")
+	// An entry written before these checks (straight into the database) is
+	// printed escaped.
+	cmd := exec.Command("go", "run", "./testdata/rawinsert", db, "reason\nwith\x1b[2Jescapes")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rawinsert: %v %s", err, out)
+	}
+	out := c.ok("history", "img", "dev")
+	if strings.ContainsAny(out, "\x1b") || strings.Count(out, "\n") != 3 {
+		t.Fatalf("history printed raw control characters:\n%q", out)
+	}
+	if !strings.Contains(out, `reason\nwith\x1b[2Jescapes`) {
+		t.Fatalf("the reason is not shown escaped:\n%s", out)
+	}
+}
+
+// TestCLIGCDeletesOnlyWhatItMay: gc --delete-files removes regular files
+// inside the store or the output dir the builder recorded, nothing else:
+// not a path outside (hand-typed or ../), not a directory tree.
+func TestCLIGCDeletesOnlyWhatItMay(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	store := t.TempDir()
+	c.ok("register", "keep", "--image-id", "sha256:"+strings.Repeat("f", 64), "--promote", "production")
+
+	outside := filepath.Join(t.TempDir(), "precious.img")
+	os.WriteFile(outside, []byte("precious"), 0o644)
+	c.ok("--store", store, "register", "x", "--image-id", "sha256:"+strings.Repeat("1", 64), "--artifact", "raw="+outside)
+
+	inStore := filepath.Join(store, "exports", "old.img")
+	os.MkdirAll(filepath.Dir(inStore), 0o700)
+	os.WriteFile(inStore, []byte("old"), 0o644)
+	os.WriteFile(inStore+".sha256", []byte("x  old.img\n"), 0o644)
+	c.ok("--store", store, "register", "x", "--image-id", "sha256:"+strings.Repeat("2", 64), "--artifact", "raw="+inStore)
+
+	tree := filepath.Join(store, "exports", "tree")
+	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
+	os.WriteFile(filepath.Join(tree, "etc", "f"), []byte("f"), 0o644)
+	c.ok("--store", store, "register", "x", "--image-id", "sha256:"+strings.Repeat("3", 64), "--artifact", "dir="+tree)
+
+	built := fakeOutput(t, "built", "")
+	c.ok("--store", store, "register", "x", "--from-output", built)
+	c.ok("--store", store, "register", "x", "--image-id", "sha256:"+strings.Repeat("4", 64), "--promote", "production")
+
+	var res struct {
+		RemovedFiles []string          `json:"removed_files"`
+		LeftFiles    map[string]string `json:"left_files"`
+	}
+	out := c.ok("--store", store, "gc", "--min-age", "1ns", "--keep", "0", "--apply", "--delete-files", "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if b, err := os.ReadFile(outside); err != nil || string(b) != "precious" {
+		t.Fatal("gc deleted a file outside the store and every recorded output dir")
+	}
+	if _, err := os.Stat(filepath.Join(tree, "etc", "f")); err != nil {
+		t.Fatal("gc deleted a directory tree")
+	}
+	for _, gone := range []string{inStore, inStore + ".sha256", filepath.Join(built, "rootfs.tar.zst"), filepath.Join(built, "rootfs.tar.zst.sha256")} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s should be gone: %v", gone, err)
+		}
+	}
+	if !strings.Contains(res.LeftFiles[outside], "outside the store") || !strings.Contains(res.LeftFiles[tree], "not a regular file") {
+		t.Fatalf("left files %+v", res.LeftFiles)
+	}
+}
+
+// TestCLIJSONSchema: --json output is snake_case, lists are [] and never
+// null, and no zero timestamp appears, in every command.
+func TestCLIJSONSchema(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	out1 := fakeOutput(t, "one", "apt\t1\tamd64\n")
+	out2 := fakeOutput(t, "two", "apt\t2\tamd64\n")
+	c.ok("register", "base", "--from-output", out1, "--promote", "dev")
+	c.ok("register", "base", "--from-output", out2)
+	c.ok("promote", "base@1.0.1", "dev")
+	c.ok("register", "app", "--image-id", "sha256:"+strings.Repeat("a", 64), "--parent", "base@1.0.1")
+	runs := [][]string{
+		{"images"}, {"versions", "base"}, {"show", "base@1.0.0"}, {"channels", "base"}, {"history", "base", "dev"},
+		{"diff", "base@1.0.0", "base@1.0.0"}, {"lineage", "base@1.0.0"}, {"lineage", "--out-of-date"},
+		{"rollback", "base", "dev"}, {"revoke", "app@1.0.0", "--reason", "x"}, {"restore", "app@1.0.0"},
+		{"promote", "base@1.0.0", "dev"}, {"gc"}, {"verify", out1},
+	}
+	for _, r := range runs {
+		o := c.ok(append(r, "--json")...)
+		if strings.Contains(o, "null") || strings.Contains(o, "0001-01-01") {
+			t.Errorf("strata %s --json prints null or a zero time:\n%s", strings.Join(r, " "), o)
+		}
+		var v interface{}
+		if err := json.Unmarshal([]byte(o), &v); err != nil {
+			t.Errorf("strata %s --json is not JSON: %v", strings.Join(r, " "), err)
+		}
+		checkSnake(t, strings.Join(r, " "), v)
+	}
+	m, _ := os.ReadFile(filepath.Join(out1, export.ManifestName))
+	var mv interface{}
+	json.Unmarshal(m, &mv)
+	checkSnake(t, "artifact.json", mv)
+	if !strings.Contains(string(m), `"schema_version": 1`) {
+		t.Errorf("artifact.json has no schema_version:\n%s", m)
+	}
+}
+
+func checkSnake(t *testing.T, where string, v interface{}) {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]interface{}:
+		for k, e := range x {
+			if k != strings.ToLower(k) || strings.Contains(k, "-") {
+				if where != "gc" || !strings.Contains(k, "@") { // gc's kept map is keyed by NAME@VERSION
+					t.Errorf("%s: key %q is not snake_case", where, k)
+				}
+			}
+			checkSnake(t, where, e)
+		}
+	case []interface{}:
+		for _, e := range x {
+			checkSnake(t, where, e)
+		}
+	}
+}
+
+func TestCLIParentAndVerify(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "base", "--image-id", "sha256:abcdefabcdef"+strings.Repeat("1", 52))
+	c.ok("register", "base", "--image-id", "sha256:abcdefabcdef"+strings.Repeat("2", 52))
+	c.fails(2, "ambiguous", "register", "app", "--image-id", "sha256:"+strings.Repeat("a", 64), "--parent", "sha256:abcdefabcdef")
+	if o := c.ok("register", "app", "--image-id", "sha256:"+strings.Repeat("a", 64), "--parent", "abcdefabcdef2", "--json"); !strings.Contains(o, strings.Repeat("2", 52)) {
+		t.Fatalf("prefix parent: %s", o)
+	}
+	_, errs, code := c.run("register", "app", "--image-id", "sha256:"+strings.Repeat("b", 64), "--parent", "sha256:"+strings.Repeat("e", 64))
+	if code != 0 || !strings.Contains(errs, "from outside") {
+		t.Fatalf("an outside parent: %d %s", code, errs)
+	}
+	dir := fakeOutput(t, "verified", "")
+	if o := c.ok("verify", dir); !strings.Contains(o, "every output matches") {
+		t.Fatalf("verify: %s", o)
+	}
+	os.WriteFile(filepath.Join(dir, "rootfs.tar.zst"), []byte("VERIFIED"), 0o644)
+	c.fails(1, "changed since the build", "verify", dir)
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -19,8 +22,8 @@ func registerCmd(g *globals) *cobra.Command {
 		labels    []string
 		artifacts []string
 		pkgFile   string
-		promote   string
-		move      catalog.MoveOptions
+		parent    string
+		opt       catalog.RegisterOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "register NAME --from-output DIR | register NAME --image-id DIGEST [--artifact FORMAT=PATH ...]",
@@ -30,23 +33,13 @@ func registerCmd(g *globals) *cobra.Command {
 			v.Image = a[0]
 			switch scheme {
 			case string(catalog.SchemeSemver), string(catalog.SchemeTimestamp):
+				opt.Scheme = catalog.VersionScheme(scheme)
 			default:
 				return usageError{fmt.Errorf("--scheme %q: use semver or timestamp", scheme)}
 			}
 			if fromDir != "" {
-				m, err := export.ReadManifest(fromDir)
-				if err != nil {
-					return usageError{err}
-				}
-				v.ImageID = m.RootfsDigest
-				if v.Build.BuildName == "" {
-					v.Build.BuildName = m.BuildName
-				}
-				for _, o := range m.Outputs {
-					v.Artifacts = append(v.Artifacts, catalog.Artifact{Format: o.Format, Path: o.Path, Size: o.Size, SHA256: o.SHA256})
-				}
-				if pkgFile == "" {
-					pkgFile = strings.TrimSuffix(fromDir, "/") + "/" + export.PackagesName
+				if err := fromOutput(cmd, &v, fromDir, &pkgFile); err != nil {
+					return err
 				}
 			}
 			for _, l := range labels {
@@ -64,7 +57,7 @@ func registerCmd(g *globals) *cobra.Command {
 				if !ok {
 					return usageError{fmt.Errorf("--artifact %q: use FORMAT=PATH", s)}
 				}
-				art, err := artifactOf(format, path)
+				art, err := artifactOf(cmd.Context(), format, path)
 				if err != nil {
 					return usageError{err}
 				}
@@ -80,22 +73,27 @@ func registerCmd(g *globals) *cobra.Command {
 				}
 			}
 			return g.withCatalog(func(c *catalog.Catalog) error {
-				out, err := c.Register(cmd.Context(), &v, catalog.RegisterOptions{Scheme: catalog.VersionScheme(scheme)})
+				if parent != "" {
+					id, external, err := c.ResolveParent(cmd.Context(), parent)
+					if err != nil {
+						return err
+					}
+					if external {
+						fmt.Fprintf(os.Stderr, "strata: note: no version in the catalog has the parent %s; recorded as a base from outside\n", id)
+					}
+					v.ParentID = id
+				}
+				if opt.Promote != "" && opt.Move.Reason == "" {
+					opt.Move.Reason = "registered"
+				}
+				out, err := c.Register(cmd.Context(), &v, opt)
 				if err != nil {
 					return err
 				}
-				if promote != "" {
-					if move.Reason == "" {
-						move.Reason = "registered"
-					}
-					if _, _, err := c.Promote(cmd.Context(), out.Image, promote, out.Version, move); err != nil {
-						return fmt.Errorf("registered %s, but promoting it to %s failed: %w", out.Ref(), promote, err)
-					}
-				}
 				return g.emit(out, func(w *tabwriter.Writer) {
 					fmt.Fprintf(w, "registered %s (%s, %d artifacts, %d packages)\n", out.Ref(), short(out.ImageID), len(out.Artifacts), len(out.Packages))
-					if promote != "" {
-						fmt.Fprintf(w, "%s -> %s\n", promote, out.Ref())
+					if opt.Promote != "" {
+						fmt.Fprintf(w, "%s -> %s\n", opt.Promote, out.Ref())
 					}
 				})
 			})
@@ -104,9 +102,9 @@ func registerCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&v.Version, "version", "", "the version (default: assigned by --scheme)")
 	f.StringVar(&scheme, "scheme", "semver", "how to assign a version: semver (next patch) or timestamp")
-	f.StringVar(&fromDir, "from-output", "", "a strata-chroot output directory (reads artifact.json and packages.tsv)")
-	f.StringVar(&v.ImageID, "image-id", "", "the content digest (sha256:...) when not --from-output")
-	f.StringVar(&v.ParentID, "parent", "", "the parent image's ID, for lineage")
+	f.StringVar(&fromDir, "from-output", "", "a strata-chroot output directory (reads artifact.json and packages.tsv, and checks every file against them)")
+	f.StringVar(&v.ImageID, "image-id", "", "the image ID (sha256:<64 hex>) when not --from-output")
+	f.StringVar(&parent, "parent", "", "the parent, for lineage: NAME@VERSION or its image ID (sha256:..., a unique prefix of 12+ digits will do)")
 	f.StringArrayVar(&labels, "label", nil, "KEY=VALUE (repeatable)")
 	f.StringArrayVar(&v.Tags, "tag", nil, "a tag (repeatable)")
 	f.StringArrayVar(&artifacts, "artifact", nil, "FORMAT=PATH of a file (repeatable); size and sha256 are computed")
@@ -114,16 +112,62 @@ func registerCmd(g *globals) *cobra.Command {
 	f.StringVar(&v.Build.BuildName, "build-name", "", "the packer build name")
 	f.StringVar(&v.Build.PackerRunUUID, "run-uuid", "", "the packer run UUID")
 	f.StringVar(&v.Build.TemplateHash, "template-hash", "", "the template's hash")
-	f.StringVar(&promote, "promote", "", "then promote the new version to this channel")
-	moveFlags(cmd, &move)
+	f.BoolVar(&opt.AllowDuplicate, "allow-duplicate", false, "register content this image has registered already (by image ID)")
+	f.StringVar(&opt.Promote, "promote", "", "promote the new version to this channel, in the same transaction")
+	moveFlags(cmd, &opt.Move)
 	return cmd
 }
 
-// artifactOf describes a file on disk.
-func artifactOf(format, path string) (catalog.Artifact, error) {
-	sum, size, err := export.FileSHA256(path)
+// fromOutput fills v from a strata-chroot output directory, after checking
+// every output against the size and sha256 artifact.json records: the
+// catalog records only what is true.
+func fromOutput(cmd *cobra.Command, v *catalog.Version, dir string, pkgFile *string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return usageError{err}
+	}
+	m, err := export.ReadManifest(abs)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := export.VerifyOutputs(cmd.Context(), abs, m); err != nil {
+		return usageError{fmt.Errorf("--from-output %s: %w", dir, err)}
+	}
+	v.ImageID = m.RootfsDigest
+	v.Build.OutputDir = abs
+	if v.Build.BuildName == "" {
+		v.Build.BuildName = m.BuildName
+	}
+	for _, o := range m.Outputs {
+		v.Artifacts = append(v.Artifacts, catalog.Artifact{Format: o.Format, Path: o.Path, Size: o.Size, SHA256: o.SHA256})
+	}
+	if *pkgFile == "" {
+		name := m.Packages
+		if name == "" {
+			name = export.PackagesName
+		}
+		*pkgFile = filepath.Join(abs, name)
+	}
+	return nil
+}
+
+// artifactOf describes a file on disk, or a directory by its tree digest.
+func artifactOf(ctx context.Context, format, path string) (catalog.Artifact, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return catalog.Artifact{}, err
+	}
+	if fi, err := os.Lstat(abs); err == nil && fi.IsDir() {
+		d, err := export.TreeDigest(ctx, abs)
+		if err != nil {
+			return catalog.Artifact{}, fmt.Errorf("--artifact %s: %w", path, err)
+		}
+		t, _ := export.MeasureTree(abs)
+		return catalog.Artifact{Format: format, Path: abs, Size: t.Allocated, SHA256: strings.TrimPrefix(d, "sha256:")}, nil
+	}
+	sum, size, err := export.FileSHA256(abs)
 	if err != nil {
 		return catalog.Artifact{}, fmt.Errorf("--artifact %s: %w", path, err)
 	}
-	return catalog.Artifact{Format: format, Path: path, Size: size, SHA256: sum}, nil
+	return catalog.Artifact{Format: format, Path: abs, Size: size, SHA256: sum}, nil
 }

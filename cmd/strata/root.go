@@ -7,17 +7,20 @@ import (
 	"os"
 	"os/user"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
 // globals are the flags every command shares.
 type globals struct {
 	catalogURL string
+	store      string
 	json       bool
 	out        io.Writer
 }
@@ -31,12 +34,14 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.catalogURL, "catalog", catalog.DefaultURL(), "catalog URL: sqlite:///path/catalog.db or postgres://... (default $STRATA_CATALOG)")
+	store, _ := storeroot.Resolve("")
+	root.PersistentFlags().StringVar(&g.store, "store", store, "the store root (default $STRATA_HOME or /var/lib/strata)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of tables")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		imagesCmd(g), versionsCmd(g), showCmd(g), channelsCmd(g), registerCmd(g),
 		promoteCmd(g), rollbackCmd(g), historyCmd(g), revokeCmd(g, true), revokeCmd(g, false),
-		lineageCmd(g), diffCmd(g), gcCmd(g),
+		lineageCmd(g), diffCmd(g), gcCmd(g), verifyCmd(g),
 	)
 	return root
 }
@@ -111,4 +116,22 @@ func short(d string) string {
 		return d[:12]
 	}
 	return d
+}
+
+// esc makes free text from the catalog safe to print in a table: control
+// characters (tabs and newlines that would forge columns and rows, terminal
+// escapes) are shown escaped, as Go writes them.
+func esc(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
 }

@@ -1,0 +1,175 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// VersionScheme picks the version of a registration that gives none.
+type VersionScheme string
+
+const (
+	SchemeSemver    VersionScheme = "semver"    // next patch of the highest x.y.z, or 1.0.0
+	SchemeTimestamp VersionScheme = "timestamp" // UTC YYYYMMDD.HHMMSS
+)
+
+// RegisterOptions tune Register.
+type RegisterOptions struct {
+	Scheme VersionScheme
+	// AllowDuplicate registers content (an image ID) that the image has
+	// registered already; without it that is a conflict.
+	AllowDuplicate bool
+	// Promote, when set, points this channel at the new version in the same
+	// transaction: the version is never visible without its promotion.
+	Promote string
+	Move    MoveOptions
+}
+
+// Register adds a complete version in one transaction. An empty Version is
+// assigned by the scheme. Registering an existing version is a conflict;
+// versions are immutable.
+func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions) (*Version, error) {
+	if err := ValidName("image", v.Image); err != nil {
+		return nil, err
+	}
+	if v.Version != "" && !versionRe.MatchString(v.Version) {
+		return nil, invalid("version %q: use letters, digits, '.', '_', '+' and '-'", v.Version)
+	}
+	if err := ValidDigest("image ID", v.ImageID); err != nil {
+		return nil, err
+	}
+	if v.ParentID != "" {
+		if err := ValidDigest("parent image ID", v.ParentID); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range v.Artifacts {
+		if a.Path == "" || (a.SHA256 != "" && len(a.SHA256) != 64) {
+			return nil, invalid("artifact %+v: needs a path and a 64-hex sha256", a)
+		}
+	}
+	if err := checkVersionText(v); err != nil {
+		return nil, err
+	}
+	if opt.Promote != "" {
+		if err := checkMove(opt.Promote, opt.Move); err != nil {
+			return nil, err
+		}
+	}
+	out := *v
+	err := c.store.Update(ctx, func(tx Tx) error {
+		if err := tx.LockImage(out.Image); err != nil {
+			return err
+		}
+		if out.Version == "" {
+			next, err := c.nextVersion(tx, out.Image, opt.Scheme)
+			if err != nil {
+				return err
+			}
+			out.Version = next
+		}
+		if _, err := tx.Version(out.Image, out.Version); err == nil {
+			return fmt.Errorf("%w: %s@%s is already registered; versions are immutable", ErrConflict, out.Image, out.Version)
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if !opt.AllowDuplicate {
+			same, err := tx.VersionsByImageID(out.ImageID)
+			if err != nil {
+				return err
+			}
+			for _, s := range same {
+				if s.Image == out.Image {
+					return fmt.Errorf("%w: %s already holds this content (%s); register it again only with --allow-duplicate (allow_duplicate)", ErrConflict, s.Ref(), out.ImageID)
+				}
+			}
+		}
+		seq, err := tx.MaxSeq(out.Image)
+		if err != nil {
+			return err
+		}
+		out.Seq = seq + 1
+		if out.Created.IsZero() {
+			out.Created = c.Now().UTC()
+		}
+		out.Revoked, out.RevokedReason, out.RevokedAt = false, "", nil
+		if err := tx.InsertVersion(&out); err != nil {
+			return err
+		}
+		if opt.Promote != "" {
+			_, _, err := c.promoteTx(tx, out.Image, opt.Promote, out.Version, opt.Move)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// checkVersionText refuses control characters anywhere in a version's
+// free text.
+func checkVersionText(v *Version) error {
+	texts := map[string]string{"build name": v.Build.BuildName, "run UUID": v.Build.PackerRunUUID,
+		"template hash": v.Build.TemplateHash, "output dir": v.Build.OutputDir}
+	for k, l := range v.Labels {
+		texts["label "+k] = l
+		texts["label name"] = k
+	}
+	for _, t := range v.Tags {
+		texts["tag"] = t
+		if err := checkText("tag", t); err != nil {
+			return err
+		}
+	}
+	for _, kind := range slices.Sorted(maps.Keys(texts)) {
+		if err := checkText(kind, texts[kind]); err != nil {
+			return err
+		}
+	}
+	for _, a := range v.Artifacts {
+		if err := checkText("artifact path", a.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) nextVersion(tx Tx, image string, scheme VersionScheme) (string, error) {
+	if scheme == SchemeTimestamp {
+		return c.Now().UTC().Format("20060102.150405"), nil
+	}
+	vs, err := tx.Versions(image, false)
+	if err != nil {
+		return "", err
+	}
+	best := [3]int{-1, 0, 0}
+	prefix := ""
+	for _, v := range vs {
+		m := semverRe.FindStringSubmatch(v.Version)
+		if m == nil {
+			continue
+		}
+		var n [3]int
+		for i := range n {
+			n[i], _ = strconv.Atoi(m[i+1])
+		}
+		if n[0] > best[0] || (n[0] == best[0] && (n[1] > best[1] || (n[1] == best[1] && n[2] > best[2]))) {
+			best = n
+			prefix = ""
+			if strings.HasPrefix(v.Version, "v") {
+				prefix = "v"
+			}
+		}
+	}
+	if best[0] < 0 {
+		return "1.0.0", nil
+	}
+	return fmt.Sprintf("%s%d.%d.%d", prefix, best[0], best[1], best[2]+1), nil
+}

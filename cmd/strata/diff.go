@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+func diffCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff NAME@A NAME@B",
+		Short: "Show what changed between two versions: packages, labels, artifacts",
+		Args:  args(2, "two NAME@VERSION"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			n1, v1, err := splitRef(a[0])
+			if err != nil {
+				return err
+			}
+			n2, v2, err := splitRef(a[1])
+			if err != nil {
+				return err
+			}
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				d, err := c.Diff(cmd.Context(), n1, v1, n2, v2)
+				if err != nil {
+					return err
+				}
+				return g.emit(d, func(w *tabwriter.Writer) {
+					if d.Empty() {
+						fmt.Fprintln(w, "no differences")
+						return
+					}
+					if d.ImageIDChanged {
+						fmt.Fprintln(w, "content\tchanged (image ID)")
+					}
+					for _, ch := range d.PackagesAdded {
+						fmt.Fprintf(w, "+ package\t%s\t%s\n", ch.Name, ch.To)
+					}
+					for _, ch := range d.PackagesRemoved {
+						fmt.Fprintf(w, "- package\t%s\t%s\n", ch.Name, ch.From)
+					}
+					for _, ch := range d.PackagesChanged {
+						fmt.Fprintf(w, "~ package\t%s\t%s -> %s\n", ch.Name, ch.From, ch.To)
+					}
+					for _, ch := range d.LabelsChanged {
+						fmt.Fprintf(w, "~ label\t%s\t%q -> %q\n", esc(ch.Name), ch.From, ch.To)
+					}
+					for _, ch := range d.ArtifactsChanged {
+						fmt.Fprintf(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, short(ch.From), short(ch.To))
+					}
+				})
+			})
+		},
+	}
+}

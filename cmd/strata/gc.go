@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+func gcCmd(g *globals) *cobra.Command {
+	var opt catalog.GCOptions
+	var apply, deleteFiles bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete versions nothing needs (a dry run unless --apply); --delete-files removes their artifacts too",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt.DryRun = !apply
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				res, err := c.GC(cmd.Context(), opt)
+				if err != nil {
+					return err
+				}
+				// Files go only after the catalog no longer names them.
+				fr := fileRemoval{Removed: []string{}, Left: map[string]string{}}
+				if apply && deleteFiles {
+					fr = removeCollectedFiles(res, g.store)
+				}
+				out := struct {
+					*catalog.GCResult
+					RemovedFiles []string          `json:"removed_files"`
+					LeftFiles    map[string]string `json:"left_files"`
+				}{res, fr.Removed, fr.Left}
+				return g.emit(out, func(w *tabwriter.Writer) {
+					verb := "would delete"
+					if apply {
+						verb = "deleted"
+					}
+					for _, v := range res.Deleted {
+						fmt.Fprintf(w, "%s\t%s\n", verb, v.Ref())
+					}
+					for _, k := range slices.Sorted(maps.Keys(res.Kept)) {
+						fmt.Fprintf(w, "keep\t%s\t%s\n", k, res.Kept[k])
+					}
+					if apply && deleteFiles {
+						for _, f := range fr.Removed {
+							fmt.Fprintf(w, "removed file\t%s\n", esc(f))
+						}
+						for _, f := range slices.Sorted(maps.Keys(fr.Left)) {
+							fmt.Fprintf(w, "left in place\t%s\t%s\n", esc(f), fr.Left[f])
+						}
+					} else {
+						for _, f := range res.Files {
+							fmt.Fprintf(w, "unneeded file\t%s\n", esc(f))
+						}
+					}
+					if !apply {
+						fmt.Fprintf(w, "dry run: %d to delete; run again with --apply\n", len(res.Deleted))
+					}
+				})
+			})
+		},
+	}
+	cmd.Flags().IntVar(&opt.KeepRollbacks, "keep", 5, "versions below each channel head a rollback must still reach")
+	cmd.Flags().DurationVar(&opt.MinAge, "min-age", 24*time.Hour, "keep every version younger than this")
+	cmd.Flags().StringVar(&opt.Image, "image", "", "only this image")
+	cmd.Flags().BoolVar(&apply, "apply", false, "delete for real")
+	cmd.Flags().BoolVar(&deleteFiles, "delete-files", false, "with --apply, also remove the deleted versions' artifact files (and their .sha256) that no kept version names: only regular files inside the store or inside the output directory the builder recorded")
+	return cmd
+}
+
+// fileRemoval says what --delete-files did.
+type fileRemoval struct {
+	Removed []string
+	Left    map[string]string // path -> why it stays
+}
+
+// removeCollectedFiles removes the artifact files of collected versions
+// that no kept version names, each with its .sha256, when removeArtifact
+// allows it.
+func removeCollectedFiles(res *catalog.GCResult, store string) fileRemoval {
+	fr := fileRemoval{Removed: []string{}, Left: map[string]string{}}
+	outputDir := map[string]string{}
+	for _, v := range res.Deleted {
+		for _, a := range v.Artifacts {
+			outputDir[a.Path] = v.Build.OutputDir
+		}
+	}
+	for _, f := range res.Files {
+		allowed := []string{store}
+		if d := outputDir[f]; d != "" {
+			allowed = append(allowed, d)
+		}
+		for _, p := range []string{f, f + ".sha256"} {
+			err := removeArtifact(p, allowed)
+			switch {
+			case err == nil:
+				fr.Removed = append(fr.Removed, p)
+			case errors.Is(err, os.ErrNotExist) && p != f:
+			default:
+				fr.Left[p] = err.Error()
+			}
+		}
+	}
+	return fr
+}
+
+// removeArtifact removes path when it is a regular file (never a directory
+// tree, never a link) that lies inside one of the allowed directories, with
+// no symlink anywhere on the way: a path a version names (even
+// "../../etc/passwd" or one typed by hand) can do no harm.
+func removeArtifact(path string, allowed []string) error {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return errors.New("not a clean absolute path")
+	}
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	inside := false
+	for _, a := range allowed {
+		if a != "" && strings.HasPrefix(dir+"/", filepath.Clean(a)+"/") {
+			inside = true
+		}
+	}
+	if !inside {
+		return fmt.Errorf("outside the store and the output directory the builder recorded")
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return fmt.Errorf("its directory: %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return errors.New("not a regular file (a directory output or a link is left for you to remove)")
+	}
+	if err := unix.Unlinkat(fd, base, 0); err != nil {
+		return &os.PathError{Op: "remove", Path: path, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+func imagesCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "images",
+		Short: "List images",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				imgs, err := c.Images(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return g.emit(imgs, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "IMAGE\tVERSIONS\tLATEST\tCREATED")
+					for _, i := range imgs {
+						fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", i.Name, i.Versions, i.Latest, ts(i.Created))
+					}
+				})
+			})
+		},
+	}
+}
+
+func versionsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "versions NAME",
+		Short: "List an image's versions, oldest first, with the channels that hold them",
+		Args:  args(1, "an image name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				vs, err := c.Versions(cmd.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				chs, err := c.Channels(cmd.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				held := map[string][]string{}
+				for _, ch := range chs {
+					held[ch.Version] = append(held[ch.Version], ch.Name)
+				}
+				type row struct {
+					*catalog.Version
+					Channels []string `json:"channels,omitempty"`
+				}
+				rows := make([]row, len(vs))
+				for i, v := range vs {
+					rows[i] = row{v, held[v.Version]}
+				}
+				return g.emit(rows, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "VERSION\tIMAGE ID\tPARENT\tCREATED\tCHANNELS\tSTATE")
+					for _, r := range rows {
+						state := ""
+						if r.Revoked {
+							state = "revoked: " + esc(r.RevokedReason)
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, short(r.ImageID), short(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
+					}
+				})
+			})
+		},
+	}
+}
+
+func showCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME@VERSION",
+		Short: "Show one version: content, artifacts, packages, build, channels",
+		Args:  args(1, "NAME@VERSION"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			name, version, err := splitRef(a[0])
+			if err != nil {
+				return err
+			}
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				v, err := c.Get(cmd.Context(), name, version)
+				if err != nil {
+					return err
+				}
+				chs, err := c.Channels(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				on := []string{}
+				for _, ch := range chs {
+					if ch.Version == version {
+						on = append(on, ch.Name)
+					}
+				}
+				return g.emit(struct {
+					*catalog.Version
+					Channels []string `json:"channels"`
+				}{v, on}, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "Image:\t%s\nVersion:\t%s\nImage ID:\t%s\nParent:\t%s\nCreated:\t%s\nChannels:\t%s\n",
+						v.Image, v.Version, v.ImageID, v.ParentID, ts(v.Created), strings.Join(on, ", "))
+					if v.Revoked && v.RevokedAt != nil {
+						fmt.Fprintf(w, "Revoked:\t%s (%s)\n", esc(v.RevokedReason), ts(*v.RevokedAt))
+					}
+					if v.Build.BuildName != "" || v.Build.PackerRunUUID != "" {
+						fmt.Fprintf(w, "Build:\t%s run %s template %s\n", esc(v.Build.BuildName), esc(v.Build.PackerRunUUID), esc(v.Build.TemplateHash))
+					}
+					if v.Build.OutputDir != "" {
+						fmt.Fprintf(w, "Output dir:\t%s\n", esc(v.Build.OutputDir))
+					}
+					for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
+						fmt.Fprintf(w, "Label:\t%s=%s\n", esc(k), esc(v.Labels[k]))
+					}
+					if len(v.Tags) > 0 {
+						fmt.Fprintf(w, "Tags:\t%s\n", esc(strings.Join(v.Tags, ", ")))
+					}
+					for _, art := range v.Artifacts {
+						fmt.Fprintf(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", esc(art.Format), esc(art.Path), art.Size, short(art.SHA256))
+					}
+					fmt.Fprintf(w, "Packages:\t%d\n", len(v.Packages))
+				})
+			})
+		},
+	}
+}
+
+func channelsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "channels NAME",
+		Short: "List an image's channels and the versions they hold",
+		Args:  args(1, "an image name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				chs, err := c.Channels(cmd.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				return g.emit(chs, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "CHANNEL\tVERSION\tSINCE\tSTATE")
+					for _, ch := range chs {
+						state := ""
+						if ch.Revoked {
+							state = "REVOKED: roll this channel back"
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ch.Name, ch.Version, ts(ch.Since), state)
+					}
+				})
+			})
+		},
+	}
+}

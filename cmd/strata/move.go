@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+func promoteCmd(g *globals) *cobra.Command {
+	var opt catalog.MoveOptions
+	cmd := &cobra.Command{
+		Use:   "promote NAME@VERSION CHANNEL | promote NAME CHANNEL --from CHANNEL",
+		Short: "Point a channel at a version (with --from, only what that channel holds)",
+		Args:  args(2, "NAME@VERSION (or NAME with --from) and a channel"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			name, version := a[0], ""
+			if strings.Contains(a[0], "@") {
+				var err error
+				if name, version, err = splitRef(a[0]); err != nil {
+					return err
+				}
+			} else if opt.From == "" {
+				return usageError{fmt.Errorf("promote needs NAME@VERSION, or NAME with --from CHANNEL")}
+			}
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				e, changed, err := c.Promote(cmd.Context(), name, a[1], version, opt)
+				if err != nil {
+					return err
+				}
+				return g.emit(struct {
+					*catalog.ChannelEntry
+					Changed bool `json:"changed"`
+				}{e, changed}, func(w *tabwriter.Writer) {
+					if !changed {
+						fmt.Fprintf(w, "%s already holds %s@%s; nothing changed\n", a[1], name, e.Version)
+						return
+					}
+					fmt.Fprintf(w, "%s: %s -> %s@%s\n", a[1], orNone(e.Previous), name, e.Version)
+				})
+			})
+		},
+	}
+	moveFlags(cmd, &opt)
+	cmd.Flags().StringVar(&opt.From, "from", "", "only promote what this channel holds (e.g. staging for production)")
+	return cmd
+}
+
+func moveFlags(cmd *cobra.Command, opt *catalog.MoveOptions) {
+	cmd.Flags().StringVar(&opt.Reason, "reason", "", "why, for the channel's history")
+	cmd.Flags().StringVar(&opt.Actor, "actor", defaultActor(), "who, for the channel's history (default $STRATA_ACTOR or user@host)")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func rollbackCmd(g *globals) *cobra.Command {
+	var opt catalog.MoveOptions
+	cmd := &cobra.Command{
+		Use:   "rollback NAME CHANNEL",
+		Short: "Move a channel back to the newest earlier version that is not revoked and still has its content",
+		Args:  args(2, "an image name and a channel"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				e, skipped, err := c.Rollback(cmd.Context(), a[0], a[1], opt)
+				if err != nil {
+					return err
+				}
+				return g.emit(struct {
+					*catalog.ChannelEntry
+					Skipped []catalog.RollbackTarget `json:"skipped"`
+				}{e, skipped}, func(w *tabwriter.Writer) {
+					for _, s := range skipped {
+						fmt.Fprintf(w, "skipped %s@%s: %s\n", a[0], s.Version, esc(s.Skipped))
+					}
+					fmt.Fprintf(w, "%s: %s@%s -> %s@%s (rollback)\n", a[1], a[0], e.Previous, a[0], e.Version)
+				})
+			})
+		},
+	}
+	moveFlags(cmd, &opt)
+	cmd.Flags().StringVar(&opt.To, "to", "", "roll back to this version (it must be in the channel's history)")
+	return cmd
+}
+
+func historyCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "history NAME CHANNEL",
+		Short: "Show a channel's assignment history, oldest first",
+		Args:  args(2, "an image name and a channel"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				h, err := c.History(cmd.Context(), a[0], a[1])
+				if err != nil {
+					return err
+				}
+				return g.emit(h, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "#\tTIME\tACTION\tFROM\tTO\tACTOR\tREASON")
+					for _, e := range h {
+						fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, ts(e.Time), e.Action, orNone(e.Previous), e.Version, esc(e.Actor), esc(e.Reason))
+					}
+				})
+			})
+		},
+	}
+}

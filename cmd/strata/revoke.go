@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+func revokeCmd(g *globals, revoke bool) *cobra.Command {
+	var opt catalog.RevokeOptions
+	use, short := "revoke NAME@VERSION --reason WHY", "Revoke a version: it can no longer be resolved, promoted or rolled back to"
+	if !revoke {
+		use, short = "restore NAME@VERSION", "Undo a revocation"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(1, "NAME@VERSION"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			name, version, err := splitRef(a[0])
+			if err != nil {
+				return err
+			}
+			return g.withCatalog(func(c *catalog.Catalog) error {
+				f := c.Restore
+				if revoke {
+					f = c.Revoke
+				}
+				changed, err := f(cmd.Context(), name, version, opt)
+				if err != nil {
+					return err
+				}
+				held := []catalog.Channel{}
+				if revoke {
+					for _, v := range changed {
+						chs, err := c.Channels(cmd.Context(), v.Image)
+						if err != nil {
+							return err
+						}
+						for _, ch := range chs {
+							if ch.Version == v.Version {
+								held = append(held, ch)
+							}
+						}
+					}
+				}
+				return g.emit(struct {
+					Changed      []*catalog.Version `json:"changed"`
+					HeldChannels []catalog.Channel  `json:"channels_holding_revoked"`
+				}{changed, held}, func(w *tabwriter.Writer) {
+					verb := "restored"
+					if revoke {
+						verb = "revoked"
+					}
+					if len(changed) == 0 {
+						fmt.Fprintf(w, "nothing to do: %s is already %s\n", a[0], verb)
+					}
+					for _, v := range changed {
+						fmt.Fprintf(w, "%s %s\n", verb, v.Ref())
+					}
+					for _, ch := range held {
+						fmt.Fprintf(w, "warning: channel %s of %s still holds revoked %s; run: strata rollback %s %s\n", ch.Name, ch.Image, ch.Version, ch.Image, ch.Name)
+					}
+				})
+			})
+		},
+	}
+	if revoke {
+		cmd.Flags().StringVar(&opt.Reason, "reason", "", "why (required)")
+	}
+	cmd.Flags().BoolVar(&opt.Descendants, "descendants", false, "also every version built on it, by lineage")
+	return cmd
+}
