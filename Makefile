@@ -8,16 +8,26 @@ SDC           := $(BIN)/packer-sdc
 STRATA        := $(BIN)/strata
 PLUGIN_SOURCE := github.com/strata-build/strata
 HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg
+# What the end-to-end tests drive besides: Ansible (through packer-plugin-ansible).
+TEST_PACKAGES := ansible-core openssh-client
+ANSIBLE_PLUGIN := $(BIN)/packer-plugin-ansible
 # One package cache for every test run on this machine, outside any image and any clone.
 export STRATA_TEST_CACHE ?= /var/cache/strata-test/apt
 
-.PHONY: all deps build plugin cli packer generate check-generate install demo test unit bench fmt vet clean
+.PHONY: all deps test-deps apt-install build plugin cli packer generate check-generate install demo test unit bench fmt vet clean
 
 all: build
 
 ## deps: Debian packages the builder runs (apt-get update once, then install what is missing).
 deps:
-	@missing=""; for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	@$(MAKE) -s apt-install PACKAGES="$(HOST_PACKAGES)"
+
+## test-deps: what the tests drive besides the builder.
+test-deps: deps
+	@$(MAKE) -s apt-install PACKAGES="$(TEST_PACKAGES)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -35,6 +45,11 @@ cli:
 packer: $(PACKER)
 $(PACKER): tools/packer/go.mod tools/packer/go.sum
 	cd tools/packer && $(GO) build -o $(PACKER) github.com/hashicorp/packer
+
+# packer-plugin-ansible, pinned in tools/ansible. The Go checksum database
+# has no entry for it; tools/ansible/go.sum pins its hash instead.
+$(ANSIBLE_PLUGIN): tools/ansible/go.mod tools/ansible/go.sum
+	cd tools/ansible && GONOSUMDB=github.com/hashicorp/packer-plugin-ansible $(GO) build -o $(ANSIBLE_PLUGIN) github.com/hashicorp/packer-plugin-ansible
 
 $(SDC): go.mod go.sum
 	$(GO) build -o $(SDC) github.com/hashicorp/packer-plugin-sdk/cmd/packer-sdc
@@ -54,9 +69,10 @@ check-generate: generate
 	@changed=$$(git status --porcelain -- '*.hcl2spec.go' docs-partials .web-docs); \
 	if [ -n "$$changed" ]; then echo "generated files are stale; run 'make generate' and commit:"; echo "$$changed"; exit 1; fi
 
-## install: installs the plugin into Packer's plugin directory.
+## install: installs the plugin into Packer's plugin directory, also while a
+## build runs it (files are renamed into place, never written over).
 install: build
-	$(PACKER) plugins install --path $(PLUGIN) $(PLUGIN_SOURCE)
+	tools/install-plugin.sh $(PACKER) $(PLUGIN) $(PLUGIN_SOURCE)
 
 ## demo: builds the example base image and registers it in the embedded catalog (dev channel).
 demo: deps install
@@ -65,8 +81,9 @@ demo: deps install
 	$(STRATA) versions base-os
 
 ## test: everything: generated files, vet, unit tests and end-to-end builds through bin/packer.
-test: deps build check-generate vet
-	STRATA_ACC=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) $(GO) test -count=1 -timeout 40m ./...
+test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet
+	STRATA_ACC=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) STRATA_ANSIBLE_PLUGIN=$(ANSIBLE_PLUGIN) \
+	  $(GO) test -count=1 -timeout 40m ./...
 
 unit:
 	$(GO) test -count=1 ./...

@@ -20,7 +20,9 @@ func (e *exporter) dir(digest string) (Output, error) {
 	os.RemoveAll(tmp)
 	// cp -a keeps owners, modes, hard links, devices, xattrs, capabilities
 	// and holes.
-	if err := e.run("cp", "-a", "--reflink=auto", "--sparse=always", e.root, tmp); err != nil {
+	// --sparse=auto keeps holes where the tree has them, and only there: the
+	// tree digest depends on where the holes are.
+	if err := e.run("cp", "-a", "--reflink=auto", "--sparse=auto", e.root, tmp); err != nil {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}

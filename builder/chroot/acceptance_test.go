@@ -48,11 +48,17 @@ func acceptance(t *testing.T) *accEnv {
 			accErr = err
 			return
 		}
-		cmd := exec.Command(packer, "plugins", "install", "--path", plugin, "github.com/strata-build/strata")
-		cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+dir, "CHECKPOINT_DISABLE=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			accErr = fmt.Errorf("packer plugins install: %v\n%s", err, out)
-			return
+		install := map[string]string{"github.com/strata-build/strata": plugin}
+		if a := os.Getenv("STRATA_ANSIBLE_PLUGIN"); a != "" {
+			install["github.com/hashicorp/ansible"] = a
+		}
+		for source, bin := range install {
+			cmd := exec.Command(packer, "plugins", "install", "--path", bin, source)
+			cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+dir, "CHECKPOINT_DISABLE=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				accErr = fmt.Errorf("packer plugins install %s: %v\n%s", source, err, out)
+				return
+			}
 		}
 		cache := os.Getenv("STRATA_TEST_CACHE")
 		if cache == "" {
@@ -172,6 +178,9 @@ var (
 // when nothing is mounted below it.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if accVal != nil {
+		os.RemoveAll(accVal.pluginDir)
+	}
 	if baseRun != nil {
 		if _, err := mount.CleanUnder(baseRun.dir); err == nil {
 			os.RemoveAll(baseRun.dir)
@@ -570,7 +579,8 @@ func TestAccInvalidConfigTouchesNothing(t *testing.T) {
 		t.Fatal("an invalid template built")
 	}
 	for _, opt := range []string{"bootstrap and source_archive are both set", "bootstrap.variant", "bootstrap.mirror",
-		"source_archive", "formats", "resolv_conf", "ext4_free_space", "chroot_mounts[0].target"} {
+		"source_archive", "formats", "resolv_conf", "ext4_free_space", "chroot_mounts[0].target", "chroot_mounts[1].target",
+		"output_dir", "overlaps store_dir", "command_wrapper", "{{ .Command }}", "copy_files", "use resolv_conf"} {
 		if !strings.Contains(r.out.String(), opt) {
 			t.Errorf("error output does not name %q:\n%s", opt, r.out.String())
 		}

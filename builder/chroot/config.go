@@ -585,8 +585,8 @@ func amazonMountLists(raws []interface{}) ([]interface{}, []string) {
 	out := make([]interface{}, len(raws))
 	for i, raw := range raws {
 		out[i] = raw
-		m, ok := raw.(map[string]interface{})
-		if !ok {
+		m := stringKeyed(raw)
+		if m == nil {
 			continue
 		}
 		list, ok := m["chroot_mounts"].([]interface{})
@@ -610,14 +610,33 @@ func amazonMountLists(raws []interface{}) ([]interface{}, []string) {
 			}
 			blocks = append(blocks, map[string]interface{}{"type": s(0), "source": s(1), "target": s(2)})
 		}
-		copied := map[string]interface{}{}
-		for k, v := range m {
-			copied[k] = v
-		}
-		copied["chroot_mounts"] = blocks
-		out[i] = copied
+		m["chroot_mounts"] = blocks
+		out[i] = m
 	}
 	return out, warnings
+}
+
+// stringKeyed copies a raw config map (Packer hands JSON templates' configs
+// over RPC as map[interface{}]interface{}) into a map with string keys; nil
+// when raw is no map.
+func stringKeyed(raw interface{}) map[string]interface{} {
+	switch m := raw.(type) {
+	case map[string]interface{}:
+		out := make(map[string]interface{}, len(m))
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	case map[interface{}]interface{}:
+		out := make(map[string]interface{}, len(m))
+		for k, v := range m {
+			if ks, ok := k.(string); ok {
+				out[ks] = v
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 func (b *BootstrapConfig) prepare() []error {

@@ -33,6 +33,8 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	pkgs, err := readPackages(rootOf(state))
 	if err != nil {
 		ui.Error("Warning: " + err.Error())
+	} else if pkgs == nil {
+		ui.Message("The image has no dpkg database of its own (/var/lib/dpkg/status): no package manifest")
 	}
 	var files []string
 	manifest := export.Manifest{BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}

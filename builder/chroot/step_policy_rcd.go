@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"golang.org/x/sys/unix"
 )
 
 // policyRcD makes invoke-rc.d (and so package scripts) refuse to start
@@ -26,7 +27,12 @@ func (s *stepPolicyRcD) Run(ctx context.Context, state multistep.StateBag) multi
 	if !*cfg.PreventServiceStart {
 		return multistep.ActionContinue
 	}
-	saved, err := savePath(rootOf(state), "/usr/sbin/policy-rc.d")
+	root := rootOf(state)
+	if st, err := root.Lstat("/usr/sbin"); err != nil || st.Mode&unix.S_IFMT == unix.S_IFREG {
+		ui.Message("The image has no /usr/sbin, so no invoke-rc.d to block: no policy-rc.d")
+		return multistep.ActionContinue
+	}
+	saved, err := savePath(root, "/usr/sbin/policy-rc.d")
 	if err != nil {
 		return halt(state, fmt.Errorf("prevent_service_start: %w", err))
 	}

@@ -24,13 +24,47 @@ variable "formats" {
   type    = list(string)
   default = ["dir"]
 }
+variable "work_dir" {
+  type    = string
+  default = ""
+}
+variable "mount_path" {
+  type    = string
+  default = ""
+}
+variable "output_dir" {
+  type    = string
+  default = ""
+}
+variable "squashfs_compression" {
+  type    = string
+  default = ""
+}
+# A host directory bound read-write at /mnt/hostbind, when set.
+variable "bind_src" {
+  type    = string
+  default = ""
+}
 
 source "strata-chroot" "app" {
-  source_archive = var.archive
-  store_dir      = var.store_dir
-  resolv_conf    = var.resolv_conf
+  source_archive        = var.archive
+  store_dir             = var.store_dir
+  work_dir              = var.work_dir
+  mount_path            = var.mount_path
+  output_dir            = var.output_dir
+  resolv_conf           = var.resolv_conf
   prevent_service_start = var.prevent_service_start
-  formats        = var.formats
+  formats               = var.formats
+  squashfs_compression  = var.squashfs_compression
+
+  dynamic "chroot_mounts" {
+    for_each = var.bind_src == "" ? [] : [var.bind_src]
+    content {
+      type   = "bind"
+      source = chroot_mounts.value
+      target = "/mnt/hostbind"
+    }
+  }
 }
 
 build {

@@ -21,9 +21,16 @@ source "strata-chroot" "bad" {
   formats         = ["zip"]
   resolv_conf     = "host"
   ext4_free_space = "lots"
+  output_dir      = var.store_dir
+  command_wrapper = "sudo true"
+  copy_files      = ["/etc/resolv.conf"]
   chroot_mounts {
     type   = "tmpfs"
     target = "/proc"
+  }
+  chroot_mounts {
+    type   = "tmpfs"
+    target = "/dev/shm"
   }
 }
 

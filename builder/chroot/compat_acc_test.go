@@ -1,0 +1,138 @@
+package chroot
+
+// End-to-end tests of what users of amazon-chroot and the ARM image
+// builders expect: JSON templates with the full template context, cp-like
+// uploads, a provisioner's own resolv.conf, a named mount_path.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+func TestAccJSONTemplateContext(t *testing.T) {
+	e := acceptance(t)
+	store := filepath.Join(scratch(t), "store")
+	markers := t.TempDir()
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("compat.json"), map[string]string{"store_dir": store, "archive": baseArchive(t), "marker_dir": markers})
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(markers, "pre_mount")); !strings.HasPrefix(string(b), "tester compat strata-chroot 1.") {
+		t.Errorf("pre_mount_commands rendered %q; want user variable, build_name, build_type and packer_version", b)
+	}
+	for _, m := range []string{"list_mount", "pre_unmount"} {
+		if _, err := os.Stat(filepath.Join(markers, m)); err != nil {
+			t.Errorf("marker %s: %v\n%s", m, err, r.out.String())
+		}
+	}
+	if !strings.Contains(r.out.String(), "mounted by strata-chroot itself") {
+		t.Errorf("no warning about the dropped list entries:\n%s", r.out.String())
+	}
+	assertClean(t, store)
+}
+
+func TestAccUploadsLikeCp(t *testing.T) {
+	e := acceptance(t)
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "tree", "sub"), 0o755)
+	os.WriteFile(filepath.Join(src, "tree", "sub", "f"), []byte("from tree\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "file.txt"), []byte("single file\n"), 0o600)
+	store := filepath.Join(scratch(t), "store")
+	mnt := filepath.Join(t.TempDir(), "named-mount")
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("uploads.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t), "src": src, "mount_path": mnt})
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	}
+	root := filepath.Join(dir, "output-uploads", "rootfs")
+	want := map[string]string{
+		"opt/newdir/sub/f":        "from tree\n",   // a dir to a new path becomes it
+		"srv/existing/tree/sub/f": "from tree\n",   // into an existing dir
+		"opt/real-f":              "from tree\n",   // a file in a dir upload, through a link
+		"srv/existing/file.txt":   "single file\n", // a file into an existing dir
+		"etc/app.conf.real":       "single file\n", // a file through a link
+	}
+	for p, c := range want {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != c {
+			t.Errorf("%s: %q %v", p, b, err)
+		}
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "etc/app.conf")); l != "app.conf.real" {
+		t.Errorf("the link itself was replaced: %q", l)
+	}
+	// mount_path was used, seen by hooks, and left empty and unmounted.
+	if _, err := os.Stat(filepath.Join(filepath.Dir(mnt), "mount_path_seen")); err != nil {
+		t.Errorf("the hook did not see the image at mount_path: %v", err)
+	}
+	if ms, _ := mount.Under(mnt); len(ms) > 0 {
+		t.Errorf("still mounted at mount_path: %+v", ms)
+	}
+	if ents, _ := os.ReadDir(mnt); len(ents) > 0 {
+		t.Errorf("mount_path is not empty after the build: %v", ents)
+	}
+	assertClean(t, store)
+}
+
+func TestAccProvisionerResolvConfWins(t *testing.T) {
+	e := acceptance(t)
+	for name, c := range map[string]struct {
+		inline []string
+		check  func(t *testing.T, p string)
+	}{
+		"own nameserver": {[]string{"rm -f /etc/resolv.conf", "echo 'nameserver 10.1.2.3' > /etc/resolv.conf"}, func(t *testing.T, p string) {
+			if b, _ := os.ReadFile(p); string(b) != "nameserver 10.1.2.3\n" {
+				t.Errorf("resolv.conf is %q", b)
+			}
+		}},
+		"resolvconf link": {[]string{"ln -sf ../run/resolvconf/resolv.conf /etc/resolv.conf"}, func(t *testing.T, p string) {
+			if l, err := os.Readlink(p); err != nil || l != "../run/resolvconf/resolv.conf" {
+				t.Errorf("resolv.conf link %q %v", l, err)
+			}
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			vars := archiveVars(t, baseArchive(t), c.inline...)
+			dir := t.TempDir()
+			r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
+			if r.code != 0 {
+				t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+			}
+			if !strings.Contains(r.out.String(), "changed by a provisioner") {
+				t.Errorf("the build did not say it kept the provisioner's resolv.conf:\n%s", r.out.String())
+			}
+			c.check(t, filepath.Join(dir, "output-app", "rootfs", "etc", "resolv.conf"))
+			assertClean(t, vars["store_dir"])
+		})
+	}
+}
+
+// TestAccAnsibleOverCommunicator runs packer-plugin-ansible's ansible
+// provisioner in its default mode, Packer's SSH proxy onto the chroot
+// communicator: it must gather facts and finish, not hang.
+func TestAccAnsibleOverCommunicator(t *testing.T) {
+	e := acceptance(t)
+	if os.Getenv("STRATA_ANSIBLE_PLUGIN") == "" {
+		t.Fatal("STRATA_ANSIBLE_PLUGIN must name bin/packer-plugin-ansible (make test builds it)")
+	}
+	store := filepath.Join(scratch(t), "store")
+	dir := t.TempDir()
+	r := e.start(t, dir, fixture("ansible.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t), "playbook": fixture("playbook.yml")})
+	r.wait(t, 8*time.Minute)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	}
+	root := filepath.Join(dir, "output-ansible", "rootfs")
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/ansible-facts")); !strings.HasPrefix(string(b), "Debian bookworm\n") || !strings.Contains(string(b), "managed by ansible") {
+		t.Errorf("etc/ansible-facts: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(root, "root/ansible-ran")); err != nil {
+		t.Error("the command task did not run")
+	}
+	assertClean(t, store)
+}

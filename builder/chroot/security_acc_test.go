@@ -1,0 +1,473 @@
+package chroot
+
+// End-to-end tests of the trust boundary: an image, a template or another
+// user of the build host must never reach the host through the builder.
+// Canary paths live only under each test's temp dir.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+// makeArchive unpacks the base image, lets modify change the tree, and
+// packs it as a plain tar (sparse files kept sparse).
+func makeArchive(t *testing.T, modify func(tree string)) string {
+	t.Helper()
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.Mkdir(tree, 0o755)
+	runIn(t, tree, "tar", "-xpf", baseArchive(t), "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	modify(tree)
+	archive := filepath.Join(t.TempDir(), "image.tar")
+	runIn(t, tree, "tar", "-cpf", archive, "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*", ".")
+	return archive
+}
+
+func manifestOf(t *testing.T, dir string) *export.Manifest {
+	t.Helper()
+	m, err := export.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestAccHostileMountTargets: an image whose /run leads to the host (through
+// /proc's magic links, or by climbing out with ../) gets no mount there; the
+// build fails clearly and leaves nothing mounted.
+func TestAccHostileMountTargets(t *testing.T) {
+	e := acceptance(t)
+	for name, link := range map[string]func(canary string) string{
+		"proc self root": func(canary string) string { return "/proc/self/root" + canary },
+		"dot dot":        func(canary string) string { return "../../../../../../../../.." + canary },
+	} {
+		t.Run(name, func(t *testing.T) {
+			canary := t.TempDir()
+			archive := makeArchive(t, func(tree string) {
+				os.RemoveAll(filepath.Join(tree, "run"))
+				os.Symlink(link(canary), filepath.Join(tree, "run"))
+			})
+			vars := archiveVars(t, archive, "true")
+			r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+			if r.code == 0 {
+				t.Fatalf("a build with a hostile /run succeeded:\n%s", r.out.String())
+			}
+			if !strings.Contains(r.out.String(), "mounting /run") {
+				t.Errorf("the error does not say which mount:\n%s", r.out.String())
+			}
+			if ms, _ := mount.Under(canary); len(ms) > 0 {
+				t.Fatalf("a mount landed on the host: %+v", ms)
+			}
+			if ents, _ := os.ReadDir(canary); len(ents) > 0 {
+				t.Fatalf("the build created %v on the host", ents)
+			}
+			assertClean(t, vars["store_dir"])
+		})
+	}
+}
+
+// TestAccAttacksFromImageAndOtherUsers runs attack.pkr.hcl: an unprivileged
+// process in the image races for the shell provisioner's script, and the
+// host's nobody user tries the work dir, the image's /tmp and the store.
+func TestAccAttacksFromImageAndOtherUsers(t *testing.T) {
+	e := acceptance(t)
+	store := filepath.Join(scratch(t), "store")
+	r := e.build(t, t.TempDir(), fixture("attack.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
+	if r.code != 0 || !strings.Contains(r.out.String(), "host attacks refused") {
+		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	}
+	list := runIn(t, r.dir, "tar", "-tf", filepath.Join(r.dir, "output-attack", "rootfs.tar"))
+	if !strings.Contains(list, "./root/legit") || strings.Contains(list, "pwned") {
+		t.Fatalf("the provisioner's own script did not run, or the attacker's did:\n%s", list)
+	}
+	for _, p := range []string{store, filepath.Join(store, "work"), filepath.Join(store, "cache", "apt")} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is open to other users: %v %v", p, fi.Mode(), err)
+		}
+	}
+	assertClean(t, store)
+}
+
+// TestAccStoreOwnedByAnotherUser: a store another user owns (or can write)
+// is refused before anything is created.
+func TestAccStoreOwnedByAnotherUser(t *testing.T) {
+	e := acceptance(t)
+	for name, setup := range map[string]func(string){
+		"owned by nobody": func(d string) { os.Chown(d, 65534, 65534) },
+		"world writable":  func(d string) { os.Chmod(d, 0o777) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			vars := archiveVars(t, baseArchive(t), "true")
+			os.MkdirAll(vars["store_dir"], 0o700)
+			setup(vars["store_dir"])
+			r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+			if r.code == 0 || !strings.Contains(r.out.String(), "store_dir:") {
+				t.Fatalf("accepted (exit %d):\n%s", r.code, r.out.String())
+			}
+			if ents, _ := os.ReadDir(vars["store_dir"]); len(ents) != 0 {
+				t.Fatalf("the refused build wrote %v into the store", ents)
+			}
+		})
+	}
+}
+
+// TestAccOverlappingDirsRefused: output_dir on the store, or inside the
+// work dir, is refused before the host is touched, -force or not.
+func TestAccOverlappingDirsRefused(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "true")
+	store := vars["store_dir"]
+	os.MkdirAll(filepath.Join(store, "cache", "apt"), 0o700)
+	os.WriteFile(filepath.Join(store, "catalog.db"), []byte("the catalog"), 0o600)
+	for name, out := range map[string]string{
+		"output is the store":        store,
+		"output inside the work dir": filepath.Join(store, "work", "app", "out"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := map[string]string{}
+			for k, x := range vars {
+				v[k] = x
+			}
+			v["output_dir"] = out
+			r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), v, "-force")
+			if r.code == 0 || !strings.Contains(r.out.String(), "output_dir") || !strings.Contains(r.out.String(), "overlaps") {
+				t.Fatalf("accepted (exit %d):\n%s", r.code, r.out.String())
+			}
+			if b, err := os.ReadFile(filepath.Join(store, "catalog.db")); err != nil || string(b) != "the catalog" {
+				t.Fatal("the catalog was touched")
+			}
+			if _, err := os.Stat(filepath.Join(store, "cache", "apt")); err != nil {
+				t.Fatal("the package cache was touched")
+			}
+		})
+	}
+}
+
+// TestAccRecoveryTouchesOnlyItsOwn: a build pointed at a directory holding
+// another running build's work dir is refused and disturbs nothing; a mount
+// a user made in a work dir is never unmounted by a build.
+func TestAccRecoveryTouchesOnlyItsOwn(t *testing.T) {
+	e := acceptance(t)
+	archive := baseArchive(t)
+	parent := filepath.Join(scratch(t), "builds")
+	os.MkdirAll(parent, 0o700)
+	running := archiveVars(t, archive, "touch /tmp/provisioning", "sleep 600")
+	running["work_dir"] = filepath.Join(parent, "a")
+	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), running)
+	waitForFile(t, r, filepath.Join(parent, "a", "rootfs", "tmp", "provisioning"))
+	before, _ := mount.Under(parent)
+
+	for name, workDir := range map[string]string{
+		"parent of a running build's work dir": parent,
+		"every build's work dir":               filepath.Join(running["store_dir"], "work"),
+		"the store itself":                     running["store_dir"],
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := archiveVars(t, archive, "true")
+			v["store_dir"] = running["store_dir"]
+			v["work_dir"] = workDir
+			b := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), v)
+			if b.code == 0 || !strings.Contains(b.out.String(), "work_dir") {
+				t.Fatalf("accepted (exit %d):\n%s", b.code, b.out.String())
+			}
+		})
+	}
+	if after, _ := mount.Under(parent); len(after) != len(before) {
+		t.Fatalf("the running build lost mounts: %d -> %d", len(before), len(after))
+	}
+	if pids, _ := mount.RootedUnder(filepath.Join(parent, "a", "rootfs")); len(pids) == 0 {
+		t.Fatal("the running build's provisioner was killed")
+	}
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
+	r.wait(t, 2*time.Minute)
+	assertClean(t, parent)
+
+	// A user's own mount inside a work dir: refused, left mounted.
+	userMnt := filepath.Join(parent, "a", "usermnt")
+	os.MkdirAll(userMnt, 0o755)
+	if err := mount.Mount(mount.Spec{FSType: "tmpfs", Source: "user", Target: userMnt}); err != nil {
+		t.Fatal(err)
+	}
+	defer mount.Unmount(userMnt, 3, 10*time.Millisecond)
+	v := archiveVars(t, archive, "true")
+	v["store_dir"], v["work_dir"] = running["store_dir"], filepath.Join(parent, "a")
+	b := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), v)
+	if b.code == 0 || !strings.Contains(b.out.String(), "did not make") {
+		t.Fatalf("a build next to a user's mount ran (exit %d):\n%s", b.code, b.out.String())
+	}
+	if ms, _ := mount.Under(userMnt); len(ms) != 1 {
+		t.Fatal("the build unmounted the user's tmpfs")
+	}
+}
+
+// killPacker SIGKILLs packer (both processes) and the plugin, as a crash or
+// `kill -9` would, leaving the chroot's own processes.
+func killPacker(t *testing.T, r *run) {
+	t.Helper()
+	plugins := pluginPIDs(r.cmd.Process.Pid)
+	if len(plugins) == 0 {
+		t.Fatal("no plugin process found under packer")
+	}
+	for _, p := range append(plugins, packerPIDs(r.cmd.Process.Pid)...) {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	r.wait(t, time.Minute)
+}
+
+// TestAccKilledBuildWithHostBindThenForce: a killed build leaves a
+// read-write bind of a host directory; the next build with -force cleans the
+// mounts before it deletes anything, so the host files survive.
+func TestAccKilledBuildWithHostBindThenForce(t *testing.T) {
+	e := acceptance(t)
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "precious"), []byte("keep me"), 0o644)
+	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 600")
+	vars["bind_src"] = hostDir
+	dir := t.TempDir()
+	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
+	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	killPacker(t, r)
+	if ms, _ := mount.Under(vars["store_dir"]); len(ms) == 0 {
+		t.Fatal("expected the killed build's mounts to be left")
+	}
+	vars2 := map[string]string{}
+	for k, v := range vars {
+		vars2[k] = v
+	}
+	vars2["inline"] = `["true"]`
+	r2 := e.build(t, dir, fixture("archive.pkr.hcl"), vars2, "-force")
+	if r2.code != 0 || !strings.Contains(r2.out.String(), "Cleaned up after an earlier build") {
+		t.Fatalf("the forced rebuild: exit %d\n%s", r2.code, r2.out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(hostDir, "precious")); err != nil || string(b) != "keep me" {
+		t.Fatalf("a host file behind the bind mount was lost: %q %v", b, err)
+	}
+	assertClean(t, vars["store_dir"])
+}
+
+// TestAccManifestIsTheImages: an image whose /var/lib/dpkg is an absolute
+// symlink to a host directory gets no package manifest, never the host's.
+func TestAccManifestIsTheImages(t *testing.T) {
+	e := acceptance(t)
+	hostDpkg := t.TempDir()
+	os.WriteFile(filepath.Join(hostDpkg, "status"), []byte("Package: host-canary\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"), 0o644)
+	archive := makeArchive(t, func(tree string) {
+		os.RemoveAll(filepath.Join(tree, "var/lib/dpkg"))
+		os.Symlink(hostDpkg, filepath.Join(tree, "var/lib/dpkg"))
+	})
+	vars := archiveVars(t, archive, "true")
+	vars["formats"] = `["tar"]`
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "output-app", export.PackagesName)); err == nil && strings.Contains(string(b), "host-canary") {
+		t.Fatal("the manifest lists the host's packages")
+	}
+	if !strings.Contains(r.out.String(), "no package manifest") && !strings.Contains(r.out.String(), "Package manifest") {
+		t.Errorf("nothing said about the manifest:\n%s", r.out.String())
+	}
+}
+
+// pidsNamed lists processes whose command name is name.
+func pidsNamed(name string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm")); err == nil && strings.TrimSpace(string(b)) == name {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestAccChildrenDieWithPlugin: a plugin killed during the export leaves no
+// mksquashfs still writing into the output dir, and the next build with the
+// work dir removes the half-written file.
+func TestAccChildrenDieWithPlugin(t *testing.T) {
+	e := acceptance(t)
+	if len(pidsNamed("mksquashfs")) > 0 {
+		t.Fatal("a mksquashfs is already running on this host")
+	}
+	vars := archiveVars(t, baseArchive(t), "true")
+	vars["formats"] = `["squashfs"]`
+	vars["squashfs_compression"] = "xz" // slow enough to be caught at work
+	out1 := filepath.Join(t.TempDir(), "out1")
+	vars["output_dir"] = out1
+	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(pidsNamed("mksquashfs")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("mksquashfs never started:\n%s", r.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	killPacker(t, r)
+	deadline = time.Now().Add(5 * time.Second)
+	for len(pidsNamed("mksquashfs")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("mksquashfs outlived the plugin")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tmp := filepath.Join(out1, ".rootfs.squashfs.tmp")
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("expected the killed export's temporary file: %v", err)
+	}
+	vars["output_dir"] = filepath.Join(t.TempDir(), "out2")
+	vars["formats"] = `["tar"]`
+	r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	if r2.code != 0 || !strings.Contains(r2.out.String(), "removed 1 unfinished file") {
+		t.Fatalf("exit %d:\n%s", r2.code, r2.out.String())
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatal("the half-written squashfs is still there")
+	}
+	assertClean(t, vars["store_dir"])
+}
+
+// TestAccSparseStaysSparse: an archive of 40 KB holding a 2 GiB file with a
+// hole gives small tar and ext4 outputs, and the sizes reported are what
+// the tree takes on disk.
+func TestAccSparseStaysSparse(t *testing.T) {
+	e := acceptance(t)
+	tree := t.TempDir()
+	for _, d := range []string{"etc", "tmp", "var/lib"} {
+		os.MkdirAll(filepath.Join(tree, d), 0o755)
+	}
+	f, _ := os.Create(filepath.Join(tree, "var/lib/disk.img"))
+	f.WriteAt([]byte("data at the start"), 0)
+	f.WriteAt([]byte("data at the end"), 2<<30-15)
+	f.Close()
+	archive := filepath.Join(t.TempDir(), "sparse.tar.gz")
+	runIn(t, tree, "tar", "-czSf", archive, ".")
+	if fi, _ := os.Stat(archive); fi.Size() > 100<<10 {
+		t.Fatalf("the archive is %d bytes", fi.Size())
+	}
+	store := filepath.Join(scratch(t), "store")
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "formats": `["tar", "tar.zst", "ext4"]`})
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	}
+	for _, o := range []string{"rootfs.tar", "rootfs.tar.zst", "rootfs.ext4"} {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(dir, "output-plain", o), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Blocks*512 > 150<<20 {
+			t.Errorf("%s takes %s on disk: the hole was filled", o, export.HumanBytes(st.Blocks*512))
+		}
+	}
+	x := t.TempDir()
+	runIn(t, x, "tar", "-xf", filepath.Join(dir, "output-plain", "rootfs.tar"))
+	var st unix.Stat_t
+	unix.Stat(filepath.Join(x, "var/lib/disk.img"), &st)
+	if st.Size != 2<<30 || st.Blocks*512 > 1<<20 {
+		t.Errorf("the file in the tar: %d bytes, %d on disk", st.Size, st.Blocks*512)
+	}
+	assertClean(t, store)
+}
+
+// TestAccUnchangedArchiveSameDigest: a build of an unchanged archive with no
+// provisioners gives the same rootfs digest every time: the builder puts
+// back everything it touched (resolv.conf, policy-rc.d, mount points) with
+// its directory's times.
+func TestAccUnchangedArchiveSameDigest(t *testing.T) {
+	e := acceptance(t)
+	store := filepath.Join(scratch(t), "store")
+	var digests []string
+	for i := 0; i < 2; i++ {
+		dir := t.TempDir()
+		r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
+		if r.code != 0 {
+			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		}
+		digests = append(digests, manifestOf(t, filepath.Join(dir, "output-plain")).RootfsDigest)
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("two builds of the same archive: %s and %s", digests[0], digests[1])
+	}
+	// And it is the archive's own tree.
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.Mkdir(tree, 0o755)
+	runIn(t, tree, "tar", "-xpf", baseArchive(t), "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	r0, _ := baseBuild(t)
+	want := manifestOf(t, filepath.Join(r0.dir, "output-base")).RootfsDigest
+	if digests[0] != want {
+		t.Errorf("the build changed the archive's tree: %s, the base is %s", digests[0], want)
+	}
+	assertClean(t, store)
+}
+
+// TestAccMakeInstallWhileBuilding: installing the plugin while a build runs
+// it replaces the files by rename; the running build carries on.
+func TestAccMakeInstallWhileBuilding(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 3")
+	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	cmd := exec.Command("../../tools/install-plugin.sh", e.packer, os.Getenv("STRATA_PLUGIN"), "github.com/strata-build/strata")
+	cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+e.pluginDir, "CHECKPOINT_DISABLE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("install while a build runs: %v\n%s", err, out)
+	}
+	r.wait(t, 5*time.Minute)
+	if r.code != 0 {
+		t.Fatalf("the running build failed after the install:\n%s", r.out.String())
+	}
+	assertClean(t, vars["store_dir"])
+}
+
+// TestAccArtifactJSON: artifact.json is snake_case with a schema version,
+// and every .sha256 in an output dir checks with sha256sum -c.
+func TestAccArtifactJSON(t *testing.T) {
+	r, _ := baseBuild(t)
+	out := filepath.Join(r.dir, "output-base")
+	b, err := os.ReadFile(filepath.Join(out, export.ManifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]interface{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["schema_version"] != float64(1) {
+		t.Errorf("schema_version: %v", m["schema_version"])
+	}
+	for _, o := range m["outputs"].([]interface{}) {
+		for k := range o.(map[string]interface{}) {
+			if k != strings.ToLower(k) {
+				t.Errorf("outputs key %q is not snake_case", k)
+			}
+		}
+	}
+	sums, _ := filepath.Glob(filepath.Join(out, "*.sha256"))
+	if len(sums) < 5 {
+		t.Fatalf("checksum files: %v", sums)
+	}
+	for _, s := range sums {
+		runIn(t, out, "sha256sum", "-c", filepath.Base(s))
+	}
+	if cli := os.Getenv("STRATA_CLI"); cli != "" {
+		if o := runIn(t, out, cli, "verify", out); !strings.Contains(o, "every output matches") {
+			t.Errorf("strata verify: %s", o)
+		}
+	}
+}
