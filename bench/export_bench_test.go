@@ -47,3 +47,47 @@ func BenchmarkExportTarPipeZstd(b *testing.B) {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB")
 	}
 }
+
+// BenchmarkSquashfsStrataDefault is strata's squashfs export with its
+// default compressor (zstd level 3), rootfs digest and sha256 included.
+func BenchmarkSquashfsStrataDefault(b *testing.B) {
+	tree := benchTree(b)
+	for i := 0; i < b.N; i++ {
+		out := b.TempDir()
+		res, err := export.Export(context.Background(), tree, out, export.Options{Formats: []string{"squashfs"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(res.Outputs[0].Size)/(1<<20), "MiB")
+	}
+}
+
+// BenchmarkSquashfsPipeMksquashfs is mksquashfs alone at the same level,
+// plus sha256sum of the result as strata does.
+func BenchmarkSquashfsPipeMksquashfs(b *testing.B) {
+	tree := benchTree(b)
+	for i := 0; i < b.N; i++ {
+		out := filepath.Join(b.TempDir(), "rootfs.squashfs")
+		cmd := exec.Command("sh", "-c", `mksquashfs "$1" "$2" -comp zstd -Xcompression-level 3 -noappend -xattrs -quiet -no-progress && sha256sum "$2" >/dev/null`, "sh", tree, out)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v %s", err, o)
+		}
+		fi, _ := os.Stat(out)
+		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB")
+	}
+}
+
+// BenchmarkSquashfsMksquashfsDefaultLevel is mksquashfs -comp zstd at its
+// own default level (15): what strata used to run.
+func BenchmarkSquashfsMksquashfsDefaultLevel(b *testing.B) {
+	tree := benchTree(b)
+	for i := 0; i < b.N; i++ {
+		out := filepath.Join(b.TempDir(), "rootfs.squashfs")
+		cmd := exec.Command("mksquashfs", tree, out, "-comp", "zstd", "-noappend", "-xattrs", "-quiet", "-no-progress")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%v %s", err, o)
+		}
+		fi, _ := os.Stat(out)
+		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB")
+	}
+}

@@ -96,27 +96,55 @@ func Export(ctx context.Context, root, outDir string, opt Options) (*Result, err
 	}
 	opt.Report(fmt.Sprintf("Tree: %s on disk (%s apparent) in %d entries", HumanBytes(tree.Allocated), HumanBytes(tree.Apparent), tree.Entries))
 
-	res := &Result{Tree: tree}
-	tarOuts, digest, err := writeTars(ctx, root, outDir, want, tree.Apparent, opt)
-	if err != nil {
-		return nil, err
+	// The tar stream (which also yields the rootfs digest) and the image
+	// tools only read the tree: they run side by side, and whichever fails
+	// first stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type tarResult struct {
+		outs   []Output
+		digest string
+		err    error
 	}
-	res.RootfsDigest = "sha256:" + digest
-	res.Outputs = append(res.Outputs, tarOuts...)
+	tarDone := make(chan tarResult, 1)
+	go func() {
+		outs, digest, err := writeTars(ctx, root, outDir, want, tree.Apparent, opt)
+		if err != nil {
+			cancel()
+		}
+		tarDone <- tarResult{outs, digest, err}
+	}()
 
+	res := &Result{Tree: tree}
 	e := exporter{ctx: ctx, root: root, outDir: outDir, opt: opt, tree: tree}
+	var images []Output
+	var imageErr error
 	for _, f := range []struct {
 		format string
 		write  func() (Output, error)
-	}{
-		{"squashfs", e.squashfs},
-		{"ext4", e.ext4},
-		{"dir", func() (Output, error) { return e.dir(digest) }},
-	} {
-		if !want[f.format] {
+	}{{"squashfs", e.squashfs}, {"ext4", e.ext4}} {
+		if !want[f.format] || imageErr != nil {
 			continue
 		}
 		o, err := timed(opt.Report, f.format, tmpName(outDir, f.format), f.write)
+		if err != nil {
+			imageErr = err
+			cancel()
+			continue
+		}
+		images = append(images, o)
+	}
+	t := <-tarDone
+	if t.err != nil {
+		return nil, t.err
+	}
+	if imageErr != nil {
+		return nil, imageErr
+	}
+	res.RootfsDigest = "sha256:" + t.digest
+	res.Outputs = append(append(res.Outputs, t.outs...), images...)
+	if want["dir"] {
+		o, err := timed(opt.Report, "dir", tmpName(outDir, "dir"), func() (Output, error) { return e.dir(t.digest) })
 		if err != nil {
 			return nil, err
 		}
