@@ -242,6 +242,14 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	for _, f := range []string{"rootfs.tar", "rootfs.tar.gz", "rootfs.tar.zst", "rootfs.squashfs", "rootfs.ext4"} {
 		runIn(t, out, "sha256sum", "-c", f+".sha256")
 	}
+	// The dir output holds the image's world-writable /tmp: only root may
+	// reach it.
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the output dir with a dir output is %v, want 0700", fi.Mode())
+	}
+	if b, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "touch", filepath.Join(out, "rootfs", "tmp", "x")).CombinedOutput(); err == nil {
+		t.Errorf("nobody wrote into the dir output's /tmp: %s", b)
+	}
 	// The artifact ID is the sha256 of the uncompressed rootfs tar.
 	tarSum, _ := os.ReadFile(filepath.Join(out, "rootfs.tar.sha256"))
 	id := "sha256:" + strings.Fields(string(tarSum))[0]

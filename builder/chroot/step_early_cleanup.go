@@ -28,13 +28,25 @@ func (s *stepEarlyCleanup) Run(ctx context.Context, state multistep.StateBag) mu
 	if err != nil {
 		return halt(state, err)
 	}
+	if err := (&stepEarlyCleanupUndos{}).run(state); err != nil {
+		return halt(state, err)
+	}
+	return multistep.ActionContinue
+}
+
+// stepEarlyCleanupUndos runs every undo, latest first, stopping at the
+// first that fails (its step's Cleanup tries it again).
+type stepEarlyCleanupUndos struct{}
+
+func (stepEarlyCleanupUndos) run(state multistep.StateBag) error {
+	ui := uiOf(state)
 	undos := undosOf(state)
 	for i := len(undos) - 1; i >= 0; i-- {
 		if err := undos[i].run(ui); err != nil {
-			return halt(state, fmt.Errorf("tearing down %s: %w", undos[i].name, err))
+			return fmt.Errorf("tearing down %s: %w", undos[i].name, err)
 		}
 	}
-	return multistep.ActionContinue
+	return nil
 }
 
 func (s *stepEarlyCleanup) Cleanup(multistep.StateBag) {}
