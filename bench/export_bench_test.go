@@ -25,7 +25,7 @@ func BenchmarkExportStrataTarZst(b *testing.B) {
 	tree := benchTree(b)
 	for i := 0; i < b.N; i++ {
 		out := b.TempDir()
-		res, err := export.Export(context.Background(), tree, out, export.Options{Formats: []string{"tar.zst"}})
+		res, err := export.Export(context.Background(), export.Source{Root: tree}, out, export.Options{Formats: []string{"tar.zst"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func BenchmarkSquashfsStrataDefault(b *testing.B) {
 	tree := benchTree(b)
 	for i := 0; i < b.N; i++ {
 		out := b.TempDir()
-		res, err := export.Export(context.Background(), tree, out, export.Options{Formats: []string{"squashfs"}})
+		res, err := export.Export(context.Background(), export.Source{Root: tree}, out, export.Options{Formats: []string{"squashfs"}})
 		if err != nil {
 			b.Fatal(err)
 		}

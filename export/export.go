@@ -16,20 +16,37 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // Formats lists every output format, in the order Export writes them.
-var Formats = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "dir"}
+var Formats = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "dir", "oci"}
+
+// flattened are the formats that hold the whole tree as one.
+var flattened = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "dir"}
 
 // IsFormat reports whether f is a known format.
 func IsFormat(f string) bool { return slices.Contains(Formats, f) }
 
 // FileName is the name of the output of format f inside the output directory.
 func FileName(f string) string {
-	if f == "dir" {
+	switch f {
+	case "dir":
 		return "rootfs"
+	case "oci":
+		return "oci"
 	}
 	return "rootfs." + f
+}
+
+// Source is what an export reads.
+type Source struct {
+	// Root is the image's whole tree (for a layered image, a read-only
+	// overlay of its layers), for the flattened formats.
+	Root string
+	// Store and Image give the layer chain and the config, for oci.
+	Store *layer.Store
+	Image *layer.Image
 }
 
 // Output is one written output.
@@ -51,6 +68,7 @@ type Options struct {
 	Ext4InodeRatio int64
 	// SquashfsCompression is a compressor as ParseSquashfsCompression reads it.
 	SquashfsCompression string
+	OCI                 OCIOptions
 	treetar.Options
 	// Report receives progress lines for people (what runs, sizes, timings).
 	Report func(string)
@@ -71,7 +89,7 @@ type Tracker interface {
 type Result struct {
 	Outputs []Output
 	// RootfsDigest is "sha256:<hex>" of the canonical uncompressed tar of the
-	// tree: the same for every format.
+	// whole tree: the same for every flattened format ("" with none).
 	RootfsDigest string
 	Tree         TreeStats
 }
@@ -79,7 +97,7 @@ type Result struct {
 // Export writes root into outDir in each asked-for format. Every file is
 // written under a temporary name, synced and renamed, so a reader never sees
 // a half-written output; each gets a "<name>.sha256" beside it.
-func Export(ctx context.Context, root, outDir string, opt Options) (*Result, error) {
+func Export(ctx context.Context, src Source, outDir string, opt Options) (*Result, error) {
 	if opt.Report == nil {
 		opt.Report = func(string) {}
 	}
@@ -90,6 +108,30 @@ func Export(ctx context.Context, root, outDir string, opt Options) (*Result, err
 		}
 		want[f] = true
 	}
+	res := &Result{}
+	if slices.ContainsFunc(flattened, func(f string) bool { return want[f] }) {
+		var err error
+		if res, err = exportTree(ctx, src.Root, outDir, want, opt); err != nil {
+			return nil, err
+		}
+	}
+	if want["oci"] {
+		if opt.OCI.Compression == "" {
+			opt.OCI.Compression = layer.Gzip
+		}
+		o, err := timed(opt.Report, "oci", filepath.Join(outDir, FileName("oci")+".tmp"), func() (Output, error) {
+			return writeOCI(ctx, src, filepath.Join(outDir, FileName("oci")), opt.OCI, opt.Tracker)
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Outputs = append(res.Outputs, o)
+	}
+	return res, nil
+}
+
+// exportTree writes the flattened formats of the tree at root.
+func exportTree(ctx context.Context, root, outDir string, want map[string]bool, opt Options) (*Result, error) {
 	tree, err := MeasureTree(root)
 	if err != nil {
 		return nil, fmt.Errorf("measuring %s: %w", root, err)

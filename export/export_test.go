@@ -76,8 +76,8 @@ func TestExportEveryFormat(t *testing.T) {
 	t.Cleanup(func() { progressEvery = old })
 	var mu sync.Mutex
 	var lines []string
-	res, err := Export(context.Background(), root, out, Options{
-		Formats:        Formats,
+	res, err := Export(context.Background(), Source{Root: root}, out, Options{
+		Formats:        flattened,
 		Ext4FreeSpace:  64 << 20,
 		Ext4InodeRatio: 16384,
 		Report: func(s string) {
@@ -92,7 +92,7 @@ func TestExportEveryFormat(t *testing.T) {
 	if res.RootfsDigest != "sha256:"+want {
 		t.Fatalf("digest %s, want sha256:%s", res.RootfsDigest, want)
 	}
-	if len(res.Outputs) != len(Formats) {
+	if len(res.Outputs) != len(flattened) {
 		t.Fatalf("outputs %+v", res.Outputs)
 	}
 	for _, o := range res.Outputs {
@@ -257,7 +257,7 @@ func checkImageByMounting(t *testing.T, img string) {
 }
 
 func TestExportRejectsUnknownFormat(t *testing.T) {
-	if _, err := Export(context.Background(), t.TempDir(), t.TempDir(), Options{Formats: []string{"zip"}}); err == nil {
+	if _, err := Export(context.Background(), Source{Root: t.TempDir()}, t.TempDir(), Options{Formats: []string{"zip"}}); err == nil {
 		t.Fatal("want an error for an unknown format")
 	}
 }
@@ -267,7 +267,7 @@ func TestExportCancelledLeavesNothing(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Export(ctx, root, out, Options{Formats: []string{"tar.zst", "tar"}}); err == nil {
+	if _, err := Export(ctx, Source{Root: root}, out, Options{Formats: []string{"tar.zst", "tar"}}); err == nil {
 		t.Fatal("a cancelled export succeeded")
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // ManifestName is the file in an output directory that describes it.
@@ -19,8 +21,15 @@ const ManifestSchemaVersion = 1
 // schema is documented in docs/strata-cli.md.
 type Manifest struct {
 	SchemaVersion int `json:"schema_version"`
-	// RootfsDigest is "sha256:<hex>" of the canonical uncompressed rootfs tar.
-	RootfsDigest string   `json:"rootfs_digest"`
+	// ImageID is the image's ID: the digest of its OCI config.
+	ImageID string `json:"image_id"`
+	// ParentImageID is the image it was built on, "" for a base.
+	ParentImageID string `json:"parent_image_id,omitempty"`
+	// Layers are the image's layers, base first.
+	Layers []layer.LayerRef `json:"layers"`
+	// RootfsDigest is "sha256:<hex>" of the canonical uncompressed tar of
+	// the whole tree, when a flattened format was written.
+	RootfsDigest string   `json:"rootfs_digest,omitempty"`
 	BuildName    string   `json:"build_name,omitempty"`
 	Source       string   `json:"source,omitempty"`
 	Outputs      []Output `json:"outputs"` // paths are file names in the directory
@@ -84,6 +93,12 @@ func plainName(s string) bool {
 // sha256 (a dir output against its tree digest), as they are on disk now.
 func VerifyOutputs(ctx context.Context, dir string, m *Manifest) error {
 	for _, o := range m.Outputs {
+		if o.Format == "oci" {
+			if err := VerifyOCI(o.Path, o.SHA256); err != nil {
+				return err
+			}
+			continue
+		}
 		if o.Format == "dir" {
 			got, err := VerifyTree(ctx, dir)
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/strata-build/packer-plugin-strata/internal/fanout"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
 
@@ -90,7 +91,7 @@ func writeTars(ctx context.Context, root, outDir string, want map[string]bool, s
 		}
 		report(fmt.Sprintf("  %s of %s (%.0f%%), %s", HumanBytes(written), HumanBytes(size), pct, time.Since(start).Round(time.Second)))
 	}
-	fan := newFanout(sinks...)
+	fan := fanout.New(sinks...)
 	err := treetar.Write(&ctxWriter{ctx: ctx, w: fan}, root, topt)
 	if cerr := fan.Close(); err == nil {
 		err = cerr

@@ -250,11 +250,16 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	if b, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "touch", filepath.Join(out, "rootfs", "tmp", "x")).CombinedOutput(); err == nil {
 		t.Errorf("nobody wrote into the dir output's /tmp: %s", b)
 	}
-	// The artifact ID is the sha256 of the uncompressed rootfs tar.
+	// The artifact ID is the image ID; the rootfs digest is the sha256 of
+	// the uncompressed rootfs tar.
+	m := manifestOf(t, out)
+	if !strings.Contains(log, "Image "+m.ImageID) || m.ParentImageID != "" || len(m.Layers) != 1 {
+		t.Errorf("artifact %+v not reported as such:\n%s", m, log)
+	}
 	tarSum, _ := os.ReadFile(filepath.Join(out, "rootfs.tar.sha256"))
 	id := "sha256:" + strings.Fields(string(tarSum))[0]
-	if !strings.Contains(log, "Root file system "+id) {
-		t.Errorf("artifact ID %s not reported:\n%s", id, log)
+	if m.RootfsDigest != id {
+		t.Errorf("rootfs digest %s, the tar's sha256 %s", m.RootfsDigest, id)
 	}
 	dirSum, _ := os.ReadFile(filepath.Join(out, "rootfs.tree-sha256"))
 	if !strings.HasPrefix(string(dirSum), id+"  rootfs/") {

@@ -8,14 +8,20 @@ import (
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // BuilderID identifies artifacts of this builder.
 const BuilderID = "strata.chroot"
 
-// Artifact is a built root file system in one or more formats.
+// Artifact is a built image: its layers in the store and its outputs.
 type Artifact struct {
-	// Digest is "sha256:<hex>" of the canonical uncompressed rootfs tar.
+	// ImageID is the image's ID, the digest of its OCI config.
+	ImageID  string
+	ParentID string
+	Layers   []layer.LayerRef
+	// Digest is "sha256:<hex>" of the canonical uncompressed rootfs tar,
+	// when a flattened format was written.
 	Digest    string
 	OutputDir string
 	Outputs   []export.Output
@@ -28,14 +34,14 @@ func (a *Artifact) BuilderId() string { return BuilderID }
 
 func (a *Artifact) Files() []string { return a.files }
 
-func (a *Artifact) Id() string { return a.Digest }
+func (a *Artifact) Id() string { return a.ImageID }
 
 func (a *Artifact) String() string {
 	var parts []string
 	for _, o := range a.Outputs {
 		parts = append(parts, fmt.Sprintf("%s (%s)", o.Path, export.HumanBytes(o.Size)))
 	}
-	return fmt.Sprintf("Root file system %s: %s", a.Digest, strings.Join(parts, ", "))
+	return fmt.Sprintf("Image %s (%d layers): %s", a.ImageID, len(a.Layers), strings.Join(parts, ", "))
 }
 
 // State answers Packer's registry metadata query and the strata-specific keys
@@ -43,7 +49,7 @@ func (a *Artifact) String() string {
 func (a *Artifact) State(name string) interface{} {
 	switch name {
 	case registryimage.ArtifactStateURI:
-		labels := map[string]interface{}{"source": a.source, "build_name": a.buildName}
+		labels := map[string]interface{}{"source": a.source, "build_name": a.buildName, "parent_image_id": a.ParentID}
 		for _, o := range a.Outputs {
 			labels["sha256_"+o.Format] = o.SHA256
 			labels["path_"+o.Format] = o.Path
@@ -58,6 +64,10 @@ func (a *Artifact) State(name string) interface{} {
 		return img
 	case "rootfs_digest":
 		return a.Digest
+	case "image_id":
+		return a.ImageID
+	case "parent_image_id":
+		return a.ParentID
 	case "output_dir":
 		return a.OutputDir
 	case "outputs":

@@ -10,7 +10,8 @@ import (
 
 func TestArtifactState(t *testing.T) {
 	a := &Artifact{
-		Digest:    "sha256:abc",
+		ImageID:   "sha256:abc",
+		Digest:    "sha256:def",
 		OutputDir: "/out",
 		Outputs:   []export.Output{{Format: "tar.zst", Path: "/out/rootfs.tar.zst", Size: 3, SHA256: "def"}},
 		files:     []string{"/out/rootfs.tar.zst"},

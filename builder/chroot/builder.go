@@ -44,8 +44,11 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	state.Put(stateUI, ui)
 
 	var source multistep.Step = &stepExtractArchive{}
-	if cfg.Bootstrap != nil {
+	switch {
+	case cfg.Bootstrap != nil:
 		source = &stepBootstrap{}
+	case cfg.Parent != "":
+		source = nopStep{} // the overlay of the parent's layers is the source
 	}
 	steps := []multistep.Step{
 		&stepStore{},
@@ -62,6 +65,8 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&commonsteps.StepProvision{},
 		&stepHostCommands{option: "pre_unmount_commands", commands: func(c *Config) []string { return c.PreUnmountCommands }},
 		&stepEarlyCleanup{},
+		&stepCommit{},
+		&stepImageView{},
 		&stepExport{},
 	}
 	b.runner = commonsteps.NewRunner(steps, cfg.PackerConfig, ui)
@@ -88,6 +93,14 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	}
 	return a.(*Artifact), nil
 }
+
+// nopStep stands where a build has nothing to do.
+type nopStep struct{}
+
+func (nopStep) Run(context.Context, multistep.StateBag) multistep.StepAction {
+	return multistep.ActionContinue
+}
+func (nopStep) Cleanup(multistep.StateBag) {}
 
 // halt records err for Packer and stops the build.
 func halt(state multistep.StateBag, err error) multistep.StepAction {

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,8 +55,19 @@ var hostEnv = []string{
 
 var _ packersdk.Communicator = (*Communicator)(nil)
 
-// chrootEnv is the environment of commands in the chroot: a sane base, then
-// the user's environment option on top.
+// chrootEnv is the environment of commands in the chroot: a sane base,
+// SOURCE_DATE_EPOCH when the build is reproducible (so Python compiles
+// byte code by hash, and tools stamp that time), then environment on top.
+func (c *Config) chrootEnv() []string {
+	user := map[string]string{}
+	if c.SourceDateEpoch != nil {
+		user["SOURCE_DATE_EPOCH"] = strconv.FormatInt(*c.SourceDateEpoch, 10)
+	}
+	maps.Copy(user, c.Environment)
+	return chrootEnv(user)
+}
+
+// chrootEnv is the base environment with user on top.
 func chrootEnv(user map[string]string) []string {
 	env := []string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -18,10 +18,12 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
@@ -64,11 +66,22 @@ type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
 	// Build the root file system from scratch with mmdebstrap. Exactly one of
-	// `bootstrap` and `source_archive` must be set.
+	// `bootstrap`, `source_archive` and `parent` must be set.
 	Bootstrap *BootstrapConfig `mapstructure:"bootstrap" required:"false"`
 	// A root file system tarball to start from: `.tar`, `.tar.gz`, `.tar.zst`
-	// or `.tar.xz`. Exactly one of `bootstrap` and `source_archive` must be set.
+	// or `.tar.xz`. Exactly one of `bootstrap`, `source_archive` and `parent`
+	// must be set.
 	SourceArchive string `mapstructure:"source_archive" required:"false"`
+	// An image in the store to build on, by its ID (`sha256:...`, or a
+	// unique prefix of 12 or more hex digits), such as
+	// `data.strata-image.base.image_id`. Its layers become the overlay's
+	// lower dirs and nothing is copied: the build's result is one new layer
+	// on top. Exactly one of `bootstrap`, `source_archive` and `parent` must
+	// be set.
+	Parent string `mapstructure:"parent" required:"false"`
+	// A name for the parent, such as `base-os@1.0.3`, for the OCI output's
+	// `org.opencontainers.image.base.name` annotation.
+	ParentName string `mapstructure:"parent_name" required:"false"`
 
 	// The store root. Defaults to `$STRATA_HOME`, else `/var/lib/strata`. It
 	// must belong to root and not be writable by other users; the builder
@@ -122,9 +135,25 @@ type Config struct {
 	// refuses an existing directory unless packer runs with `-force`. It must
 	// not overlap `store_dir`, `work_dir` or `mount_path`.
 	OutputDir string `mapstructure:"output_dir" required:"false"`
-	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`
-	// and `ext4` (a raw ext4 file system image). Defaults to `["tar.zst"]`.
+	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`,
+	// `ext4` (a raw ext4 file system image) and `oci` (an OCI image layout
+	// directory, one blob per layer). Defaults to `["tar.zst"]`.
 	Formats []string `mapstructure:"formats" required:"false"`
+	// The `oci` output's layer compression: `gzip` or `zstd`. Defaults to
+	// `gzip`, which every OCI tool reads.
+	OCICompression string `mapstructure:"oci_compression" required:"false"`
+	// Labels for the image's OCI config, on top of the parent's.
+	Labels map[string]string `mapstructure:"labels" required:"false"`
+	// The image's version, for the `org.opencontainers.image.version`
+	// annotation and label.
+	ImageVersion string `mapstructure:"image_version" required:"false"`
+	// Seconds since 1970 that every timestamp of the image is capped at
+	// (file mtimes in layers and outputs, the config's creation time), so
+	// that the same template against an unchanged mirror gives the same
+	// layer diffIDs and image ID. Defaults to `$SOURCE_DATE_EPOCH` when set.
+	// The image's machine-id, ldconfig's aux-cache and apt and dpkg logs are
+	// removed or emptied as in every build.
+	SourceDateEpoch *int64 `mapstructure:"source_date_epoch" required:"false"`
 	// Free space an `ext4` image gets beyond its content, such as `512M` or
 	// `2G` (binary units, at most 16T). Defaults to `64M`.
 	Ext4FreeSpace string `mapstructure:"ext4_free_space" required:"false"`
@@ -148,6 +177,7 @@ type Config struct {
 
 	ext4FreeBytes int64
 	chrootPath    string // the host's chroot(8)
+	parentID      string // the parent's full image ID
 	ctx           interpolate.Context
 }
 
@@ -159,6 +189,7 @@ const (
 	DefaultExt4InodeRatio      = 16384
 	DefaultFormat              = "tar.zst"
 	DefaultSquashfsCompression = "zstd:3"
+	DefaultOCICompression      = "gzip"
 	maxExt4FreeSpace           = 16 << 40
 )
 
@@ -302,11 +333,47 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		c.SquashfsCompression = DefaultSquashfsCompression
 	}
 
+	sources := 0
+	for _, set := range []bool{c.Bootstrap != nil, c.SourceArchive != "", c.Parent != ""} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case c.Bootstrap == nil && c.SourceArchive == "":
-		add("no root file system source: set either a `bootstrap { suite = \"bookworm\" }` block or `source_archive` (a rootfs tarball)")
-	case c.Bootstrap != nil && c.SourceArchive != "":
+	case sources == 0:
+		add("no root file system source: set a `bootstrap { suite = \"bookworm\" }` block, `source_archive` (a rootfs tarball) or `parent` (an image in the store)")
+	case sources > 1 && c.Bootstrap != nil && c.SourceArchive != "" && c.Parent == "":
 		add("bootstrap and source_archive are both set: keep exactly one source for the root file system")
+	case sources > 1:
+		add("more than one of bootstrap, source_archive and parent is set: keep exactly one source for the root file system")
+	}
+	if c.Parent != "" {
+		if err := c.checkParent(layout); err != nil {
+			add("parent: %v", err)
+		}
+	}
+	if c.OCICompression == "" {
+		c.OCICompression = DefaultOCICompression
+	}
+	if c.OCICompression != "gzip" && c.OCICompression != "zstd" {
+		add("oci_compression: %q is not gzip or zstd", c.OCICompression)
+	}
+	if c.SourceDateEpoch == nil {
+		if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n < 0 {
+				add("source_date_epoch: $SOURCE_DATE_EPOCH %q is not a number of seconds", s)
+			} else {
+				c.SourceDateEpoch = &n
+			}
+		}
+	} else if *c.SourceDateEpoch < 0 {
+		add("source_date_epoch: %d is before 1970", *c.SourceDateEpoch)
+	}
+	for _, k := range sortedKeys(c.Labels) {
+		if k == "" || strings.ContainsAny(k+c.Labels[k], "\x00\n\r") {
+			add("labels: %q: label names must not be empty, and names and values hold no newlines", k)
+		}
 	}
 	if c.Bootstrap != nil {
 		for _, e := range c.Bootstrap.prepare() {
@@ -408,6 +475,57 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		return warnings, errs
 	}
 	return warnings, nil
+}
+
+// checkParent resolves parent in the store: it must be there whole, and the
+// store must be able to hold an overlay's upper dir.
+func (c *Config) checkParent(layout storeroot.Layout) error {
+	if _, err := os.Stat(layout.Layers()); err != nil {
+		return fmt.Errorf("%s: the store %s has no images yet; build the parent first (or set store_dir to its store)", c.Parent, c.StoreDir)
+	}
+	store, err := layer.Open(layout.Layers())
+	if err != nil {
+		return err
+	}
+	img, err := store.Image(c.Parent)
+	if err != nil {
+		return fmt.Errorf("%v; list the store's images with `strata layers` or pick one with the strata-image data source", err)
+	}
+	if err := store.Complete(img); err != nil {
+		return err
+	}
+	c.parentID = img.ID
+	return checkOverlayUpper(c.WorkDir)
+}
+
+// Where an overlayfs upper dir cannot live.
+var noOverlayUpper = map[int64]string{
+	unix.OVERLAYFS_SUPER_MAGIC: "overlayfs",
+	unix.NFS_SUPER_MAGIC:       "NFS",
+	unix.FUSE_SUPER_MAGIC:      "FUSE",
+	unix.MSDOS_SUPER_MAGIC:     "FAT",
+	unix.SQUASHFS_MAGIC:        "squashfs",
+	unix.ISOFS_SUPER_MAGIC:     "iso9660",
+	unix.CIFS_SUPER_MAGIC:      "CIFS",
+	unix.SMB2_SUPER_MAGIC:      "SMB",
+	unix.ECRYPTFS_SUPER_MAGIC:  "ecryptfs",
+}
+
+// checkOverlayUpper fails when the file system holding dir (or its nearest
+// existing parent) cannot hold an overlayfs upper dir.
+func checkOverlayUpper(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		var fs unix.Statfs_t
+		if err := unix.Statfs(d, &fs); err == nil {
+			if name, bad := noOverlayUpper[int64(fs.Type)]; bad {
+				return fmt.Errorf("the work dir %s is on %s, which cannot hold an overlay's upper dir; put store_dir (or work_dir) on ext4, xfs, btrfs or tmpfs", dir, name)
+			}
+			return nil
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
 
 // renamedSet says whether an amazon-chroot option was given.

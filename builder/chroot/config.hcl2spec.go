@@ -53,6 +53,8 @@ type FlatConfig struct {
 	PackerSensitiveVars []string             `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
 	Bootstrap           *FlatBootstrapConfig `mapstructure:"bootstrap" required:"false" cty:"bootstrap" hcl:"bootstrap"`
 	SourceArchive       *string              `mapstructure:"source_archive" required:"false" cty:"source_archive" hcl:"source_archive"`
+	Parent              *string              `mapstructure:"parent" required:"false" cty:"parent" hcl:"parent"`
+	ParentName          *string              `mapstructure:"parent_name" required:"false" cty:"parent_name" hcl:"parent_name"`
 	StoreDir            *string              `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
 	WorkDir             *string              `mapstructure:"work_dir" required:"false" cty:"work_dir" hcl:"work_dir"`
 	MountPath           *string              `mapstructure:"mount_path" required:"false" cty:"mount_path" hcl:"mount_path"`
@@ -67,6 +69,10 @@ type FlatConfig struct {
 	Environment         map[string]string    `mapstructure:"environment" required:"false" cty:"environment" hcl:"environment"`
 	OutputDir           *string              `mapstructure:"output_dir" required:"false" cty:"output_dir" hcl:"output_dir"`
 	Formats             []string             `mapstructure:"formats" required:"false" cty:"formats" hcl:"formats"`
+	OCICompression      *string              `mapstructure:"oci_compression" required:"false" cty:"oci_compression" hcl:"oci_compression"`
+	Labels              map[string]string    `mapstructure:"labels" required:"false" cty:"labels" hcl:"labels"`
+	ImageVersion        *string              `mapstructure:"image_version" required:"false" cty:"image_version" hcl:"image_version"`
+	SourceDateEpoch     *int64               `mapstructure:"source_date_epoch" required:"false" cty:"source_date_epoch" hcl:"source_date_epoch"`
 	Ext4FreeSpace       *string              `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
 	Ext4InodeRatio      *int                 `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
 	SquashfsCompression *string              `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
@@ -101,6 +107,8 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"packer_sensitive_variables": &hcldec.AttrSpec{Name: "packer_sensitive_variables", Type: cty.List(cty.String), Required: false},
 		"bootstrap":                  &hcldec.BlockSpec{TypeName: "bootstrap", Nested: hcldec.ObjectSpec((*FlatBootstrapConfig)(nil).HCL2Spec())},
 		"source_archive":             &hcldec.AttrSpec{Name: "source_archive", Type: cty.String, Required: false},
+		"parent":                     &hcldec.AttrSpec{Name: "parent", Type: cty.String, Required: false},
+		"parent_name":                &hcldec.AttrSpec{Name: "parent_name", Type: cty.String, Required: false},
 		"store_dir":                  &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
 		"work_dir":                   &hcldec.AttrSpec{Name: "work_dir", Type: cty.String, Required: false},
 		"mount_path":                 &hcldec.AttrSpec{Name: "mount_path", Type: cty.String, Required: false},
@@ -115,6 +123,10 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"environment":                &hcldec.AttrSpec{Name: "environment", Type: cty.Map(cty.String), Required: false},
 		"output_dir":                 &hcldec.AttrSpec{Name: "output_dir", Type: cty.String, Required: false},
 		"formats":                    &hcldec.AttrSpec{Name: "formats", Type: cty.List(cty.String), Required: false},
+		"oci_compression":            &hcldec.AttrSpec{Name: "oci_compression", Type: cty.String, Required: false},
+		"labels":                     &hcldec.AttrSpec{Name: "labels", Type: cty.Map(cty.String), Required: false},
+		"image_version":              &hcldec.AttrSpec{Name: "image_version", Type: cty.String, Required: false},
+		"source_date_epoch":          &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.Number, Required: false},
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
 		"ext4_inode_ratio":           &hcldec.AttrSpec{Name: "ext4_inode_ratio", Type: cty.Number, Required: false},
 		"squashfs_compression":       &hcldec.AttrSpec{Name: "squashfs_compression", Type: cty.String, Required: false},

@@ -90,7 +90,7 @@ func TestPrepareErrors(t *testing.T) {
 		change func(map[string]interface{})
 		want   []string
 	}{
-		{"no source", func(m map[string]interface{}) { delete(m, "bootstrap") }, []string{"set either a `bootstrap"}},
+		{"no source", func(m map[string]interface{}) { delete(m, "bootstrap") }, []string{"no root file system source", "parent"}},
 		{"two sources", func(m map[string]interface{}) { m["source_archive"] = archive }, []string{"both set"}},
 		{"missing suite", func(m map[string]interface{}) { m["bootstrap"] = map[string]interface{}{"variant": "minbase"} }, []string{"bootstrap.suite: required"}},
 		{"bad suite", func(m map[string]interface{}) { m["bootstrap"] = map[string]interface{}{"suite": "Book Worm"} }, []string{"bootstrap.suite"}},

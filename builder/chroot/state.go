@@ -6,6 +6,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // State bag keys. Each step's comment says which it reads and writes.
@@ -24,6 +25,13 @@ const (
 	stateRoot = "strata_root"
 	// stateUndos is what stepEarlyCleanup takes back ([]*undo).
 	stateUndos = "strata_undos"
+	// stateLayers is the store's *layer.Store.
+	stateLayers = "strata_layers"
+	// stateRootfs is the image root's own mount (*rootfsMount), from the
+	// root file system step until the commit takes it down.
+	stateRootfs = "strata_rootfs"
+	// stateImage is the committed *layer.Image.
+	stateImage = "strata_image"
 	// stateArtifact is the build's *Artifact.
 	stateArtifact = "artifact"
 	// stateCommunicator is the key Packer's provisioners read.
@@ -34,3 +42,4 @@ func configOf(state multistep.StateBag) *Config       { return state.Get(stateCo
 func uiOf(state multistep.StateBag) packersdk.Ui      { return state.Get(stateUI).(packersdk.Ui) }
 func ledgerOf(state multistep.StateBag) *mount.Ledger { return state.Get(stateLedger).(*mount.Ledger) }
 func rootOf(state multistep.StateBag) *inroot.Root    { return state.Get(stateRoot).(*inroot.Root) }
+func layersOf(state multistep.StateBag) *layer.Store  { return state.Get(stateLayers).(*layer.Store) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +82,10 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	ui.Message(fmt.Sprintf("package cache %s: %d .debs (%s)", cache.Dir(), before, export.HumanBytes(beforeBytes)))
 	start := time.Now()
 	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(b, cfg.MountPath, cache.ArchivesDir())...)
+	if cfg.SourceDateEpoch != nil {
+		// mmdebstrap then clamps times and empties machine-id itself.
+		cmd.Env = append(cmd.Env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(*cfg.SourceDateEpoch, 10))
+	}
 	if err := hostexec.Lines(cmd, ledgerOf(state), ui.Message); err != nil {
 		return halt(state, fmt.Errorf("mmdebstrap failed: %w", err))
 	}

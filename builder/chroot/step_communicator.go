@@ -18,7 +18,7 @@ func (s *stepCommunicator) Run(ctx context.Context, state multistep.StateBag) mu
 	state.Put(stateCommunicator, &Communicator{
 		Root:       rootOf(state),
 		Wrap:       cfg.wrap,
-		Env:        chrootEnv(cfg.Environment),
+		Env:        cfg.chrootEnv(),
 		ChrootProg: cfg.chrootPath,
 	})
 	data := packerbuilderdata.GeneratedData{State: state}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,19 +15,23 @@ import (
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
-// stepExport writes the torn-down tree in every asked-for format, with a
-// sha256 beside each output and the package manifest read from the image's
-// own dpkg database, and makes the artifact.
+// stepExport writes the committed image in every asked-for format (the
+// flattened ones from the read-only view, oci from the layer store), with a
+// sha256 beside each output, the package manifest read from the image's own
+// dpkg database and artifact.json, and makes the artifact.
 //
-// Reads stateConfig, stateRoot, stateLedger; writes stateArtifact.
+// Reads stateConfig, stateRoot, stateLedger, stateLayers, stateImage;
+// writes stateArtifact.
 type stepExport struct{}
 
 func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
 	ui := uiOf(state)
 	outDir := cfg.OutputDir
+	img := state.Get(stateImage).(*layer.Image)
 
 	pkgs, err := readPackages(rootOf(state))
 	if err != nil {
@@ -37,7 +40,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		ui.Message("The image has no dpkg database of its own (/var/lib/dpkg/status): no package manifest")
 	}
 	var files []string
-	manifest := export.Manifest{BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}
+	manifest := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}
 	if pkgs != nil {
 		p := filepath.Join(outDir, export.PackagesName)
 		if err := export.WriteFileAtomic(p, dpkg.TSV(pkgs), 0o644); err != nil {
@@ -53,25 +56,28 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		Ext4FreeSpace:       cfg.ext4FreeBytes,
 		Ext4InodeRatio:      int64(cfg.Ext4InodeRatio),
 		SquashfsCompression: cfg.SquashfsCompression,
+		OCI:                 export.OCIOptions{Compression: cfg.OCICompression, Version: cfg.ImageVersion, BaseName: cfg.ParentName},
 		Report:              ui.Message,
 		Tracker:             ledgerOf(state),
 	}
 	opt.Warn = func(m string) { ui.Error("Warning: " + m) }
-	if t, ok := sourceDateEpoch(); ok {
+	if t, ok := cfg.clampTime(); ok {
 		opt.ClampTime = t
 	}
 	ui.Say(fmt.Sprintf("Exporting %s to %s ...", strings.Join(cfg.Formats, ", "), outDir))
 	start := time.Now()
-	res, err := export.Export(ctx, cfg.MountPath, outDir, opt)
+	res, err := export.Export(ctx, export.Source{Root: cfg.MountPath, Store: layersOf(state), Image: img}, outDir, opt)
 	if err != nil {
 		return halt(state, fmt.Errorf("export: %w", err))
 	}
-	ui.Message(fmt.Sprintf("Export done in %s; rootfs digest %s", time.Since(start).Round(time.Millisecond), res.RootfsDigest))
+	ui.Message(fmt.Sprintf("Export done in %s", time.Since(start).Round(time.Millisecond)))
 	for _, o := range res.Outputs {
 		files = append(files, o.Path)
-		if o.Format == "dir" {
+		switch o.Format {
+		case "dir":
 			files = append(files, filepath.Join(outDir, export.TreeDigestName))
-		} else {
+		case "oci":
+		default:
 			files = append(files, o.Path+".sha256")
 		}
 	}
@@ -82,6 +88,9 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	files = append(files, filepath.Join(outDir, export.ManifestName))
 	state.Put(stateArtifact, &Artifact{
+		ImageID:   img.ID,
+		ParentID:  img.Parent,
+		Layers:    img.Layers,
 		Digest:    res.RootfsDigest,
 		OutputDir: outDir,
 		Outputs:   res.Outputs,
@@ -121,21 +130,11 @@ func readPackages(root *inroot.Root) ([]dpkg.Package, error) {
 }
 
 func sourceLabel(cfg *Config) string {
-	if cfg.Bootstrap != nil {
+	switch {
+	case cfg.Bootstrap != nil:
 		return "bootstrap:" + cfg.Bootstrap.Suite + "/" + cfg.Bootstrap.Variant
+	case cfg.Parent != "":
+		return "parent:" + cfg.parentID
 	}
 	return "archive:" + filepath.Base(cfg.SourceArchive)
-}
-
-// sourceDateEpoch is $SOURCE_DATE_EPOCH as a time, when set.
-func sourceDateEpoch() (time.Time, bool) {
-	epoch := os.Getenv("SOURCE_DATE_EPOCH")
-	if epoch == "" {
-		return time.Time{}, false
-	}
-	n, err := strconv.ParseInt(epoch, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(n, 0).UTC(), true
 }

@@ -8,23 +8,55 @@ import (
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
-// stepRootfs mounts the image root at mount_path: the new layer's directory
-// (the upper dir), bound there. Everything the build mounts later sits on
-// this mount, so the build owns all of it. It stays mounted until the end.
+// rootfsMount is the image root's own mount at mount_path: the new layer's
+// directory (the upper dir) bound there for a base image, or an overlay of
+// the parent's layers with the upper dir on top for a child. Everything the
+// build mounts later sits on it, so the build owns all of it.
+type rootfsMount struct {
+	rec    *mount.MountRecord
+	upper  string
+	parent *layer.Image
+	lowers []string // the parent's layer trees, top first
+}
+
+// unmount stops what still runs in the chroot, then unmounts the root and
+// everything on it.
+func (r *rootfsMount) unmount(ui packersdk.Ui, ledger *mount.Ledger, mountPath string) error {
+	if r == nil || r.rec == nil {
+		return nil
+	}
+	if _, err := mount.KillRootedUnderSince(mountPath, ledger.Owner().Start, 5*time.Second); err != nil {
+		return err
+	}
+	if err := unmountRecords(ui, ledger, []mount.MountRecord{*r.rec}); err != nil {
+		return fmt.Errorf("unmounting the image root %s: %w", mountPath, err)
+	}
+	r.rec = nil
+	return nil
+}
+
+// stepRootfs mounts the image root at mount_path and holds the parent's
+// layers against garbage collection for the rest of the build.
 //
-// Reads stateConfig, stateLedger; writes stateMountPath, stateRoot.
+// Reads stateConfig, stateLedger, stateLayers; writes stateMountPath,
+// stateRoot, stateRootfs.
 type stepRootfs struct {
+	rootfs  *rootfsMount
 	root    *inroot.Root
-	mounted *mount.MountRecord
+	release func()
 }
 
 func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
+	ui := uiOf(state)
 	ledger := ledgerOf(state)
 	upper := filepath.Join(cfg.WorkDir, upperDirName)
 	if err := os.Mkdir(upper, 0o755); err != nil {
@@ -36,13 +68,41 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 	if err := ledger.SetMountPath(cfg.MountPath); err != nil {
 		return halt(state, err)
 	}
-	rec, err := mountHost(ledger, mount.Spec{FSType: "bind", Source: upper, Target: cfg.MountPath})
+	s.rootfs = &rootfsMount{upper: upper}
+	spec := mount.Spec{FSType: "bind", Source: upper, Target: cfg.MountPath}
+	if cfg.parentID != "" {
+		store := layersOf(state)
+		parent, err := store.Image(cfg.parentID)
+		if err != nil {
+			return halt(state, fmt.Errorf("parent: %w", err))
+		}
+		if s.release, err = store.Hold(parent); err != nil {
+			return halt(state, fmt.Errorf("parent: %w", err))
+		}
+		lowers, err := store.LowerDirs(parent)
+		if err != nil {
+			return halt(state, fmt.Errorf("parent: %w", err))
+		}
+		// The merged root takes the upper dir's owner, mode and times: make
+		// them the parent's.
+		if err := copyDirAttrs(lowers[0], upper); err != nil {
+			return halt(state, err)
+		}
+		work := filepath.Join(cfg.WorkDir, ovlWorkDirName)
+		if err := os.Mkdir(work, 0o700); err != nil {
+			return halt(state, err)
+		}
+		s.rootfs.parent, s.rootfs.lowers = parent, lowers
+		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: layer.OverlayOptions(lowers, upper, work)}
+		ui.Say(fmt.Sprintf("Building on %s: %d layer(s) as the overlay's lower dirs, nothing copied", parent.ID, len(parent.Layers)))
+	}
+	rec, err := mountHost(ledger, spec)
 	if err != nil {
 		return halt(state, fmt.Errorf("mounting the image root at %s: %w", cfg.MountPath, err))
 	}
-	s.mounted = rec
-	s.root, err = inroot.Open(cfg.MountPath)
-	if err != nil {
+	s.rootfs.rec = rec
+	state.Put(stateRootfs, s.rootfs)
+	if s.root, err = inroot.Open(cfg.MountPath); err != nil {
 		return halt(state, err)
 	}
 	state.Put(stateMountPath, cfg.MountPath)
@@ -54,23 +114,27 @@ func (s *stepRootfs) Cleanup(state multistep.StateBag) {
 	if s.root != nil {
 		s.root.Close()
 	}
-	if s.mounted == nil {
-		return
+	if s.release != nil {
+		defer s.release()
 	}
-	ui := uiOf(state)
-	cfg := configOf(state)
-	ledger := ledgerOf(state)
-	// Anything still inside the chroot goes first, then whatever is
-	// mounted on the root, then the root.
-	if _, err := mount.KillRootedUnderSince(cfg.MountPath, ledger.Owner().Start, 5*time.Second); err != nil {
-		ui.Error(err.Error())
-		return
+	if err := s.rootfs.unmount(uiOf(state), ledgerOf(state), configOf(state).MountPath); err != nil {
+		uiOf(state).Error(err.Error())
 	}
-	if err := unmountRecords(ui, ledger, []mount.MountRecord{*s.mounted}); err != nil {
-		ui.Error(fmt.Sprintf("unmounting the image root %s: %v", cfg.MountPath, err))
-		return
+}
+
+// copyDirAttrs gives to the owner, mode and times of from.
+func copyDirAttrs(from, to string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(from, &st); err != nil {
+		return err
 	}
-	s.mounted = nil
+	if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if err := unix.Chmod(to, st.Mode&0o7777); err != nil {
+		return err
+	}
+	return unix.UtimesNano(to, []unix.Timespec{st.Atim, st.Mtim})
 }
 
 // mountHost mounts spec on a host path (not inside an image), recording it

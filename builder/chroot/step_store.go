@@ -7,13 +7,15 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // stepStore makes sure the store root exists and is closed to the build
 // host's other users: owned by root, mode 0700, under parents that only root
-// can change. Nothing under it is trusted before that holds.
+// can change. Nothing under it is trusted before that holds. Then it opens
+// the layer store, which removes what an interrupted commit left.
 //
-// Reads stateConfig.
+// Reads stateConfig; writes stateLayers.
 type stepStore struct{}
 
 func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -23,6 +25,11 @@ func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep
 			return halt(state, fmt.Errorf("%s: %w", d.opt, err))
 		}
 	}
+	store, err := layer.Open(storeroot.Layout{Root: cfg.StoreDir}.Layers())
+	if err != nil {
+		return halt(state, fmt.Errorf("store_dir: %w", err))
+	}
+	state.Put(stateLayers, store)
 	return multistep.ActionContinue
 }
 

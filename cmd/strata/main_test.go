@@ -78,7 +78,7 @@ func fakeOutput(t *testing.T, content string, pkgs string) string {
 	os.WriteFile(f, []byte(content), 0o644)
 	sum, size, _ := export.FileSHA256(f)
 	os.WriteFile(filepath.Join(dir, export.PackagesName), []byte(pkgs), 0o644)
-	if err := export.WriteManifest(dir, export.Manifest{RootfsDigest: "sha256:" + strings.Repeat(sum[:1], 64), BuildName: "base",
+	if err := export.WriteManifest(dir, export.Manifest{ImageID: "sha256:" + strings.Repeat(sum[:1], 64), BuildName: "base",
 		Outputs: []export.Output{{Format: "tar.zst", Path: f, Size: size, SHA256: sum}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,13 @@ func fromOutput(cmd *cobra.Command, v *catalog.Version, dir string, pkgFile *str
 	if err := export.VerifyOutputs(cmd.Context(), abs, m); err != nil {
 		return usageError{fmt.Errorf("--from-output %s: %w", dir, err)}
 	}
-	v.ImageID = m.RootfsDigest
+	v.ImageID = m.ImageID
+	if v.ImageID == "" { // written before layers: the rootfs digest was the ID
+		v.ImageID = m.RootfsDigest
+	}
+	if v.ParentID == "" {
+		v.ParentID = m.ParentImageID
+	}
 	v.Build.OutputDir = abs
 	if v.Build.BuildName == "" {
 		v.Build.BuildName = m.BuildName

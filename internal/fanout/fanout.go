@@ -1,14 +1,16 @@
-package export
+// Package fanout writes one stream to several writers at once, each in its
+// own goroutine: hashing, compressing and writing run beside the producer
+// instead of after it on one core.
+package fanout
 
 import (
 	"io"
 	"sync"
 )
 
-// fanout writes everything it gets to several writers, each in its own
-// goroutine, so hashing, compressing and writing run beside the tree walk
-// instead of after it on one core. Chunks are copied once and shared.
-type fanout struct {
+// Writer writes everything it gets to several writers, each in its own
+// goroutine. Chunks are copied once and shared.
+type Writer struct {
 	chans []chan []byte
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -18,8 +20,9 @@ type fanout struct {
 
 const fanoutChunk = 1 << 20
 
-func newFanout(ws ...io.Writer) *fanout {
-	f := &fanout{buf: make([]byte, 0, fanoutChunk)}
+// New fans out to ws.
+func New(ws ...io.Writer) *Writer {
+	f := &Writer{buf: make([]byte, 0, fanoutChunk)}
 	for _, w := range ws {
 		ch := make(chan []byte, 8)
 		f.chans = append(f.chans, ch)
@@ -39,13 +42,13 @@ func newFanout(ws ...io.Writer) *fanout {
 	return f
 }
 
-func (f *fanout) failed() bool {
+func (f *Writer) failed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err != nil
 }
 
-func (f *fanout) fail(err error) {
+func (f *Writer) fail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err == nil {
@@ -53,7 +56,7 @@ func (f *fanout) fail(err error) {
 	}
 }
 
-func (f *fanout) Write(p []byte) (int, error) {
+func (f *Writer) Write(p []byte) (int, error) {
 	if f.failed() {
 		return 0, f.err
 	}
@@ -72,7 +75,7 @@ func (f *fanout) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (f *fanout) flush() {
+func (f *Writer) flush() {
 	if len(f.buf) == 0 {
 		return
 	}
@@ -84,7 +87,7 @@ func (f *fanout) flush() {
 }
 
 // Close flushes, waits for every writer and returns the first error.
-func (f *fanout) Close() error {
+func (f *Writer) Close() error {
 	f.flush()
 	for _, ch := range f.chans {
 		close(ch)

@@ -1,0 +1,237 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/strata-build/packer-plugin-strata/layer"
+)
+
+// OCI annotations (image-spec annotations.md).
+const (
+	annotationVersion    = "org.opencontainers.image.version"
+	annotationCreated    = "org.opencontainers.image.created"
+	annotationBaseName   = "org.opencontainers.image.base.name"
+	annotationBaseDigest = "org.opencontainers.image.base.digest"
+)
+
+// OCIOptions tune the oci format.
+type OCIOptions struct {
+	Compression string // layer.Gzip or layer.Zstd
+	Version     string
+	// BaseName names the parent for the base.name annotation.
+	BaseName string
+}
+
+// ociImage is a stored image as go-containerregistry sees it: its config
+// byte for byte (so the config digest is the image ID), and one compressed
+// blob per layer, made once and kept in the store.
+type ociImage struct {
+	img      *layer.Image
+	blobs    []*layer.Blob
+	manifest []byte
+}
+
+func newOCIImage(ctx context.Context, store *layer.Store, img *layer.Image, opt OCIOptions, annotations map[string]string) (*ociImage, error) {
+	o := &ociImage{img: img}
+	mediaType := types.OCILayer
+	if opt.Compression == layer.Zstd {
+		mediaType = types.OCILayerZStd
+	}
+	cfgDigest, err := v1.NewHash(img.ID)
+	if err != nil {
+		return nil, err
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(img.Config)), Digest: cfgDigest},
+		Annotations:   annotations,
+	}
+	for _, ref := range img.Layers {
+		l, err := store.Layer(ref.DiffID)
+		if err != nil {
+			return nil, err
+		}
+		b, err := store.Blob(ctx, l, opt.Compression)
+		if err != nil {
+			return nil, err
+		}
+		d, err := v1.NewHash(b.Digest)
+		if err != nil {
+			return nil, err
+		}
+		o.blobs = append(o.blobs, b)
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: mediaType, Size: b.Size, Digest: d})
+	}
+	if o.manifest, err = json.Marshal(m); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *ociImage) RawConfigFile() ([]byte, error)      { return o.img.Config, nil }
+func (o *ociImage) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+func (o *ociImage) RawManifest() ([]byte, error)        { return o.manifest, nil }
+
+// digest is the manifest's digest, "sha256:<hex>".
+func (o *ociImage) digest() string {
+	sum := sha256.Sum256(o.manifest)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (o *ociImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	for i, b := range o.blobs {
+		if b.Digest == h.String() {
+			mt := types.OCILayer
+			if b.Compression == layer.Zstd {
+				mt = types.OCILayerZStd
+			}
+			return &ociBlob{b: b, mediaType: mt, diffID: o.img.Layers[i].DiffID}, nil
+		}
+	}
+	return nil, fmt.Errorf("the image has no layer blob %s", h)
+}
+
+// ociBlob is one cached layer blob.
+type ociBlob struct {
+	b         *layer.Blob
+	mediaType types.MediaType
+	diffID    string
+}
+
+func (l *ociBlob) Digest() (v1.Hash, error)            { return v1.NewHash(l.b.Digest) }
+func (l *ociBlob) DiffID() (v1.Hash, error)            { return v1.NewHash(l.diffID) }
+func (l *ociBlob) Compressed() (io.ReadCloser, error)  { return os.Open(l.b.Path) }
+func (l *ociBlob) Size() (int64, error)                { return l.b.Size, nil }
+func (l *ociBlob) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+
+// ManifestDigest is the digest an image's OCI manifest has with the given
+// compression and no annotations: what a child's base.digest names.
+func ManifestDigest(ctx context.Context, store *layer.Store, img *layer.Image, compression string) (string, error) {
+	o, err := newOCIImage(ctx, store, img, OCIOptions{Compression: compression}, nil)
+	if err != nil {
+		return "", err
+	}
+	return o.digest(), nil
+}
+
+// writeOCI writes the image as an OCI image layout directory at final:
+// blobs/, index.json, oci-layout. The Output's SHA256 is the manifest's.
+func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tracker Tracker) (Output, error) {
+	if src.Store == nil || src.Image == nil {
+		return Output{}, fmt.Errorf("the oci format needs the image's layers (a strata-chroot build or strata export)")
+	}
+	cfg, err := src.Image.ConfigFile()
+	if err != nil {
+		return Output{}, err
+	}
+	annotations := map[string]string{annotationCreated: cfg.Created.UTC().Format("2006-01-02T15:04:05Z")}
+	if opt.Version != "" {
+		annotations[annotationVersion] = opt.Version
+	}
+	if src.Image.Parent != "" {
+		if parent, err := src.Store.Image(src.Image.Parent); err == nil {
+			d, err := ManifestDigest(ctx, src.Store, parent, opt.Compression)
+			if err != nil {
+				return Output{}, err
+			}
+			annotations[annotationBaseDigest] = d
+		}
+		if opt.BaseName != "" {
+			annotations[annotationBaseName] = opt.BaseName
+		}
+	}
+	o, err := newOCIImage(ctx, src.Store, src.Image, opt, annotations)
+	if err != nil {
+		return Output{}, err
+	}
+	img, err := partial.CompressedToImage(o)
+	if err != nil {
+		return Output{}, err
+	}
+	tmp := final + ".tmp"
+	os.RemoveAll(tmp)
+	if tracker != nil {
+		tracker.AddTemp(tmp)
+		defer tracker.RemoveTemp(tmp)
+	}
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, err
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(annotations)); err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, err
+	}
+	if err := syncTree(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, err
+	}
+	t, _ := MeasureTree(final)
+	return Output{Format: "oci", Path: final, Size: t.Apparent, SHA256: o.digest()[len("sha256:"):]}, nil
+}
+
+// syncTree fsyncs every file and directory of a tree.
+func syncTree(root string) error {
+	return filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
+
+// VerifyOCI checks an OCI layout output: its image's manifest has the
+// recorded digest, and every blob matches its digest and diffID.
+func VerifyOCI(dir, manifestHex string) error {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return err
+	}
+	h, err := v1.NewHash("sha256:" + manifestHex)
+	if err != nil {
+		return err
+	}
+	img, err := p.Image(h)
+	if err != nil {
+		return fmt.Errorf("%s has no image with manifest sha256:%s: %w", dir, manifestHex, err)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	if !bytes.Equal([]byte(hex.EncodeToString(sum[:])), []byte(manifestHex)) {
+		return fmt.Errorf("%s: the manifest does not have its digest", dir)
+	}
+	return validate.Image(img)
+}

@@ -1,0 +1,156 @@
+package layer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+// GCOptions say what store garbage collection keeps.
+type GCOptions struct {
+	// Keep are the image IDs something still needs (the catalog's kept
+	// versions).
+	Keep map[string]bool
+	// MinAge keeps every image and layer younger than this: a build that is
+	// about to register its image must not lose it.
+	MinAge time.Duration
+	DryRun bool
+	Now    func() time.Time
+}
+
+// GCResult says what was (or would be) deleted.
+type GCResult struct {
+	Images []string `json:"images"`
+	Layers []string `json:"layers"`
+	// InUse are layers a running build holds; they stay.
+	InUse []string `json:"in_use"`
+	Bytes int64    `json:"bytes"` // uncompressed tar bytes of the deleted layers
+}
+
+// GC deletes the images that are neither kept nor young, then the layers no
+// remaining image uses that no running build holds.
+func (s *Store) GC(opt GCOptions) (*GCResult, error) {
+	now := time.Now
+	if opt.Now != nil {
+		now = opt.Now
+	}
+	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}}
+	imgs, err := s.Images()
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, img := range imgs {
+		if opt.Keep[img.ID] || now().Sub(img.Created) < opt.MinAge {
+			for _, l := range img.Layers {
+				used[l.DiffID] = true
+			}
+			continue
+		}
+		res.Images = append(res.Images, img.ID)
+		if !opt.DryRun {
+			h, _ := hexOf(img.ID)
+			if err := s.removeEntry(filepath.Join(s.root, imagesDir, h)); err != nil {
+				return res, err
+			}
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(s.root, layersDir))
+	if err != nil {
+		return res, err
+	}
+	for _, e := range ents {
+		diffID := "sha256:" + e.Name()
+		l, err := s.Layer(diffID)
+		if err != nil || used[diffID] || now().Sub(l.Created) < opt.MinAge {
+			continue
+		}
+		release, free := s.tryExclusive(e.Name())
+		if !free {
+			res.InUse = append(res.InUse, diffID)
+			continue
+		}
+		res.Layers = append(res.Layers, diffID)
+		res.Bytes += l.Size
+		if !opt.DryRun {
+			err = s.removeEntry(filepath.Join(s.root, layersDir, e.Name()))
+			if err == nil {
+				err = s.removeBlobs(e.Name())
+			}
+		}
+		release()
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// removeEntry deletes a store entry: first renamed into tmp/ (so it is gone
+// from view at once, and an interrupted removal is finished by the next
+// Open), never while anything is mounted in it.
+func (s *Store) removeEntry(dir string) error {
+	if err := mount.Verify(dir); err != nil {
+		return fmt.Errorf("not deleting %s: %w", dir, err)
+	}
+	trash, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), "gc-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dir, filepath.Join(trash, "x")); err != nil {
+		os.Remove(trash)
+		return err
+	}
+	return os.RemoveAll(trash)
+}
+
+// removeBlobs deletes the cached compressed blobs of a layer.
+func (s *Store) removeBlobs(diffHex string) error {
+	ents, err := os.ReadDir(filepath.Join(s.root, blobsDir))
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), diffHex+".") {
+			if err := os.Remove(filepath.Join(s.root, blobsDir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveImage deletes one image (not its layers).
+func (s *Store) RemoveImage(id string) error {
+	h, err := hexOf(id)
+	if err != nil {
+		return err
+	}
+	return s.removeEntry(filepath.Join(s.root, imagesDir, h))
+}
+
+// RemoveLayerIfUnused deletes a layer no stored image uses and no running
+// build holds.
+func (s *Store) RemoveLayerIfUnused(diffID string) error {
+	users, err := s.ImagesUsing(diffID)
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	h, err := hexOf(diffID)
+	if err != nil {
+		return err
+	}
+	release, free := s.tryExclusive(h)
+	if !free {
+		return nil
+	}
+	defer release()
+	if err := s.removeEntry(filepath.Join(s.root, layersDir, h)); err != nil {
+		return err
+	}
+	return s.removeBlobs(h)
+}

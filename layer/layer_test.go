@@ -1,0 +1,230 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "upper")
+	must(t, os.Mkdir(dir, 0o755))
+	for p, c := range files {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644))
+		old := time.Unix(1600000000, 0)
+		os.Chtimes(filepath.Join(dir, p), old, old)
+	}
+	return dir
+}
+
+func TestCommitDedupesAndReopens(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	a, created, err := s.Commit(ctx, tree(t, map[string]string{"etc/os-release": "x"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
+	must(t, err)
+	if !created || !strings.HasPrefix(a.DiffID, "sha256:") || a.Size == 0 {
+		t.Fatalf("layer %+v created=%v", a, created)
+	}
+	src := tree(t, map[string]string{"etc/os-release": "x"})
+	b, created, err := s.Commit(ctx, src, CommitOptions{ClampTime: time.Unix(1700000000, 0)})
+	must(t, err)
+	if created || b.DiffID != a.DiffID || b.Dir != a.Dir {
+		t.Fatalf("the same content was stored twice: %+v", b)
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Fatal("the duplicate's directory was left behind")
+	}
+	// A commit interrupted before publishing leaves tmp/ entries that the
+	// next Open removes; the layers stay.
+	staged, release, err := s.staging("layer-")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(staged, "half"), []byte("x"), 0o600))
+	release()
+	s2, err := Open(s.Root())
+	must(t, err)
+	if ents, _ := os.ReadDir(filepath.Join(s.Root(), tmpDir)); len(ents) != 0 {
+		t.Fatalf("tmp/ still holds %v", ents)
+	}
+	if _, err := s2.Layer(a.DiffID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestImagesAndIDs(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	base, _, err := s.Commit(ctx, tree(t, map[string]string{"bin/sh": "sh"}), CommitOptions{})
+	must(t, err)
+	at := time.Unix(1700000000, 0)
+	img, created, err := s.PutImage(ImageSpec{Layer: base, Created: at, CreatedBy: "test base", Labels: map[string]string{"a": "1"}})
+	must(t, err)
+	if !created || img.ID != ImageID(img.Config) || len(img.Layers) != 1 {
+		t.Fatalf("image %+v", img)
+	}
+	again, created, err := s.PutImage(ImageSpec{Layer: base, Created: at, CreatedBy: "test base", Labels: map[string]string{"a": "1"}})
+	must(t, err)
+	if created || again.ID != img.ID {
+		t.Fatal("the same spec gave another image")
+	}
+	top, _, err := s.Commit(ctx, tree(t, map[string]string{"app": "app"}), CommitOptions{})
+	must(t, err)
+	child, _, err := s.PutImage(ImageSpec{Parent: img, Layer: top, Created: at, CreatedBy: "child", Labels: map[string]string{"b": "2"}})
+	must(t, err)
+	cfg, err := child.ConfigFile()
+	must(t, err)
+	if len(cfg.RootFS.DiffIDs) != 2 || cfg.RootFS.DiffIDs[0].String() != base.DiffID || len(cfg.History) != 2 ||
+		cfg.Config.Labels["a"] != "1" || cfg.Config.Labels["b"] != "2" || child.Parent != img.ID {
+		t.Fatalf("child config %+v", cfg)
+	}
+	if got, err := s.Image(child.ID[:19]); err != nil || got.ID != child.ID {
+		t.Fatalf("by prefix: %v %v", got, err)
+	}
+	lowers, err := s.LowerDirs(child)
+	must(t, err)
+	if lowers[0] != top.Dir || lowers[1] != base.Dir {
+		t.Fatalf("lower dirs must list the top layer first: %v", lowers)
+	}
+	users, _ := s.ImagesUsing(base.DiffID)
+	if len(users) != 2 {
+		t.Fatalf("base used by %v", users)
+	}
+}
+
+func TestHoldKeepsLayersFromGC(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	l, _, err := s.Commit(ctx, tree(t, map[string]string{"f": "1"}), CommitOptions{})
+	must(t, err)
+	img, _, err := s.PutImage(ImageSpec{Layer: l, Created: time.Now()})
+	must(t, err)
+	release, err := s.Hold(img)
+	must(t, err)
+	res, err := s.GC(GCOptions{})
+	must(t, err)
+	if len(res.Images) != 1 || len(res.Layers) != 0 || len(res.InUse) != 1 {
+		t.Fatalf("with a build holding it: %+v", res)
+	}
+	release()
+	res, err = s.GC(GCOptions{})
+	must(t, err)
+	if len(res.Layers) != 1 {
+		t.Fatalf("once released: %+v", res)
+	}
+	if _, err := s.Layer(l.DiffID); err == nil {
+		t.Fatal("the layer is still there")
+	}
+	// Kept images and young ones stay.
+	l2, _, _ := s.Commit(ctx, tree(t, map[string]string{"g": "2"}), CommitOptions{})
+	img2, _, _ := s.PutImage(ImageSpec{Layer: l2, Created: time.Now().Add(-48 * time.Hour)})
+	res, _ = s.GC(GCOptions{Keep: map[string]bool{img2.ID: true}})
+	if len(res.Images)+len(res.Layers) != 0 {
+		t.Fatalf("a kept image was collected: %+v", res)
+	}
+	res, _ = s.GC(GCOptions{MinAge: time.Hour, DryRun: true})
+	if len(res.Images) != 1 {
+		t.Fatalf("dry run: %+v", res)
+	}
+	if _, err := s.Image(img2.ID); err != nil {
+		t.Fatal("a dry run deleted")
+	}
+}
+
+func TestBlobIsTheLayer(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	l, _, err := s.Commit(ctx, tree(t, map[string]string{"etc/x": "hello"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
+	must(t, err)
+	b, err := s.Blob(ctx, l, Gzip)
+	must(t, err)
+	f, _ := os.Open(b.Path)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	must(t, err)
+	tr := tar.NewReader(zr)
+	h, err := tr.Next()
+	must(t, err)
+	if h.Name != "./etc/" || !h.ModTime.Equal(time.Unix(1700000000, 0)) { // clamped
+		t.Fatalf("first entry %+v", h)
+	}
+	h, _ = tr.Next()
+	data, _ := io.ReadAll(tr)
+	if h.Name != "./etc/x" || string(data) != "hello" {
+		t.Fatalf("%s %q", h.Name, data)
+	}
+	again, err := s.Blob(ctx, l, Gzip)
+	must(t, err)
+	if again.Digest != b.Digest {
+		t.Fatal("the cached blob differs")
+	}
+}
+
+// TestPruneUnchanged mounts a real overlay, touches files and puts them
+// back, and checks that only real changes stay in the upper dir.
+func TestPruneUnchanged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root (overlay); make test runs as root")
+	}
+	lower := tree(t, map[string]string{"etc/resolv.conf": "nameserver 1.1.1.1\n", "etc/keep": "k", "usr/sbin/x": "x"})
+	dir := t.TempDir()
+	upper, work, merged := filepath.Join(dir, "u"), filepath.Join(dir, "w"), filepath.Join(dir, "m")
+	for _, d := range []string{upper, work, merged} {
+		must(t, os.Mkdir(d, 0o755))
+	}
+	must(t, unix.Mount("overlay", merged, "overlay", 0, OverlayOptions([]string{lower}, upper, work)))
+	t.Cleanup(func() { mount.CleanUnder(dir) })
+	var etc unix.Stat_t
+	unix.Stat(filepath.Join(merged, "etc"), &etc)
+	// The builder's dance: replace resolv.conf, put it back exactly.
+	rc := filepath.Join(merged, "etc/resolv.conf")
+	var orig unix.Stat_t
+	unix.Stat(rc, &orig)
+	must(t, os.WriteFile(rc, []byte("nameserver 9.9.9.9\n"), 0o644))
+	must(t, os.WriteFile(rc, []byte("nameserver 1.1.1.1\n"), 0o644))
+	unix.UtimesNano(rc, []unix.Timespec{orig.Atim, orig.Mtim})
+	// policy-rc.d created and removed; the directory's times put back.
+	var sbin unix.Stat_t
+	unix.Stat(filepath.Join(merged, "usr/sbin"), &sbin)
+	must(t, os.WriteFile(filepath.Join(merged, "usr/sbin/policy-rc.d"), []byte("exit 101"), 0o755))
+	must(t, os.Remove(filepath.Join(merged, "usr/sbin/policy-rc.d")))
+	unix.UtimesNano(filepath.Join(merged, "usr/sbin"), []unix.Timespec{sbin.Atim, sbin.Mtim})
+	unix.UtimesNano(filepath.Join(merged, "etc"), []unix.Timespec{etc.Atim, etc.Mtim})
+	// A real change.
+	must(t, os.WriteFile(filepath.Join(merged, "etc/new"), []byte("new"), 0o644))
+	must(t, os.Remove(filepath.Join(merged, "etc/keep")))
+	must(t, unix.Unmount(merged, 0))
+
+	n, err := PruneUnchanged(upper, []string{lower})
+	must(t, err)
+	var left []string
+	filepath.Walk(upper, func(p string, _ os.FileInfo, _ error) error {
+		rel, _ := filepath.Rel(upper, p)
+		left = append(left, rel)
+		return nil
+	})
+	want := ". etc etc/keep etc/new"
+	if strings.Join(left, " ") != want {
+		t.Fatalf("after pruning %d: %v, want %s", n, left, want)
+	}
+
+}

@@ -1,0 +1,174 @@
+// Package layer is the content-addressed layer and image store. A layer is
+// a read-only directory tree (in overlayfs form: whiteouts are 0/0 character
+// devices, opaque directories carry trusted.overlay.opaque) named by its
+// diffID, the sha256 of its uncompressed OCI layer tar. An image is an OCI
+// image config over an ordered list of layers; its ID is the config's
+// digest, as in OCI and Docker. Layers stack as overlayfs lower dirs, so a
+// child image costs only its own change.
+//
+// Writes are atomic: everything is assembled under tmp/, synced and renamed
+// into place, so a half-written layer or image is never visible and is
+// removed at the next Open. A committed layer is never written again.
+package layer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+// Store is a layer and image store rooted at a directory.
+type Store struct {
+	root string
+}
+
+// Parts of a store.
+const (
+	layersDir = "layers"
+	imagesDir = "images"
+	blobsDir  = "blobs"
+	tmpDir    = "tmp"
+	diffDir   = "diff"
+	layerMeta = "layer.json"
+	lockFile  = "lock"
+	imageMeta = "image.json"
+	configDoc = "config.json"
+)
+
+// Open opens (creating when needed) the store at root and removes what an
+// interrupted commit left in tmp/.
+func Open(root string) (*Store, error) {
+	for _, d := range []string{layersDir, imagesDir, blobsDir, tmpDir} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("layer store: %w", err)
+		}
+	}
+	s := &Store{root: root}
+	ents, err := os.ReadDir(filepath.Join(root, tmpDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		p := filepath.Join(root, tmpDir, e.Name())
+		if !stale(p) {
+			continue // another process is committing it right now
+		}
+		// Never delete through a mount.
+		if err := mount.Verify(p); err != nil {
+			return nil, fmt.Errorf("layer store: %w", err)
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return nil, fmt.Errorf("layer store: removing an unfinished commit: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Root is the store's directory.
+func (s *Store) Root() string { return s.root }
+
+// staging makes a new directory under tmp/ for one commit, holding an
+// exclusive lock (tmp/<name>.lock) while it is being filled, so that Open in
+// another process leaves it alone.
+func (s *Store) staging(prefix string) (string, func(), error) {
+	// The lock comes first, so no moment exists where Open could take the
+	// directory for a leftover.
+	f, err := os.CreateTemp(filepath.Join(s.root, tmpDir), prefix+"*.lock")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", nil, err
+	}
+	dir := strings.TrimSuffix(f.Name(), ".lock")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", nil, err
+	}
+	return dir, func() {
+		os.Remove(f.Name())
+		f.Close()
+	}, nil
+}
+
+// stale says whether a tmp/ entry belongs to no running commit.
+func stale(p string) bool {
+	lock := strings.TrimSuffix(p, ".lock") + ".lock"
+	f, err := os.OpenFile(lock, os.O_RDWR, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return false
+	}
+	return true
+}
+
+// hexOf takes "sha256:<hex>" apart; it refuses anything else.
+func hexOf(digest string) (string, error) {
+	h, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%q is not a sha256 digest", digest)
+	}
+	return h, nil
+}
+
+// ErrNotFound is returned (wrapped) for a layer or image the store lacks.
+var ErrNotFound = errors.New("not in the layer store")
+
+// syncDir fsyncs a directory, so a rename into it survives a crash.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// writeSynced writes a file and fsyncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// publish renames a finished staging dir to final. When final exists (the
+// same content committed by someone else first), the staging dir goes and
+// the existing one stands: content-addressed entries are identical.
+func publish(staged, final string) (created bool, err error) {
+	if err := syncDir(staged); err != nil {
+		return false, err
+	}
+	err = os.Rename(staged, final)
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+		if err := mount.Verify(staged); err != nil {
+			return false, err
+		}
+		return false, os.RemoveAll(staged)
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(final))
+}
