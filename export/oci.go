@@ -27,6 +27,7 @@ const (
 	annotationCreated    = "org.opencontainers.image.created"
 	annotationBaseName   = "org.opencontainers.image.base.name"
 	annotationBaseDigest = "org.opencontainers.image.base.digest"
+	annotationRefName    = "org.opencontainers.image.ref.name"
 )
 
 // OCIOptions tune the oci format.
@@ -175,7 +176,17 @@ func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tra
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(annotations)); err != nil {
+	// The index names the image (its version, else "latest"), so tools can
+	// pick it: umoci unpack --image DIR:latest, skopeo oci:DIR:latest.
+	ref := opt.Version
+	if ref == "" {
+		ref = "latest"
+	}
+	indexAnnotations := map[string]string{annotationRefName: ref}
+	for k, v := range annotations {
+		indexAnnotations[k] = v
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(indexAnnotations)); err != nil {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}

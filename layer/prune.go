@@ -114,6 +114,11 @@ func (p *pruner) entry(rel string) (bool, error) {
 	return true, nil
 }
 
+// LowerEntry is where the lower layers (top first) show rel, if they do.
+func LowerEntry(lowers []string, rel string) (string, bool) {
+	return (&pruner{lowers: lowers}).lower(rel)
+}
+
 // lower finds what the lower layers show at rel: the topmost layer that
 // has it, unless a whiteout, a non-directory or an opaque directory on the
 // way hides it.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/strata-build/packer-plugin-strata/internal/treetar"
+	"github.com/strata-build/packer-plugin-strata/layer"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,11 +38,17 @@ var keepInState = map[string]bool{"var/lib/apt/lists/partial": true, "var/cache/
 
 // scrubBuildState removes buildState from a layer's tree (an upper dir, or
 // a base image's tree) and empties /etc/machine-id, which must exist but
-// be unique per machine. It only descends through real directories: a
-// symlink in the image is never followed on the host. It returns what it
-// removed, as in-image paths.
-func scrubBuildState(tree string) ([]string, error) {
+// be unique per machine. A child's directory that held nothing but
+// build-time state goes back to the parent's entirely (its times too). It
+// only descends through real directories: a symlink in the image is never
+// followed on the host. It returns what it removed, as in-image paths.
+func scrubBuildState(tree string, lowers []string) ([]string, error) {
 	var removed []string
+	defer func() {
+		for _, s := range buildState {
+			revertEmptyDir(tree, s.dir, lowers)
+		}
+	}()
 	for _, s := range buildState {
 		dir, ok := realDir(tree, s.dir)
 		if !ok {
@@ -86,4 +94,30 @@ func realDir(tree, rel string) (string, bool) {
 		}
 	}
 	return cur, true
+}
+
+// revertEmptyDir removes a child's copy of dir when it is now empty, not
+// opaque, and the layers below have it as a directory: the parent's stands.
+func revertEmptyDir(tree, dir string, lowers []string) {
+	if len(lowers) == 0 {
+		return
+	}
+	d, ok := realDir(tree, dir)
+	if !ok {
+		return
+	}
+	if ents, err := os.ReadDir(d); err != nil || len(ents) > 0 {
+		return
+	}
+	if x, _ := treetar.ReadXattrs(d); x["trusted.overlay.opaque"] == "y" {
+		return
+	}
+	low, ok := layer.LowerEntry(lowers, dir)
+	if !ok {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Lstat(low, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		unix.Rmdir(d)
+	}
 }

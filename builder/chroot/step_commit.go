@@ -39,7 +39,7 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	ui.Say("Committing the layer ...")
 	start := time.Now()
-	removed, err := scrubBuildState(rootfs.upper)
+	removed, err := scrubBuildState(rootfs.upper, rootfs.lowers)
 	if err != nil {
 		return halt(state, fmt.Errorf("clearing build-time state: %w", err))
 	}
