@@ -446,3 +446,89 @@ func layerEntries(t *testing.T, dir string, i int) map[string]bool {
 	}
 	return out
 }
+
+// TestAccStrataLayersExportGC drives the strata CLI over a real store:
+// layers lists them with their images, export writes an image in other
+// formats after its build, and gc --apply deletes the images no catalog
+// version names and the layers only they used, but never a layer a running
+// build holds.
+func TestAccStrataLayersExportGC(t *testing.T) {
+	e := acceptance(t)
+	cli := os.Getenv("STRATA_CLI")
+	if cli == "" {
+		t.Fatal("STRATA_CLI must name bin/strata (make test sets it)")
+	}
+	store := filepath.Join(scratch(t), "store")
+	catalogURL := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
+	strata := func(args ...string) string {
+		t.Helper()
+		return runIn(t, store, cli, append([]string{"--store", store, "--catalog", catalogURL}, args...)...)
+	}
+	base := manifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	keptOut := layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar.zst"]`}, []string{"echo kept > /etc/kept"})
+	kept := manifestOf(t, keptOut)
+	orphan := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo orphan > /etc/orphan"}))
+	held := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo held > /etc/held"}))
+
+	var ls []struct {
+		DiffID string   `json:"diff_id"`
+		Images []string `json:"images"`
+	}
+	json.Unmarshal([]byte(strata("layers", "--json")), &ls)
+	if len(ls) != 4 {
+		t.Fatalf("layers: %+v", ls)
+	}
+	for _, l := range ls {
+		if l.DiffID == base.Layers[0].DiffID && len(l.Images) != 4 {
+			t.Errorf("the base layer is used by %d images, want 4", len(l.Images))
+		}
+	}
+
+	// export after the build: oci and squashfs of the kept child.
+	out := filepath.Join(t.TempDir(), "exported")
+	strata("export", kept.ImageID, "--format", "oci", "--format", "squashfs", "--output", out)
+	strata("verify", out)
+	if m := manifestOf(t, out); m.ImageID != kept.ImageID || len(m.Outputs) != 2 {
+		t.Fatalf("the export's artifact.json: %+v", m)
+	}
+	runIn(t, out, "umoci", "unpack", "--image", filepath.Join(out, "oci")+":latest", filepath.Join(t.TempDir(), "b"))
+
+	// A build runs on the held image while gc runs.
+	v := map[string]string{"store_dir": store, "parent": held.ImageID, "inline": hclList([]string{"touch /tmp/provisioning", "sleep 600"})}
+	r := e.start(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
+	waitForFile(t, r, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
+
+	strata("register", "app", "--from-output", keptOut, "--promote", "production")
+	var gc struct {
+		Store struct {
+			Images []string `json:"images"`
+			Layers []string `json:"layers"`
+			InUse  []string `json:"in_use"`
+		} `json:"store"`
+	}
+	json.Unmarshal([]byte(strata("gc", "--apply", "--min-age", "1ns", "--json")), &gc)
+	has := func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	}
+	if !has(gc.Store.Images, orphan.ImageID) || !has(gc.Store.Layers, orphan.Layers[1].DiffID) {
+		t.Errorf("gc kept the unregistered image or its layer: %+v", gc.Store)
+	}
+	if has(gc.Store.Layers, kept.Layers[1].DiffID) || has(gc.Store.Layers, base.Layers[0].DiffID) {
+		t.Errorf("gc deleted a layer a kept version needs: %+v", gc.Store)
+	}
+	if !has(gc.Store.InUse, held.Layers[1].DiffID) {
+		t.Errorf("gc did not spare the layer a running build holds: %+v", gc.Store)
+	}
+	s := storeOf(t, store)
+	if _, err := s.Layer(held.Layers[1].DiffID); err != nil {
+		t.Fatal("the held layer is gone")
+	}
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
+	r.wait(t, 2*time.Minute)
+	assertClean(t, store)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,6 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 func gcCmd(g *globals) *cobra.Command {
@@ -36,11 +40,18 @@ func gcCmd(g *globals) *cobra.Command {
 				if apply && deleteFiles {
 					fr = removeCollectedFiles(res, g.store)
 				}
+				// Then the store: images no remaining version names, and
+				// the layers only they used (never one a running build holds).
+				store, err := collectStore(cmd.Context(), c, g, res, opt)
+				if err != nil {
+					return err
+				}
 				out := struct {
 					*catalog.GCResult
 					RemovedFiles []string          `json:"removed_files"`
 					LeftFiles    map[string]string `json:"left_files"`
-				}{res, fr.Removed, fr.Left}
+					Store        *layer.GCResult   `json:"store"`
+				}{res, fr.Removed, fr.Left, store}
 				return g.emit(out, func(w *tabwriter.Writer) {
 					verb := "would delete"
 					if apply {
@@ -63,6 +74,18 @@ func gcCmd(g *globals) *cobra.Command {
 						for _, f := range res.Files {
 							fmt.Fprintf(w, "unneeded file\t%s\n", esc(f))
 						}
+					}
+					for _, id := range store.Images {
+						fmt.Fprintf(w, "%s image\t%s\n", verb, id)
+					}
+					for _, d := range store.Layers {
+						fmt.Fprintf(w, "%s layer\t%s\n", verb, d)
+					}
+					for _, d := range store.InUse {
+						fmt.Fprintf(w, "keep layer\t%s\theld by a running build\n", d)
+					}
+					if len(store.Layers) > 0 {
+						fmt.Fprintf(w, "layers: %s of %d layer(s) %s\n", export.HumanBytes(store.Bytes), len(store.Layers), verb)
 					}
 					if !apply {
 						fmt.Fprintf(w, "dry run: %d to delete; run again with --apply\n", len(res.Deleted))
@@ -149,4 +172,43 @@ func removeArtifact(path string, allowed []string) error {
 		return &os.PathError{Op: "remove", Path: path, Err: err}
 	}
 	return nil
+}
+
+// collectStore garbage-collects the layer store: it keeps the images of
+// every version the catalog still has after res (and anything younger than
+// the catalog's min age), and the layers they use.
+func collectStore(ctx context.Context, c *catalog.Catalog, g *globals, res *catalog.GCResult, opt catalog.GCOptions) (*layer.GCResult, error) {
+	empty := &layer.GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}}
+	if _, err := os.Stat(storeroot.Layout{Root: g.store}.Layers()); err != nil {
+		return empty, nil
+	}
+	store, err := g.layerStore()
+	if err != nil {
+		return nil, err
+	}
+	deleted := map[string]bool{}
+	for _, v := range res.Deleted {
+		deleted[v.Ref()] = true
+	}
+	keep := map[string]bool{}
+	imgs, err := c.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range imgs {
+		vs, err := c.Versions(ctx, i.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if !deleted[v.Ref()] {
+				keep[v.ImageID] = true
+			}
+		}
+	}
+	minAge := opt.MinAge
+	if minAge == 0 {
+		minAge = 24 * time.Hour
+	}
+	return store.GC(layer.GCOptions{Keep: keep, MinAge: minAge, DryRun: opt.DryRun})
 }

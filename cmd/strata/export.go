@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
+)
+
+func exportCmd(g *globals) *cobra.Command {
+	var formats []string
+	var outDir, compression string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "export NAME@VERSION|IMAGE_ID --format FORMAT... --output DIR",
+		Short: "Write an image from the store in other formats after its build (oci, tar.zst, squashfs, ext4, ...)",
+		Args:  args(1, "NAME@VERSION or an image ID"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if outDir == "" {
+				return usageError{errors.New("--output DIR is required")}
+			}
+			for _, f := range formats {
+				if !export.IsFormat(f) {
+					return usageError{fmt.Errorf("--format %q: use any of %s", f, strings.Join(export.Formats, ", "))}
+				}
+			}
+			id := a[0]
+			if strings.Contains(id, "@") {
+				name, version, err := splitRef(id)
+				if err != nil {
+					return err
+				}
+				if err := g.withCatalog(func(c *catalog.Catalog) error {
+					v, err := c.Get(cmd.Context(), name, version)
+					if err == nil {
+						id = v.ImageID
+					}
+					return err
+				}); err != nil {
+					return err
+				}
+			}
+			store, err := g.layerStore()
+			if err != nil {
+				return err
+			}
+			img, err := store.Image(id)
+			if err != nil {
+				if errors.Is(err, layer.ErrNotFound) {
+					return fmt.Errorf("%w: %v (the store %s)", catalog.ErrNotFound, err, g.store)
+				}
+				return usageError{err}
+			}
+			if err := store.Complete(img); err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(outDir)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Lstat(abs); err == nil {
+				if !force {
+					return fmt.Errorf("%w: %s exists; remove it or pass --force", catalog.ErrConflict, abs)
+				}
+				if err := mount.Verify(abs); err != nil {
+					return err
+				}
+				if err := os.RemoveAll(abs); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, pkgs, err := exportImage(ctx, store, img, g.store, abs, formats, compression)
+			if err != nil {
+				os.RemoveAll(abs)
+				return err
+			}
+			m := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, RootfsDigest: res.RootfsDigest,
+				Source: "strata export", Outputs: res.Outputs}
+			if pkgs != nil {
+				if err := export.WriteFileAtomic(filepath.Join(abs, export.PackagesName), dpkg.TSV(pkgs), 0o644); err != nil {
+					return err
+				}
+				m.Packages = export.PackagesName
+			}
+			if err := export.WriteManifest(abs, m); err != nil {
+				return err
+			}
+			return g.emit(res.Outputs, func(w *tabwriter.Writer) {
+				for _, o := range res.Outputs {
+					fmt.Fprintf(w, "%s\t%s\t%s\tsha256 %s\n", o.Format, o.Path, export.HumanBytes(o.Size), short(o.SHA256))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&formats, "format", []string{"oci"}, "an output format (repeatable): "+strings.Join(export.Formats, ", "))
+	cmd.Flags().StringVar(&outDir, "output", "", "the output directory (must not exist unless --force)")
+	cmd.Flags().StringVar(&compression, "oci-compression", layer.Gzip, "the oci format's layer compression: gzip or zstd")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output directory")
+	return cmd
+}
+
+// exportImage mounts a read-only view of img in a private directory of the
+// store, writes the formats from it and the layer store, and unmounts.
+func exportImage(ctx context.Context, store *layer.Store, img *layer.Image, storeRoot, outDir string, formats []string, compression string) (*export.Result, []dpkg.Package, error) {
+	work := storeroot.Layout{Root: storeRoot}.Work()
+	if err := storeroot.Ensure(work); err != nil {
+		return nil, nil, err
+	}
+	view, err := os.MkdirTemp(work, ".export-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.Remove(view)
+	lowers, err := store.LowerDirs(img)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := mount.Spec{FSType: "bind", Source: lowers[0], Target: view, Options: "ro"}
+	if len(lowers) > 1 {
+		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: view, Options: "ro," + layer.OverlayOptions(lowers, "", "")}
+	}
+	if err := mount.Mount(spec); err != nil {
+		return nil, nil, err
+	}
+	defer mount.UnmountOwned([]mount.MountRecord{{Target: view, FSType: spec.FSType}})
+	var pkgs []dpkg.Package
+	if root, err := inroot.Open(view); err == nil {
+		if f, err := root.OpenFile("/var/lib/dpkg/status"); err == nil {
+			pkgs, _ = dpkg.ReadStatus(f)
+			f.Close()
+		}
+		root.Close()
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	res, err := export.Export(ctx, export.Source{Root: view, Store: store, Image: img}, outDir, export.Options{
+		Formats: formats,
+		OCI:     export.OCIOptions{Compression: compression},
+	})
+	return res, pkgs, err
+}
