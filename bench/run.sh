@@ -79,5 +79,8 @@ echo "## the same tree as squashfs (strata's default zstd:3 against mksquashfs a
 STRATA_BENCH_TREE=$TREE go test -run '^$' -bench 'Squashfs' -benchtime "${REPS}x" -count 1 ./bench/ | tee "$WORK/squashfs.txt" >&2
 go run ./bench/table "$WORK/squashfs.txt"
 
-# 3. The catalog: promote/rollback latency and listing on 10,000 versions.
+# 3. Layers: a child build against the full rebuild of the same result.
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/layers.sh
+
+# 4. The catalog: promote/rollback latency and listing on 10,000 versions.
 go run ./bench/catalogbench

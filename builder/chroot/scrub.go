@@ -30,6 +30,9 @@ var buildState = []struct{ dir, glob string }{
 	{"tmp", "*"},
 	{"var/tmp", "*"},
 	{"var/cache/ldconfig", "aux-cache"},
+	// dpkg's and debconf's backups of their databases from before the build.
+	{"var/lib/dpkg", "*-old"},
+	{"var/cache/debconf", "*-old"},
 	{"var/lib/dbus", "machine-id"},
 }
 

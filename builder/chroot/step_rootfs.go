@@ -21,7 +21,10 @@ import (
 // the parent's layers with the upper dir on top for a child. Everything the
 // build mounts later sits on it, so the build owns all of it.
 type rootfsMount struct {
-	rec    *mount.MountRecord
+	rec *mount.MountRecord
+	// root is the mounted root held open; it goes first at unmount (an open
+	// handle keeps the mount busy).
+	root   *inroot.Root
 	upper  string
 	parent *layer.Image
 	lowers []string // the parent's layer trees, top first
@@ -35,6 +38,10 @@ func (r *rootfsMount) unmount(ui packersdk.Ui, ledger *mount.Ledger, mountPath s
 	}
 	if _, err := mount.KillRootedUnderSince(mountPath, ledger.Owner().Start, 5*time.Second); err != nil {
 		return err
+	}
+	if r.root != nil {
+		r.root.Close()
+		r.root = nil
 	}
 	if err := unmountRecords(ui, ledger, []mount.MountRecord{*r.rec}); err != nil {
 		return fmt.Errorf("unmounting the image root %s: %w", mountPath, err)
@@ -50,7 +57,6 @@ func (r *rootfsMount) unmount(ui packersdk.Ui, ledger *mount.Ledger, mountPath s
 // stateRoot, stateRootfs.
 type stepRootfs struct {
 	rootfs  *rootfsMount
-	root    *inroot.Root
 	release func()
 }
 
@@ -102,18 +108,15 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	s.rootfs.rec = rec
 	state.Put(stateRootfs, s.rootfs)
-	if s.root, err = inroot.Open(cfg.MountPath); err != nil {
+	if s.rootfs.root, err = inroot.Open(cfg.MountPath); err != nil {
 		return halt(state, err)
 	}
 	state.Put(stateMountPath, cfg.MountPath)
-	state.Put(stateRoot, s.root)
+	state.Put(stateRoot, s.rootfs.root)
 	return multistep.ActionContinue
 }
 
 func (s *stepRootfs) Cleanup(state multistep.StateBag) {
-	if s.root != nil {
-		s.root.Close()
-	}
 	if s.release != nil {
 		defer s.release()
 	}

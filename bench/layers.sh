@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Layered build against the full rebuild of the same result (jq and a config
+# file, output oci), 3 rounds, medians; and the child layer's size against
+# the bytes the change really added (dpkg -L of the new packages, plus the
+# config file). Run by bench/run.sh with $WORK, $MIRROR and the plugin
+# installed.
+set -euo pipefail
+ROOT=${ROOT:-$PWD}
+ROUNDS=${LAYER_ROUNDS:-3}
+STORE=$WORK/layers-store
+CACHE=$WORK/layers-cache
+now() { date +%s.%N; }
+build() { # dir, extra -var args...
+  local dir=$1; shift
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$dir" && "$ROOT/bin/packer" build -force -color=false -var store_dir="$STORE" -var cache_dir="$CACHE" \
+     -var mirror="$MIRROR" "$@" "$ROOT/bench/layers.pkr.hcl") >"$dir.log" 2>&1 || { tail -30 "$dir.log"; exit 1; }
+}
+image_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$1/output-bench/artifact.json"; }
+
+echo "layers: building the base image ..." >&2
+build "$WORK/lbase" -var base_only=true
+BASE=$(image_id "$WORK/lbase")
+declare -a child full
+for i in $(seq "$ROUNDS"); do
+  echo "layers: round $i/$ROUNDS ..." >&2
+  t0=$(now); build "$WORK/lchild" -var parent="$BASE"; t1=$(now)
+  child+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+  t0=$(now); build "$WORK/lfull"; t1=$(now)
+  full+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+mc=$(median "${child[@]}"); mf=$(median "${full[@]}")
+
+# What the change really added: the files of the packages apt installed on
+# top of the base (dpkg -L, regular files), and the config file.
+layer_size=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][-1]["size"])' "$WORK/lchild/output-bench/artifact.json")
+# The child layer's regular files, from its OCI blob.
+oci=$WORK/lchild/output-bench/oci
+manifest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"][7:])' "$oci/index.json")
+blob=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][-1]["digest"][7:])' "$oci/blobs/sha256/$manifest")
+layer_files=$(tar -tvzf "$oci/blobs/sha256/$blob" | awk '$1 ~ /^-/ { s += $3 } END { print s }')
+tree=$WORK/lview && rm -rf "$tree" && mkdir -p "$tree"
+tar -xzf "$(ls -S "$WORK/lfull/output-bench/oci/blobs/sha256/"* | head -n1)" -C "$tree" 2>/dev/null || true
+
+added=$(chroot "$tree" sh -c 'for p in jq libjq1 libonig5; do dpkg -L $p; done | sort -u | while read f; do [ -f "$f" ] && [ ! -L "$f" ] && stat -c %s "$f"; done | awk "{ s += \$1 } END { print s }"')
+conf=$(stat -c %s "$tree/etc/bench.json")
+added=$((added + conf))
+
+echo
+echo "## layered child build vs full rebuild (jq + a config file, output oci; median of $ROUNDS, same run)"
+printf '| %-34s | %9s | %7s |\n' "build" "seconds" "ratio"
+printf '|%s|%s|%s|\n' "------------------------------------" "-----------" "---------"
+printf '| %-34s | %9s | %6sx |\n' "full rebuild (bootstrap + steps)" "$mf" "1.00"
+printf '| %-34s | %9s | %6sx |\n' "child on the base image" "$mc" "$(awk -v a="$mc" -v b="$mf" 'BEGIN { printf "%.3f", a / b }')"
+echo
+echo "rounds: child ${child[*]}; full ${full[*]}"
+echo "the change added $added bytes (dpkg -L jq libjq1 libonig5: $((added - conf)), the config file: $conf)"
+echo "child layer: $layer_files bytes in regular files, $(awk -v a="$layer_files" -v b="$added" 'BEGIN { printf "%.1f%%", (a - b) * 100 / b }') over; $layer_size bytes as an uncompressed tar, $(awk -v a="$layer_size" -v b="$added" 'BEGIN { printf "%.1f%%", (a - b) * 100 / b }') over"
+echo "what the layer holds besides the packages' files:"
+tar -tvzf "$oci/blobs/sha256/$blob" | awk '$1 ~ /^-/ && $6 !~ /^.\/usr\// { printf "  %8d %s\n", $3, $6 }' | sort -rn | head -8
+grep -E "^\s+strata-chroot.bench: (Layer|Image|Committed|build-time|[0-9]+ entries)" "$WORK/lchild.log" | sed 's/^ */  /' || true
