@@ -18,7 +18,9 @@ source "strata-chroot" "bench" {
     mirror = var.mirror
   }
   store_dir         = var.store_dir
-  package_cache_dir = var.cache_dir
+  package_cache {
+    dir = var.cache_dir
+  }
   formats           = ["tar.zst"]
 }
 

@@ -32,7 +32,9 @@ source "strata-chroot" "bench" {
     }
   }
   store_dir         = var.store_dir
-  package_cache_dir = var.cache_dir
+  package_cache {
+    dir = var.cache_dir
+  }
   formats           = ["oci"]
 }
 

@@ -35,6 +35,15 @@ type Manifest struct {
 	Outputs      []Output `json:"outputs"` // paths are file names in the directory
 	// Packages is the package manifest's file name in the directory.
 	Packages string `json:"packages,omitempty"`
+	// PackageSnapshot is what the package cache served the build: a later
+	// build given this file as package_cache.snapshot sees the same indexes.
+	PackageSnapshot *PackageSnapshot `json:"package_snapshot,omitempty"`
+}
+
+// PackageSnapshot names the package indexes a build saw.
+type PackageSnapshot struct {
+	ID       string            `json:"id"`
+	Releases map[string]string `json:"releases"` // InRelease URL -> sha256:<hex>
 }
 
 // WriteManifest writes artifact.json into dir atomically, with output paths

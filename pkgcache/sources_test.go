@@ -79,25 +79,3 @@ func TestHostMirrorNone(t *testing.T) {
 		t.Fatalf("no apt dir: mirror = %q, %v", m, err)
 	}
 }
-
-func TestCacheOpenLockStats(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := Open("relative/dir"); err == nil {
-		t.Fatal("a relative cache dir must be refused")
-	}
-	c, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(c.ArchivesDir(), "a_1_all.deb"), "12345")
-	writeFile(t, filepath.Join(c.ArchivesDir(), "lock"), "")
-	n, b := c.Stats()
-	if n != 1 || b != 5 {
-		t.Fatalf("stats = %d files, %d bytes", n, b)
-	}
-	release, err := c.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	release()
-}

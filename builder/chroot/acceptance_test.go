@@ -299,8 +299,19 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	if len(debs) > 0 {
 		t.Errorf("%d .debs in the image's apt cache", len(debs))
 	}
-	if cached, _ := filepath.Glob(filepath.Join(vars["cache_dir"], "archives", "*.deb")); len(cached) < 80 {
-		t.Errorf("package cache holds %d .debs, want the ~88 of minbase", len(cached))
+	if cached, _ := filepath.Glob(filepath.Join(vars["cache_dir"], "blobs", "sha256", "*")); len(cached) < 80 {
+		t.Errorf("package cache holds %d files, want the ~88 .debs of minbase and the indexes", len(cached))
+	}
+	if !strings.Contains(log, "package cache: ") || !strings.Contains(log, " hits, ") {
+		t.Error("no package cache line at the end of the build")
+	}
+	for _, leak := range []string{"etc/apt/apt.conf.d/99mmdebstrap", "run/strata"} {
+		if _, err := os.Lstat(filepath.Join(tree, leak)); err == nil {
+			t.Errorf("%s is in the image", leak)
+		}
+	}
+	if m := manifestOf(t, out); m.PackageSnapshot == nil || len(m.PackageSnapshot.Releases) == 0 {
+		t.Errorf("artifact.json records no package snapshot: %+v", m.PackageSnapshot)
 	}
 	if man, _ := os.ReadFile(filepath.Join(out, "packages.tsv")); !bytes.Contains(man, []byte("\napt\t")) && !bytes.HasPrefix(man, []byte("apt\t")) {
 		t.Errorf("packages.tsv lacks apt:\n%s", man)

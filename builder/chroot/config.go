@@ -1,9 +1,10 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig
 //go:generate packer-sdc struct-markdown
 
 package chroot
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -44,6 +46,38 @@ type BootstrapConfig struct {
 	// A keyring file (or directory of keyrings) to verify the mirror with.
 	// Defaults to the build host's apt keyrings.
 	Keyring string `mapstructure:"keyring" required:"false"`
+}
+
+// PackageCacheConfig is the package cache every build on the host shares:
+// a caching apt mirror the builder runs on a loopback port for the length
+// of the build, used by the bootstrap and by everything apt does in the
+// chroot. Each .deb and each index is fetched once per host (once per fleet
+// with upstream_proxy), checked against the signed index chain before it is
+// cached, and served from disk after that.
+type PackageCacheConfig struct {
+	// Use the cache. Defaults to `true`.
+	Enabled *bool `mapstructure:"enabled" required:"false"`
+	// Where the cache lives. Defaults to `<store_dir>/cache/apt`. It is never
+	// part of an image.
+	Dir string `mapstructure:"dir" required:"false"`
+	// A team's shared cache to fetch through, such as an apt-cacher-ng at
+	// `http://apt-cache.internal:3142`, so a fleet of build hosts downloads
+	// each package once.
+	UpstreamProxy string `mapstructure:"upstream_proxy" required:"false"`
+	// Serve only from the cache, never from the network: a build needing a
+	// file the cache lacks fails and names the file.
+	Offline bool `mapstructure:"offline" required:"false"`
+	// Pin the package indexes to what an earlier build saw: the path of that
+	// build's `artifact.json` (its `package_snapshot`), or of a JSON file
+	// mapping InRelease URLs to their sha256. Those InRelease files are
+	// served from the cache as they were, never revalidated, so the build
+	// installs the same package versions even after the mirror moved on, as
+	// long as the cache holds the files.
+	Snapshot string `mapstructure:"snapshot" required:"false"`
+	// Keyrings (binary, as gpgv reads them) that InRelease signatures are
+	// checked with, on top of the build host's apt keyrings and
+	// `bootstrap.keyring`.
+	Keyrings []string `mapstructure:"keyrings" required:"false"`
 }
 
 // MountConfig is an extra mount inside the chroot.
@@ -97,8 +131,9 @@ type Config struct {
 	// hooks, `shell-local` and static inventories. Defaults to
 	// `<work_dir>/rootfs`. It must be an empty or new directory.
 	MountPath string `mapstructure:"mount_path" required:"false"`
-	// The persistent package cache shared by builds. Defaults to
-	// `<store_dir>/cache/apt`. It is never part of an image.
+	// The package cache. See the `package_cache` block.
+	PackageCache *PackageCacheConfig `mapstructure:"package_cache" required:"false"`
+	// Deprecated: use `package_cache { dir = ... }`.
 	PackageCacheDir string `mapstructure:"package_cache_dir" required:"false"`
 
 	// Extra mounts, made after proc, sys, dev, dev/pts and run, and
@@ -178,6 +213,7 @@ type Config struct {
 	ext4FreeBytes int64
 	chrootPath    string // the host's chroot(8)
 	parentID      string // the parent's full image ID
+	snapshot      map[string]string
 	ctx           interpolate.Context
 }
 
@@ -263,8 +299,21 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if c.WorkDir == "" {
 		c.WorkDir = layout.WorkDir(name)
 	}
-	if c.PackageCacheDir == "" {
-		c.PackageCacheDir = layout.PackageCache()
+	if c.PackageCache == nil {
+		c.PackageCache = &PackageCacheConfig{}
+	}
+	if c.PackageCacheDir != "" {
+		warnings = append(warnings, "package_cache_dir is deprecated: write package_cache { dir = \""+c.PackageCacheDir+"\" }")
+		if c.PackageCache.Dir == "" {
+			c.PackageCache.Dir = c.PackageCacheDir
+		}
+	}
+	if c.PackageCache.Dir == "" {
+		c.PackageCache.Dir = layout.PackageCache()
+	}
+	if c.PackageCache.Enabled == nil {
+		t := true
+		c.PackageCache.Enabled = &t
 	}
 	if c.OutputDir == "" {
 		c.OutputDir = "output-" + name
@@ -272,7 +321,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	paths := []struct {
 		opt string
 		p   *string
-	}{{"store_dir", &c.StoreDir}, {"work_dir", &c.WorkDir}, {"package_cache_dir", &c.PackageCacheDir}, {"output_dir", &c.OutputDir}}
+	}{{"store_dir", &c.StoreDir}, {"work_dir", &c.WorkDir}, {"package_cache.dir", &c.PackageCache.Dir}, {"output_dir", &c.OutputDir}}
 	for _, p := range paths {
 		abs, err := filepath.Abs(*p.p)
 		if err != nil {
@@ -295,7 +344,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	for _, e := range c.checkOverlaps(layout) {
 		errs = packersdk.MultiErrorAppend(errs, e)
 	}
-	for _, p := range []struct{ opt, dir string }{{"store_dir", c.StoreDir}, {"work_dir", c.WorkDir}, {"package_cache_dir", c.PackageCacheDir}} {
+	for _, p := range []struct{ opt, dir string }{{"store_dir", c.StoreDir}, {"work_dir", c.WorkDir}, {"package_cache.dir", c.PackageCache.Dir}} {
 		if err := checkPrivateIfExists(p.dir); err != nil {
 			add("%s: %v", p.opt, err)
 		}
@@ -351,6 +400,9 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		if err := c.checkParent(layout); err != nil {
 			add("parent: %v", err)
 		}
+	}
+	for _, e := range c.PackageCache.prepare(c) {
+		errs = packersdk.MultiErrorAppend(errs, e)
 	}
 	if c.OCICompression == "" {
 		c.OCICompression = DefaultOCICompression
@@ -588,8 +640,8 @@ func (c *Config) render(tmpl string, data hookData) (string, error) {
 func (c *Config) checkOverlaps(layout storeroot.Layout) []error {
 	var errs []error
 	bad := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	store, work, mnt, out, cache := c.StoreDir, c.WorkDir, c.MountPath, c.OutputDir, c.PackageCacheDir
-	for _, o := range []struct{ opt, dir string }{{"store_dir", store}, {"work_dir", work}, {"mount_path", mnt}, {"package_cache_dir", cache}} {
+	store, work, mnt, out, cache := c.StoreDir, c.WorkDir, c.MountPath, c.OutputDir, c.PackageCache.Dir
+	for _, o := range []struct{ opt, dir string }{{"store_dir", store}, {"work_dir", work}, {"mount_path", mnt}, {"package_cache.dir", cache}} {
 		if overlaps(out, o.dir) {
 			bad("output_dir: %s overlaps %s %s; a -force rebuild or a cleanup of one would delete the other. Use separate directories", out, o.opt, o.dir)
 		}
@@ -609,7 +661,7 @@ func (c *Config) checkOverlaps(layout storeroot.Layout) []error {
 		bad("mount_path: %s contains the work dir %s; use an empty directory of its own", mnt, work)
 	}
 	if overlaps(cache, work) || overlaps(cache, mnt) || (overlaps(cache, store) && !within(cache, store)) || cache == store {
-		bad("package_cache_dir: %s overlaps the store root, the work dir or the mount path; leave the default (%s) or use a directory of its own", cache, layout.PackageCache())
+		bad("package_cache.dir: %s overlaps the store root, the work dir or the mount path; leave the default (%s) or use a directory of its own", cache, layout.PackageCache())
 	}
 	return errs
 }
@@ -855,3 +907,76 @@ func hasDotDot(p string) bool {
 
 // lookPath finds host programs; tests replace it to check the errors.
 var lookPath = exec.LookPath
+
+// prepare checks the package_cache block and reads its snapshot.
+func (p *PackageCacheConfig) prepare(c *Config) []error {
+	var errs []error
+	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if p.UpstreamProxy != "" {
+		u, err := url.Parse(p.UpstreamProxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("package_cache.upstream_proxy: %q is not a proxy URL; write http://HOST:PORT", p.UpstreamProxy)
+		}
+	}
+	for _, k := range p.Keyrings {
+		if fi, err := os.Stat(k); err != nil || !fi.Mode().IsRegular() {
+			add("package_cache.keyrings: %q is not a keyring file", k)
+		}
+	}
+	if !*p.Enabled && (p.Offline || p.Snapshot != "" || p.UpstreamProxy != "") {
+		add("package_cache: offline, snapshot and upstream_proxy need the cache; remove enabled = false or them")
+	}
+	if p.Snapshot != "" {
+		snap, err := readSnapshot(p.Snapshot)
+		if err != nil {
+			add("package_cache.snapshot: %v", err)
+		} else {
+			var missing []string
+			for u, h := range snap {
+				if _, err := os.Stat(filepath.Join(p.Dir, "blobs", "sha256", h)); err != nil {
+					missing = append(missing, u)
+				}
+			}
+			sort.Strings(missing)
+			if len(missing) > 0 {
+				add("package_cache.snapshot: the cache %s no longer holds %s as the snapshot recorded it; that snapshot cannot be rebuilt here", p.Dir, strings.Join(missing, ", "))
+			}
+			c.snapshot = snap
+		}
+	}
+	return errs
+}
+
+// readSnapshot reads the InRelease digests a build recorded: from its
+// artifact.json (package_snapshot.releases), or a plain URL-to-sha256 map.
+func readSnapshot(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		PackageSnapshot *struct {
+			Releases map[string]string `json:"releases"`
+		} `json:"package_snapshot"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	snap := map[string]string{}
+	if doc.PackageSnapshot != nil {
+		snap = doc.PackageSnapshot.Releases
+	} else if err := json.Unmarshal(b, &snap); err != nil {
+		return nil, fmt.Errorf("%s has no package_snapshot and is no map of InRelease URLs to sha256", path)
+	}
+	if len(snap) == 0 {
+		return nil, fmt.Errorf("%s records no InRelease files (was it built with the package cache?)", path)
+	}
+	for u, h := range snap {
+		h = strings.TrimPrefix(h, "sha256:")
+		if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("%s: %s has no sha256", path, u)
+		}
+		snap[u] = h
+	}
+	return snap, nil
+}

@@ -43,46 +43,47 @@ func (*FlatBootstrapConfig) HCL2Spec() map[string]hcldec.Spec {
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	PackerBuildName     *string              `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
-	PackerBuilderType   *string              `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
-	PackerCoreVersion   *string              `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
-	PackerDebug         *bool                `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
-	PackerForce         *bool                `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
-	PackerOnError       *string              `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
-	PackerUserVars      map[string]string    `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
-	PackerSensitiveVars []string             `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
-	Bootstrap           *FlatBootstrapConfig `mapstructure:"bootstrap" required:"false" cty:"bootstrap" hcl:"bootstrap"`
-	SourceArchive       *string              `mapstructure:"source_archive" required:"false" cty:"source_archive" hcl:"source_archive"`
-	Parent              *string              `mapstructure:"parent" required:"false" cty:"parent" hcl:"parent"`
-	ParentName          *string              `mapstructure:"parent_name" required:"false" cty:"parent_name" hcl:"parent_name"`
-	StoreDir            *string              `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
-	WorkDir             *string              `mapstructure:"work_dir" required:"false" cty:"work_dir" hcl:"work_dir"`
-	MountPath           *string              `mapstructure:"mount_path" required:"false" cty:"mount_path" hcl:"mount_path"`
-	PackageCacheDir     *string              `mapstructure:"package_cache_dir" required:"false" cty:"package_cache_dir" hcl:"package_cache_dir"`
-	ChrootMounts        []FlatMountConfig    `mapstructure:"chroot_mounts" required:"false" cty:"chroot_mounts" hcl:"chroot_mounts"`
-	PreMountCommands    []string             `mapstructure:"pre_mount_commands" required:"false" cty:"pre_mount_commands" hcl:"pre_mount_commands"`
-	PostMountCommands   []string             `mapstructure:"post_mount_commands" required:"false" cty:"post_mount_commands" hcl:"post_mount_commands"`
-	PreUnmountCommands  []string             `mapstructure:"pre_unmount_commands" required:"false" cty:"pre_unmount_commands" hcl:"pre_unmount_commands"`
-	CommandWrapper      *string              `mapstructure:"command_wrapper" required:"false" cty:"command_wrapper" hcl:"command_wrapper"`
-	ResolvConf          *string              `mapstructure:"resolv_conf" required:"false" cty:"resolv_conf" hcl:"resolv_conf"`
-	PreventServiceStart *bool                `mapstructure:"prevent_service_start" required:"false" cty:"prevent_service_start" hcl:"prevent_service_start"`
-	Environment         map[string]string    `mapstructure:"environment" required:"false" cty:"environment" hcl:"environment"`
-	OutputDir           *string              `mapstructure:"output_dir" required:"false" cty:"output_dir" hcl:"output_dir"`
-	Formats             []string             `mapstructure:"formats" required:"false" cty:"formats" hcl:"formats"`
-	OCICompression      *string              `mapstructure:"oci_compression" required:"false" cty:"oci_compression" hcl:"oci_compression"`
-	Labels              map[string]string    `mapstructure:"labels" required:"false" cty:"labels" hcl:"labels"`
-	ImageVersion        *string              `mapstructure:"image_version" required:"false" cty:"image_version" hcl:"image_version"`
-	SourceDateEpoch     *int64               `mapstructure:"source_date_epoch" required:"false" cty:"source_date_epoch" hcl:"source_date_epoch"`
-	Ext4FreeSpace       *string              `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
-	Ext4InodeRatio      *int                 `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
-	SquashfsCompression *string              `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
-	CopyFiles           []string             `mapstructure:"copy_files" undocumented:"true" cty:"copy_files" hcl:"copy_files"`
-	SourceAMI           *string              `mapstructure:"source_ami" undocumented:"true" cty:"source_ami" hcl:"source_ami"`
-	FromScratch         *bool                `mapstructure:"from_scratch" undocumented:"true" cty:"from_scratch" hcl:"from_scratch"`
-	MountOptions        []string             `mapstructure:"mount_options" undocumented:"true" cty:"mount_options" hcl:"mount_options"`
-	MountPartition      *string              `mapstructure:"mount_partition" undocumented:"true" cty:"mount_partition" hcl:"mount_partition"`
-	DevicePath          *string              `mapstructure:"device_path" undocumented:"true" cty:"device_path" hcl:"device_path"`
-	RootVolumeSize      *int64               `mapstructure:"root_volume_size" undocumented:"true" cty:"root_volume_size" hcl:"root_volume_size"`
+	PackerBuildName     *string                 `mapstructure:"packer_build_name" cty:"packer_build_name" hcl:"packer_build_name"`
+	PackerBuilderType   *string                 `mapstructure:"packer_builder_type" cty:"packer_builder_type" hcl:"packer_builder_type"`
+	PackerCoreVersion   *string                 `mapstructure:"packer_core_version" cty:"packer_core_version" hcl:"packer_core_version"`
+	PackerDebug         *bool                   `mapstructure:"packer_debug" cty:"packer_debug" hcl:"packer_debug"`
+	PackerForce         *bool                   `mapstructure:"packer_force" cty:"packer_force" hcl:"packer_force"`
+	PackerOnError       *string                 `mapstructure:"packer_on_error" cty:"packer_on_error" hcl:"packer_on_error"`
+	PackerUserVars      map[string]string       `mapstructure:"packer_user_variables" cty:"packer_user_variables" hcl:"packer_user_variables"`
+	PackerSensitiveVars []string                `mapstructure:"packer_sensitive_variables" cty:"packer_sensitive_variables" hcl:"packer_sensitive_variables"`
+	Bootstrap           *FlatBootstrapConfig    `mapstructure:"bootstrap" required:"false" cty:"bootstrap" hcl:"bootstrap"`
+	SourceArchive       *string                 `mapstructure:"source_archive" required:"false" cty:"source_archive" hcl:"source_archive"`
+	Parent              *string                 `mapstructure:"parent" required:"false" cty:"parent" hcl:"parent"`
+	ParentName          *string                 `mapstructure:"parent_name" required:"false" cty:"parent_name" hcl:"parent_name"`
+	StoreDir            *string                 `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
+	WorkDir             *string                 `mapstructure:"work_dir" required:"false" cty:"work_dir" hcl:"work_dir"`
+	MountPath           *string                 `mapstructure:"mount_path" required:"false" cty:"mount_path" hcl:"mount_path"`
+	PackageCache        *FlatPackageCacheConfig `mapstructure:"package_cache" required:"false" cty:"package_cache" hcl:"package_cache"`
+	PackageCacheDir     *string                 `mapstructure:"package_cache_dir" required:"false" cty:"package_cache_dir" hcl:"package_cache_dir"`
+	ChrootMounts        []FlatMountConfig       `mapstructure:"chroot_mounts" required:"false" cty:"chroot_mounts" hcl:"chroot_mounts"`
+	PreMountCommands    []string                `mapstructure:"pre_mount_commands" required:"false" cty:"pre_mount_commands" hcl:"pre_mount_commands"`
+	PostMountCommands   []string                `mapstructure:"post_mount_commands" required:"false" cty:"post_mount_commands" hcl:"post_mount_commands"`
+	PreUnmountCommands  []string                `mapstructure:"pre_unmount_commands" required:"false" cty:"pre_unmount_commands" hcl:"pre_unmount_commands"`
+	CommandWrapper      *string                 `mapstructure:"command_wrapper" required:"false" cty:"command_wrapper" hcl:"command_wrapper"`
+	ResolvConf          *string                 `mapstructure:"resolv_conf" required:"false" cty:"resolv_conf" hcl:"resolv_conf"`
+	PreventServiceStart *bool                   `mapstructure:"prevent_service_start" required:"false" cty:"prevent_service_start" hcl:"prevent_service_start"`
+	Environment         map[string]string       `mapstructure:"environment" required:"false" cty:"environment" hcl:"environment"`
+	OutputDir           *string                 `mapstructure:"output_dir" required:"false" cty:"output_dir" hcl:"output_dir"`
+	Formats             []string                `mapstructure:"formats" required:"false" cty:"formats" hcl:"formats"`
+	OCICompression      *string                 `mapstructure:"oci_compression" required:"false" cty:"oci_compression" hcl:"oci_compression"`
+	Labels              map[string]string       `mapstructure:"labels" required:"false" cty:"labels" hcl:"labels"`
+	ImageVersion        *string                 `mapstructure:"image_version" required:"false" cty:"image_version" hcl:"image_version"`
+	SourceDateEpoch     *int64                  `mapstructure:"source_date_epoch" required:"false" cty:"source_date_epoch" hcl:"source_date_epoch"`
+	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
+	Ext4InodeRatio      *int                    `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
+	SquashfsCompression *string                 `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
+	CopyFiles           []string                `mapstructure:"copy_files" undocumented:"true" cty:"copy_files" hcl:"copy_files"`
+	SourceAMI           *string                 `mapstructure:"source_ami" undocumented:"true" cty:"source_ami" hcl:"source_ami"`
+	FromScratch         *bool                   `mapstructure:"from_scratch" undocumented:"true" cty:"from_scratch" hcl:"from_scratch"`
+	MountOptions        []string                `mapstructure:"mount_options" undocumented:"true" cty:"mount_options" hcl:"mount_options"`
+	MountPartition      *string                 `mapstructure:"mount_partition" undocumented:"true" cty:"mount_partition" hcl:"mount_partition"`
+	DevicePath          *string                 `mapstructure:"device_path" undocumented:"true" cty:"device_path" hcl:"device_path"`
+	RootVolumeSize      *int64                  `mapstructure:"root_volume_size" undocumented:"true" cty:"root_volume_size" hcl:"root_volume_size"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -112,6 +113,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"store_dir":                  &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
 		"work_dir":                   &hcldec.AttrSpec{Name: "work_dir", Type: cty.String, Required: false},
 		"mount_path":                 &hcldec.AttrSpec{Name: "mount_path", Type: cty.String, Required: false},
+		"package_cache":              &hcldec.BlockSpec{TypeName: "package_cache", Nested: hcldec.ObjectSpec((*FlatPackageCacheConfig)(nil).HCL2Spec())},
 		"package_cache_dir":          &hcldec.AttrSpec{Name: "package_cache_dir", Type: cty.String, Required: false},
 		"chroot_mounts":              &hcldec.BlockListSpec{TypeName: "chroot_mounts", Nested: hcldec.ObjectSpec((*FlatMountConfig)(nil).HCL2Spec())},
 		"pre_mount_commands":         &hcldec.AttrSpec{Name: "pre_mount_commands", Type: cty.List(cty.String), Required: false},
@@ -166,6 +168,39 @@ func (*FlatMountConfig) HCL2Spec() map[string]hcldec.Spec {
 		"source":  &hcldec.AttrSpec{Name: "source", Type: cty.String, Required: false},
 		"target":  &hcldec.AttrSpec{Name: "target", Type: cty.String, Required: false},
 		"options": &hcldec.AttrSpec{Name: "options", Type: cty.String, Required: false},
+	}
+	return s
+}
+
+// FlatPackageCacheConfig is an auto-generated flat version of PackageCacheConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatPackageCacheConfig struct {
+	Enabled       *bool    `mapstructure:"enabled" required:"false" cty:"enabled" hcl:"enabled"`
+	Dir           *string  `mapstructure:"dir" required:"false" cty:"dir" hcl:"dir"`
+	UpstreamProxy *string  `mapstructure:"upstream_proxy" required:"false" cty:"upstream_proxy" hcl:"upstream_proxy"`
+	Offline       *bool    `mapstructure:"offline" required:"false" cty:"offline" hcl:"offline"`
+	Snapshot      *string  `mapstructure:"snapshot" required:"false" cty:"snapshot" hcl:"snapshot"`
+	Keyrings      []string `mapstructure:"keyrings" required:"false" cty:"keyrings" hcl:"keyrings"`
+}
+
+// FlatMapstructure returns a new FlatPackageCacheConfig.
+// FlatPackageCacheConfig is an auto-generated flat version of PackageCacheConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*PackageCacheConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatPackageCacheConfig)
+}
+
+// HCL2Spec returns the hcl spec of a PackageCacheConfig.
+// This spec is used by HCL to read the fields of PackageCacheConfig.
+// The decoded values from this spec will then be applied to a FlatPackageCacheConfig.
+func (*FlatPackageCacheConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"enabled":        &hcldec.AttrSpec{Name: "enabled", Type: cty.Bool, Required: false},
+		"dir":            &hcldec.AttrSpec{Name: "dir", Type: cty.String, Required: false},
+		"upstream_proxy": &hcldec.AttrSpec{Name: "upstream_proxy", Type: cty.String, Required: false},
+		"offline":        &hcldec.AttrSpec{Name: "offline", Type: cty.Bool, Required: false},
+		"snapshot":       &hcldec.AttrSpec{Name: "snapshot", Type: cty.String, Required: false},
+		"keyrings":       &hcldec.AttrSpec{Name: "keyrings", Type: cty.List(cty.String), Required: false},
 	}
 	return s
 }

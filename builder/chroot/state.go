@@ -32,6 +32,8 @@ const (
 	stateRootfs = "strata_rootfs"
 	// stateImage is the committed *layer.Image.
 	stateImage = "strata_image"
+	// statePackageCache is the build's *pkgcache.Server, when the cache is on.
+	statePackageCache = "strata_package_cache"
 	// stateArtifact is the build's *Artifact.
 	stateArtifact = "artifact"
 	// stateCommunicator is the key Packer's provisioners read.

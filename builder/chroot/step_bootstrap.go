@@ -24,21 +24,25 @@ import (
 var mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
 
 // stepBootstrap builds the root file system with mmdebstrap into the
-// mounted image root, serving .debs from the package cache and putting newly
-// downloaded ones back into it. The cache is copied in and out by hooks, so
-// it is never part of the image.
+// mounted image root, through the package cache when it is on (apt on the
+// host uses it as its proxy; the option file mmdebstrap leaves in the image
+// is removed).
 //
-// Reads stateConfig, stateLedger, stateRoot.
+// Reads stateConfig, stateLedger, stateRoot, statePackageCache.
 type stepBootstrap struct{}
 
-// mmdebstrapArgs builds the mmdebstrap command line for b into root.
-func mmdebstrapArgs(b *BootstrapConfig, root, cacheDir string) []string {
+// mmdebstrapArgs builds the mmdebstrap command line for b into root, with
+// extra apt options.
+func mmdebstrapArgs(b *BootstrapConfig, root string, aptopts []string) []string {
 	args := []string{
 		"--mode=root",
 		"--format=directory",
 		"--variant=" + b.Variant,
 		"--components=" + strings.Join(b.Components, ","),
 		`--aptopt=Acquire::Retries "3"`,
+	}
+	for _, o := range aptopts {
+		args = append(args, "--aptopt="+o)
 	}
 	if len(b.Include) > 0 {
 		args = append(args, "--include="+strings.Join(b.Include, ","))
@@ -49,16 +53,9 @@ func mmdebstrapArgs(b *BootstrapConfig, root, cacheDir string) []string {
 	if fi, err := os.Stat(mergedUsrHooks); err == nil && fi.IsDir() {
 		args = append(args, "--hook-dir="+mergedUsrHooks)
 	}
-	if cacheDir != "" {
-		args = append(args,
-			// Keep the essential packages' .debs until the customize hook has
-			// copied them out; mmdebstrap's own cleanup empties the directory.
-			"--skip=essential/unlink",
-			`--setup-hook=mkdir -p "$1"/var/cache/apt/archives/`,
-			"--setup-hook=sync-in "+cacheDir+" /var/cache/apt/archives/",
-			"--customize-hook=sync-out /var/cache/apt/archives "+cacheDir,
-		)
-	}
+	// mmdebstrap writes its --aptopt lines into the image; they are the
+	// build's, not the image's.
+	args = append(args, `--customize-hook=rm -f "$1/etc/apt/apt.conf.d/99mmdebstrap"`)
 	return append(args, b.Suite, root, b.Mirror)
 }
 
@@ -66,22 +63,13 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	cfg := configOf(state)
 	ui := uiOf(state)
 	b := cfg.Bootstrap
-
-	cache, err := pkgcache.Open(cfg.PackageCacheDir)
-	if err != nil {
-		return halt(state, fmt.Errorf("package_cache_dir: %w", err))
+	var aptopts []string
+	if v, ok := state.GetOk(statePackageCache); ok {
+		aptopts = aptProxyOptions(v.(*pkgcache.Server), cacheCAPath(cfg))
 	}
-	release, err := cache.Lock()
-	if err != nil {
-		return halt(state, err)
-	}
-	defer release()
-	before, beforeBytes := cache.Stats()
-
 	ui.Say(fmt.Sprintf("Bootstrapping %s (%s) from %s with mmdebstrap ...", b.Suite, b.Variant, b.Mirror))
-	ui.Message(fmt.Sprintf("package cache %s: %d .debs (%s)", cache.Dir(), before, export.HumanBytes(beforeBytes)))
 	start := time.Now()
-	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(b, cfg.MountPath, cache.ArchivesDir())...)
+	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(b, cfg.MountPath, aptopts)...)
 	if cfg.SourceDateEpoch != nil {
 		// mmdebstrap then clamps times and empties machine-id itself.
 		cmd.Env = append(cmd.Env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(*cfg.SourceDateEpoch, 10))
@@ -92,10 +80,8 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	for _, f := range dropHostCopies(rootOf(state)) {
 		ui.Message("removed " + f + ": mmdebstrap copied it from the build host")
 	}
-	after, afterBytes := cache.Stats()
 	t, _ := export.MeasureTree(cfg.MountPath)
 	ui.Message(fmt.Sprintf("Bootstrapped %s in %s: %s in %d entries", b.Suite, time.Since(start).Round(100*time.Millisecond), export.HumanBytes(t.Allocated), t.Entries))
-	ui.Message(fmt.Sprintf("package cache: %d .debs were cached, %d new (%s downloaded)", before, after-before, export.HumanBytes(afterBytes-beforeBytes)))
 	return multistep.ActionContinue
 }
 

@@ -15,10 +15,14 @@ type stepCommunicator struct{}
 
 func (s *stepCommunicator) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
+	env := cfg.chrootEnv()
+	if _, ok := state.GetOk(statePackageCache); ok {
+		env = append(env, "APT_CONFIG="+aptCacheConfig)
+	}
 	state.Put(stateCommunicator, &Communicator{
 		Root:       rootOf(state),
 		Wrap:       cfg.wrap,
-		Env:        cfg.chrootEnv(),
+		Env:        env,
 		ChrootProg: cfg.chrootPath,
 	})
 	data := packerbuilderdata.GeneratedData{State: state}

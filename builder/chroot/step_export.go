@@ -16,6 +16,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
 // stepExport writes the committed image in every asked-for format (the
@@ -41,6 +42,16 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	var files []string
 	manifest := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}
+	if v, ok := state.GetOk(statePackageCache); ok {
+		rel := v.(*pkgcache.Server).Releases()
+		if len(rel) > 0 {
+			snap := &export.PackageSnapshot{ID: pkgcache.SnapshotID(rel), Releases: map[string]string{}}
+			for u, h := range rel {
+				snap.Releases[u] = "sha256:" + h
+			}
+			manifest.PackageSnapshot = snap
+		}
+	}
 	if pkgs != nil {
 		p := filepath.Join(outDir, export.PackagesName)
 		if err := export.WriteFileAtomic(p, dpkg.TSV(pkgs), 0o644); err != nil {

@@ -20,7 +20,7 @@ type stepStore struct{}
 
 func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
-	for _, d := range []struct{ opt, dir string }{{"store_dir", cfg.StoreDir}, {"package_cache_dir", cfg.PackageCacheDir}} {
+	for _, d := range []struct{ opt, dir string }{{"store_dir", cfg.StoreDir}, {"package_cache.dir", cfg.PackageCache.Dir}} {
 		if err := storeroot.Ensure(d.dir); err != nil {
 			return halt(state, fmt.Errorf("%s: %w", d.opt, err))
 		}

@@ -19,7 +19,9 @@ source "strata-chroot" "base" {
     suite = "bookworm"
   }
   store_dir         = var.store_dir
-  package_cache_dir = var.cache_dir
+  package_cache {
+    dir = var.cache_dir
+  }
   formats           = ["dir", "tar", "tar.gz", "tar.zst", "squashfs", "ext4"]
   ext4_free_space   = "32M"
   environment       = { STRATA_TEST = "env-ok" }

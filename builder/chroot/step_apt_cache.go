@@ -1,0 +1,54 @@
+package chroot
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/pkgcache"
+)
+
+// Where the chroot's apt finds the cache: files on the build's own /run
+// tmpfs, named by APT_CONFIG in every command's environment, so no proxy
+// setting is ever written into the image.
+const (
+	aptCacheDir    = "/run/strata"
+	aptCacheConfig = aptCacheDir + "/apt.conf"
+	aptCacheCA     = aptCacheDir + "/cache-ca.pem"
+)
+
+// stepAptCache points apt in the chroot at the package cache.
+//
+// Reads statePackageCache, stateRoot.
+type stepAptCache struct{}
+
+func (s *stepAptCache) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	v, ok := state.GetOk(statePackageCache)
+	if !ok {
+		return multistep.ActionContinue
+	}
+	server := v.(*pkgcache.Server)
+	root := rootOf(state)
+	d, _, err := root.MkdirAll(aptCacheDir, 0o755)
+	if err != nil {
+		return halt(state, fmt.Errorf("package cache: %w", err))
+	}
+	d.Close()
+	conf := strings.Join(aptProxyOptions(server, aptCacheCA), ";\n") + ";\n"
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{aptCacheConfig, []byte(conf)}, {aptCacheCA, server.CAPEM()}} {
+		if err := root.WriteFile(f.path, bytes.NewReader(f.data), inroot.FileSpec{Mode: 0o644}); err != nil {
+			return halt(state, fmt.Errorf("package cache: %w", err))
+		}
+	}
+	uiOf(state).Message("apt in the chroot uses the package cache (APT_CONFIG=" + aptCacheConfig + ", on the build's /run)")
+	return multistep.ActionContinue
+}
+
+func (s *stepAptCache) Cleanup(multistep.StateBag) {}

@@ -1,0 +1,68 @@
+package pkgcache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
+)
+
+// Signature outcomes.
+const (
+	sigGood    = "good"
+	sigUnknown = "unknown key" // signed by a key none of the keyrings has
+	sigBad     = "bad"
+	sigNone    = "unsigned"
+)
+
+// HostKeyrings are the build host's apt keyrings in binary form, which
+// gpgv reads.
+func HostKeyrings(root string) []string {
+	var out []string
+	for _, pattern := range []string{"usr/share/keyrings/*.gpg", "etc/apt/trusted.gpg", "etc/apt/trusted.gpg.d/*.gpg", "etc/apt/keyrings/*.gpg"} {
+		m, _ := filepath.Glob(filepath.Join(root, pattern))
+		out = append(out, m...)
+	}
+	return out
+}
+
+// checkSignature checks a clearsigned InRelease with gpgv against keyrings.
+func checkSignature(ctx context.Context, data []byte, keyrings []string) (string, error) {
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP SIGNED MESSAGE-----")) {
+		return sigNone, nil
+	}
+	f, err := os.CreateTemp("", "strata-inrelease-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return "", err
+	}
+	f.Close()
+	home, err := os.MkdirTemp("", "strata-gpg-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(home)
+	args := []string{"--homedir", home, "--status-fd", "1"}
+	for _, k := range keyrings {
+		args = append(args, "--keyring", k)
+	}
+	out, _ := hostexec.Output(hostexec.Command(ctx, "gpgv", append(args, f.Name())...), nil)
+	status := string(out)
+	switch {
+	case strings.Contains(status, "[GNUPG:] VALIDSIG") || strings.Contains(status, "[GNUPG:] GOODSIG"):
+		return sigGood, nil
+	case strings.Contains(status, "[GNUPG:] BADSIG"):
+		return sigBad, nil
+	case strings.Contains(status, "[GNUPG:] NO_PUBKEY") || strings.Contains(status, "[GNUPG:] ERRSIG"):
+		return sigUnknown, nil
+	}
+	return "", fmt.Errorf("gpgv gave no verdict: %s", strings.TrimSpace(status))
+}
