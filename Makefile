@@ -9,7 +9,7 @@ STRATA        := $(BIN)/strata
 PLUGIN_SOURCE := github.com/strata-build/strata
 HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg
 # What the end-to-end tests drive besides: Ansible (through packer-plugin-ansible).
-TEST_PACKAGES := ansible-core openssh-client umoci skopeo
+TEST_PACKAGES := ansible-core openssh-client umoci skopeo apt-utils apt-cacher-ng gnupg
 ANSIBLE_PLUGIN := $(BIN)/packer-plugin-ansible
 # One package cache for every test run on this machine, outside any image and any clone.
 export STRATA_TEST_CACHE ?= /var/cache/strata-test/apt
