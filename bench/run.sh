@@ -82,5 +82,8 @@ go run ./bench/table "$WORK/squashfs.txt"
 # 3. Layers: a child build against the full rebuild of the same result.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/layers.sh
 
-# 4. The catalog: promote/rollback latency and listing on 10,000 versions.
+# 4. The package cache: cold and warm, a fast and a throttled mirror, two at once.
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/cache.sh
+
+# 5. The catalog: promote/rollback latency and listing on 10,000 versions.
 go run ./bench/catalogbench

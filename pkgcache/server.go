@@ -38,6 +38,9 @@ type Stats struct {
 	Hits     int   `json:"hits"`     // files served from the cache
 	Misses   int   `json:"misses"`   // files fetched upstream into the cache
 	Uncached int   `json:"uncached"` // files passed through without an index entry
+	// Revalidated counts InRelease files asked upstream whether they
+	// changed (once per build each), whatever the answer.
+	Revalidated int   `json:"revalidated"`
 	Upstream int64 `json:"upstream_bytes"`
 	Served   int64 `json:"served_bytes"`
 }
@@ -409,7 +412,7 @@ func (s *Server) revalidate(ctx context.Context, u string, rec *urlRecord, have 
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if have {
-			s.count(func(st *Stats) { st.Hits++ })
+			s.count(func(st *Stats) { st.Revalidated++ })
 			return rec.SHA256, http.StatusOK, nil
 		}
 		return "", 0, fmt.Errorf("%s: upstream said not modified, but the cache has no copy", u)
@@ -421,7 +424,7 @@ func (s *Server) revalidate(ctx context.Context, u string, rec *urlRecord, have 
 	if err != nil {
 		return "", 0, err
 	}
-	s.count(func(st *Stats) { st.Upstream += int64(len(data)); st.Misses++ })
+	s.count(func(st *Stats) { st.Upstream += int64(len(data)); st.Revalidated++ })
 	if path.Base(u) == "InRelease" {
 		verdict, err := checkSignature(ctx, data, s.opt.Keyrings)
 		if err != nil {
@@ -460,18 +463,10 @@ func (s *Server) parsePackages(u string, exp expected, hex string) {
 	s.parses.Add(1)
 	go func() {
 		defer s.parses.Done()
-		f, err := os.Open(s.store.BlobPath(hex))
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		r, err := decompressor(exp.Index, f)
-		if err != nil || r == nil {
-			return
-		}
-		files, err := packagesFiles(r)
+		files, err := s.store.poolIndex(hex, exp.Index)
 		if err != nil {
 			s.opt.Warn(fmt.Sprintf("package cache: reading %s: %v", u, err))
+			return
 		}
 		s.mu.Lock()
 		for p, e := range files {

@@ -34,7 +34,7 @@ func OpenStore(dir string) (*Store, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("package cache dir %q must be absolute", dir)
 	}
-	for _, d := range []string{"blobs/sha256", "urls", "usage", "locks", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "urls", "usage", "locks", "tmp", "pool-index"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("package cache: %w", err)
 		}

@@ -38,7 +38,10 @@ func (s *stepAptCache) Run(ctx context.Context, state multistep.StateBag) multis
 		return halt(state, fmt.Errorf("package cache: %w", err))
 	}
 	d.Close()
-	conf := strings.Join(aptProxyOptions(server, aptCacheCA), ";\n") + ";\n"
+	// Translation indexes only make apt-get update slower (by half a second
+	// on Debian's main): package lists never reach an image.
+	opts := append(aptProxyOptions(server, aptCacheCA), `Acquire::Languages "none"`)
+	conf := strings.Join(opts, ";\n") + ";\n"
 	for _, f := range []struct {
 		path string
 		data []byte

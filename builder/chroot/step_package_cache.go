@@ -77,8 +77,8 @@ func (s *stepPackageCache) Cleanup(state multistep.StateBag) {
 	s.server.Close()
 	os.Remove(cacheCAPath(cfg))
 	st := s.server.Stats()
-	ui.Say(fmt.Sprintf("package cache: %d hits, %d misses, %s from upstream, %s served",
-		st.Hits, st.Misses, export.HumanBytes(st.Upstream), export.HumanBytes(st.Served)))
+	ui.Say(fmt.Sprintf("package cache: %d hits, %d misses, %s from upstream (%d InRelease revalidated), %s served",
+		st.Hits, st.Misses, export.HumanBytes(st.Upstream), st.Revalidated, export.HumanBytes(st.Served)))
 }
 
 func cacheCAPath(cfg *Config) string { return filepath.Join(cfg.WorkDir, "cache-ca.pem") }
