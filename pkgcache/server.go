@@ -35,14 +35,14 @@ type Options struct {
 
 // Stats count what a server did.
 type Stats struct {
-	Hits     int   `json:"hits"`     // files served from the cache
-	Misses   int   `json:"misses"`   // files fetched upstream into the cache
-	Uncached int   `json:"uncached"` // files passed through without an index entry
+	Hits     int `json:"hits"`     // files served from the cache
+	Misses   int `json:"misses"`   // files fetched upstream into the cache
+	Uncached int `json:"uncached"` // files passed through without an index entry
 	// Revalidated counts InRelease files asked upstream whether they
 	// changed (once per build each), whatever the answer.
 	Revalidated int   `json:"revalidated"`
-	Upstream int64 `json:"upstream_bytes"`
-	Served   int64 `json:"served_bytes"`
+	Upstream    int64 `json:"upstream_bytes"`
+	Served      int64 `json:"served_bytes"`
 }
 
 // Server is one build's view of the cache: a loopback HTTP server that apt
