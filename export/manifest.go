@@ -35,6 +35,8 @@ type Manifest struct {
 	Outputs      []Output `json:"outputs"` // paths are file names in the directory
 	// Packages is the package manifest's file name in the directory.
 	Packages string `json:"packages,omitempty"`
+	// SBOM is the CycloneDX bill of materials' file name in the directory.
+	SBOM string `json:"sbom,omitempty"`
 	// PackageSnapshot is what the package cache served the build: a later
 	// build given this file as package_cache.snapshot sees the same indexes.
 	PackageSnapshot *PackageSnapshot `json:"package_snapshot,omitempty"`
@@ -86,6 +88,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 			return nil, fmt.Errorf("%s: output path %q is not a file name inside the directory", filepath.Join(dir, ManifestName), o.Path)
 		}
 		m.Outputs[i].Path = filepath.Join(abs, o.Path)
+	}
+	if m.SBOM != "" && !plainName(m.SBOM) {
+		return nil, fmt.Errorf("%s: sbom %q is not a file name inside the directory", filepath.Join(dir, ManifestName), m.SBOM)
 	}
 	if m.Packages != "" && !plainName(m.Packages) {
 		return nil, fmt.Errorf("%s: packages %q is not a file name inside the directory", filepath.Join(dir, ManifestName), m.Packages)

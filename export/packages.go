@@ -6,8 +6,10 @@ import (
 	"strings"
 )
 
-// PackagesName is the package manifest beside the outputs: one
-// "name<TAB>version<TAB>architecture" line per installed package.
+// PackagesName is the package manifest beside the outputs: one line per
+// installed package, "name, version, architecture, source package, source
+// version, installed size", tab separated. Readers take the columns they
+// know.
 const PackagesName = "packages.tsv"
 
 // ReadPackages reads a packages.tsv.

@@ -59,7 +59,18 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		}
 		files = append(files, p)
 		manifest.Packages = export.PackagesName
-		ui.Message(fmt.Sprintf("Package manifest: %d packages in %s", len(pkgs), export.PackagesName))
+		osID, osVersion := osRelease(rootOf(state))
+		bom, err := export.SBOM(pkgs, export.SBOMInfo{ImageID: img.ID, Name: cfg.PackerBuildName, Created: img.Created, OSID: osID, OSVersion: osVersion})
+		if err != nil {
+			return halt(state, fmt.Errorf("making the SBOM: %w", err))
+		}
+		sb := filepath.Join(outDir, export.SBOMName)
+		if err := export.WriteFileAtomic(sb, bom, 0o644); err != nil {
+			return halt(state, fmt.Errorf("writing the SBOM: %w", err))
+		}
+		files = append(files, sb)
+		manifest.SBOM = export.SBOMName
+		ui.Message(fmt.Sprintf("Package manifest: %d packages in %s and %s (CycloneDX 1.5)", len(pkgs), export.PackagesName, export.SBOMName))
 	}
 
 	opt := export.Options{
@@ -148,4 +159,29 @@ func sourceLabel(cfg *Config) string {
 		return "parent:" + cfg.parentID
 	}
 	return "archive:" + filepath.Base(cfg.SourceArchive)
+}
+
+// osRelease reads ID and VERSION_ID from the image's os-release.
+func osRelease(root *inroot.Root) (id, version string) {
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		b, err := root.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				continue
+			}
+			v = strings.Trim(v, `"'`)
+			switch k {
+			case "ID":
+				id = v
+			case "VERSION_ID":
+				version = v
+			}
+		}
+		return id, version
+	}
+	return "", ""
 }

@@ -21,11 +21,16 @@ type Package struct {
 	SourceVersion string // the source package's version; Version when none
 	InstalledSize int64  // bytes (dpkg records KiB)
 	Essential     bool
-	Priority      string
+	// Protected: apt refuses to remove it without force too (Protected or
+	// Important, and apt itself).
+	Protected bool
+	Priority  string
 }
 
 // ReadStatus parses a dpkg status file and returns the packages whose
-// status is "install ok installed", sorted by name and architecture.
+// status (the Status field's last word) is "installed", whatever is
+// wanted of them (install, hold, deinstall), sorted by name and
+// architecture: what dpkg-query -W reports as installed.
 func ReadStatus(r io.Reader) ([]Package, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
@@ -34,7 +39,7 @@ func ReadStatus(r io.Reader) ([]Package, error) {
 	var key string
 	flush := func() error {
 		defer func() { fields = map[string]string{}; key = "" }()
-		if len(fields) == 0 || fields["Status"] != "install ok installed" {
+		if st := strings.Fields(fields["Status"]); len(st) != 3 || st[2] != "installed" {
 			return nil
 		}
 		p := Package{
@@ -42,6 +47,7 @@ func ReadStatus(r io.Reader) ([]Package, error) {
 			Version:      fields["Version"],
 			Architecture: fields["Architecture"],
 			Essential:    fields["Essential"] == "yes",
+			Protected:    fields["Protected"] == "yes" || fields["Important"] == "yes" || fields["Package"] == "apt",
 			Priority:     fields["Priority"],
 		}
 		if p.Name == "" || p.Version == "" {
@@ -96,11 +102,15 @@ func ReadStatus(r io.Reader) ([]Package, error) {
 	return out, nil
 }
 
-// TSV is the packages.tsv form: "name<TAB>version<TAB>architecture" lines.
+// TSV is the packages.tsv form: one line a package, "name, version,
+// architecture, source package, source version, installed size (bytes)",
+// tab separated.
 func TSV(pkgs []Package) []byte {
 	var b strings.Builder
 	for _, p := range pkgs {
-		b.WriteString(p.Name + "\t" + p.Version + "\t" + p.Architecture + "\n")
+		// The image wrote these fields: a tab in one must not make a column.
+		f := func(s string) string { return strings.ReplaceAll(s, "\t", " ") }
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%d\n", f(p.Name), f(p.Version), f(p.Architecture), f(p.Source), f(p.SourceVersion), p.InstalledSize)
 	}
 	return []byte(b.String())
 }
