@@ -1,4 +1,5 @@
-# Benchmark template: a bookworm minbase image as tar.zst, nothing else.
+# Benchmark template: a bookworm minbase image as tar.zst, nothing else
+# (minimized unless minimize = false).
 packer {
   required_plugins {
     strata = {
@@ -11,6 +12,10 @@ packer {
 variable "store_dir" { type = string }
 variable "cache_dir" { type = string }
 variable "mirror" { type = string }
+variable "minimize" {
+  type    = bool
+  default = true
+}
 
 source "strata-chroot" "bench" {
   bootstrap {
@@ -22,6 +27,9 @@ source "strata-chroot" "bench" {
     dir = var.cache_dir
   }
   formats           = ["tar.zst"]
+  minimize {
+    enabled = var.minimize
+  }
 }
 
 build {

@@ -5,6 +5,7 @@
 #      (empty package cache) and warm, against mmdebstrap alone writing the
 #      same format from the same mirror, in the same run.
 #   2. exporting a tree as tar.zst: strata's exporter against `tar | zstd`.
+#   3. layers, 4. the package cache, 5. image size with minimize, 6. the catalog.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -85,5 +86,8 @@ ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/layers.sh
 # 4. The package cache: cold and warm, a fast and a throttled mirror, two at once.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/cache.sh
 
-# 5. The catalog: promote/rollback latency and listing on 10,000 versions.
+# 5. Image size: minimize against mmdebstrap's own slimming.
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/minimize.sh
+
+# 6. The catalog: promote/rollback latency and listing on 10,000 versions.
 go run ./bench/catalogbench

@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig,MinimizeConfig
 //go:generate packer-sdc struct-markdown
 
 package chroot
@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -78,6 +79,34 @@ type PackageCacheConfig struct {
 	// checked with, on top of the build host's apt keyrings and
 	// `bootstrap.keyring`.
 	Keyrings []string `mapstructure:"keyrings" required:"false"`
+}
+
+// MinimizeConfig is what the builder leaves out of an image, after all
+// provisioners and before the commit. By default it removes documentation
+// (but every package's copyright file, the licence record), man and info
+// pages, message translations but the kept locales, gconv charset modules,
+// lintian overrides, and empties the logs; apt lists and caches, /tmp and
+// /var/tmp never enter a layer anyway. It also installs dpkg path-exclude
+// rules in /etc/dpkg/dpkg.cfg.d, so later installs, by a provisioner or in
+// a child image, stay just as slim. apt keeps working.
+type MinimizeConfig struct {
+	// Minimize. Defaults to `true`.
+	Enabled *bool `mapstructure:"enabled" required:"false"`
+	// Locales whose translations and locale data stay, such as
+	// `["C.UTF-8", "en_US.UTF-8"]`. Defaults to `["C.UTF-8"]`.
+	Locales []string `mapstructure:"locales" required:"false"`
+	// Keep glibc's gconv charset modules (8 MB on amd64). UTF-8, UTF-16,
+	// UTF-32 and ASCII need none. Defaults to `false`.
+	KeepGconv bool `mapstructure:"keep_gconv" required:"false"`
+	// Packages to purge, with the dependencies nothing needs any more
+	// (`apt-get purge --auto-remove`). An Essential package needs `force`.
+	RemovePackages []string `mapstructure:"remove_packages" required:"false"`
+	// Files to remove: absolute globs inside the image, such as
+	// `/usr/share/zoneinfo/right/*`. Only real directories are descended
+	// into; a symlink on the way is never followed.
+	RemoveFiles []string `mapstructure:"remove_files" required:"false"`
+	// Allow remove_packages to purge Essential packages.
+	Force bool `mapstructure:"force" required:"false"`
 }
 
 // MountConfig is an extra mount inside the chroot.
@@ -182,6 +211,23 @@ type Config struct {
 	// The image's version, for the `org.opencontainers.image.version`
 	// annotation and label.
 	ImageVersion string `mapstructure:"image_version" required:"false"`
+	// What to leave out of the image. See the `minimize` block.
+	Minimize *MinimizeConfig `mapstructure:"minimize" required:"false"`
+	// Globs of the only packages the finished image may hold, such as
+	// `["lib*", "apt", "base-files", "nginx*"]`. A package matching none
+	// fails the build, listing every offender. Empty: any package.
+	AllowedPackages []string `mapstructure:"allowed_packages" required:"false"`
+	// Globs of packages the finished image must not hold, such as
+	// `["*-dev", "gcc*", "openssh-server"]`.
+	DeniedPackages []string `mapstructure:"denied_packages" required:"false"`
+	// Paths allowed to keep a setuid or setgid bit. Defaults to those a
+	// Debian minbase ships: chage, chfn, chsh, expiry, gpasswd, mount,
+	// newgrp, passwd, su and umount in /usr/bin, and /usr/sbin/unix_chkpwd.
+	// Any other setuid or setgid file fails the build, listing every one.
+	AllowedSetuid []string `mapstructure:"allowed_setuid" required:"false"`
+	// Clear the setuid and setgid bits of the files allowed_setuid does not
+	// list, instead of failing the build.
+	StripSetuid bool `mapstructure:"strip_setuid" required:"false"`
 	// Seconds since 1970 that every timestamp of the image is capped at
 	// (file mtimes in layers and outputs, the config's creation time), so
 	// that the same template against an unchanged mirror gives the same
@@ -399,6 +445,30 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if c.Parent != "" {
 		if err := c.checkParent(layout); err != nil {
 			add("parent: %v", err)
+		}
+	}
+	if c.Minimize == nil {
+		c.Minimize = &MinimizeConfig{}
+	}
+	for _, e := range c.Minimize.prepare() {
+		errs = packersdk.MultiErrorAppend(errs, e)
+	}
+	if c.AllowedSetuid == nil {
+		c.AllowedSetuid = defaultAllowedSetuid
+	}
+	for _, list := range []struct {
+		opt   string
+		globs []string
+	}{{"allowed_packages", c.AllowedPackages}, {"denied_packages", c.DeniedPackages}} {
+		for _, g := range list.globs {
+			if _, err := path.Match(g, "x"); err != nil || g == "" {
+				add("%s: %q is not a glob", list.opt, g)
+			}
+		}
+	}
+	for _, p := range c.AllowedSetuid {
+		if !strings.HasPrefix(p, "/") {
+			add("allowed_setuid: %q must be an absolute path in the image", p)
 		}
 	}
 	for _, e := range c.PackageCache.prepare(c) {
@@ -979,4 +1049,46 @@ func readSnapshot(path string) (map[string]string, error) {
 		snap[u] = h
 	}
 	return snap, nil
+}
+
+// defaultAllowedSetuid are the setuid and setgid files of Debian's minbase.
+var defaultAllowedSetuid = []string{
+	"/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/expiry", "/usr/bin/gpasswd",
+	"/usr/bin/mount", "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount",
+	"/usr/sbin/unix_chkpwd",
+}
+
+var localeRe = regexp.MustCompile(`^[A-Za-z]{1,8}(_[A-Za-z]{2,3})?([.][A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$`)
+
+func (m *MinimizeConfig) prepare() []error {
+	var errs []error
+	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if m.Enabled == nil {
+		t := true
+		m.Enabled = &t
+	}
+	if m.Locales == nil {
+		m.Locales = []string{"C.UTF-8"}
+	}
+	for _, l := range m.Locales {
+		if !localeRe.MatchString(l) {
+			add("minimize.locales: %q is not a locale name such as en_US.UTF-8", l)
+		}
+	}
+	for _, p := range m.RemovePackages {
+		if !packageRe.MatchString(p) || strings.Contains(p, "=") {
+			add("minimize.remove_packages: %q is not a package name", p)
+		}
+	}
+	for _, g := range m.RemoveFiles {
+		if !strings.HasPrefix(g, "/") || hasDotDot(g) || g == "/" {
+			add("minimize.remove_files: %q must be an absolute glob inside the image, without \"..\", and not /", g)
+		} else if _, err := path.Match(g, "/x"); err != nil {
+			add("minimize.remove_files: %q is not a glob: %v", g, err)
+		}
+	}
+	if !*m.Enabled && (len(m.RemovePackages) > 0 || len(m.RemoveFiles) > 0) {
+		add("minimize: remove_packages and remove_files need enabled = true")
+	}
+	return errs
 }

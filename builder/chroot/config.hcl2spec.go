@@ -73,6 +73,11 @@ type FlatConfig struct {
 	OCICompression      *string                 `mapstructure:"oci_compression" required:"false" cty:"oci_compression" hcl:"oci_compression"`
 	Labels              map[string]string       `mapstructure:"labels" required:"false" cty:"labels" hcl:"labels"`
 	ImageVersion        *string                 `mapstructure:"image_version" required:"false" cty:"image_version" hcl:"image_version"`
+	Minimize            *FlatMinimizeConfig     `mapstructure:"minimize" required:"false" cty:"minimize" hcl:"minimize"`
+	AllowedPackages     []string                `mapstructure:"allowed_packages" required:"false" cty:"allowed_packages" hcl:"allowed_packages"`
+	DeniedPackages      []string                `mapstructure:"denied_packages" required:"false" cty:"denied_packages" hcl:"denied_packages"`
+	AllowedSetuid       []string                `mapstructure:"allowed_setuid" required:"false" cty:"allowed_setuid" hcl:"allowed_setuid"`
+	StripSetuid         *bool                   `mapstructure:"strip_setuid" required:"false" cty:"strip_setuid" hcl:"strip_setuid"`
 	SourceDateEpoch     *int64                  `mapstructure:"source_date_epoch" required:"false" cty:"source_date_epoch" hcl:"source_date_epoch"`
 	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
 	Ext4InodeRatio      *int                    `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
@@ -128,6 +133,11 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"oci_compression":            &hcldec.AttrSpec{Name: "oci_compression", Type: cty.String, Required: false},
 		"labels":                     &hcldec.AttrSpec{Name: "labels", Type: cty.Map(cty.String), Required: false},
 		"image_version":              &hcldec.AttrSpec{Name: "image_version", Type: cty.String, Required: false},
+		"minimize":                   &hcldec.BlockSpec{TypeName: "minimize", Nested: hcldec.ObjectSpec((*FlatMinimizeConfig)(nil).HCL2Spec())},
+		"allowed_packages":           &hcldec.AttrSpec{Name: "allowed_packages", Type: cty.List(cty.String), Required: false},
+		"denied_packages":            &hcldec.AttrSpec{Name: "denied_packages", Type: cty.List(cty.String), Required: false},
+		"allowed_setuid":             &hcldec.AttrSpec{Name: "allowed_setuid", Type: cty.List(cty.String), Required: false},
+		"strip_setuid":               &hcldec.AttrSpec{Name: "strip_setuid", Type: cty.Bool, Required: false},
 		"source_date_epoch":          &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.Number, Required: false},
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
 		"ext4_inode_ratio":           &hcldec.AttrSpec{Name: "ext4_inode_ratio", Type: cty.Number, Required: false},
@@ -139,6 +149,39 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"mount_partition":            &hcldec.AttrSpec{Name: "mount_partition", Type: cty.String, Required: false},
 		"device_path":                &hcldec.AttrSpec{Name: "device_path", Type: cty.String, Required: false},
 		"root_volume_size":           &hcldec.AttrSpec{Name: "root_volume_size", Type: cty.Number, Required: false},
+	}
+	return s
+}
+
+// FlatMinimizeConfig is an auto-generated flat version of MinimizeConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatMinimizeConfig struct {
+	Enabled        *bool    `mapstructure:"enabled" required:"false" cty:"enabled" hcl:"enabled"`
+	Locales        []string `mapstructure:"locales" required:"false" cty:"locales" hcl:"locales"`
+	KeepGconv      *bool    `mapstructure:"keep_gconv" required:"false" cty:"keep_gconv" hcl:"keep_gconv"`
+	RemovePackages []string `mapstructure:"remove_packages" required:"false" cty:"remove_packages" hcl:"remove_packages"`
+	RemoveFiles    []string `mapstructure:"remove_files" required:"false" cty:"remove_files" hcl:"remove_files"`
+	Force          *bool    `mapstructure:"force" required:"false" cty:"force" hcl:"force"`
+}
+
+// FlatMapstructure returns a new FlatMinimizeConfig.
+// FlatMinimizeConfig is an auto-generated flat version of MinimizeConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*MinimizeConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatMinimizeConfig)
+}
+
+// HCL2Spec returns the hcl spec of a MinimizeConfig.
+// This spec is used by HCL to read the fields of MinimizeConfig.
+// The decoded values from this spec will then be applied to a FlatMinimizeConfig.
+func (*FlatMinimizeConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"enabled":         &hcldec.AttrSpec{Name: "enabled", Type: cty.Bool, Required: false},
+		"locales":         &hcldec.AttrSpec{Name: "locales", Type: cty.List(cty.String), Required: false},
+		"keep_gconv":      &hcldec.AttrSpec{Name: "keep_gconv", Type: cty.Bool, Required: false},
+		"remove_packages": &hcldec.AttrSpec{Name: "remove_packages", Type: cty.List(cty.String), Required: false},
+		"remove_files":    &hcldec.AttrSpec{Name: "remove_files", Type: cty.List(cty.String), Required: false},
+		"force":           &hcldec.AttrSpec{Name: "force", Type: cty.Bool, Required: false},
 	}
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,7 +40,7 @@ func TestPrepareDefaults(t *testing.T) {
 	store := raw["store_dir"].(string)
 	checks := map[string][2]string{
 		"work_dir":          {c.WorkDir, filepath.Join(store, "work", "test")},
-		"package_cache_dir": {c.PackageCacheDir, filepath.Join(store, "cache", "apt")},
+		"package_cache.dir": {c.PackageCache.Dir, filepath.Join(store, "cache", "apt")},
 		"mount_path":        {c.MountPath, filepath.Join(store, "work", "test", "rootfs")},
 		"squashfs":          {c.SquashfsCompression, "zstd:3"},
 		"output_dir":        {filepath.Base(c.OutputDir), "output-test"},
@@ -61,6 +62,12 @@ func TestPrepareDefaults(t *testing.T) {
 	}
 	if c.ext4FreeBytes != 64<<20 {
 		t.Errorf("ext4 free bytes %d", c.ext4FreeBytes)
+	}
+	if !*c.Minimize.Enabled || strings.Join(c.Minimize.Locales, ",") != "C.UTF-8" || c.Minimize.KeepGconv {
+		t.Errorf("minimize defaults: %+v", c.Minimize)
+	}
+	if !slices.Contains(c.AllowedSetuid, "/usr/bin/su") || !slices.Contains(c.AllowedSetuid, "/usr/sbin/unix_chkpwd") {
+		t.Errorf("allowed_setuid default %v lacks minbase's setuid files", c.AllowedSetuid)
 	}
 }
 
@@ -125,6 +132,30 @@ func TestPrepareErrors(t *testing.T) {
 		{"mount target", func(m map[string]interface{}) {
 			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "relative/dir"}}
 		}, []string{"chroot_mounts[0].target", "absolute"}},
+		{"minimize locale", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"locales": []string{"en US"}}
+		}, []string{"minimize.locales", "en_US.UTF-8"}},
+		{"minimize remove_files relative", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"remove_files": []string{"usr/share/zoneinfo"}}
+		}, []string{"minimize.remove_files", "absolute glob"}},
+		{"minimize remove_files dotdot", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"remove_files": []string{"/usr/../../etc"}}
+		}, []string{"minimize.remove_files", ".."}},
+		{"minimize remove_files root", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"remove_files": []string{"/"}}
+		}, []string{"minimize.remove_files", "not /"}},
+		{"minimize remove_files bad glob", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"remove_files": []string{"/usr/[a"}}
+		}, []string{"minimize.remove_files", "not a glob"}},
+		{"minimize remove_packages", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"remove_packages": []string{"curl=7.88"}}
+		}, []string{"minimize.remove_packages", "not a package name"}},
+		{"minimize disabled with removals", func(m map[string]interface{}) {
+			m["minimize"] = map[string]interface{}{"enabled": false, "remove_packages": []string{"curl"}}
+		}, []string{"minimize", "enabled = true"}},
+		{"allowed_packages glob", func(m map[string]interface{}) { m["allowed_packages"] = []string{"lib[c"} }, []string{"allowed_packages", "not a glob"}},
+		{"denied_packages empty", func(m map[string]interface{}) { m["denied_packages"] = []string{""} }, []string{"denied_packages", "not a glob"}},
+		{"allowed_setuid relative", func(m map[string]interface{}) { m["allowed_setuid"] = []string{"usr/bin/su"} }, []string{"allowed_setuid", "absolute"}},
 		{"mount dotdot", func(m map[string]interface{}) {
 			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/a/../../etc"}}
 		}, []string{"chroot_mounts[0].target"}},

@@ -51,6 +51,12 @@ source "strata-chroot" "layer" {
   source_date_epoch = var.source_date_epoch
   image_version     = var.image_version
   labels            = { "org.example.test" = "layered" }
+  # The child's steps make /usr/local/bin/capfile setuid on purpose.
+  allowed_setuid = [
+    "/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/expiry", "/usr/bin/gpasswd", "/usr/bin/mount",
+    "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount", "/usr/sbin/unix_chkpwd",
+    "/usr/local/bin/capfile",
+  ]
 }
 
 build {
