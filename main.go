@@ -7,12 +7,14 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
 	"github.com/strata-build/packer-plugin-strata/builder/chroot"
+	"github.com/strata-build/packer-plugin-strata/provisioner/packages"
 	"github.com/strata-build/packer-plugin-strata/version"
 )
 
 func main() {
 	pps := plugin.NewSet()
 	pps.RegisterBuilder("chroot", new(chroot.Builder))
+	pps.RegisterProvisioner("packages", new(packages.Provisioner))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())

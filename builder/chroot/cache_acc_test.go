@@ -73,23 +73,41 @@ func (r *aptRepo) gpg(args ...string) string {
 
 // add builds a package whose /usr/share/NAME/version holds the version.
 func (r *aptRepo) add(name, version string, size int) string {
+	return r.addDeb(deb{name: name, version: version, size: size})
+}
+
+// deb is a test package: its control fields and extra files.
+type deb struct {
+	name, version string
+	size          int               // bytes of payload in /usr/share/NAME/payload
+	control       string            // more control lines, such as "Depends: x"
+	files         map[string]string // in-image path -> content
+}
+
+// addDeb builds d into the pool and returns its path in the repository.
+func (r *aptRepo) addDeb(d deb) string {
 	r.t.Helper()
+	name, version := d.name, d.version
 	src := filepath.Join(r.t.TempDir(), name)
 	os.MkdirAll(filepath.Join(src, "DEBIAN"), 0o755)
 	os.MkdirAll(filepath.Join(src, "usr/share", name), 0o755)
 	os.WriteFile(filepath.Join(src, "DEBIAN/control"), []byte(fmt.Sprintf(
-		"Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: Strata Tests <tests@strata.invalid>\nDescription: a test package\n", name, version)), 0o644)
+		"Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: Strata Tests <tests@strata.invalid>\n%sDescription: a test package\n", name, version, d.control)), 0o644)
 	os.WriteFile(filepath.Join(src, "usr/share", name, "version"), []byte(version+"\n"), 0o644)
-	if size > 0 {
-		os.WriteFile(filepath.Join(src, "usr/share", name, "payload"), bytes.Repeat([]byte(name), size/len(name)), 0o644)
+	if d.size > 0 {
+		os.WriteFile(filepath.Join(src, "usr/share", name, "payload"), bytes.Repeat([]byte(name), d.size/len(name)), 0o644)
+	}
+	for p, content := range d.files {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(src, p), []byte(content), 0o644)
 	}
 	pool := filepath.Join(r.dir, "pool/main")
 	os.MkdirAll(pool, 0o755)
-	deb := filepath.Join(pool, fmt.Sprintf("%s_%s_all.deb", name, version))
-	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src, deb).CombinedOutput(); err != nil {
+	debPath := filepath.Join(pool, fmt.Sprintf("%s_%s_all.deb", name, version))
+	if out, err := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src, debPath).CombinedOutput(); err != nil {
 		r.t.Fatalf("dpkg-deb: %v %s", err, out)
 	}
-	return "/pool/main/" + filepath.Base(deb)
+	return "/pool/main/" + filepath.Base(debPath)
 }
 
 // index writes Packages (plain, xz), Release and the signed InRelease.

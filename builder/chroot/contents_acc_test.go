@@ -1,0 +1,451 @@
+package chroot
+
+// End-to-end tests of what goes into an image: minimize, the SBOM, the
+// strata-packages provisioner and its lock file, and the content rules.
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	cdx "github.com/CycloneDX/cyclonedx-go"
+)
+
+// unpack extracts an output's rootfs tar (any compression) into a new dir.
+func unpack(t *testing.T, out, name string) string {
+	t.Helper()
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.Mkdir(tree, 0o755)
+	runIn(t, out, "tar", "-xpf", name, "-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	return tree
+}
+
+// TestAccMinimizedBase: the example-like base (bookworm minbase) comes out
+// minimized: no docs but copyrights, no man or info pages, no translations,
+// no gconv modules; dpkg's path-exclude rules in place; at most 70 MB
+// (du --apparent-size, debian:bookworm-slim is 74.8 MB); apt works. Its
+// SBOM parses back with CycloneDX's library and lists exactly what
+// dpkg-query lists in the image, as packages.tsv does.
+func TestAccMinimizedBase(t *testing.T) {
+	r, _ := baseBuild(t)
+	out := filepath.Join(r.dir, "output-base")
+	log := r.out.String()
+	for _, want := range []string{"Minimizing the image", "Minimized in", "removed: ", "docs", "man pages", "gconv modules", "Contents checked"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the build log lacks %q", want)
+		}
+	}
+	t.Logf("minimize:\n%s", grepLines(log, "Minimiz", "removed: "))
+	tree := unpack(t, out, "rootfs.tar.zst")
+
+	du := strings.Fields(runIn(t, tree, "du", "-s", "--apparent-size", "-B1", "."))[0]
+	size, _ := strconv.ParseInt(du, 10, 64)
+	t.Logf("minimized bookworm minbase: %.1f MB apparent (du -s --apparent-size)", float64(size)/1e6)
+	if size > 70e6 {
+		t.Errorf("minimized base is %.1f MB, the goal is at most 70 MB", float64(size)/1e6)
+	}
+	var docs, copyrights int
+	filepath.WalkDir(filepath.Join(tree, "usr/share/doc"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if d.Name() == "copyright" {
+				copyrights++
+			} else {
+				docs++
+				if docs < 5 {
+					t.Errorf("documentation left: %s", p)
+				}
+			}
+		}
+		return nil
+	})
+	if docs > 0 || copyrights < 80 {
+		t.Errorf("usr/share/doc holds %d docs and %d copyright files; want none and one a package", docs, copyrights)
+	}
+	for _, dir := range []string{"usr/share/man", "usr/share/info"} {
+		if ents, _ := os.ReadDir(filepath.Join(tree, dir)); len(ents) > 0 {
+			t.Errorf("%s is not empty: %d entries", dir, len(ents))
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(tree, "usr/share/locale")); len(ents) > 1 {
+		t.Errorf("usr/share/locale holds %d entries, want locale.alias only", len(ents))
+	}
+	if so, _ := filepath.Glob(filepath.Join(tree, "usr/lib/*/gconv/*.so")); len(so) > 0 {
+		t.Errorf("%d gconv modules left", len(so))
+	}
+	rules, err := os.ReadFile(filepath.Join(tree, dpkgExcludesFile))
+	if err != nil || !bytes.Contains(rules, []byte("path-exclude=/usr/share/doc/*")) {
+		t.Errorf("dpkg exclude rules: %v\n%s", err, rules)
+	}
+	if v := runIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
+		t.Errorf("apt-get in the minimized image: %q", v)
+	}
+
+	// The SBOM against dpkg-query in the image.
+	m := manifestOf(t, out)
+	if m.SBOM != "sbom.cdx.json" {
+		t.Fatalf("artifact.json names no SBOM: %+v", m)
+	}
+	f, err := os.Open(filepath.Join(out, m.SBOM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var bom cdx.BOM
+	if err := cdx.NewBOMDecoder(f, cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+		t.Fatalf("CycloneDX cannot read the SBOM: %v", err)
+	}
+	if bom.SpecVersion != cdx.SpecVersion1_5 || bom.Metadata == nil || bom.Metadata.Component == nil || bom.Metadata.Component.Version != m.ImageID {
+		t.Errorf("SBOM spec %v metadata %+v, want 1.5 about image %s", bom.SpecVersion, bom.Metadata, m.ImageID)
+	}
+	var fromBOM []string
+	for _, c := range *bom.Components {
+		arch := ""
+		for _, p := range *c.Properties {
+			if p.Name == "strata:architecture" {
+				arch = p.Value
+			}
+		}
+		if !strings.HasPrefix(c.PackageURL, "pkg:deb/debian/"+c.Name+"@") || !strings.Contains(c.PackageURL, "distro=debian-12") {
+			t.Errorf("purl %q for %s", c.PackageURL, c.Name)
+		}
+		fromBOM = append(fromBOM, c.Name+" "+c.Version+" "+arch)
+	}
+	query := runIn(t, out, "chroot", tree, "dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version} ${Architecture}\n")
+	var fromDpkg []string
+	for _, line := range strings.Split(strings.TrimSpace(query), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "installed" {
+			fromDpkg = append(fromDpkg, strings.Join(f[1:], " "))
+		}
+	}
+	sort.Strings(fromBOM)
+	sort.Strings(fromDpkg)
+	if strings.Join(fromBOM, "\n") != strings.Join(fromDpkg, "\n") || len(fromDpkg) < 80 {
+		t.Errorf("SBOM lists %d packages, dpkg-query %d:\nSBOM: %v\ndpkg: %v", len(fromBOM), len(fromDpkg), fromBOM, fromDpkg)
+	}
+	tsv, _ := os.ReadFile(filepath.Join(out, "packages.tsv"))
+	for _, line := range strings.Split(strings.TrimSpace(string(tsv)), "\n") {
+		if cols := strings.Split(line, "\t"); len(cols) != 6 {
+			t.Errorf("packages.tsv line %q has %d columns, want 6", line, len(cols))
+			break
+		}
+	}
+	if !bytes.Contains(tsv, []byte("libc6\t")) || !bytes.Contains(tsv, []byte("\tglibc\t")) {
+		t.Errorf("packages.tsv lacks libc6 from source glibc")
+	}
+}
+
+// greetRepo is a test repository with greet, which depends on libgreet
+// (docs, a man page and a translation in it), and broken, which depends on
+// a package nobody has.
+func greetRepo(t *testing.T, version string) *aptRepo {
+	repo := newAptRepo(t)
+	addGreet(repo, version)
+	repo.addDeb(deb{name: "broken", version: "1.0", control: "Depends: nosuchdep\n"})
+	repo.index()
+	return repo
+}
+
+func addGreet(repo *aptRepo, version string) {
+	repo.addDeb(deb{name: "libgreet", version: version, files: map[string]string{
+		"usr/share/doc/libgreet/copyright":         "public domain\n",
+		"usr/share/doc/libgreet/README":            "read me\n",
+		"usr/share/man/man1/greet.1":               ".TH GREET 1\n",
+		"usr/share/locale/de/LC_MESSAGES/greet.mo": "hallo\n",
+	}})
+	repo.addDeb(deb{name: "greet", version: version, control: "Depends: libgreet (>= " + version + ")\n"})
+}
+
+func packagesVars(t *testing.T, repo *aptRepo, cache string, install ...string) map[string]string {
+	return map[string]string{
+		"store_dir": filepath.Join(scratch(t), "store"),
+		"archive":   baseArchive(t),
+		"cache_dir": cache,
+		"repo_url":  repo.url,
+		"key_file":  repo.key,
+		"install":   hclList(install),
+	}
+}
+
+func packagesBuild(t *testing.T, e *accEnv, vars map[string]string) (*run, string) {
+	t.Helper()
+	dir := t.TempDir()
+	r := e.build(t, dir, fixture("packages.pkr.hcl"), vars)
+	assertClean(t, vars["store_dir"])
+	return r, filepath.Join(dir, "output-pkgs")
+}
+
+func readLockFile(t *testing.T, p string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l struct {
+		Install  []string `json:"install"`
+		Packages []struct {
+			Name      string `json:"name"`
+			Version   string `json:"version"`
+			Requested bool   `json:"requested"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range l.Packages {
+		out[p.Name] = p.Version + map[bool]string{true: " requested", false: ""}[p.Requested]
+	}
+	return out
+}
+
+// failedBuildLeftNothing: no output dir, no layer, no image, no mount.
+func failedBuildLeftNothing(t *testing.T, r *run, out, store string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("the build succeeded:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("a failed build left %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(store, "layers")); err == nil {
+		if ls, is := counts(t, storeOf(t, store)); ls != 0 || is != 0 {
+			t.Errorf("a failed build left %d layers and %d images in the store", ls, is)
+		}
+	}
+	assertClean(t, store)
+}
+
+// TestAccPackagesProvisioner: strata-packages installs through the cache
+// with dependencies marked automatic and a hold; dpkg's path-exclude rules
+// from the minimized base keep the new package's docs, man page and
+// translation out; the lock file records the whole closure; a later build
+// installs the locked versions although the repository has newer ones;
+// update_lock moves to the newer ones; a locked version the repository
+// dropped, an unknown package and a dependency nobody has each fail naming
+// the package, leaving nothing behind.
+func TestAccPackagesProvisioner(t *testing.T) {
+	e := acceptance(t)
+	cache := filepath.Join(scratch(t), "cache")
+	repo := greetRepo(t, "1.0")
+	lock := filepath.Join(t.TempDir(), "packages.lock")
+
+	vars := packagesVars(t, repo, cache, "greet")
+	vars["lock_file"] = lock
+	vars["hold"] = hclList([]string{"greet"})
+	vars["inline"] = hclList([]string{
+		"set -ex",
+		"test -f /usr/share/greet/version && test -f /usr/share/libgreet/version",
+		"test -f /usr/share/doc/libgreet/copyright",
+		"test ! -e /usr/share/doc/libgreet/README",
+		"test ! -e /usr/share/man/man1/greet.1",
+		"test ! -e /usr/share/locale/de/LC_MESSAGES/greet.mo",
+		"apt-mark showauto | grep -qx libgreet",
+		"apt-mark showmanual | grep -qx greet",
+		"apt-mark showhold | grep -qx greet",
+	})
+	r, out := packagesBuild(t, e, vars)
+	if r.code != 0 {
+		t.Fatalf("install with a new lock file:\n%s", r.out.String())
+	}
+	if got := readLockFile(t, lock); len(got) != 2 || got["greet"] != "1.0 requested" || got["libgreet"] != "1.0" {
+		t.Errorf("lock file %v, want greet 1.0 (requested) and libgreet 1.0\n%s", got, r.out.String())
+	}
+	for _, want := range []string{"Wrote " + lock + ": 2 package version(s)", "strata-packages done in", "2 installed (greet 1.0, libgreet 1.0)"} {
+		if !strings.Contains(r.out.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if v := tarHas(t, out, "./usr/share/greet/version"); v != "1.0\n" {
+		t.Errorf("greet version in the image %q", v)
+	}
+	lockV1, _ := os.ReadFile(lock)
+
+	// The repository moves on; the lock holds.
+	addGreet(repo, "2.0")
+	repo.index()
+	delete(vars, "hold")
+	vars["inline"] = hclList([]string{"apt-mark showauto | grep -qx libgreet"})
+	vars["store_dir"] = filepath.Join(scratch(t), "store")
+	r, out = packagesBuild(t, e, vars)
+	if r.code != 0 {
+		t.Fatalf("install from the lock file:\n%s", r.out.String())
+	}
+	if v := tarHas(t, out, "./usr/share/greet/version") + tarHas(t, out, "./usr/share/libgreet/version"); v != "1.0\n1.0\n" {
+		t.Errorf("with the lock, the image has greet and libgreet %q, want 1.0 and 1.0", v)
+	}
+	if b, _ := os.ReadFile(lock); !bytes.Equal(b, lockV1) {
+		t.Errorf("installing from the lock rewrote it:\n%s", b)
+	}
+	if !strings.Contains(r.out.String(), "Installing the 2 package version(s) locked in "+lock) {
+		t.Error("log does not say the lock was used")
+	}
+
+	// update_lock resolves again.
+	vars["update_lock"] = "true"
+	vars["store_dir"] = filepath.Join(scratch(t), "store")
+	r, out = packagesBuild(t, e, vars)
+	if r.code != 0 {
+		t.Fatalf("update_lock:\n%s", r.out.String())
+	}
+	if got := readLockFile(t, lock); got["greet"] != "2.0 requested" || got["libgreet"] != "2.0" {
+		t.Errorf("updated lock %v", got)
+	}
+	if v := tarHas(t, out, "./usr/share/greet/version"); v != "2.0\n" {
+		t.Errorf("update_lock installed greet %q", v)
+	}
+
+	// The repository drops greet 1.0: the old lock fails, naming it.
+	os.WriteFile(lock, lockV1, 0o644)
+	os.Remove(filepath.Join(repo.dir, "pool/main/greet_1.0_all.deb"))
+	repo.index()
+	delete(vars, "update_lock")
+	vars["store_dir"] = filepath.Join(scratch(t), "store")
+	r, out = packagesBuild(t, e, vars)
+	failedBuildLeftNothing(t, r, out, vars["store_dir"])
+	for _, want := range []string{"greet version 1.0 is not available", "lock_file " + lock, "update_lock = true"} {
+		if !strings.Contains(r.out.String(), want) {
+			t.Errorf("a locked version gone: the error lacks %q:\n%s", want, r.out.String())
+		}
+	}
+
+	for pkg, want := range map[string]string{
+		"nosuch": "package nosuch is unknown",
+		"broken": "dependency conflict: broken Depends: nosuchdep",
+	} {
+		vars := packagesVars(t, repo, cache, pkg)
+		r, out := packagesBuild(t, e, vars)
+		failedBuildLeftNothing(t, r, out, vars["store_dir"])
+		if !strings.Contains(r.out.String(), want) {
+			t.Errorf("install %s: the error lacks %q:\n%s", pkg, want, r.out.String())
+		}
+	}
+}
+
+func contentsBuild(t *testing.T, e *accEnv, vars map[string]string) (*run, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if vars["store_dir"] == "" {
+		vars["store_dir"] = filepath.Join(scratch(t), "store")
+	}
+	vars["archive"] = baseArchive(t)
+	r := e.build(t, dir, fixture("contents.pkr.hcl"), vars)
+	assertClean(t, vars["store_dir"])
+	return r, filepath.Join(dir, "output-contents")
+}
+
+// TestAccContentRules: allowed_packages, denied_packages and a setuid file
+// nobody allowed fail one build listing every offender, leaving nothing;
+// strip_setuid clears the bit instead; remove_files removes inside the
+// image and never through a symlink out of it; remove_packages refuses an
+// Essential or Protected package without force, and with force purges it
+// with the dependencies nothing else needs.
+func TestAccContentRules(t *testing.T) {
+	e := acceptance(t)
+	setuid := []string{
+		"set -e",
+		"cp /usr/bin/true /usr/local/bin/evil && chmod 4755 /usr/local/bin/evil",
+		"cp /usr/bin/true /usr/local/bin/evil-group && chmod 2755 /usr/local/bin/evil-group",
+	}
+	vars := map[string]string{
+		"inline":           hclList(setuid),
+		"allowed_packages": hclList([]string{"lib*", "apt", "base-*", "bash", "coreutils", "dpkg", "debian*", "*utils", "*-bin", "*-base", "gpgv", "grep", "gzip", "hostname", "login", "mawk", "mount", "ncurses*", "passwd", "sed", "sensible-utils", "sysvinit-utils", "tar", "tzdata", "usr-is-merged", "zlib1g", "gcc-12-base", "adduser", "diffutils", "findutils"}),
+		"denied_packages":  hclList([]string{"apt", "e2fs*"}),
+	}
+	r, out := contentsBuild(t, e, vars)
+	failedBuildLeftNothing(t, r, out, vars["store_dir"])
+	log := r.out.String()
+	for _, want := range []string{
+		"the image breaks its content rules",
+		"denied_packages: ", "apt 2.6",
+		"allowed_setuid: 2 setuid/setgid file(s) not allowed",
+		"/usr/local/bin/evil (setuid)", "/usr/local/bin/evil-group (setgid)",
+		"strip_setuid = true",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the content rules' error lacks %q", want)
+		}
+	}
+	t.Logf("content rules error:\n%s", grepLines(log, "content rules", "allowed_", "denied_"))
+
+	// strip_setuid, and remove_files with a symlink out of the image.
+	canary := filepath.Join(t.TempDir(), "canary")
+	os.WriteFile(canary, []byte("host file"), 0o644)
+	vars = map[string]string{
+		"inline": hclList(append(setuid,
+			"mkdir -p /opt/junk/keep && touch /opt/junk/a.log /opt/junk/b.log /opt/junk/keep/c.log /opt/junk/keep.txt",
+			"ln -s "+filepath.Dir(canary)+" /opt/out",
+		)),
+		"strip_setuid": "true",
+		"remove_files": hclList([]string{"/opt/junk/*.log", "/opt/out/*", "/opt/junk/keep"}),
+	}
+	r, out = contentsBuild(t, e, vars)
+	if r.code != 0 {
+		t.Fatalf("strip_setuid build:\n%s", r.out.String())
+	}
+	if !strings.Contains(r.out.String(), "strip_setuid: cleared the setuid/setgid bit of 2 file(s)") {
+		t.Errorf("no strip_setuid message")
+	}
+	if _, err := os.Stat(canary); err != nil {
+		t.Errorf("remove_files followed /opt/out out of the image: %v", err)
+	}
+	listing := runIn(t, out, "tar", "-tvf", "rootfs.tar")
+	for _, line := range strings.Split(listing, "\n") {
+		if strings.HasSuffix(line, "./usr/local/bin/evil") && !strings.HasPrefix(line, "-rwxr-xr-x") {
+			t.Errorf("evil kept its setuid bit: %s", line)
+		}
+		if strings.HasSuffix(line, "./usr/bin/su") && !strings.HasPrefix(line, "-rwsr-xr-x") {
+			t.Errorf("su lost its allowed setuid bit: %s", line)
+		}
+	}
+	for name, want := range map[string]bool{"./opt/junk/a.log": false, "./opt/junk/b.log": false, "./opt/junk/keep/": false, "./opt/junk/keep.txt": true, "./opt/out": true} {
+		if got := strings.Contains(listing, " "+name+"\n") || strings.Contains(listing, " "+name+" -> "); got != want {
+			t.Errorf("%s in the image: %v, want %v", name, got, want)
+		}
+	}
+
+	// remove_packages: Essential needs force; others go with their
+	// now-unused dependencies.
+	for pkg, want := range map[string]string{"bash": "bash is Essential", "e2fsprogs": "e2fsprogs is Essential or Protected"} {
+		vars = map[string]string{"inline": hclList([]string{"true"}), "remove_packages": hclList([]string{pkg})}
+		r, out = contentsBuild(t, e, vars)
+		failedBuildLeftNothing(t, r, out, vars["store_dir"])
+		if !strings.Contains(r.out.String(), "minimize.remove_packages: "+want) || !strings.Contains(r.out.String(), "minimize.force = true") {
+			t.Errorf("removing %s: %s", pkg, grepLines(r.out.String(), "remove_packages"))
+		}
+	}
+	// apt is Protected, and takes adduser, gpgv and more with it: force.
+	vars = map[string]string{"inline": hclList([]string{"true"}), "remove_packages": hclList([]string{"apt"}), "force": "true"}
+	r, out = contentsBuild(t, e, vars)
+	if r.code != 0 {
+		t.Fatalf("removing apt with force:\n%s", r.out.String())
+	}
+	tsv, _ := os.ReadFile(filepath.Join(out, "packages.tsv"))
+	for _, gone := range []string{"apt\t", "libapt-pkg6.0\t", "adduser\t"} {
+		if bytes.HasPrefix(tsv, []byte(gone)) || bytes.Contains(tsv, []byte("\n"+gone)) {
+			t.Errorf("%s still installed after remove_packages = [apt]", strings.TrimSpace(gone))
+		}
+	}
+	if err := exec.Command("tar", "-xOf", filepath.Join(out, "rootfs.tar"), "./usr/bin/apt-get").Run(); err == nil {
+		t.Error("apt-get is still in the image")
+	}
+}
+
+// grepLines returns the lines of s that hold any of the words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

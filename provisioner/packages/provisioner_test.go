@@ -1,0 +1,334 @@
+package packages
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+)
+
+func TestPrepareDefaultsAndErrors(t *testing.T) {
+	var c Config
+	if err := c.Prepare(map[string]interface{}{"install": []string{"jq", "curl=7.88.1-10+deb12u5", "nginx/bookworm-backports", "libc6:i386"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !*c.NoInstallRecommends || !*c.Update || c.ExecuteCommand != "{{.Command}}" {
+		t.Errorf("defaults: recommends %v update %v execute %q", *c.NoInstallRecommends, *c.Update, c.ExecuteCommand)
+	}
+	reqs := c.requests()
+	if reqs[1].Version != "7.88.1-10+deb12u5" || reqs[2].Release != "bookworm-backports" || reqs[3].Name != "libc6:i386" {
+		t.Errorf("requests %+v", reqs)
+	}
+
+	dir := t.TempDir()
+	var bad Config
+	err := bad.Prepare(map[string]interface{}{
+		"install":         []string{"Bad Name", "jq=", "jq", "jq", "x=1.0;rm -rf /", "curl=$(id)"},
+		"remove":          []string{"jq", "curl=1.0"},
+		"hold":            []string{"jq"},
+		"execute_command": "sudo -n",
+		"lock_file":       filepath.Join(dir, "missing", "packages.lock"),
+	})
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{
+		`install[0]: "Bad Name" is not a Debian package name`,
+		`install[1]: "jq=" is not name=version`,
+		"install: jq is listed twice",
+		`install[4]: "x=1.0;rm -rf /" is not name=version`,
+		`install[5]: "curl=$(id)" is not name=version`,
+		`remove[1]: "curl=1.0" is not a Debian package name`,
+		"install and remove both list jq",
+		"remove and hold both list jq",
+		"execute_command",
+		"lock_file: the directory " + filepath.Join(dir, "missing") + " does not exist",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	for _, raw := range []map[string]interface{}{
+		{},
+		{"update": true},
+	} {
+		var c Config
+		if err := c.Prepare(raw); err == nil || !strings.Contains(err.Error(), "nothing to do") {
+			t.Errorf("%v: %v", raw, err)
+		}
+	}
+	var c2 Config
+	if err := c2.Prepare(map[string]interface{}{"remove": []string{"jq"}, "update_lock": true}); err == nil || !strings.Contains(err.Error(), "update_lock: rewrites lock_file") {
+		t.Errorf("update_lock without lock_file: %v", err)
+	}
+	var c3 Config
+	if err := c3.Prepare(map[string]interface{}{"remove": []string{"jq"}, "lock_file": filepath.Join(dir, "l")}); err == nil || !strings.Contains(err.Error(), "set install") {
+		t.Errorf("lock_file without install: %v", err)
+	}
+}
+
+func TestClosureAndUnlocked(t *testing.T) {
+	before := installedSet{"libc6:amd64": "2.36-9", "jq:amd64": "1.6-2", "base-files:amd64": "12.4"}
+	after := installedSet{"libc6:amd64": "2.36-9+deb12u4", "jq:amd64": "1.6-2", "base-files:amd64": "12.4",
+		"hello:all": "2.0", "libhello:amd64": "1.1"}
+	got := closure(before, after, []request{{Name: "hello"}, {Name: "jq"}}, "amd64")
+	var keys []string
+	for _, p := range got {
+		keys = append(keys, fmt.Sprintf("%s=%s/%v", p.key(), p.Version, p.Requested))
+	}
+	want := "hello:all=2.0/true jq:amd64=1.6-2/true libc6:amd64=2.36-9+deb12u4/false libhello:amd64=1.1/false"
+	if strings.Join(keys, " ") != want {
+		t.Errorf("closure %v\nwant %s", keys, want)
+	}
+	l := &Lock{Packages: got[:2]}
+	if extra := unlocked(before, after, l); strings.Join(extra, ",") != "libc6 (amd64) 2.36-9+deb12u4,libhello (amd64) 1.1" {
+		t.Errorf("unlocked %v", extra)
+	}
+	if s := (LockedPackage{Name: "libc6", Architecture: "i386", Version: "2.36"}).spec("amd64"); s != "libc6:i386=2.36" {
+		t.Errorf("foreign spec %s", s)
+	}
+	if s := (LockedPackage{Name: "hello", Architecture: "all", Version: "2.0"}).spec("amd64"); s != "hello=2.0" {
+		t.Errorf("arch all spec %s", s)
+	}
+}
+
+func TestLockFileRoundTripAndRefusals(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "packages.lock")
+	if l, err := ReadLock(p); l != nil || err != nil {
+		t.Fatalf("missing lock: %v %v", l, err)
+	}
+	in := &Lock{LockVersion: LockVersion, Install: []string{"hello"}, Packages: []LockedPackage{
+		{Name: "libhello", Architecture: "amd64", Version: "1.1"}, {Name: "hello", Architecture: "all", Version: "2.0", Requested: true}}}
+	if err := WriteLock(p, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadLock(p)
+	if err != nil || len(out.Packages) != 2 || out.Packages[0].Name != "hello" || !out.Packages[0].Requested {
+		t.Fatalf("read back %+v %v", out, err)
+	}
+	for name, body := range map[string]string{
+		"injection": `{"lock_version":1,"install":["x"],"packages":[{"name":"x","architecture":"amd64","version":"1.0;reboot"}]}`,
+		"version":   `{"lock_version":2,"install":[],"packages":[]}`,
+		"garbage":   `not json`,
+		"unknown":   `{"lock_version":1,"install":[],"packages":[],"extra":1}`,
+	} {
+		os.WriteFile(p, []byte(body), 0o644)
+		if _, err := ReadLock(p); err == nil || !strings.Contains(err.Error(), "update_lock") {
+			t.Errorf("%s lock accepted or unclear: %v", name, err)
+		}
+	}
+}
+
+// fakeApt is a communicator to a pretend Debian system: dpkg's status and
+// apt's extended_states as files, apt-get and apt-mark acting on them, and
+// a mirror that offers some versions.
+type fakeApt struct {
+	mu        sync.Mutex
+	installed map[string]string // name -> version, all amd64
+	auto      map[string]bool
+	held      []string
+	mirror    map[string][]string // name -> versions, newest last
+	deps      map[string][]string // name -> dependencies
+	commands  []string
+}
+
+var aptArgsRe = regexp.MustCompile(`apt-get -y -q .*--force-confold (.*)$`)
+
+func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cmd := strings.TrimPrefix(rc.Command, "sudo -n ")
+	f.commands = append(f.commands, cmd)
+	status := 0
+	write := func(s string) { io.WriteString(rc.Stdout, s) }
+	switch {
+	case strings.HasPrefix(cmd, "command -v"):
+		write("/usr/bin/apt-get\n")
+	case cmd == "dpkg --print-architecture":
+		write("amd64\n")
+	case cmd == "cat /var/lib/dpkg/status":
+		for n, v := range f.installed {
+			write(fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v))
+		}
+	case cmd == "cat /var/lib/apt/extended_states":
+		for n := range f.auto {
+			write(fmt.Sprintf("Package: %s\nArchitecture: amd64\nAuto-Installed: 1\n\n", n))
+		}
+	case strings.HasPrefix(cmd, "apt-mark auto "):
+		for _, n := range strings.Fields(strings.TrimPrefix(cmd, "apt-mark auto ")) {
+			name, _, _ := strings.Cut(n, ":")
+			f.auto[name] = true
+		}
+	case strings.HasPrefix(cmd, "apt-mark hold "):
+		f.held = append(f.held, strings.Fields(strings.TrimPrefix(cmd, "apt-mark hold "))...)
+	case aptArgsRe.MatchString(cmd):
+		args := strings.Fields(aptArgsRe.FindStringSubmatch(cmd)[1])
+		if args[0] == "install" {
+			status = f.install(args[1:], rc.Stdout)
+		}
+	default:
+		status = 127
+	}
+	rc.SetExited(status)
+	return nil
+}
+
+func (f *fakeApt) install(args []string, out io.Writer) int {
+	for _, a := range args {
+		if strings.HasPrefix(a, "--") {
+			continue
+		}
+		name, version, pinned := strings.Cut(a, "=")
+		versions := f.mirror[name]
+		if len(versions) == 0 {
+			fmt.Fprintf(out, "E: Unable to locate package %s\n", name)
+			return 100
+		}
+		if !pinned {
+			version = versions[len(versions)-1]
+		} else if !containsStr(versions, version) {
+			fmt.Fprintf(out, "E: Version '%s' for '%s' was not found\n", version, name)
+			return 100
+		}
+		f.installed[name] = version
+		delete(f.auto, name) // named: manual
+		for _, d := range f.deps[name] {
+			if _, ok := f.installed[d]; !ok {
+				f.installed[d] = f.mirror[d][len(f.mirror[d])-1]
+				f.auto[d] = true
+			}
+		}
+	}
+	return 0
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeApt) Upload(string, io.Reader, *os.FileInfo) error { return nil }
+func (f *fakeApt) UploadDir(string, string, []string) error     { return nil }
+func (f *fakeApt) Download(string, io.Writer) error             { return nil }
+func (f *fakeApt) DownloadDir(string, string, []string) error   { return nil }
+
+func newFake() *fakeApt {
+	return &fakeApt{
+		installed: map[string]string{"libc6": "2.36-9"},
+		auto:      map[string]bool{},
+		mirror:    map[string][]string{"hello": {"1.0", "2.0"}, "libhello": {"1.0", "1.1"}, "libc6": {"2.36-9"}},
+		deps:      map[string][]string{"hello": {"libhello"}},
+	}
+}
+
+func provision(t *testing.T, f *fakeApt, raw map[string]interface{}) error {
+	t.Helper()
+	var p Provisioner
+	if err := p.Prepare(raw); err != nil {
+		t.Fatal(err)
+	}
+	return p.Provision(context.Background(), packersdk.TestUi(t), f, nil)
+}
+
+// The lock round trip on a pretend system: the first run writes the whole
+// closure; on a fresh system whose mirror moved on, the second installs the
+// locked versions, dependencies marked automatic again; when the mirror
+// drops a locked version, the error names it.
+func TestProvisionLockRoundTrip(t *testing.T) {
+	lock := filepath.Join(t.TempDir(), "packages.lock")
+	raw := map[string]interface{}{"install": []string{"hello"}, "lock_file": lock, "hold": []string{"hello"}, "execute_command": "sudo -n {{.Command}}"}
+
+	first := newFake()
+	if err := provision(t, first, raw); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ReadLock(lock)
+	if err != nil || l == nil {
+		t.Fatalf("no lock written: %v", err)
+	}
+	var got []string
+	for _, p := range l.Packages {
+		got = append(got, fmt.Sprintf("%s=%s/%v", p.Name, p.Version, p.Requested))
+	}
+	if strings.Join(got, " ") != "hello=2.0/true libhello=1.1/false" {
+		t.Errorf("lock %v", got)
+	}
+	if !strings.Contains(strings.Join(first.commands, "\n"), "apt-get -y -q") || !containsStr(first.held, "hello") {
+		t.Errorf("commands %v held %v", first.commands, first.held)
+	}
+
+	second := newFake()
+	second.mirror["hello"] = append(second.mirror["hello"], "3.0")
+	second.mirror["libhello"] = append(second.mirror["libhello"], "1.2")
+	if err := provision(t, second, raw); err != nil {
+		t.Fatal(err)
+	}
+	if second.installed["hello"] != "2.0" || second.installed["libhello"] != "1.1" {
+		t.Errorf("locked install gave %v", second.installed)
+	}
+	if !second.auto["libhello"] || second.auto["hello"] {
+		t.Errorf("automatic marks %v: libhello should be automatic, hello manual", second.auto)
+	}
+	cmds := strings.Join(second.commands, "\n")
+	if !strings.Contains(cmds, "install --no-install-recommends --allow-downgrades hello=2.0 libhello=1.1") {
+		t.Errorf("locked install command missing:\n%s", cmds)
+	}
+
+	third := newFake()
+	third.mirror["libhello"] = []string{"1.2"}
+	err = provision(t, third, raw)
+	if err == nil || !strings.Contains(err.Error(), "libhello version 1.1 is not available") || !strings.Contains(err.Error(), "update_lock = true") {
+		t.Errorf("a locked version gone: %v", err)
+	}
+
+	// The template asks for more than the lock was made for.
+	raw2 := map[string]interface{}{"install": []string{"hello", "libc6"}, "lock_file": lock}
+	if err := provision(t, newFake(), raw2); err == nil || !strings.Contains(err.Error(), "was resolved for install = [hello]") {
+		t.Errorf("stale lock: %v", err)
+	}
+	// update_lock resolves again and rewrites it.
+	raw2["update_lock"] = true
+	fourth := newFake()
+	fourth.mirror["hello"] = append(fourth.mirror["hello"], "3.0")
+	if err := provision(t, fourth, raw2); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := ReadLock(lock); len(l.Packages) != 3 || l.Packages[0].Version != "3.0" {
+		t.Errorf("updated lock %+v", l)
+	}
+}
+
+func TestProvisionUnknownPackageNamed(t *testing.T) {
+	err := provision(t, newFake(), map[string]interface{}{"install": []string{"nosuch"}})
+	if err == nil || !strings.Contains(err.Error(), "package nosuch is unknown") {
+		t.Errorf("unknown package: %v", err)
+	}
+}
+
+func TestProvisionNotDebian(t *testing.T) {
+	var p Provisioner
+	p.Prepare(map[string]interface{}{"install": []string{"hello"}})
+	err := p.Provision(context.Background(), packersdk.TestUi(t), &notDebian{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "needs a Debian-family system") {
+		t.Errorf("non-Debian system: %v", err)
+	}
+}
+
+type notDebian struct{ fakeApt }
+
+func (*notDebian) Start(_ context.Context, rc *packersdk.RemoteCmd) error {
+	rc.SetExited(1)
+	return nil
+}
