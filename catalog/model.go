@@ -21,6 +21,12 @@ type Version struct {
 	ParentID string            `json:"parent_id,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Tags     []string          `json:"tags,omitempty"`
+	// Description is free text about the version.
+	Description string `json:"description,omitempty"`
+	// Layers are the image's layers, bottom first, by diffID
+	// (sha256:<hex> of the uncompressed layer tar), when a layered builder
+	// made it.
+	Layers []string `json:"layers,omitempty"`
 	// Artifacts are the files of the version (one per output format).
 	Artifacts []Artifact `json:"artifacts,omitempty"`
 	Packages  []Package  `json:"packages,omitempty"`

@@ -27,7 +27,10 @@ type RegisterOptions struct {
 	// Promote, when set, points this channel at the new version in the same
 	// transaction: the version is never visible without its promotion.
 	Promote string
-	Move    MoveOptions
+	// Channels are more channels to point at the new version, in the same
+	// transaction, after the version is in.
+	Channels []string
+	Move     MoveOptions
 }
 
 // Register adds a complete version in one transaction. An empty Version is
@@ -56,8 +59,17 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 	if err := checkVersionText(v); err != nil {
 		return nil, err
 	}
+	for _, l := range v.Layers {
+		if err := ValidDigest("layer", l); err != nil {
+			return nil, err
+		}
+	}
+	channels := opt.Channels
 	if opt.Promote != "" {
-		if err := checkMove(opt.Promote, opt.Move); err != nil {
+		channels = append([]string{opt.Promote}, channels...)
+	}
+	for _, ch := range channels {
+		if err := checkMove(ch, opt.Move); err != nil {
 			return nil, err
 		}
 	}
@@ -101,9 +113,10 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 		if err := tx.InsertVersion(&out); err != nil {
 			return err
 		}
-		if opt.Promote != "" {
-			_, _, err := c.promoteTx(tx, out.Image, opt.Promote, out.Version, opt.Move)
-			return err
+		for _, ch := range channels {
+			if _, _, err := c.promoteTx(tx, out.Image, ch, out.Version, opt.Move); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -117,7 +130,7 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 // free text.
 func checkVersionText(v *Version) error {
 	texts := map[string]string{"build name": v.Build.BuildName, "run UUID": v.Build.PackerRunUUID,
-		"template hash": v.Build.TemplateHash, "output dir": v.Build.OutputDir}
+		"template hash": v.Build.TemplateHash, "output dir": v.Build.OutputDir, "description": v.Description}
 	for k, l := range v.Labels {
 		texts["label "+k] = l
 		texts["label name"] = k

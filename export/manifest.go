@@ -68,32 +68,40 @@ func WriteManifest(dir string, m Manifest) error {
 // ReadManifest reads dir's artifact.json, with output paths made absolute.
 // A path that would lead out of dir is refused.
 func ReadManifest(dir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a strata output directory: %w", dir, err)
+	}
+	return ParseManifest(dir, b)
+}
+
+// ParseManifest parses an artifact.json of the output directory dir (read
+// from the file, or handed over by a builder), with output paths made
+// absolute. A path that would lead out of dir is refused.
+func ParseManifest(dir string, b []byte) (*Manifest, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(abs, ManifestName))
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a strata output directory: %w", dir, err)
-	}
+	name := filepath.Join(dir, ManifestName)
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestName), err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if m.SchemaVersion > ManifestSchemaVersion {
-		return nil, fmt.Errorf("%s: schema_version %d is newer than this strata understands (%d); upgrade strata", filepath.Join(dir, ManifestName), m.SchemaVersion, ManifestSchemaVersion)
+		return nil, fmt.Errorf("%s: schema_version %d is newer than this strata understands (%d); upgrade strata", name, m.SchemaVersion, ManifestSchemaVersion)
 	}
 	for i, o := range m.Outputs {
-		if !plainName(o.Path) {
-			return nil, fmt.Errorf("%s: output path %q is not a file name inside the directory", filepath.Join(dir, ManifestName), o.Path)
+		if !plainName(filepath.Base(o.Path)) || (o.Path != filepath.Base(o.Path) && filepath.Dir(o.Path) != abs) {
+			return nil, fmt.Errorf("%s: output path %q is not a file name inside the directory", name, o.Path)
 		}
-		m.Outputs[i].Path = filepath.Join(abs, o.Path)
+		m.Outputs[i].Path = filepath.Join(abs, filepath.Base(o.Path))
 	}
 	if m.SBOM != "" && !plainName(m.SBOM) {
-		return nil, fmt.Errorf("%s: sbom %q is not a file name inside the directory", filepath.Join(dir, ManifestName), m.SBOM)
+		return nil, fmt.Errorf("%s: sbom %q is not a file name inside the directory", name, m.SBOM)
 	}
 	if m.Packages != "" && !plainName(m.Packages) {
-		return nil, fmt.Errorf("%s: packages %q is not a file name inside the directory", filepath.Join(dir, ManifestName), m.Packages)
+		return nil, fmt.Errorf("%s: packages %q is not a file name inside the directory", name, m.Packages)
 	}
 	return &m, nil
 }

@@ -89,6 +89,8 @@ func testRegisterAndRead(t *testing.T, c *catalog.Catalog) {
 		Artifacts: []catalog.Artifact{{Format: "tar.zst", Path: "/out/rootfs.tar.zst", Size: 42, SHA256: strings.Repeat("ab", 32)}},
 		Packages:  []catalog.Package{{Name: "apt", Version: "2.6.1", Arch: "amd64"}},
 		Build:     catalog.BuildInfo{PackerRunUUID: "run-1", BuildName: "base", TemplateHash: "h"},
+		Description: "bookworm minbase, minimized",
+		Layers:      []string{digest("layer0"), digest("layer1")},
 	}
 	v1, err := c.Register(ctx, in, catalog.RegisterOptions{})
 	if err != nil {
@@ -118,7 +120,8 @@ func testRegisterAndRead(t *testing.T, c *catalog.Catalog) {
 		t.Fatal(err)
 	}
 	if got.Labels["suite"] != "bookworm" || len(got.Tags) != 2 || got.Artifacts[0].Size != 42 || got.Packages[0].Name != "apt" ||
-		got.Build.PackerRunUUID != "run-1" || got.ParentID != in.ParentID || got.Created.IsZero() {
+		got.Build.PackerRunUUID != "run-1" || got.ParentID != in.ParentID || got.Created.IsZero() ||
+		got.Description != in.Description || len(got.Layers) != 2 || got.Layers[1] != digest("layer1") {
 		t.Fatalf("round trip lost content: %+v", got)
 	}
 	vs, err := c.Versions(ctx, "base-os")
@@ -149,6 +152,8 @@ func testRegisterErrors(t *testing.T, c *catalog.Catalog) {
 		{Image: "img", ImageID: digest("z"), Labels: map[string]string{"note": "a\x1b[2Jb"}},
 		{Image: "img", ImageID: digest("z"), Labels: map[string]string{"a\nb": "x"}},
 		{Image: "img", ImageID: digest("z"), Tags: []string{"ok", "row\tforged"}},
+		{Image: "img", ImageID: digest("z"), Description: "two\nlines"},
+		{Image: "img", ImageID: digest("z"), Layers: []string{"layer0"}},
 	} {
 		_, err := c.Register(ctx, bad, catalog.RegisterOptions{})
 		mustIs(t, err, catalog.ErrInvalid)
@@ -612,6 +617,23 @@ func testRegisterPromote(t *testing.T, c *catalog.Catalog) {
 	}
 	_, err = c.Register(ctx, &catalog.Version{Image: "rp", ImageID: digest("rp3")}, catalog.RegisterOptions{Promote: "Bad Channel"})
 	mustIs(t, err, catalog.ErrInvalid)
+	_, err = c.Register(ctx, &catalog.Version{Image: "rp", ImageID: digest("rp3")}, catalog.RegisterOptions{Channels: []string{"dev", "Bad Channel"}})
+	mustIs(t, err, catalog.ErrInvalid)
+	if vs, _ := c.Versions(ctx, "rp"); len(vs) != 1 {
+		t.Fatalf("a refused channel list left %d versions", len(vs))
+	}
+	c.ContentExists = func(*catalog.Version) bool { return true }
+	// Several channels, all in the registering transaction.
+	v, err = c.Register(ctx, &catalog.Version{Image: "rp", ImageID: digest("rp4")}, catalog.RegisterOptions{Channels: []string{"dev", "qa"}, Move: catalog.MoveOptions{Actor: "packer", Reason: "built"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{"dev", "qa"} {
+		h, err := c.History(ctx, "rp", ch)
+		if err != nil || h[len(h)-1].Version != v.Version || h[len(h)-1].Actor != "packer" || h[len(h)-1].Reason != "built" {
+			t.Fatalf("%s history %+v %v", ch, h, err)
+		}
+	}
 }
 
 func testResolveParent(t *testing.T, c *catalog.Catalog) {

@@ -1,8 +1,10 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
@@ -38,7 +40,7 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := sqlstore.SchemaVersion(t.Context(), s.Write)
-		if err != nil || v != 1 {
+		if err != nil || v != 2 {
 			t.Fatalf("schema version %d %v", v, err)
 		}
 		var mode string
@@ -47,6 +49,36 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 			t.Fatalf("journal mode %q, want wal", mode)
 		}
 		s.Close()
+	}
+}
+
+// A catalog made before migration 2 (description, layers) opens, migrates,
+// and its versions read back unchanged.
+func TestMigrationFromSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{}, "", sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT")[:1]); err != nil {
+		t.Fatal(err)
+	}
+	id := "sha256:" + strings.Repeat("ab", 32)
+	if _, err := db.Exec(`INSERT INTO images (name, created_ns) VALUES ('old', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, ?, 1)`, id); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	c, err := catalog.Open("sqlite://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, err := c.Get(t.Context(), "old", "1.0.0")
+	if err != nil || v.ImageID != id || v.Description != "" || len(v.Layers) != 0 {
+		t.Fatalf("a schema 1 version after migrating: %+v %v", v, err)
 	}
 }
 

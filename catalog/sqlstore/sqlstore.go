@@ -164,29 +164,30 @@ func (t *txn) InsertVersion(v *catalog.Version) error {
 	arts, _ := marshal(v.Artifacts)
 	pkgs, _ := marshal(v.Packages)
 	build, _ := marshal(v.Build)
-	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0)`,
-		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano())
+	layers, _ := marshal(v.Layers)
+	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, ?, ?)`,
+		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano(), v.Description, layers)
 	if err != nil {
 		return fmt.Errorf("catalog: inserting %s: %w", v.Ref(), err)
 	}
 	return nil
 }
 
-const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns`
+const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers`
 
 func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, error) {
 	var v catalog.Version
-	var labels, tags, arts, pkgs, build string
+	var labels, tags, arts, pkgs, build, layers string
 	var created, revokedNs int64
 	var revoked int
-	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs); err != nil {
+	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
 		s string
 		p interface{}
-	}{{labels, &v.Labels}, {tags, &v.Tags}, {arts, &v.Artifacts}, {pkgs, &v.Packages}, {build, &v.Build}} {
+	}{{labels, &v.Labels}, {tags, &v.Tags}, {arts, &v.Artifacts}, {pkgs, &v.Packages}, {build, &v.Build}, {layers, &v.Layers}} {
 		if f.s != "" && f.s != "null" {
 			if err := json.Unmarshal([]byte(f.s), f.p); err != nil {
 				return nil, fmt.Errorf("catalog: decoding %s@%s: %w", v.Image, v.Version, err)
@@ -446,6 +447,12 @@ func Migrations(autoID string) []Migration {
 				reason TEXT NOT NULL DEFAULT '',
 				at_ns BIGINT NOT NULL)`,
 			`CREATE INDEX channel_history_by_channel ON channel_history (image, channel, id)`,
+		}},
+		// A version's description, and its layers (diffIDs, bottom first)
+		// when a layered builder made it.
+		{Version: 2, SQL: []string{
+			`ALTER TABLE versions ADD COLUMN description TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE versions ADD COLUMN layers TEXT NOT NULL DEFAULT '[]'`,
 		}},
 	}
 }

@@ -106,8 +106,14 @@ func showCmd(g *globals) *cobra.Command {
 				}{v, on}, func(w *tabwriter.Writer) {
 					fmt.Fprintf(w, "Image:\t%s\nVersion:\t%s\nImage ID:\t%s\nParent:\t%s\nCreated:\t%s\nChannels:\t%s\n",
 						v.Image, v.Version, v.ImageID, v.ParentID, ts(v.Created), strings.Join(on, ", "))
+					if v.Description != "" {
+						fmt.Fprintf(w, "Description:\t%s\n", esc(v.Description))
+					}
 					if v.Revoked && v.RevokedAt != nil {
 						fmt.Fprintf(w, "Revoked:\t%s (%s)\n", esc(v.RevokedReason), ts(*v.RevokedAt))
+					}
+					for i, l := range v.Layers {
+						fmt.Fprintf(w, "Layer %d:\t%s\n", i, l)
 					}
 					if v.Build.BuildName != "" || v.Build.PackerRunUUID != "" {
 						fmt.Fprintf(w, "Build:\t%s run %s template %s\n", esc(v.Build.BuildName), esc(v.Build.PackerRunUUID), esc(v.Build.TemplateHash))

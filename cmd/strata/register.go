@@ -38,7 +38,7 @@ func registerCmd(g *globals) *cobra.Command {
 				return usageError{fmt.Errorf("--scheme %q: use semver or timestamp", scheme)}
 			}
 			if fromDir != "" {
-				if err := fromOutput(cmd, &v, fromDir, &pkgFile); err != nil {
+				if err := fromOutput(cmd, &v, fromDir); err != nil {
 					return err
 				}
 			}
@@ -65,9 +65,10 @@ func registerCmd(g *globals) *cobra.Command {
 			}
 			if pkgFile != "" {
 				pkgs, err := export.ReadPackages(pkgFile)
-				if err != nil && fromDir == "" {
+				if err != nil {
 					return usageError{fmt.Errorf("--packages: %w", err)}
 				}
+				v.Packages = nil
 				for _, p := range pkgs {
 					v.Packages = append(v.Packages, catalog.Package{Name: p[0], Version: p[1], Arch: p[2]})
 				}
@@ -108,51 +109,26 @@ func registerCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&labels, "label", nil, "KEY=VALUE (repeatable)")
 	f.StringArrayVar(&v.Tags, "tag", nil, "a tag (repeatable)")
 	f.StringArrayVar(&artifacts, "artifact", nil, "FORMAT=PATH of a file (repeatable); size and sha256 are computed")
-	f.StringVar(&pkgFile, "packages", "", "a packages.tsv package manifest")
+	f.StringVar(&pkgFile, "packages", "", "a packages.tsv package manifest (default with --from-output: the directory's)")
 	f.StringVar(&v.Build.BuildName, "build-name", "", "the packer build name")
 	f.StringVar(&v.Build.PackerRunUUID, "run-uuid", "", "the packer run UUID")
 	f.StringVar(&v.Build.TemplateHash, "template-hash", "", "the template's hash")
+	f.StringVar(&v.Description, "description", "", "what this version is")
 	f.BoolVar(&opt.AllowDuplicate, "allow-duplicate", false, "register content this image has registered already (by image ID)")
 	f.StringVar(&opt.Promote, "promote", "", "promote the new version to this channel, in the same transaction")
 	moveFlags(cmd, &opt.Move)
 	return cmd
 }
 
-// fromOutput fills v from a strata-chroot output directory, after checking
-// every output against the size and sha256 artifact.json records: the
-// catalog records only what is true.
-func fromOutput(cmd *cobra.Command, v *catalog.Version, dir string, pkgFile *string) error {
-	abs, err := filepath.Abs(dir)
+// fromOutput fills v from a strata-chroot output directory (the same code
+// the strata-catalog post-processor uses).
+func fromOutput(cmd *cobra.Command, v *catalog.Version, dir string) error {
+	m, err := export.ReadManifest(dir)
 	if err != nil {
 		return usageError{err}
 	}
-	m, err := export.ReadManifest(abs)
-	if err != nil {
-		return usageError{err}
-	}
-	if err := export.VerifyOutputs(cmd.Context(), abs, m); err != nil {
+	if err := catalog.FromOutput(cmd.Context(), v, dir, m); err != nil {
 		return usageError{fmt.Errorf("--from-output %s: %w", dir, err)}
-	}
-	v.ImageID = m.ImageID
-	if v.ImageID == "" { // written before layers: the rootfs digest was the ID
-		v.ImageID = m.RootfsDigest
-	}
-	if v.ParentID == "" {
-		v.ParentID = m.ParentImageID
-	}
-	v.Build.OutputDir = abs
-	if v.Build.BuildName == "" {
-		v.Build.BuildName = m.BuildName
-	}
-	for _, o := range m.Outputs {
-		v.Artifacts = append(v.Artifacts, catalog.Artifact{Format: o.Format, Path: o.Path, Size: o.Size, SHA256: o.SHA256})
-	}
-	if *pkgFile == "" {
-		name := m.Packages
-		if name == "" {
-			name = export.PackagesName
-		}
-		*pkgFile = filepath.Join(abs, name)
 	}
 	return nil
 }

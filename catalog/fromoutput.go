@@ -1,0 +1,62 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/strata-build/packer-plugin-strata/export"
+)
+
+// FromOutput fills v from a strata-chroot output directory that m (its
+// artifact.json, read from the directory or handed over by the builder)
+// describes, after checking every output on disk against the size and
+// sha256 m records: the catalog records only what is true. It takes the
+// image ID, parent, layers, build name, files and the package manifest;
+// what v already holds of the parent and build name stays.
+func FromOutput(ctx context.Context, v *Version, dir string, m *export.Manifest) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := export.VerifyOutputs(ctx, abs, m); err != nil {
+		return invalid("output directory %s: %v", dir, err)
+	}
+	v.ImageID = m.ImageID
+	if v.ImageID == "" { // written before layers: the rootfs digest was the ID
+		v.ImageID = m.RootfsDigest
+	}
+	if v.ParentID == "" {
+		v.ParentID = m.ParentImageID
+	}
+	v.Layers = nil
+	for _, l := range m.Layers {
+		v.Layers = append(v.Layers, l.DiffID)
+	}
+	v.Build.OutputDir = abs
+	if v.Build.BuildName == "" {
+		v.Build.BuildName = m.BuildName
+	}
+	v.Artifacts = nil
+	for _, o := range m.Outputs {
+		v.Artifacts = append(v.Artifacts, Artifact{Format: o.Format, Path: o.Path, Size: o.Size, SHA256: o.SHA256})
+	}
+	name := m.Packages
+	if name == "" {
+		name = export.PackagesName
+	}
+	pkgs, err := export.ReadPackages(filepath.Join(abs, name))
+	switch {
+	case errors.Is(err, os.ErrNotExist) && m.Packages == "":
+		// An image without a dpkg database has no package manifest.
+	case err != nil:
+		return fmt.Errorf("output directory %s: package manifest: %w", dir, err)
+	}
+	v.Packages = nil
+	for _, p := range pkgs {
+		v.Packages = append(v.Packages, Package{Name: p[0], Version: p[1], Arch: p[2]})
+	}
+	return nil
+}
