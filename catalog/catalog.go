@@ -19,7 +19,7 @@ type Catalog struct {
 
 // New wraps a store.
 func New(s Store) *Catalog {
-	return &Catalog{store: s, Now: time.Now, ContentExists: artifactsOnDisk}
+	return &Catalog{store: s, Now: time.Now, ContentExists: ArtifactsOnDisk}
 }
 
 // Store is the underlying store.
@@ -28,7 +28,9 @@ func (c *Catalog) Store() Store { return c.store }
 // Close closes the store.
 func (c *Catalog) Close() error { return c.store.Close() }
 
-func artifactsOnDisk(v *Version) bool {
+// ArtifactsOnDisk says whether every file of v is on disk, at its recorded
+// size: the catalog's default ContentExists.
+func ArtifactsOnDisk(v *Version) bool {
 	for _, a := range v.Artifacts {
 		fi, err := os.Stat(a.Path)
 		if err != nil {

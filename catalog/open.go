@@ -67,6 +67,15 @@ func Open(rawURL string) (*Catalog, error) {
 	return New(s), nil
 }
 
+// RedactURL is a catalog URL without its password, for messages.
+func RedactURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(a catalog URL that does not parse)"
+	}
+	return redact(u)
+}
+
 func redact(u *url.URL) string {
 	c := *u
 	if _, has := c.User.Password(); has {

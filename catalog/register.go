@@ -126,6 +126,16 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 	return &out, nil
 }
 
+// CheckText checks what of v people type: the version's syntax, and no
+// control character in its free text (tags, labels, description, build
+// info). Register checks it too; a caller can say it earlier.
+func CheckText(v *Version) error {
+	if v.Version != "" && !versionRe.MatchString(v.Version) {
+		return invalid("version %q: use letters, digits, '.', '_', '+' and '-'", v.Version)
+	}
+	return checkVersionText(v)
+}
+
 // checkVersionText refuses control characters anywhere in a version's
 // free text.
 func checkVersionText(v *Version) error {

@@ -70,6 +70,15 @@ func Open(root string) (*Store, error) {
 	return s, nil
 }
 
+// OpenExisting opens the store at root to read it: it creates nothing and
+// leaves tmp/ alone. A directory that holds no store is an error.
+func OpenExisting(root string) (*Store, error) {
+	if fi, err := os.Stat(filepath.Join(root, imagesDir)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("layer store: %s holds no store", root)
+	}
+	return &Store{root: root}, nil
+}
+
 // Root is the store's directory.
 func (s *Store) Root() string { return s.root }
 

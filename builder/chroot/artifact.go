@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -28,7 +29,23 @@ type Artifact struct {
 	files     []string
 	buildName string
 	source    string
+	// manifest is artifact.json's content, output paths absolute.
+	manifest      export.Manifest
+	generatedData map[string]interface{}
+	runUUID       string
+	configHash    string
+	storeDir      string
 }
+
+// State keys this artifact answers beside Packer's own.
+const (
+	// StateManifest is artifact.json's content as a plain map (output
+	// paths absolute), what strata-catalog registers.
+	StateManifest = "strata.manifest"
+	// StateBuild is a plain map of build_name, packer_run_uuid,
+	// template_hash (sha256 of the builder's configuration) and store_dir.
+	StateBuild = "strata.build"
+)
 
 func (a *Artifact) BuilderId() string { return BuilderID }
 
@@ -62,6 +79,13 @@ func (a *Artifact) State(name string) interface{} {
 			return nil
 		}
 		return img
+	case "generated_data":
+		return a.generatedData
+	case StateManifest:
+		return plainMap(a.manifest)
+	case StateBuild:
+		return map[string]interface{}{"build_name": a.buildName, "packer_run_uuid": a.runUUID,
+			"template_hash": a.configHash, "store_dir": a.storeDir}
 	case "rootfs_digest":
 		return a.Digest
 	case "image_id":
@@ -79,6 +103,20 @@ func (a *Artifact) State(name string) interface{} {
 		return out
 	}
 	return nil
+}
+
+// plainMap is v as JSON objects, arrays, strings, numbers and booleans:
+// what crosses the plugin RPC boundary.
+func plainMap(v interface{}) map[string]interface{} {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]interface{}
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return m
 }
 
 func (a *Artifact) Destroy() error {

@@ -29,8 +29,10 @@ func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
 	return generatedData, warnings, nil
 }
 
-// generatedData are the build.* variables this builder publishes.
-var generatedData = []string{"MountPath", "WorkDir"}
+// generatedData are the build.* variables this builder publishes: to
+// provisioners, MountPath and WorkDir; to post-processors, also ImageID,
+// ParentImageID and OutputDir.
+var generatedData = []string{"MountPath", "WorkDir", "ImageID", "ParentImageID", "OutputDir"}
 
 // Run is the flow of one build: store, work dir (and recovery of a killed
 // earlier build), output dir, the image root, mounts, provisioning,

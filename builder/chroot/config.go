@@ -4,6 +4,8 @@
 package chroot
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -257,10 +259,13 @@ type Config struct {
 	RootVolumeSize int64    `mapstructure:"root_volume_size" undocumented:"true"`
 
 	ext4FreeBytes int64
-	chrootPath    string // the host's chroot(8)
-	parentID      string // the parent's full image ID
-	snapshot      map[string]string
-	ctx           interpolate.Context
+	// configHash is "sha256:<hex>" of the configuration Packer handed the
+	// builder (variables resolved), recorded as the version's template hash.
+	configHash string
+	chrootPath string // the host's chroot(8)
+	parentID   string // the parent's full image ID
+	snapshot   map[string]string
+	ctx        interpolate.Context
 }
 
 // Defaults shared by docs and code.
@@ -309,6 +314,7 @@ var renamedOptions = []struct{ name, instead string }{
 func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	var warnings []string
 	raws, warnings = amazonMountLists(raws)
+	c.configHash = hashConfig(raws)
 	err := config.Decode(c, &config.DecodeOpts{
 		PluginType:         BuilderID,
 		Interpolate:        true,
@@ -442,7 +448,9 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	case sources > 1:
 		add("more than one of bootstrap, source_archive and parent is set: keep exactly one source for the root file system")
 	}
-	if c.Parent != "" {
+	// packer validate leaves a data source's answer unknown ("<unknown>"):
+	// the parent is checked when the build runs.
+	if c.Parent != "" && c.Parent != unknownPlaceholder {
 		if err := c.checkParent(layout); err != nil {
 			add("parent: %v", err)
 		}
@@ -598,6 +606,10 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	}
 	return warnings, nil
 }
+
+// unknownPlaceholder is what Packer writes for a string it does not know
+// yet, such as a data source's output under packer validate.
+const unknownPlaceholder = "<unknown>"
 
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
@@ -1091,4 +1103,52 @@ func (m *MinimizeConfig) prepare() []error {
 		add("minimize: remove_packages and remove_files need enabled = true")
 	}
 	return errs
+}
+
+// hashConfig is "sha256:<hex>" of the configuration maps as canonical JSON
+// (sorted keys), leaving out Packer's own packer_* keys (run flags such as
+// -force or -on-error that do not change the image).
+func hashConfig(raws []interface{}) string {
+	var norm func(v interface{}) interface{}
+	norm = func(v interface{}) interface{} {
+		switch t := v.(type) {
+		case map[interface{}]interface{}:
+			m := map[string]interface{}{}
+			for k, x := range t {
+				m[fmt.Sprint(k)] = norm(x)
+			}
+			return m
+		case map[string]interface{}:
+			m := map[string]interface{}{}
+			for k, x := range t {
+				m[k] = norm(x)
+			}
+			return m
+		case []interface{}:
+			out := make([]interface{}, len(t))
+			for i, x := range t {
+				out[i] = norm(x)
+			}
+			return out
+		}
+		return v
+	}
+	var parts []interface{}
+	for _, r := range raws {
+		n := norm(r)
+		if m, ok := n.(map[string]interface{}); ok {
+			for k := range m {
+				if strings.HasPrefix(k, "packer_") {
+					delete(m, k)
+				}
+			}
+		}
+		parts = append(parts, n)
+	}
+	b, err := json.Marshal(parts)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -417,3 +417,37 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigHash(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	hash := func(extra map[string]interface{}) string {
+		raw := baseConfig(t)
+		raw["store_dir"] = "/tmp/strata-hash-test"
+		for k, v := range extra {
+			raw[k] = v
+		}
+		var c Config
+		c.Prepare(raw)
+		return c.configHash
+	}
+	a, b := hash(nil), hash(map[string]interface{}{"packer_force": true, "packer_on_error": "abort"})
+	if !strings.HasPrefix(a, "sha256:") || a != b {
+		t.Errorf("run flags changed the configuration hash: %s %s", a, b)
+	}
+	if c := hash(map[string]interface{}{"formats": []string{"tar"}}); c == a {
+		t.Error("a different configuration has the same hash")
+	}
+}
+
+// packer validate hands a data source's unknown answer over as "<unknown>":
+// the parent is checked at build time instead.
+func TestPrepareUnknownParentUnderValidate(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	raw := baseConfig(t)
+	delete(raw, "bootstrap")
+	raw["parent"] = "<unknown>"
+	var c Config
+	if _, err := c.Prepare(raw); err != nil {
+		t.Fatalf("an unknown parent under validate: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"github.com/hashicorp/packer-plugin-sdk/packerbuilderdata"
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
@@ -25,7 +26,8 @@ import (
 // dpkg database and artifact.json, and makes the artifact.
 //
 // Reads stateConfig, stateRoot, stateLedger, stateLayers, stateImage;
-// writes stateArtifact.
+// writes stateArtifact and the ImageID, ParentImageID and OutputDir
+// generated data.
 type stepExport struct{}
 
 func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -109,16 +111,26 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		return halt(state, fmt.Errorf("writing %s: %w", export.ManifestName, err))
 	}
 	files = append(files, filepath.Join(outDir, export.ManifestName))
+	// The build.* variables post-processors see.
+	data := packerbuilderdata.GeneratedData{State: state}
+	data.Put("ImageID", img.ID)
+	data.Put("ParentImageID", img.Parent)
+	data.Put("OutputDir", outDir)
 	state.Put(stateArtifact, &Artifact{
-		ImageID:   img.ID,
-		ParentID:  img.Parent,
-		Layers:    img.Layers,
-		Digest:    res.RootfsDigest,
-		OutputDir: outDir,
-		Outputs:   res.Outputs,
-		files:     files,
-		buildName: cfg.PackerBuildName,
-		source:    sourceLabel(cfg),
+		ImageID:       img.ID,
+		ParentID:      img.Parent,
+		Layers:        img.Layers,
+		Digest:        res.RootfsDigest,
+		OutputDir:     outDir,
+		Outputs:       res.Outputs,
+		files:         files,
+		buildName:     cfg.PackerBuildName,
+		source:        sourceLabel(cfg),
+		manifest:      manifest,
+		generatedData: state.Get("generated_data").(map[string]interface{}),
+		runUUID:       os.Getenv("PACKER_RUN_UUID"),
+		configHash:    cfg.configHash,
+		storeDir:      cfg.StoreDir,
 	})
 	return multistep.ActionContinue
 }

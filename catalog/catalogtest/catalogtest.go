@@ -84,11 +84,11 @@ func mustIs(t *testing.T, err, target error) {
 func testRegisterAndRead(t *testing.T, c *catalog.Catalog) {
 	in := &catalog.Version{
 		Image: "base-os", ImageID: digest("a"), ParentID: digest("outside"),
-		Labels:    map[string]string{"suite": "bookworm"},
-		Tags:      []string{"lts", "slim"},
-		Artifacts: []catalog.Artifact{{Format: "tar.zst", Path: "/out/rootfs.tar.zst", Size: 42, SHA256: strings.Repeat("ab", 32)}},
-		Packages:  []catalog.Package{{Name: "apt", Version: "2.6.1", Arch: "amd64"}},
-		Build:     catalog.BuildInfo{PackerRunUUID: "run-1", BuildName: "base", TemplateHash: "h"},
+		Labels:      map[string]string{"suite": "bookworm"},
+		Tags:        []string{"lts", "slim"},
+		Artifacts:   []catalog.Artifact{{Format: "tar.zst", Path: "/out/rootfs.tar.zst", Size: 42, SHA256: strings.Repeat("ab", 32)}},
+		Packages:    []catalog.Package{{Name: "apt", Version: "2.6.1", Arch: "amd64"}},
+		Build:       catalog.BuildInfo{PackerRunUUID: "run-1", BuildName: "base", TemplateHash: "h"},
 		Description: "bookworm minbase, minimized",
 		Layers:      []string{digest("layer0"), digest("layer1")},
 	}

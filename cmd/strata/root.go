@@ -56,8 +56,17 @@ func args(n int, names string) cobra.PositionalArgs {
 	}
 }
 
+// open opens the catalog; a version's content counts as there when its
+// files are, or its image is complete in this host's layer store.
 func (g *globals) open() (*catalog.Catalog, error) {
-	return catalog.Open(g.catalogURL)
+	c, err := catalog.Open(g.catalogURL)
+	if err != nil {
+		return nil, err
+	}
+	if g.store != "" {
+		c.ContentExists = catalog.ContentInStore(storeroot.Layout{Root: g.store}.Layers())
+	}
+	return c, nil
 }
 
 // withCatalog opens the catalog for one command.
