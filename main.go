@@ -7,6 +7,8 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
 
 	"github.com/strata-build/packer-plugin-strata/builder/chroot"
+	"github.com/strata-build/packer-plugin-strata/datasource/image"
+	catalogpp "github.com/strata-build/packer-plugin-strata/post-processor/catalog"
 	"github.com/strata-build/packer-plugin-strata/provisioner/packages"
 	"github.com/strata-build/packer-plugin-strata/version"
 )
@@ -15,6 +17,8 @@ func main() {
 	pps := plugin.NewSet()
 	pps.RegisterBuilder("chroot", new(chroot.Builder))
 	pps.RegisterProvisioner("packages", new(packages.Provisioner))
+	pps.RegisterPostProcessor("catalog", new(catalogpp.PostProcessor))
+	pps.RegisterDatasource("image", new(image.Datasource))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())

@@ -1,0 +1,98 @@
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,DatasourceOutput
+//go:generate packer-sdc struct-markdown
+
+package image
+
+import (
+	"fmt"
+	"net/url"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	"github.com/hashicorp/packer-plugin-sdk/template/config"
+
+	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
+)
+
+// Config is the strata-image data source's configuration: an image in the
+// catalog and exactly one of channel, version or tag.
+type Config struct {
+	// The catalog: `sqlite:///path/catalog.db` or
+	// `postgres://user@host/db`. Defaults to `$STRATA_CATALOG`, else the
+	// SQLite catalog in the store root (`store_dir`).
+	Catalog string `mapstructure:"catalog" required:"false"`
+	// The store whose layer store holds the images' layers, checked for the
+	// version's content. Defaults to `$STRATA_HOME`, else
+	// `/var/lib/strata`.
+	StoreDir string `mapstructure:"store_dir" required:"false"`
+	// The image's name, such as `base-os`.
+	Name string `mapstructure:"name" required:"true"`
+	// The channel whose version to take, such as `production`.
+	Channel string `mapstructure:"channel" required:"false"`
+	// The version to take, such as `1.0.3`.
+	Version string `mapstructure:"version" required:"false"`
+	// The newest version (by registration) with this tag that is not
+	// revoked.
+	Tag string `mapstructure:"tag" required:"false"`
+}
+
+// DatasourceOutput is what the data source answers.
+type DatasourceOutput struct {
+	// The image ID (`sha256:...`), what strata-chroot's `parent` takes.
+	ImageID string `mapstructure:"image_id"`
+	// The version.
+	Version string `mapstructure:"version"`
+	// The image's name.
+	Name string `mapstructure:"name"`
+	// The channel asked for, or "" when a version or tag was.
+	Channel string `mapstructure:"channel"`
+	// When the version was registered (RFC 3339, UTC).
+	Created string `mapstructure:"created"`
+	// The image's layers, bottom first, by diffID.
+	Layers []string `mapstructure:"layers"`
+	// The version's labels.
+	Labels map[string]string `mapstructure:"labels"`
+	// The version's files by format: `artifacts["tar.zst"]` is the path.
+	Artifacts map[string]string `mapstructure:"artifacts"`
+	// Their sha256 (hex) by format.
+	ArtifactSHA256 map[string]string `mapstructure:"artifact_sha256"`
+	// The parent image ID, "" for a base.
+	ParentImageID string `mapstructure:"parent_image_id"`
+}
+
+func (c *Config) prepare(raws ...interface{}) error {
+	if err := config.Decode(c, nil, raws...); err != nil {
+		return err
+	}
+	var errs *packersdk.MultiError
+	add := func(format string, a ...interface{}) {
+		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf(format, a...))
+	}
+	if c.Name == "" {
+		add("name: required, such as \"base-os\"")
+	} else if err := catalogdb.ValidName("image", c.Name); err != nil {
+		add("name: %v", err)
+	}
+	set := 0
+	for _, s := range []string{c.Channel, c.Version, c.Tag} {
+		if s != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		add("set exactly one of channel, version or tag (%d are set)", set)
+	}
+	if c.Channel != "" {
+		if err := catalogdb.ValidName("channel", c.Channel); err != nil {
+			add("channel: %v", err)
+		}
+	}
+	if c.Catalog != "" {
+		if u, err := url.Parse(c.Catalog); err != nil || u.Scheme == "" {
+			add("catalog: %q is not a catalog URL; use sqlite:///path/catalog.db or postgres://user@host/db", c.Catalog)
+		}
+	}
+	if errs != nil && len(errs.Errors) > 0 {
+		return errs
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package image is the strata-image data source: it resolves an image in
+// the catalog by channel, version or tag to the version a build should use,
+// refusing what a build must not: a revoked version, one whose content is
+// gone, an unknown image, an empty channel.
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/packer-plugin-sdk/hcl2helper"
+	"github.com/zclconf/go-cty/cty"
+
+	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
+	_ "github.com/strata-build/packer-plugin-strata/catalog/postgres"
+	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+)
+
+// Datasource is strata-image.
+type Datasource struct {
+	config Config
+}
+
+func (d *Datasource) ConfigSpec() hcldec.ObjectSpec { return d.config.FlatMapstructure().HCL2Spec() }
+
+func (d *Datasource) OutputSpec() hcldec.ObjectSpec { return (&FlatDatasourceOutput{}).HCL2Spec() }
+
+func (d *Datasource) Configure(raws ...interface{}) error { return d.config.prepare(raws...) }
+
+// Execute resolves the image. Packer runs it at validate and build time.
+func (d *Datasource) Execute() (cty.Value, error) {
+	c := &d.config
+	null := cty.NullVal(cty.DynamicPseudoType)
+	store, err := storeroot.Resolve(c.StoreDir)
+	if err != nil {
+		store = storeroot.Default
+	}
+	url := c.Catalog
+	if url == "" {
+		url = os.Getenv("STRATA_CATALOG")
+	}
+	if url == "" {
+		url = storeroot.Layout{Root: store}.CatalogURL()
+	}
+	cat, err := catalogdb.Open(url)
+	if err != nil {
+		return null, fmt.Errorf("strata-image: %w", err)
+	}
+	defer cat.Close()
+	ctx := context.Background()
+	v, err := resolve(ctx, cat, c)
+	if err != nil {
+		return null, err
+	}
+	if !catalogdb.ContentInStore(filepath.Join(store, "layers"))(v) {
+		return null, fmt.Errorf("strata-image: the content of %s (%s) is gone: its files are not on disk and its image is not in the layer store %s; %s",
+			v.Ref(), v.ImageID, filepath.Join(store, "layers"), goneAdvice(c))
+	}
+	return hcl2helper.HCL2ValueFromConfig(outputOf(v, c.Channel), d.OutputSpec()), nil
+}
+
+func goneAdvice(c *Config) string {
+	if c.Channel != "" {
+		return "roll the channel back (strata rollback " + c.Name + " " + c.Channel + ") or build and promote a new version"
+	}
+	return "pick another version, or build a new one"
+}
+
+// resolve finds the version the configuration names, with errors that say
+// what to do.
+func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config) (*catalogdb.Version, error) {
+	switch {
+	case c.Channel != "":
+		v, err := cat.Resolve(ctx, c.Name, c.Channel)
+		switch {
+		case errors.Is(err, catalogdb.ErrRevoked):
+			return nil, fmt.Errorf("strata-image: %w: strata rollback %s %s moves it back to the version before", err, c.Name, c.Channel)
+		case errors.Is(err, catalogdb.ErrNotFound):
+			return nil, notFound(ctx, cat, c, err)
+		case err != nil:
+			return nil, fmt.Errorf("strata-image: %w", err)
+		}
+		return v, nil
+	case c.Version != "":
+		v, err := cat.Get(ctx, c.Name, c.Version)
+		if errors.Is(err, catalogdb.ErrNotFound) {
+			return nil, notFound(ctx, cat, c, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("strata-image: %w", err)
+		}
+		if v.Revoked {
+			return nil, fmt.Errorf("strata-image: %s is revoked (%s); pick another version, or strata restore %s %s if the revocation was a mistake",
+				v.Ref(), v.RevokedReason, c.Name, c.Version)
+		}
+		return v, nil
+	}
+	vs, err := cat.Versions(ctx, c.Name)
+	if errors.Is(err, catalogdb.ErrNotFound) {
+		return nil, notFound(ctx, cat, c, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("strata-image: %w", err)
+	}
+	revoked := 0
+	for i := len(vs) - 1; i >= 0; i-- {
+		for _, t := range vs[i].Tags {
+			if t != c.Tag {
+				continue
+			}
+			if vs[i].Revoked {
+				revoked++
+				continue
+			}
+			return cat.Get(ctx, c.Name, vs[i].Version)
+		}
+	}
+	if revoked > 0 {
+		return nil, fmt.Errorf("strata-image: every version of %s tagged %q is revoked (%d); tag a new version", c.Name, c.Tag, revoked)
+	}
+	return nil, fmt.Errorf("strata-image: no version of %s is tagged %q; register one with tags = [%q]", c.Name, c.Tag, c.Tag)
+}
+
+// notFound says which of image, version or channel is missing, and what to
+// do about it.
+func notFound(ctx context.Context, cat *catalogdb.Catalog, c *Config, err error) error {
+	if _, verr := cat.Versions(ctx, c.Name); errors.Is(verr, catalogdb.ErrNotFound) {
+		return fmt.Errorf("strata-image: image %q is not in the catalog %s; register it first (post-processor \"strata-catalog\" or strata register), or check name and catalog",
+			c.Name, catalogdb.RedactURL(catalogURLOf(c)))
+	}
+	if c.Channel != "" {
+		return fmt.Errorf("strata-image: channel %q of %s points at no version yet; promote one first: strata promote %s %s VERSION", c.Channel, c.Name, c.Name, c.Channel)
+	}
+	return fmt.Errorf("strata-image: %w; strata versions %s lists what there is", err, c.Name)
+}
+
+func catalogURLOf(c *Config) string {
+	if c.Catalog != "" {
+		return c.Catalog
+	}
+	if u := os.Getenv("STRATA_CATALOG"); u != "" {
+		return u
+	}
+	store, err := storeroot.Resolve(c.StoreDir)
+	if err != nil {
+		store = storeroot.Default
+	}
+	return storeroot.Layout{Root: store}.CatalogURL()
+}

@@ -1,0 +1,204 @@
+package catalog
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/export"
+)
+
+// fakeArtifact answers State as values arrive over the plugin RPC
+// connection: maps keyed by interface{}.
+type fakeArtifact struct {
+	builderID string
+	state     map[string]interface{}
+	files     []string
+}
+
+func (a *fakeArtifact) BuilderId() string             { return a.builderID }
+func (a *fakeArtifact) Files() []string               { return a.files }
+func (a *fakeArtifact) Id() string                    { return "x" }
+func (a *fakeArtifact) String() string                { return "x" }
+func (a *fakeArtifact) State(name string) interface{} { return a.state[name] }
+func (a *fakeArtifact) Destroy() error                { return nil }
+func digest(c string) string                          { return "sha256:" + strings.Repeat(c, 64) }
+func rpcMap(m map[string]interface{}) map[interface{}]interface{} {
+	out := map[interface{}]interface{}{}
+	for k, v := range m {
+		if sub, ok := v.(map[string]interface{}); ok {
+			v = rpcMap(sub)
+		}
+		if list, ok := v.([]map[string]interface{}); ok {
+			var l []interface{}
+			for _, x := range list {
+				l = append(l, rpcMap(x))
+			}
+			v = l
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// chrootArtifact writes a real output dir and describes it as strata-chroot
+// would, after the RPC trip.
+func chrootArtifact(t *testing.T, store string) (*fakeArtifact, string) {
+	dir := t.TempDir()
+	tar := filepath.Join(dir, "rootfs.tar")
+	os.WriteFile(tar, []byte("a tar"), 0o644)
+	sum, size, _ := export.FileSHA256(tar)
+	os.WriteFile(filepath.Join(dir, "packages.tsv"), []byte("apt\t2.6.1\tamd64\tapt\t2.6.1\t4096\nbash\t5.2\tamd64\tbash\t5.2\t1024\n"), 0o644)
+	return &fakeArtifact{builderID: chrootBuilderID, state: map[string]interface{}{
+		"output_dir": dir,
+		stateManifest: rpcMap(map[string]interface{}{
+			"schema_version": int64(1), "image_id": digest("1"), "parent_image_id": digest("0"),
+			"layers":     []interface{}{rpcMap(map[string]interface{}{"diff_id": digest("a"), "size": uint64(10)}), rpcMap(map[string]interface{}{"diff_id": digest("b"), "size": int8(1)})},
+			"build_name": "base",
+			"outputs":    []interface{}{rpcMap(map[string]interface{}{"format": "tar", "path": tar, "size": size, "sha256": sum})},
+			"packages":   "packages.tsv",
+		}),
+		stateBuild:       rpcMap(map[string]interface{}{"build_name": "base", "packer_run_uuid": "run-7", "template_hash": "sha256:h", "store_dir": store}),
+		"generated_data": rpcMap(map[string]interface{}{"ImageID": digest("1")}),
+	}}, tar
+}
+
+func configure(t *testing.T, raw map[string]interface{}) *PostProcessor {
+	t.Helper()
+	var p PostProcessor
+	if err := p.Configure(raw); err != nil {
+		t.Fatal(err)
+	}
+	return &p
+}
+
+func TestRegisterChrootArtifact(t *testing.T) {
+	store := t.TempDir()
+	url := "sqlite://" + filepath.Join(store, "catalog.db")
+	in, tar := chrootArtifact(t, store)
+	p := configure(t, map[string]interface{}{
+		"catalog": url, "image_name": "base-os", "channels": []string{"dev", "qa"}, "tags": []string{"lts"},
+		"labels": map[string]string{"team": "platform"}, "description": "the base", "actor": "ci", "reason": "nightly",
+		"packer_build_name": "base",
+	})
+	out, keep, force, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !keep || force || out.Id() != "base-os@1.0.0" || out.BuilderId() != BuilderID || out.State("image_id") != digest("1") {
+		t.Fatalf("artifact %s keep %v force %v", out.Id(), keep, force)
+	}
+	if gd, _ := out.State("generated_data").(map[string]interface{}); gd["ImageID"] != digest("1") {
+		t.Errorf("generated data not passed on: %v", out.State("generated_data"))
+	}
+	c, err := catalogdb.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, err := c.Get(context.Background(), "base-os", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ImageID != digest("1") || v.ParentID != digest("0") || len(v.Layers) != 2 || v.Layers[1] != digest("b") ||
+		v.Description != "the base" || v.Labels["team"] != "platform" || v.Tags[0] != "lts" || len(v.Packages) != 2 ||
+		v.Build.PackerRunUUID != "run-7" || v.Build.TemplateHash != "sha256:h" || v.Build.BuildName != "base" ||
+		len(v.Artifacts) != 1 || v.Artifacts[0].Path != tar {
+		t.Fatalf("registered %+v", v)
+	}
+	for _, ch := range []string{"dev", "qa"} {
+		h, err := c.History(context.Background(), "base-os", ch)
+		if err != nil || h[0].Actor != "ci" || h[0].Reason != "nightly" || h[0].Version != "1.0.0" {
+			t.Errorf("%s: %+v %v", ch, h, err)
+		}
+	}
+	// The same content again: a conflict, nothing written.
+	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in); err == nil || !strings.Contains(err.Error(), "already holds this content") {
+		t.Errorf("duplicate content: %v", err)
+	}
+	// A file changed after the build: refused, nothing registered.
+	in2, tar2 := chrootArtifact(t, store)
+	in2.state[stateManifest].(map[interface{}]interface{})["image_id"] = digest("2")
+	os.WriteFile(tar2, []byte("tampered"), 0o644)
+	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in2); err == nil || !strings.Contains(err.Error(), "rootfs.tar") {
+		t.Errorf("a changed output: %v", err)
+	}
+	if vs, _ := c.Versions(context.Background(), "base-os"); len(vs) != 1 {
+		t.Errorf("refused registrations left %d versions", len(vs))
+	}
+}
+
+// Without a catalog option, the catalog is the builder's store's.
+func TestDefaultCatalogIsTheBuildersStore(t *testing.T) {
+	t.Setenv("STRATA_CATALOG", "")
+	store := t.TempDir()
+	in, _ := chrootArtifact(t, store)
+	p := configure(t, map[string]interface{}{"image_name": "base-os", "version": "7.0.0"})
+	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(store, "catalog.db")); err != nil {
+		t.Errorf("no catalog in the builder's store: %v", err)
+	}
+}
+
+// A builder of another kind that publishes Packer's registry metadata (as
+// a map after RPC) is recorded with what it has.
+func TestRegisterForeignArtifact(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "disk.qcow2")
+	os.WriteFile(f, []byte("qcow"), 0o644)
+	in := &fakeArtifact{builderID: "packer.file", files: []string{f}, state: map[string]interface{}{
+		"par.artifact.metadata": rpcMap(map[string]interface{}{
+			"ImageID": "disk.qcow2", "ProviderName": "file", "ProviderRegion": dir,
+			"Labels": map[string]interface{}{"os": "debian"}, "SourceImageID": "upstream.iso",
+		}),
+	}}
+	url := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
+	p := configure(t, map[string]interface{}{"catalog": url, "image_name": "vm"})
+	out, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := catalogdb.Open(url)
+	defer c.Close()
+	v, err := c.Get(context.Background(), "vm", "1.0.0")
+	if err != nil || out.Id() != "vm@1.0.0" {
+		t.Fatal(err)
+	}
+	if catalogdb.ValidDigest("id", v.ImageID) != nil || v.Labels["external.image_id"] != "disk.qcow2" || v.Labels["external.provider"] != "file" ||
+		v.Labels["os"] != "debian" || len(v.Artifacts) != 1 || v.Artifacts[0].Format != "qcow2" || v.ParentID != "" {
+		t.Fatalf("foreign registration %+v", v)
+	}
+	// Without any metadata: an error that says what is accepted.
+	bare := &fakeArtifact{builderID: "mitchellh.docker", state: map[string]interface{}{}}
+	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), bare); err == nil ||
+		!strings.Contains(err.Error(), "strata.chroot") || !strings.Contains(err.Error(), "par.artifact.metadata") || !strings.Contains(err.Error(), "mitchellh.docker") {
+		t.Errorf("unknown builder: %v", err)
+	}
+}
+
+func TestConfigureErrors(t *testing.T) {
+	var p PostProcessor
+	err := p.Configure(map[string]interface{}{
+		"image_name": "Base OS", "catalog": "no-scheme", "version_scheme": "calver", "channels": []string{"dev", "Prod!"},
+		"labels": map[string]string{"bad key": "x"}, "version": "1 0", "description": "two\nlines",
+	})
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{"image_name", "catalog: \"no-scheme\"", "version_scheme: \"calver\"", "channels[1]", "labels: \"bad key\"", "version \"1 0\""} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	var q PostProcessor
+	if err := q.Configure(map[string]interface{}{}); err == nil || !strings.Contains(err.Error(), "image_name: required") {
+		t.Errorf("missing image_name: %v", err)
+	}
+}
