@@ -14,7 +14,7 @@ ANSIBLE_PLUGIN := $(BIN)/packer-plugin-ansible
 # One package cache for every test run on this machine, outside any image and any clone.
 export STRATA_TEST_CACHE ?= /var/cache/strata-test/apt
 
-.PHONY: all deps test-deps apt-install build plugin cli packer generate check-generate install demo test unit bench fmt vet clean
+.PHONY: all deps test-deps apt-install build plugin cli packer generate check-generate plugin-check install demo test unit bench fmt vet clean
 
 all: build
 
@@ -74,14 +74,24 @@ check-generate: generate
 install: build
 	tools/install-plugin.sh $(PACKER) $(PLUGIN) $(PLUGIN_SOURCE)
 
-## demo: builds the example base image and registers it in the embedded catalog (dev channel).
+## demo: builds the example base image and the app on it; the post-processor registers both in the embedded
+## catalog (channel dev), and the CLI shows them and their lineage. examples/README.md goes on from here.
 demo: deps install
 	cd examples && $(PACKER) build -force base.pkr.hcl
-	$(STRATA) register base-os --from-output examples/output-base-os --label example=true --promote dev
+	cd examples && $(PACKER) build -force app.pkr.hcl
 	$(STRATA) versions base-os
+	$(STRATA) versions app
+	$(STRATA) channels app
+	$(STRATA) lineage app@$$($(STRATA) --json channels app | python3 -c 'import json,sys; print([c["version"] for c in json.load(sys.stdin) if c["channel"] == "dev"][0])')
 
-## test: everything: generated files, vet, unit tests and end-to-end builds through bin/packer.
-test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet
+## plugin-check: packer-sdc's check that the binary works with Packer, and all four components registered.
+plugin-check: build $(SDC)
+	cd $(BIN) && ./packer-sdc plugin-check packer-plugin-strata
+	@$(PLUGIN) describe | grep -q '"builders":\["chroot"\],"post_processors":\["catalog"\],"provisioners":\["packages"\],"datasources":\["image"\]' \
+	  || { echo "plugin-check: describe does not list chroot, packages, catalog and image:"; $(PLUGIN) describe; exit 1; }
+
+## test: everything: generated files, vet, plugin-check, unit tests and end-to-end builds through bin/packer.
+test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 	STRATA_ACC=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) STRATA_ANSIBLE_PLUGIN=$(ANSIBLE_PLUGIN) \
 	  $(GO) test -count=1 -timeout 40m ./...
 

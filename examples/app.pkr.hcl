@@ -1,6 +1,7 @@
-# An application image built on the base image: one layer with the app's
-# packages and configuration, on the base's layers (nothing of the base is
-# copied). Pass the base's image ID: packer build -var base=sha256:... app.pkr.hcl
+# An application image on the base image a channel holds: one layer with
+# nginx-light and its configuration on the base's layers (nothing of the
+# base is copied), registered as app with the base as its parent.
+#   packer build -var base_channel=production app.pkr.hcl
 packer {
   required_plugins {
     strata = {
@@ -10,13 +11,44 @@ packer {
   }
 }
 
-variable "base" {
+variable "base_channel" {
   type        = string
-  description = "the base image's ID (artifact.json's image_id of base.pkr.hcl)"
+  default     = "dev"
+  description = "the base-os channel to build on"
+}
+variable "channels" {
+  type    = list(string)
+  default = ["dev"]
+}
+variable "store_dir" {
+  type    = string
+  default = ""
+}
+variable "catalog" {
+  type    = string
+  default = ""
+}
+variable "package_cache_dir" {
+  type    = string
+  default = ""
+}
+
+# The base-os version the channel holds; a revoked version, one whose
+# content is gone or an empty channel stop the build here.
+data "strata-image" "base" {
+  catalog   = var.catalog
+  store_dir = var.store_dir
+  name      = "base-os"
+  channel   = var.base_channel
 }
 
 source "strata-chroot" "app" {
-  parent  = var.base
+  parent      = data.strata-image.base.image_id
+  parent_name = "base-os:${data.strata-image.base.version}"
+  store_dir   = var.store_dir
+  package_cache {
+    dir = var.package_cache_dir
+  }
   formats = ["oci", "tar.zst"]
   labels  = { "org.example.app" = "hello" }
 }
@@ -24,12 +56,21 @@ source "strata-chroot" "app" {
 build {
   sources = ["source.strata-chroot.app"]
 
+  provisioner "strata-packages" {
+    install = ["nginx-light"]
+  }
   provisioner "shell" {
     inline = [
-      "apt-get update",
-      "apt-get install -y --no-install-recommends nginx-light",
       "printf 'server { listen 8080; root /srv/www; }\\n' > /etc/nginx/sites-available/default",
       "mkdir -p /srv/www && echo hello > /srv/www/index.html",
     ]
+  }
+
+  post-processor "strata-catalog" {
+    catalog     = var.catalog
+    image_name  = "app"
+    channels    = var.channels
+    description = "nginx on base-os ${data.strata-image.base.version}"
+    labels      = { base_version = data.strata-image.base.version, base_channel = var.base_channel }
   }
 }

@@ -6,7 +6,6 @@ package chroot
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,74 +16,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
+// accEnv is Packer with the plugin installed (internal/acctest), with the
+// start/wait control the signal tests need.
 type accEnv struct {
+	*acctest.Env
 	packer    string
 	pluginDir string
 	cacheDir  string
 }
 
-var (
-	accOnce sync.Once
-	accVal  *accEnv
-	accErr  error
-)
-
 func acceptance(t *testing.T) *accEnv {
 	t.Helper()
-	if os.Getenv("STRATA_ACC") == "" {
-		t.Skip("end-to-end test: set STRATA_ACC=1 (make test does)")
-	}
-	accOnce.Do(func() {
-		packer, plugin := os.Getenv("STRATA_PACKER"), os.Getenv("STRATA_PLUGIN")
-		if packer == "" || plugin == "" {
-			accErr = fmt.Errorf("STRATA_PACKER and STRATA_PLUGIN must name bin/packer and bin/packer-plugin-strata (run make test)")
-			return
-		}
-		dir, err := os.MkdirTemp("", "strata-acc-plugins-")
-		if err != nil {
-			accErr = err
-			return
-		}
-		install := map[string]string{"github.com/strata-build/strata": plugin}
-		if a := os.Getenv("STRATA_ANSIBLE_PLUGIN"); a != "" {
-			install["github.com/hashicorp/ansible"] = a
-		}
-		for source, bin := range install {
-			cmd := exec.Command(packer, "plugins", "install", "--path", bin, source)
-			cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+dir, "CHECKPOINT_DISABLE=1")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				accErr = fmt.Errorf("packer plugins install %s: %v\n%s", source, err, out)
-				return
-			}
-		}
-		cache := os.Getenv("STRATA_TEST_CACHE")
-		if cache == "" {
-			cache = "/var/cache/strata-test/apt"
-		}
-		accVal = &accEnv{packer: packer, pluginDir: dir, cacheDir: cache}
-	})
-	if accErr != nil {
-		t.Fatal(accErr)
-	}
-	return accVal
+	e := acctest.Setup(t)
+	return &accEnv{Env: e, packer: e.Packer, pluginDir: e.PluginDir, cacheDir: e.CacheDir}
 }
 
 // scratch is a temporary directory for a store or work dir. Its clean-up
 // stops chroot processes and unmounts everything below it first: removing a
 // tree with the host's /dev still bound into it would delete host devices.
-func scratch(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if _, err := mount.CleanUnder(dir); err != nil {
-			t.Errorf("cleaning %s: %v", dir, err)
-		}
-	})
-	return dir
-}
+func scratch(t *testing.T) string { return acctest.Scratch(t) }
 
 // run is one packer build.
 type run struct {
@@ -158,12 +112,7 @@ func (e *accEnv) build(t *testing.T, dir, template string, vars map[string]strin
 // assertClean: nothing mounted under the work dir and no process rooted in it.
 func assertClean(t *testing.T, workDir string) {
 	t.Helper()
-	if ms, err := mount.Under(workDir); err != nil || len(ms) > 0 {
-		t.Errorf("mounts left under %s: %+v %v", workDir, ms, err)
-	}
-	if pids, err := mount.RootedUnder(workDir); err != nil || len(pids) > 0 {
-		t.Errorf("chroot processes alive under %s: %v %v", workDir, pids, err)
-	}
+	acctest.AssertClean(t, workDir)
 }
 
 // The base build runs once and its outputs serve the other tests.
@@ -178,9 +127,7 @@ var (
 // when nothing is mounted below it.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if accVal != nil {
-		os.RemoveAll(accVal.pluginDir)
-	}
+	acctest.Cleanup()
 	if baseRun != nil {
 		if _, err := mount.CleanUnder(baseRun.dir); err == nil {
 			os.RemoveAll(baseRun.dir)

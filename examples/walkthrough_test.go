@@ -1,0 +1,337 @@
+package examples_test
+
+// The walk-through of examples/README.md, end to end through bin/packer:
+// build base-os and register it on dev, build app on the base dev holds,
+// promote both dev -> staging -> production with promote.sh, publish a new
+// base, see the app out of date, roll production back, revoke the bad
+// base; the strata-image data source's answers, the channels' targets and
+// histories (actor, reason) and the lineage are checked at each step. Once
+// with the catalog on SQLite, once on a throwaway PostgreSQL server.
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/catalog/postgres/pgtest"
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
+)
+
+// TestMain removes the plugin directory the end-to-end tests made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	acctest.Cleanup()
+	os.Exit(code)
+}
+
+func TestWalkthroughSQLite(t *testing.T) {
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
+	walkthrough(t, e, store, "sqlite://"+filepath.Join(store, "catalog.db"))
+}
+
+func TestWalkthroughPostgres(t *testing.T) {
+	e := acctest.Setup(t)
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	url, err := srv.URL("walkthrough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	walkthrough(t, e, filepath.Join(acctest.Scratch(t), "store"), url)
+}
+
+type walk struct {
+	t     *testing.T
+	e     *acctest.Env
+	store string
+	url   string
+	dir   string // where packer runs, as a user's checkout
+}
+
+func abs(name string) string {
+	p, _ := filepath.Abs(name)
+	return p
+}
+
+func (w *walk) vars(extra ...string) map[string]string {
+	v := map[string]string{"store_dir": w.store, "catalog": w.url, "package_cache_dir": w.e.CacheDir}
+	for i := 0; i < len(extra); i += 2 {
+		v[extra[i]] = extra[i+1]
+	}
+	return v
+}
+
+// build runs an example template and returns its output.
+func (w *walk) build(template string, extra ...string) string {
+	w.t.Helper()
+	r := w.e.Build(w.t, w.dir, abs(template), w.vars(extra...), "-force")
+	acctest.AssertClean(w.t, w.store)
+	if r.Code != 0 {
+		w.t.Fatalf("packer build %s: exit %d\n%s", template, r.Code, r.Out)
+	}
+	return r.Out
+}
+
+// strata runs the CLI on this walk's catalog and store.
+func (w *walk) strata(args ...string) (string, int) {
+	w.t.Helper()
+	r := w.e.Strata(w.t, []string{"STRATA_CATALOG=" + w.url, "STRATA_HOME=" + w.store}, args...)
+	return r.Out, r.Code
+}
+
+func (w *walk) strataJSON(v interface{}, args ...string) {
+	w.t.Helper()
+	out, code := w.strata(append([]string{"--json"}, args...)...)
+	if code != 0 {
+		w.t.Fatalf("strata %v: exit %d\n%s", args, code, out)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		w.t.Fatalf("strata %v: %v\n%s", args, err, out)
+	}
+}
+
+// promote runs examples/promote.sh as a CI job would.
+func (w *walk) promote(image, from, to, reason string) (string, int) {
+	w.t.Helper()
+	r := w.e.Shell(w.t, []string{"STRATA=" + w.e.CLI, "STRATA_CATALOG=" + w.url, "STRATA_HOME=" + w.store, "STRATA_ACTOR=release-bot"},
+		abs("promote.sh"), image, from, to, reason)
+	return r.Out, r.Code
+}
+
+type answer struct {
+	ImageID   string            `json:"image_id"`
+	Version   string            `json:"version"`
+	Name      string            `json:"name"`
+	Channel   string            `json:"channel"`
+	Created   string            `json:"created"`
+	Layers    []string          `json:"layers"`
+	Labels    map[string]string `json:"labels"`
+	Parent    string            `json:"parent_image_id"`
+	Artifacts map[string]string `json:"artifacts"`
+	SHA256    map[string]string `json:"artifact_sha256"`
+}
+
+// resolve asks the data source through packer build; on failure it
+// returns the output instead.
+func (w *walk) resolve(kv ...string) (*answer, string) {
+	w.t.Helper()
+	out := filepath.Join(w.t.TempDir(), "answer.json")
+	vars := map[string]string{"catalog": w.url, "store_dir": w.store, "out": out}
+	for i := 0; i < len(kv); i += 2 {
+		vars[kv[i]] = kv[i+1]
+	}
+	r := w.e.Build(w.t, w.dir, abs("testdata/resolve.pkr.hcl"), vars)
+	if r.Code != 0 {
+		return nil, r.Out
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		w.t.Fatalf("resolve %v: %v\n%s", kv, err, r.Out)
+	}
+	var a answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		w.t.Fatalf("resolve %v: %v\n%s", kv, err, b)
+	}
+	return &a, r.Out
+}
+
+func (w *walk) mustResolve(want string, kv ...string) *answer {
+	w.t.Helper()
+	a, out := w.resolve(kv...)
+	if a == nil {
+		w.t.Fatalf("strata-image %v failed:\n%s", kv, out)
+	}
+	if a.Version != want {
+		w.t.Fatalf("strata-image %v = %s, want %s", kv, a.Version, want)
+	}
+	return a
+}
+
+func (w *walk) mustFail(wants []string, kv ...string) {
+	w.t.Helper()
+	a, out := w.resolve(kv...)
+	if a != nil {
+		w.t.Fatalf("strata-image %v answered %s, want an error", kv, a.Version)
+	}
+	for _, s := range wants {
+		if !strings.Contains(out, s) {
+			w.t.Errorf("strata-image %v: the error lacks %q:\n%s", kv, s, out)
+		}
+	}
+}
+
+type channel struct {
+	Name    string `json:"channel"`
+	Version string `json:"version"`
+}
+
+func (w *walk) channels(image string) map[string]string {
+	var cs []channel
+	w.strataJSON(&cs, "channels", image)
+	out := map[string]string{}
+	for _, c := range cs {
+		out[c.Name] = c.Version
+	}
+	return out
+}
+
+type entry struct {
+	Version string `json:"version"`
+	Action  string `json:"action"`
+	Actor   string `json:"actor"`
+	Reason  string `json:"reason"`
+}
+
+func (w *walk) last(image, ch string) entry {
+	var h []entry
+	w.strataJSON(&h, "history", image, ch)
+	return h[len(h)-1]
+}
+
+func manifestID(t *testing.T, dir string) string {
+	var m struct {
+		ImageID string `json:"image_id"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "artifact.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &m)
+	return m.ImageID
+}
+
+func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
+	w := &walk{t: t, e: e, store: store, url: url, dir: t.TempDir()}
+
+	// The examples validate (syntax alone needs no catalog).
+	for _, tpl := range []string{"base.pkr.hcl", "app.pkr.hcl"} {
+		if r := e.PackerRun(t, w.dir, "validate", "-syntax-only", abs(tpl)); r.Code != 0 {
+			t.Fatalf("packer validate -syntax-only %s:\n%s", tpl, r.Out)
+		}
+	}
+	// Before anything is registered, the app cannot find its base.
+	w.mustFail([]string{`image "base-os" is not in the catalog`, "register it first"}, "name", "base-os", "channel", "dev")
+
+	// 1. The base, registered on dev.
+	out := w.build("base.pkr.hcl", "release", "1")
+	if !strings.Contains(out, "Registered base-os@1.0.0") || !strings.Contains(out, "dev -> base-os@1.0.0") {
+		t.Errorf("base build log:\n%s", out)
+	}
+	base1 := manifestID(t, filepath.Join(w.dir, "output-base-os"))
+	if !strings.Contains(out, "base-os image "+base1+" in "+filepath.Join(w.dir, "output-base-os")) {
+		t.Errorf("build.ImageID and build.OutputDir did not reach the shell-local post-processor:\n%s", out)
+	}
+	a := w.mustResolve("1.0.0", "name", "base-os", "channel", "dev")
+	if a.ImageID != base1 || a.Channel != "dev" || len(a.Layers) != 1 || a.Labels["release"] != "1" || a.SHA256["tar.zst"] == "" || a.Artifacts["tar.zst"] == "" || a.Created == "" {
+		t.Errorf("strata-image base-os dev: %+v (artifact %s)", a, base1)
+	}
+	if h := w.last("base-os", "dev"); !strings.HasPrefix(h.Actor, "packer:") || h.Reason != "registered by packer build base-os" {
+		t.Errorf("dev history: %+v", h)
+	}
+	if r := e.PackerRun(t, w.dir, "validate", "-var", "catalog="+url, "-var", "store_dir="+store, abs("app.pkr.hcl")); r.Code != 0 {
+		t.Errorf("packer validate app.pkr.hcl with base-os on dev:\n%s", r.Out)
+	}
+
+	// 2. The app, on the base dev holds: one layer on the base's.
+	out = w.build("app.pkr.hcl", "base_channel", "dev")
+	if !strings.Contains(out, "Registered app@1.0.0") || !strings.Contains(out, "parent "+base1) {
+		t.Errorf("app build log:\n%s", out)
+	}
+	app := w.mustResolve("1.0.0", "name", "app", "channel", "dev")
+	if app.Parent != base1 || len(app.Layers) != 2 || app.Layers[0] != a.Layers[0] || app.Labels["base_version"] != "1.0.0" || app.Artifacts["oci"] == "" {
+		t.Errorf("strata-image app dev: %+v", app)
+	}
+	var lin struct {
+		Ancestors []struct {
+			Image   string `json:"image"`
+			Version string `json:"version"`
+		} `json:"ancestors"`
+	}
+	w.strataJSON(&lin, "lineage", "app@1.0.0")
+	if len(lin.Ancestors) != 1 || lin.Ancestors[0].Image != "base-os" || lin.Ancestors[0].Version != "1.0.0" {
+		t.Errorf("lineage of app@1.0.0: %+v", lin)
+	}
+
+	// 3. Promotion jobs: dev -> staging -> production, both images.
+	for _, img := range []string{"base-os", "app"} {
+		for _, step := range [][2]string{{"dev", "staging"}, {"staging", "production"}} {
+			if out, code := w.promote(img, step[0], step[1], "tests passed on "+step[0]); code != 0 {
+				t.Fatalf("promote.sh %s %s %s: exit %d\n%s", img, step[0], step[1], code, out)
+			}
+		}
+		if ch := w.channels(img); ch["dev"] != "1.0.0" || ch["staging"] != "1.0.0" || ch["production"] != "1.0.0" {
+			t.Errorf("%s channels %v", img, ch)
+		}
+		if h := w.last(img, "production"); h.Actor != "release-bot" || h.Reason != "tests passed on staging" || h.Action != "promote" {
+			t.Errorf("%s production history: %+v", img, h)
+		}
+	}
+	if out, code := w.promote("base-os", "canary", "production", "x"); code != 3 {
+		t.Errorf("promote.sh from an empty channel: exit %d, want 3\n%s", code, out)
+	}
+
+	// 4. A new base, promoted all the way: the app is out of date.
+	w.build("base.pkr.hcl", "release", "2")
+	base2 := manifestID(t, filepath.Join(w.dir, "output-base-os"))
+	for _, step := range [][2]string{{"dev", "staging"}, {"staging", "production"}} {
+		if out, code := w.promote("base-os", step[0], step[1], "release 2"); code != 0 {
+			t.Fatalf("promote.sh base-os %v: %d\n%s", step, code, out)
+		}
+	}
+	if a := w.mustResolve("1.0.1", "name", "base-os", "channel", "production"); a.ImageID != base2 || a.Labels["release"] != "2" {
+		t.Errorf("production after release 2: %+v", a)
+	}
+	var ood []struct {
+		Image   string `json:"image"`
+		Channel string `json:"channel"`
+		Version string `json:"version"`
+		Parent  string `json:"parent"`
+	}
+	w.strataJSON(&ood, "lineage", "--out-of-date", "app")
+	if len(ood) != 3 || ood[0].Image != "app" || ood[0].Version != "1.0.0" || ood[0].Parent != "base-os@1.0.0" {
+		t.Errorf("out of date after base-os moved: %+v", ood)
+	}
+	if out, _ := w.strata("lineage", "--out-of-date"); !strings.Contains(out, "app") || !strings.Contains(out, "base-os@1.0.0") {
+		t.Errorf("strata lineage --out-of-date says:\n%s", out)
+	}
+
+	// 5. Release 2 is bad: roll production back.
+	if out, code := w.strata("rollback", "base-os", "production", "--reason", "release 2 breaks nginx", "--actor", "oncall"); code != 0 {
+		t.Fatalf("rollback: %d\n%s", code, out)
+	}
+	w.mustResolve("1.0.0", "name", "base-os", "channel", "production")
+	if h := w.last("base-os", "production"); h.Action != "rollback" || h.Actor != "oncall" || h.Reason != "release 2 breaks nginx" || h.Version != "1.0.0" {
+		t.Errorf("production history after the rollback: %+v", h)
+	}
+	w.strataJSON(&ood, "lineage", "--out-of-date", "app")
+	if len(ood) != 0 {
+		t.Errorf("out of date after the rollback (base-os@1.0.0 is on production again): %+v", ood)
+	}
+
+	// 6. Revoke it: no build can pick it any more.
+	if out, code := w.strata("revoke", "base-os@1.0.1", "--reason", "breaks nginx"); code != 0 {
+		t.Fatalf("revoke: %d\n%s", code, out)
+	}
+	w.mustFail([]string{"base-os@1.0.1 is revoked (breaks nginx)", "strata restore"}, "name", "base-os", "version", "1.0.1")
+	w.mustFail([]string{"revoked", "strata rollback base-os dev"}, "name", "base-os", "channel", "dev")
+	if out, code := w.promote("base-os", "dev", "staging", "x"); code != 4 {
+		t.Errorf("promote.sh of a revoked version: exit %d, want 4\n%s", code, out)
+	}
+	// The app build on dev stops at the data source, before any mount.
+	r := e.Build(t, w.dir, abs("app.pkr.hcl"), w.vars("base_channel", "dev"), "-force")
+	if r.Code == 0 || !strings.Contains(r.Out, "revoked") {
+		t.Errorf("app on a revoked base: exit %d\n%s", r.Code, r.Out)
+	}
+	acctest.AssertClean(t, store)
+
+	// 7. The other errors, through packer build.
+	w.mustFail([]string{`channel "canary" of base-os points at no version`, "strata promote base-os canary"}, "name", "base-os", "channel", "canary")
+	w.mustFail([]string{`image "ghost" is not in the catalog`}, "name", "ghost", "channel", "production")
+	w.mustFail([]string{`no version of base-os is tagged "lts"`}, "name", "base-os", "tag", "lts")
+}
