@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -289,7 +290,6 @@ var (
 	archiveExts = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar.xz"}
 	suiteRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
 	componentRe = regexp.MustCompile(`^[a-z0-9][a-z0-9/-]*$`)
-	packageRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$`)
 	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	mountTypeRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
 	sizeRe      = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)(iB|B)?$`)
@@ -924,7 +924,7 @@ func (b *BootstrapConfig) prepare() []error {
 		}
 	}
 	for _, p := range b.Include {
-		if !packageRe.MatchString(p) {
+		if name, version, pinned := strings.Cut(p, "="); !dpkg.ValidName(name) || (pinned && !dpkg.ValidVersion(version)) {
 			add("bootstrap.include: %q is not a package name (optionally name=version)", p)
 		}
 	}
@@ -1088,7 +1088,7 @@ func (m *MinimizeConfig) prepare() []error {
 		}
 	}
 	for _, p := range m.RemovePackages {
-		if !packageRe.MatchString(p) || strings.Contains(p, "=") {
+		if !dpkg.ValidName(p) {
 			add("minimize.remove_packages: %q is not a package name", p)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 )
 
 // Config is the strata-packages provisioner's configuration. It installs,
@@ -60,10 +62,6 @@ type Config struct {
 }
 
 var (
-	// A package, with an optional architecture.
-	nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$`)
-	// A Debian version: optional epoch, upstream version, revision.
-	versionRe = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*(:[A-Za-z0-9.+~-]+)*$`)
 	releaseRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
 )
 
@@ -86,18 +84,18 @@ func (r request) String() string {
 
 func parseRequest(s string) (request, error) {
 	if name, v, ok := strings.Cut(s, "="); ok {
-		if !nameRe.MatchString(name) || !versionRe.MatchString(v) {
+		if !dpkg.ValidName(name) || !dpkg.ValidVersion(v) {
 			return request{}, fmt.Errorf("%q is not name=version (a Debian package name and version)", s)
 		}
 		return request{Name: name, Version: v}, nil
 	}
 	if name, rel, ok := strings.Cut(s, "/"); ok {
-		if !nameRe.MatchString(name) || !releaseRe.MatchString(rel) {
+		if !dpkg.ValidName(name) || !releaseRe.MatchString(rel) {
 			return request{}, fmt.Errorf("%q is not name/release", s)
 		}
 		return request{Name: name, Release: rel}, nil
 	}
-	if !nameRe.MatchString(s) {
+	if !dpkg.ValidName(s) {
 		return request{}, fmt.Errorf("%q is not a Debian package name (lower case letters, digits, + - .)", s)
 	}
 	return request{Name: s}, nil
@@ -151,7 +149,7 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}{{"remove", c.Remove}, {"hold", c.Hold}} {
 		seen := map[string]bool{}
 		for i, n := range list.names {
-			if !nameRe.MatchString(n) {
+			if !dpkg.ValidName(n) {
 				add("%s[%d]: %q is not a Debian package name (no version: %s takes names)", list.opt, i, n, list.opt)
 			} else if seen[n] {
 				add("%s: %s is listed twice", list.opt, n)

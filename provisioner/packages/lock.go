@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 )
 
 // LockVersion is the lock file format this provisioner writes and reads.
@@ -69,7 +71,7 @@ func ReadLock(path string) (*Lock, error) {
 	}
 	// The names and versions go into commands: only what Debian allows.
 	for _, p := range l.Packages {
-		if !nameRe.MatchString(p.Name) || strings.Contains(p.Name, ":") || !versionRe.MatchString(p.Version) || !nameRe.MatchString(p.Architecture) {
+		if !dpkg.ValidName(p.Name) || strings.Contains(p.Name, ":") || !dpkg.ValidVersion(p.Version) || !dpkg.ValidName(p.Architecture) {
 			return nil, fmt.Errorf("%s: %q %q %q is not a package name, version and architecture (set update_lock = true to rewrite it)", path, p.Name, p.Version, p.Architecture)
 		}
 	}

@@ -47,7 +47,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return err
 	}
 	native := strings.TrimSpace(out)
-	if status != 0 || !nameRe.MatchString(native) {
+	if status != 0 || !dpkg.ValidName(native) {
 		return fmt.Errorf("strata-packages: dpkg --print-architecture said %q (exit %d)", native, status)
 	}
 
