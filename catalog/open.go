@@ -28,23 +28,41 @@ func RegisterBackend(scheme string, open Opener) {
 
 // DefaultURL is $STRATA_CATALOG, else the SQLite file in the store root
 // ($STRATA_HOME, else /var/lib/strata).
-func DefaultURL() string {
+func DefaultURL() string { return URLFor("") }
+
+// URLFor is the catalog a store uses: $STRATA_CATALOG, else the SQLite
+// file in the store root (store, else $STRATA_HOME, else /var/lib/strata).
+func URLFor(store string) string {
 	if u := os.Getenv("STRATA_CATALOG"); u != "" {
 		return u
 	}
-	root, err := storeroot.Resolve("")
+	root, err := storeroot.Resolve(store)
 	if err != nil {
 		root = storeroot.Default
 	}
 	return storeroot.Layout{Root: root}.CatalogURL()
 }
 
-// Open opens the catalog a URL names: sqlite:///path/catalog.db or
-// postgres://user@host/db.
-func Open(rawURL string) (*Catalog, error) {
+// CheckURL checks that rawURL looks like a catalog URL, without opening it.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+func parseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" {
 		return nil, invalid("catalog URL %q: use sqlite:///path/catalog.db or postgres://user@host/db", rawURL)
+	}
+	return u, nil
+}
+
+// Open opens the catalog a URL names: sqlite:///path/catalog.db or
+// postgres://user@host/db.
+func Open(rawURL string) (*Catalog, error) {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	backendsMu.Lock()
 	open, ok := backends[u.Scheme]

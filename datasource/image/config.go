@@ -5,7 +5,6 @@ package image
 
 import (
 	"fmt"
-	"net/url"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
@@ -87,7 +86,7 @@ func (c *Config) prepare(raws ...interface{}) error {
 		}
 	}
 	if c.Catalog != "" {
-		if u, err := url.Parse(c.Catalog); err != nil || u.Scheme == "" {
+		if catalogdb.CheckURL(c.Catalog) != nil {
 			add("catalog: %q is not a catalog URL; use sqlite:///path/catalog.db or postgres://user@host/db", c.Catalog)
 		}
 	}

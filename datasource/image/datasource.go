@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
@@ -42,10 +41,7 @@ func (d *Datasource) Execute() (cty.Value, error) {
 	}
 	url := c.Catalog
 	if url == "" {
-		url = os.Getenv("STRATA_CATALOG")
-	}
-	if url == "" {
-		url = storeroot.Layout{Root: store}.CatalogURL()
+		url = catalogdb.URLFor(store)
 	}
 	cat, err := catalogdb.Open(url)
 	if err != nil {
@@ -53,7 +49,7 @@ func (d *Datasource) Execute() (cty.Value, error) {
 	}
 	defer cat.Close()
 	ctx := context.Background()
-	v, err := resolve(ctx, cat, c)
+	v, err := resolve(ctx, cat, c, url)
 	if err != nil {
 		return null, err
 	}
@@ -73,7 +69,7 @@ func goneAdvice(c *Config) string {
 
 // resolve finds the version the configuration names, with errors that say
 // what to do.
-func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config) (*catalogdb.Version, error) {
+func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string) (*catalogdb.Version, error) {
 	switch {
 	case c.Channel != "":
 		v, err := cat.Resolve(ctx, c.Name, c.Channel)
@@ -81,7 +77,7 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config) (*catalogdb
 		case errors.Is(err, catalogdb.ErrRevoked):
 			return nil, fmt.Errorf("strata-image: %w: strata rollback %s %s moves it back to the version before", err, c.Name, c.Channel)
 		case errors.Is(err, catalogdb.ErrNotFound):
-			return nil, notFound(ctx, cat, c, err)
+			return nil, notFound(ctx, cat, c, url, err)
 		case err != nil:
 			return nil, fmt.Errorf("strata-image: %w", err)
 		}
@@ -89,7 +85,7 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config) (*catalogdb
 	case c.Version != "":
 		v, err := cat.Get(ctx, c.Name, c.Version)
 		if errors.Is(err, catalogdb.ErrNotFound) {
-			return nil, notFound(ctx, cat, c, err)
+			return nil, notFound(ctx, cat, c, url, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("strata-image: %w", err)
@@ -102,7 +98,7 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config) (*catalogdb
 	}
 	vs, err := cat.Versions(ctx, c.Name)
 	if errors.Is(err, catalogdb.ErrNotFound) {
-		return nil, notFound(ctx, cat, c, err)
+		return nil, notFound(ctx, cat, c, url, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("strata-image: %w", err)
@@ -128,27 +124,13 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config) (*catalogdb
 
 // notFound says which of image, version or channel is missing, and what to
 // do about it.
-func notFound(ctx context.Context, cat *catalogdb.Catalog, c *Config, err error) error {
+func notFound(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string, err error) error {
 	if _, verr := cat.Versions(ctx, c.Name); errors.Is(verr, catalogdb.ErrNotFound) {
 		return fmt.Errorf("strata-image: image %q is not in the catalog %s; register it first (post-processor \"strata-catalog\" or strata register), or check name and catalog",
-			c.Name, catalogdb.RedactURL(catalogURLOf(c)))
+			c.Name, catalogdb.RedactURL(url))
 	}
 	if c.Channel != "" {
 		return fmt.Errorf("strata-image: channel %q of %s points at no version yet; promote one first: strata promote %s %s VERSION", c.Channel, c.Name, c.Name, c.Channel)
 	}
 	return fmt.Errorf("strata-image: %w; strata versions %s lists what there is", err, c.Name)
-}
-
-func catalogURLOf(c *Config) string {
-	if c.Catalog != "" {
-		return c.Catalog
-	}
-	if u := os.Getenv("STRATA_CATALOG"); u != "" {
-		return u
-	}
-	store, err := storeroot.Resolve(c.StoreDir)
-	if err != nil {
-		store = storeroot.Default
-	}
-	return storeroot.Layout{Root: store}.CatalogURL()
 }

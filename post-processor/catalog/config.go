@@ -5,7 +5,6 @@ package catalog
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"os/user"
 	"regexp"
@@ -85,7 +84,7 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		add("image_name: %v", err)
 	}
 	if c.Catalog != "" {
-		if u, err := url.Parse(c.Catalog); err != nil || u.Scheme == "" {
+		if catalogdb.CheckURL(c.Catalog) != nil {
 			add("catalog: %q is not a catalog URL; use sqlite:///path/catalog.db or postgres://user@host/db", c.Catalog)
 		}
 	}

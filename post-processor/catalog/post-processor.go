@@ -97,13 +97,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 
 	url := c.Catalog
 	if url == "" {
-		url = os.Getenv("STRATA_CATALOG")
-	}
-	if url == "" && storeDir != "" {
-		url = storeroot.Layout{Root: storeDir}.CatalogURL()
-	}
-	if url == "" {
-		url = catalogdb.DefaultURL()
+		url = catalogdb.URLFor(storeDir)
 	}
 	cat, err := catalogdb.Open(url)
 	if err != nil {
