@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Images lists images.
@@ -112,6 +113,39 @@ func (c *Catalog) Resolve(ctx context.Context, image, channel string) (*Version,
 		}
 		out = v
 		return nil
+	})
+	return out, err
+}
+
+// ResolveTag returns the newest version (by registration) of image that
+// carries tag and is not revoked. With none it is ErrNotFound; when every
+// tagged version is revoked, ErrRevoked.
+func (c *Catalog) ResolveTag(ctx context.Context, image, tag string) (*Version, error) {
+	var out *Version
+	err := c.store.View(ctx, func(tx Tx) error {
+		if err := requireImage(tx, image); err != nil {
+			return err
+		}
+		vs, err := tx.Versions(image, false)
+		if err != nil {
+			return err
+		}
+		revoked := 0
+		for i := len(vs) - 1; i >= 0; i-- {
+			if !slices.Contains(vs[i].Tags, tag) {
+				continue
+			}
+			if vs[i].Revoked {
+				revoked++
+				continue
+			}
+			out, err = getVersion(tx, image, vs[i].Version)
+			return err
+		}
+		if revoked > 0 {
+			return fmt.Errorf("%w: every version of %s tagged %q is revoked (%d); tag a new version", ErrRevoked, image, tag, revoked)
+		}
+		return notFound("no version of %s is tagged %q; register one with that tag", image, tag)
 	})
 	return out, err
 }

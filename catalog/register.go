@@ -40,9 +40,6 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 	if err := ValidName("image", v.Image); err != nil {
 		return nil, err
 	}
-	if v.Version != "" && !versionRe.MatchString(v.Version) {
-		return nil, invalid("version %q: use letters, digits, '.', '_', '+' and '-'", v.Version)
-	}
 	if err := ValidDigest("image ID", v.ImageID); err != nil {
 		return nil, err
 	}
@@ -56,7 +53,7 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 			return nil, invalid("artifact %+v: needs a path and a 64-hex sha256", a)
 		}
 	}
-	if err := checkVersionText(v); err != nil {
+	if err := CheckText(v); err != nil {
 		return nil, err
 	}
 	for _, l := range v.Layers {

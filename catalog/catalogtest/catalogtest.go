@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RegisterRules", testRegisterRules},
 		{"RegisterAndPromoteIsOneTransaction", testRegisterPromote},
 		{"ResolveParent", testResolveParent},
+		{"ResolveTag", testResolveTag},
 		{"PromoteAndFrom", testPromote},
 		{"RollbackWalksBack", testRollback},
 		{"RollbackSkipsRevokedAndMissing", testRollbackSkips},
@@ -667,4 +668,27 @@ func testResolveParent(t *testing.T, c *catalog.Catalog) {
 	check("sha256:dddddddddddd", "", false, catalog.ErrNotFound)
 	check("base@9", "", false, catalog.ErrNotFound)
 	check("base", "", false, catalog.ErrInvalid)
+}
+
+func testResolveTag(t *testing.T, c *catalog.Catalog) {
+	for i, tags := range [][]string{{"lts"}, {"edge"}, {"lts", "edge"}} {
+		if _, err := c.Register(ctx, &catalog.Version{Image: "tagged", ImageID: digest(fmt.Sprint("tag", i)), Tags: tags}, catalog.RegisterOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := c.ResolveTag(ctx, "tagged", "lts")
+	if err != nil || v.Version != "1.0.2" || len(v.Tags) != 2 {
+		t.Fatalf("newest lts: %+v %v", v, err)
+	}
+	c.Revoke(ctx, "tagged", "1.0.2", catalog.RevokeOptions{Reason: "bad"})
+	if v, err := c.ResolveTag(ctx, "tagged", "lts"); err != nil || v.Version != "1.0.0" {
+		t.Fatalf("lts past a revoked version: %+v %v", v, err)
+	}
+	c.Revoke(ctx, "tagged", "1.0.1", catalog.RevokeOptions{Reason: "bad"})
+	_, err = c.ResolveTag(ctx, "tagged", "edge")
+	mustIs(t, err, catalog.ErrRevoked)
+	_, err = c.ResolveTag(ctx, "tagged", "nope")
+	mustIs(t, err, catalog.ErrNotFound)
+	_, err = c.ResolveTag(ctx, "ghost", "lts")
+	mustIs(t, err, catalog.ErrNotFound)
 }

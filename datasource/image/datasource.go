@@ -96,30 +96,17 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string)
 		}
 		return v, nil
 	}
-	vs, err := cat.Versions(ctx, c.Name)
-	if errors.Is(err, catalogdb.ErrNotFound) {
+	v, err := cat.ResolveTag(ctx, c.Name, c.Tag)
+	switch {
+	case errors.Is(err, catalogdb.ErrNotFound):
+		if _, verr := cat.Versions(ctx, c.Name); verr == nil {
+			return nil, fmt.Errorf("strata-image: no version of %s is tagged %q; register one with tags = [%q]", c.Name, c.Tag, c.Tag)
+		}
 		return nil, notFound(ctx, cat, c, url, err)
-	}
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("strata-image: %w", err)
 	}
-	revoked := 0
-	for i := len(vs) - 1; i >= 0; i-- {
-		for _, t := range vs[i].Tags {
-			if t != c.Tag {
-				continue
-			}
-			if vs[i].Revoked {
-				revoked++
-				continue
-			}
-			return cat.Get(ctx, c.Name, vs[i].Version)
-		}
-	}
-	if revoked > 0 {
-		return nil, fmt.Errorf("strata-image: every version of %s tagged %q is revoked (%d); tag a new version", c.Name, c.Tag, revoked)
-	}
-	return nil, fmt.Errorf("strata-image: no version of %s is tagged %q; register one with tags = [%q]", c.Name, c.Tag, c.Tag)
+	return v, nil
 }
 
 // notFound says which of image, version or channel is missing, and what to
