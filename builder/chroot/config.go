@@ -28,6 +28,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/internal/rpcvalue"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
@@ -1109,33 +1110,9 @@ func (m *MinimizeConfig) prepare() []error {
 // (sorted keys), leaving out Packer's own packer_* keys (run flags such as
 // -force or -on-error that do not change the image).
 func hashConfig(raws []interface{}) string {
-	var norm func(v interface{}) interface{}
-	norm = func(v interface{}) interface{} {
-		switch t := v.(type) {
-		case map[interface{}]interface{}:
-			m := map[string]interface{}{}
-			for k, x := range t {
-				m[fmt.Sprint(k)] = norm(x)
-			}
-			return m
-		case map[string]interface{}:
-			m := map[string]interface{}{}
-			for k, x := range t {
-				m[k] = norm(x)
-			}
-			return m
-		case []interface{}:
-			out := make([]interface{}, len(t))
-			for i, x := range t {
-				out[i] = norm(x)
-			}
-			return out
-		}
-		return v
-	}
 	var parts []interface{}
 	for _, r := range raws {
-		n := norm(r)
+		n := rpcvalue.Plain(r)
 		if m, ok := n.(map[string]interface{}); ok {
 			for k := range m {
 				if strings.HasPrefix(k, "packer_") {

@@ -2,59 +2,21 @@ package catalog
 
 import (
 	"encoding/json"
-	"fmt"
 
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
+
+	"github.com/strata-build/packer-plugin-strata/internal/rpcvalue"
 )
 
-// Artifact state arrives over the plugin RPC connection as generic values:
-// maps keyed by interface{}, numbers of any width, structs as maps. These
-// helpers read it leniently.
-
-// plainValue turns v into JSON-shaped values: maps keyed by strings.
-func plainValue(v interface{}) interface{} {
-	switch t := v.(type) {
-	case map[interface{}]interface{}:
-		m := make(map[string]interface{}, len(t))
-		for k, x := range t {
-			m[fmt.Sprint(k)] = plainValue(x)
-		}
-		return m
-	case map[string]interface{}:
-		m := make(map[string]interface{}, len(t))
-		for k, x := range t {
-			m[k] = plainValue(x)
-		}
-		return m
-	case map[string]string:
-		m := make(map[string]interface{}, len(t))
-		for k, x := range t {
-			m[k] = x
-		}
-		return m
-	case []interface{}:
-		out := make([]interface{}, len(t))
-		for i, x := range t {
-			out[i] = plainValue(x)
-		}
-		return out
-	case []byte:
-		return string(t)
-	}
-	return v
-}
+// Artifact state arrives over the plugin RPC connection as generic values
+// (internal/rpcvalue); these helpers read it leniently.
 
 // plainMap is v as a map keyed by strings, or an empty map.
-func plainMap(v interface{}) map[string]interface{} {
-	if m, ok := plainValue(v).(map[string]interface{}); ok {
-		return m
-	}
-	return map[string]interface{}{}
-}
+func plainMap(v interface{}) map[string]interface{} { return rpcvalue.Map(v) }
 
 // jsonOf is v, made plain, as JSON.
 func jsonOf(v interface{}) ([]byte, error) {
-	return json.Marshal(plainValue(v))
+	return json.Marshal(rpcvalue.Plain(v))
 }
 
 // str is v when it is a string (or bytes), else "".
