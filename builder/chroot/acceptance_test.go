@@ -214,9 +214,7 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	}
 
 	// tar.zst unpacks to a tree where apt-get runs.
-	tree := filepath.Join(t.TempDir(), "tree")
-	os.Mkdir(tree, 0o755)
-	runIn(t, out, "tar", "-xpf", "rootfs.tar.zst", "-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	tree := unpack(t, filepath.Join(out, "rootfs.tar.zst"))
 	if v := runIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
 		t.Errorf("apt-get --version in the unpacked tree: %q", v)
 	}
@@ -504,9 +502,7 @@ func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
 	old := time.Unix(1500000000, 0)
 	os.Chtimes(hostFile, old, old)
 
-	tree := filepath.Join(t.TempDir(), "tree")
-	os.Mkdir(tree, 0o755)
-	runIn(t, tree, "tar", "-xpf", base, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	tree := unpack(t, base)
 	os.Remove(filepath.Join(tree, "etc/resolv.conf"))
 	if err := os.Symlink(hostFile, filepath.Join(tree, "etc/resolv.conf")); err != nil {
 		t.Fatal(err)

@@ -17,12 +17,13 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 )
 
-// unpack extracts an output's rootfs tar (any compression) into a new dir.
-func unpack(t *testing.T, out, name string) string {
+// unpack extracts a rootfs tar (any compression) into a new directory,
+// owners, modes and xattrs as they are.
+func unpack(t *testing.T, archive string) string {
 	t.Helper()
 	tree := filepath.Join(t.TempDir(), "tree")
 	os.Mkdir(tree, 0o755)
-	runIn(t, out, "tar", "-xpf", name, "-C", tree, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	runIn(t, tree, "tar", "-xpf", archive, "--numeric-owner", "--xattrs", "--xattrs-include=*")
 	return tree
 }
 
@@ -42,7 +43,7 @@ func TestAccMinimizedBase(t *testing.T) {
 		}
 	}
 	t.Logf("minimize:\n%s", grepLines(log, "Minimiz", "removed: "))
-	tree := unpack(t, out, "rootfs.tar.zst")
+	tree := unpack(t, filepath.Join(out, "rootfs.tar.zst"))
 
 	du := strings.Fields(runIn(t, tree, "du", "-s", "--apparent-size", "-B1", "."))[0]
 	size, _ := strconv.ParseInt(du, 10, 64)

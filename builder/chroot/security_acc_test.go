@@ -25,9 +25,7 @@ import (
 // packs it as a plain tar (sparse files kept sparse).
 func makeArchive(t *testing.T, modify func(tree string)) string {
 	t.Helper()
-	tree := filepath.Join(t.TempDir(), "tree")
-	os.Mkdir(tree, 0o755)
-	runIn(t, tree, "tar", "-xpf", baseArchive(t), "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	tree := unpack(t, baseArchive(t))
 	modify(tree)
 	archive := filepath.Join(t.TempDir(), "image.tar")
 	runIn(t, tree, "tar", "-cpf", archive, "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*", ".")
@@ -405,9 +403,6 @@ func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 		t.Fatalf("two builds of the same archive: %s and %s", digests[0], digests[1])
 	}
 	// And it is the archive's own tree.
-	tree := filepath.Join(t.TempDir(), "tree")
-	os.Mkdir(tree, 0o755)
-	runIn(t, tree, "tar", "-xpf", baseArchive(t), "--numeric-owner", "--xattrs", "--xattrs-include=*")
 	r0, _ := baseBuild(t)
 	want := manifestOf(t, filepath.Join(r0.dir, "output-base")).RootfsDigest
 	if digests[0] != want {
