@@ -97,7 +97,7 @@ func minimizeTree(root string, m *MinimizeConfig) (*minimizeReport, error) {
 			return rep, err
 		}
 		for _, p := range matches {
-			n, count, err := removeAll(filepath.Join(root, p), false)
+			n, count, err := removeAll(filepath.Join(root, p))
 			if err != nil {
 				return rep, err
 			}
@@ -252,10 +252,9 @@ func globInTree(root, pattern string) ([]string, error) {
 	return cur, nil
 }
 
-// removeAll removes p (never following a symlink) and says how many bytes
-// (regular files and symlinks) and entries went; with dryRun it only
-// counts.
-func removeAll(p string, dryRun bool) (int64, int, error) {
+// sizeOf is how many bytes (regular files and symlinks) and entries lie at
+// p, never following a symlink.
+func sizeOf(p string) (int64, int, error) {
 	var n int64
 	count := 0
 	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
@@ -269,8 +268,15 @@ func removeAll(p string, dryRun bool) (int64, int, error) {
 		count++
 		return nil
 	})
-	if err != nil || dryRun {
-		return n, count, err
+	return n, count, err
+}
+
+// removeAll removes p (never following a symlink) and says how many bytes
+// and entries went.
+func removeAll(p string) (int64, int, error) {
+	n, count, err := sizeOf(p)
+	if err != nil {
+		return 0, 0, err
 	}
 	return n, count, os.RemoveAll(p)
 }
@@ -345,7 +351,7 @@ func measureImage(root string) (imageSize, error) {
 			s.stateBytes += n
 			s.stateEntries++
 			if d.IsDir() {
-				b, c, err := removeAll(p, true)
+				b, c, err := sizeOf(p)
 				if err != nil {
 					return err
 				}
