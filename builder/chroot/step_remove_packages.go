@@ -34,7 +34,9 @@ func (s *stepRemovePackages) Run(ctx context.Context, state multistep.StateBag) 
 	var essential []string
 	for _, p := range pkgs {
 		installed[p.Name] = true
-		if (p.Essential || p.Protected) && !m.Force && slices.Contains(m.RemovePackages, p.Name) {
+		// apt treats itself as Important whatever its control file says.
+		protected := p.Essential || p.Protected || p.Name == "apt"
+		if protected && !m.Force && slices.Contains(m.RemovePackages, p.Name) {
 			essential = append(essential, p.Name)
 		}
 	}

@@ -21,8 +21,8 @@ type Package struct {
 	SourceVersion string // the source package's version; Version when none
 	InstalledSize int64  // bytes (dpkg records KiB)
 	Essential     bool
-	// Protected: apt refuses to remove it without force too (Protected or
-	// Important, and apt itself).
+	// Protected: the package says Protected or Important (apt refuses to
+	// remove it without force, as an Essential one).
 	Protected bool
 	Priority  string
 }
@@ -47,7 +47,7 @@ func ReadStatus(r io.Reader) ([]Package, error) {
 			Version:      fields["Version"],
 			Architecture: fields["Architecture"],
 			Essential:    fields["Essential"] == "yes",
-			Protected:    fields["Protected"] == "yes" || fields["Important"] == "yes" || fields["Package"] == "apt",
+			Protected:    fields["Protected"] == "yes" || fields["Important"] == "yes",
 			Priority:     fields["Priority"],
 		}
 		if p.Name == "" || p.Version == "" {
