@@ -43,11 +43,18 @@ func (s *Store) Blob(ctx context.Context, l *Layer, compression string) (*Blob, 
 	if b, err := readBlobMeta(base); err == nil {
 		return b, nil
 	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), "blob-*")
+	// Staged under tmp/ with a staging lock, like every write (lock.go):
+	// the cleaner of another process leaves it alone.
+	staged, release, err := s.staging("blob-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp.Name())
+	defer release()
+	defer os.RemoveAll(staged)
+	tmp, err := os.Create(filepath.Join(staged, "blob"))
+	if err != nil {
+		return nil, err
+	}
 	defer tmp.Close()
 	digest := sha256.New()
 	out := io.MultiWriter(tmp, digest)
@@ -91,8 +98,8 @@ func (s *Store) Blob(ctx context.Context, l *Layer, compression string) (*Blob, 
 		return nil, err
 	}
 	meta, _ := json.Marshal(b)
-	metaTmp := base + ".json.tmp"
-	if err := os.WriteFile(metaTmp, meta, 0o600); err != nil {
+	metaTmp := filepath.Join(staged, "blob.json")
+	if err := writeSynced(metaTmp, meta); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(metaTmp, base+".json"); err != nil {

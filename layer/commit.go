@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
 
@@ -45,49 +46,86 @@ type CommitOptions struct {
 // diffID is computed from its OCI layer tar, then dir itself moves into the
 // store (it must be on the store's file system, else it is copied). When the
 // store has the layer already, dir is removed and the stored one stands.
-// created says whether this commit added the layer.
-func (s *Store) Commit(ctx context.Context, dir string, opt CommitOptions) (*Layer, bool, error) {
+// created says whether this commit added the layer. The layer comes back
+// held (see lock.go) whether it is new or reused, so no garbage collection
+// can take it before the caller's image uses it: the caller calls release
+// when its build is done.
+func (s *Store) Commit(ctx context.Context, dir string, opt CommitOptions) (l *Layer, created bool, release func(), err error) {
 	diffID, size, entries, err := DiffID(ctx, dir, opt)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	h, _ := hexOf(diffID)
-	final := filepath.Join(s.root, layersDir, h)
-	if l, err := s.Layer(diffID); err == nil {
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, false, err
-		}
-		return l, false, nil
+	if l, release, err := s.reuse(diffID, dir); !errors.Is(err, ErrNotFound) {
+		return l, false, release, err
 	}
-	staged, release, err := s.staging("layer-")
+	staged, releaseStaging, err := s.staging("layer-")
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	defer release()
-	if err := moveTree(dir, filepath.Join(staged, diffDir)); err != nil {
+	defer releaseStaging()
+	fail := func(err error) (*Layer, bool, func(), error) {
 		os.RemoveAll(staged)
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	l := &Layer{DiffID: diffID, Size: size, Entries: entries, Created: time.Now().UTC()}
+	if err := moveTree(dir, filepath.Join(staged, diffDir)); err != nil {
+		return fail(err)
+	}
+	l = &Layer{DiffID: diffID, Size: size, Entries: entries, Created: time.Now().UTC()}
 	if !opt.ClampTime.IsZero() {
 		l.Clamp = opt.ClampTime.Unix()
 	}
 	meta, _ := json.MarshalIndent(l, "", "  ")
 	if err := writeSynced(filepath.Join(staged, layerMeta), append(meta, '\n')); err != nil {
-		os.RemoveAll(staged)
-		return nil, false, err
+		return fail(err)
 	}
 	if err := writeSynced(filepath.Join(staged, lockFile), nil); err != nil {
-		os.RemoveAll(staged)
-		return nil, false, err
+		return fail(err)
 	}
-	created, err := publish(staged, final)
+	// Held before it is visible: the lock file's inode moves with the rename.
+	hold, err := lockShared(filepath.Join(staged, lockFile))
 	if err != nil {
-		os.RemoveAll(staged)
-		return nil, false, err
+		return fail(err)
 	}
-	l, err = s.Layer(diffID)
-	return l, created, err
+	h, _ := hexOf(diffID)
+	for {
+		created, err = publish(staged, filepath.Join(s.root, layersDir, h))
+		if err != nil {
+			hold.Close()
+			return fail(err)
+		}
+		if created {
+			l, err = s.Layer(diffID)
+			if err != nil {
+				hold.Close()
+				return nil, false, nil, err
+			}
+			return l, true, func() { hold.Close() }, nil
+		}
+		// Another commit published the same layer first: hold that one
+		// and drop ours, unless a deletion took it meanwhile.
+		if l, release, err := s.reuse(diffID, staged); !errors.Is(err, ErrNotFound) {
+			hold.Close()
+			return l, false, release, err
+		}
+	}
+}
+
+// reuse holds the stored layer diffID, if the store has it, and removes
+// dir, the same content, which the caller no longer needs.
+func (s *Store) reuse(diffID, dir string) (*Layer, func(), error) {
+	l, release, err := s.holdLayer(diffID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := mount.Verify(dir); err != nil {
+		release()
+		return nil, nil, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return l, release, nil
 }
 
 // DiffID hashes dir's OCI layer tar without keeping it: the diffID, the

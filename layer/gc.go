@@ -28,7 +28,10 @@ type GCResult struct {
 	Layers []string `json:"layers"`
 	// InUse are layers a running build holds; they stay.
 	InUse []string `json:"in_use"`
-	Bytes int64    `json:"bytes"` // uncompressed tar bytes of the deleted layers
+	// InUseImages are images a running build holds (its own new image); they
+	// stay, and so do their layers.
+	InUseImages []string `json:"in_use_images"`
+	Bytes       int64    `json:"bytes"` // uncompressed tar bytes of the deleted layers
 }
 
 // GC deletes the images that are neither kept nor young, then the layers no
@@ -38,25 +41,40 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}}
+	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}, InUseImages: []string{}}
 	imgs, err := s.Images()
 	if err != nil {
 		return nil, err
 	}
 	used := map[string]bool{}
+	keep := func(img *Image) {
+		for _, l := range img.Layers {
+			used[l.DiffID] = true
+		}
+	}
 	for _, img := range imgs {
-		if opt.Keep[img.ID] || now().Sub(img.Created) < opt.MinAge {
-			for _, l := range img.Layers {
-				used[l.DiffID] = true
-			}
+		// Age counts from when the image was stored, not from its
+		// creation time, which source_date_epoch may put years back.
+		if opt.Keep[img.ID] || now().Sub(img.Stored) < opt.MinAge {
+			keep(img)
+			continue
+		}
+		h, _ := hexOf(img.ID)
+		dir := filepath.Join(s.root, imagesDir, h)
+		release, free := tryExclusive(dir)
+		if !free {
+			res.InUseImages = append(res.InUseImages, img.ID)
+			keep(img)
 			continue
 		}
 		res.Images = append(res.Images, img.ID)
+		var err error
 		if !opt.DryRun {
-			h, _ := hexOf(img.ID)
-			if err := s.removeEntry(filepath.Join(s.root, imagesDir, h)); err != nil {
-				return res, err
-			}
+			err = s.removeEntry(dir)
+		}
+		release()
+		if err != nil {
+			return res, err
 		}
 	}
 	ents, err := os.ReadDir(filepath.Join(s.root, layersDir))
@@ -69,7 +87,7 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 		if err != nil || used[diffID] || now().Sub(l.Created) < opt.MinAge {
 			continue
 		}
-		release, free := s.tryExclusive(e.Name())
+		release, free := tryExclusive(filepath.Join(s.root, layersDir, e.Name()))
 		if !free {
 			res.InUse = append(res.InUse, diffID)
 			continue
@@ -97,10 +115,11 @@ func (s *Store) removeEntry(dir string) error {
 	if err := mount.Verify(dir); err != nil {
 		return fmt.Errorf("not deleting %s: %w", dir, err)
 	}
-	trash, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), "gc-")
+	trash, release, err := s.staging("gc-")
 	if err != nil {
 		return err
 	}
+	defer release()
 	if err := os.Rename(dir, filepath.Join(trash, "x")); err != nil {
 		os.Remove(trash)
 		return err
@@ -124,13 +143,21 @@ func (s *Store) removeBlobs(diffHex string) error {
 	return nil
 }
 
-// RemoveImage deletes one image (not its layers).
+// RemoveImage deletes one image (not its layers). The caller must not hold
+// the image itself (release PutImage's hold first); another process's hold
+// makes it an error.
 func (s *Store) RemoveImage(id string) error {
 	h, err := hexOf(id)
 	if err != nil {
 		return err
 	}
-	return s.removeEntry(filepath.Join(s.root, imagesDir, h))
+	dir := filepath.Join(s.root, imagesDir, h)
+	release, free := tryExclusive(dir)
+	if !free {
+		return fmt.Errorf("image %s is in use by a running build", id)
+	}
+	defer release()
+	return s.removeEntry(dir)
 }
 
 // RemoveLayerIfUnused deletes a layer no stored image uses and no running
@@ -144,7 +171,7 @@ func (s *Store) RemoveLayerIfUnused(diffID string) error {
 	if err != nil {
 		return err
 	}
-	release, free := s.tryExclusive(h)
+	release, free := tryExclusive(filepath.Join(s.root, layersDir, h))
 	if !free {
 		return nil
 	}

@@ -28,6 +28,8 @@ type Image struct {
 	Created time.Time `json:"created"`
 	// Config is the OCI image config, byte for byte as its ID was taken.
 	Config []byte `json:"-"`
+	// Stored is when the image was put in this store (not in image.json).
+	Stored time.Time `json:"-"`
 }
 
 // LayerRef names one layer of an image.
@@ -98,11 +100,14 @@ func (spec ImageSpec) Config() ([]byte, error) {
 }
 
 // PutImage stores the image spec describes and returns it. The same spec
-// (same layers, config and times) gives the same ID.
-func (s *Store) PutImage(spec ImageSpec) (*Image, bool, error) {
+// (same layers, config and times) gives the same ID. The image and its
+// layers come back held (see lock.go), whether the image is new or was
+// stored already, so no garbage collection takes it before its build is
+// done: the caller calls release then.
+func (s *Store) PutImage(spec ImageSpec) (got *Image, created bool, release func(), err error) {
 	cfg, err := spec.Config()
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	img := &Image{ID: ImageID(cfg), Created: spec.Created.UTC(), Config: cfg}
 	if spec.Parent != nil {
@@ -110,29 +115,89 @@ func (s *Store) PutImage(spec ImageSpec) (*Image, bool, error) {
 		img.Layers = append(img.Layers, spec.Parent.Layers...)
 	}
 	img.Layers = append(img.Layers, LayerRef{DiffID: spec.Layer.DiffID, Size: spec.Layer.Size})
-	if got, err := s.Image(img.ID); err == nil {
-		return got, false, nil
-	}
-	staged, release, err := s.staging("image-")
+	releaseLayers, err := s.Hold(img)
 	if err != nil {
-		return nil, false, err
-	}
-	defer release()
-	meta, _ := json.MarshalIndent(img, "", "  ")
-	for name, data := range map[string][]byte{configDoc: cfg, imageMeta: append(meta, '\n')} {
-		if err := writeSynced(filepath.Join(staged, name), data); err != nil {
-			os.RemoveAll(staged)
-			return nil, false, err
-		}
+		return nil, false, nil, fmt.Errorf("image %s: %w", img.ID, err)
 	}
 	h, _ := hexOf(img.ID)
-	created, err := publish(staged, filepath.Join(s.root, imagesDir, h))
-	if err != nil {
-		os.RemoveAll(staged)
-		return nil, false, err
+	final := filepath.Join(s.root, imagesDir, h)
+	if got, releaseImage, err := s.holdImage(img.ID); !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			releaseLayers()
+			return nil, false, nil, err
+		}
+		return got, false, func() { releaseImage(); releaseLayers() }, nil
 	}
-	got, err := s.Image(img.ID)
-	return got, created, err
+	staged, releaseStaging, err := s.staging("image-")
+	if err != nil {
+		releaseLayers()
+		return nil, false, nil, err
+	}
+	defer releaseStaging()
+	fail := func(err error) (*Image, bool, func(), error) {
+		os.RemoveAll(staged)
+		releaseLayers()
+		return nil, false, nil, err
+	}
+	meta, _ := json.MarshalIndent(img, "", "  ")
+	for name, data := range map[string][]byte{configDoc: cfg, imageMeta: append(meta, '\n'), lockFile: nil} {
+		if err := writeSynced(filepath.Join(staged, name), data); err != nil {
+			return fail(err)
+		}
+	}
+	hold, err := lockShared(filepath.Join(staged, lockFile))
+	if err != nil {
+		return fail(err)
+	}
+	for {
+		created, err = publish(staged, final)
+		if err != nil {
+			hold.Close()
+			return fail(err)
+		}
+		if created {
+			if got, err = s.Image(img.ID); err != nil {
+				hold.Close()
+				releaseLayers()
+				return nil, false, nil, err
+			}
+			return got, true, func() { hold.Close(); releaseLayers() }, nil
+		}
+		// Stored by another build meanwhile: hold that one, drop ours.
+		if got, releaseImage, err := s.holdImage(img.ID); !errors.Is(err, ErrNotFound) {
+			hold.Close()
+			os.RemoveAll(staged)
+			if err != nil {
+				releaseLayers()
+				return nil, false, nil, err
+			}
+			return got, false, func() { releaseImage(); releaseLayers() }, nil
+		}
+	}
+}
+
+// holdImage takes a stored image's entry lock shared and returns the image;
+// ErrNotFound (wrapped) when the store lacks it. An image stored before
+// images had a lock file is returned unheld.
+func (s *Store) holdImage(id string) (*Image, func(), error) {
+	h, err := hexOf(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := lockShared(filepath.Join(s.root, imagesDir, h, lockFile))
+	release := func() {}
+	switch {
+	case err == nil:
+		release = func() { f.Close() }
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, nil, err
+	}
+	img, err := s.Image(id)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return img, release, nil
 }
 
 // Image returns a stored image by its ID ("sha256:<hex>") or by a prefix of
@@ -156,6 +221,9 @@ func (s *Store) Image(id string) (*Image, error) {
 	}
 	if img.Config, err = os.ReadFile(filepath.Join(dir, configDoc)); err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(filepath.Join(dir, imageMeta)); err == nil {
+		img.Stored = fi.ModTime()
 	}
 	if ImageID(img.Config) != img.ID || "sha256:"+h != img.ID {
 		return nil, fmt.Errorf("image %s: its config does not have that digest; the store is damaged", id)

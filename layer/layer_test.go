@@ -38,17 +38,41 @@ func tree(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// commit commits dir and lets go of the layer at once.
+func commit(t *testing.T, s *Store, dir string, opt CommitOptions) (*Layer, bool) {
+	t.Helper()
+	l, created, release, err := s.Commit(ctx, dir, opt)
+	must(t, err)
+	release()
+	return l, created
+}
+
+// putImage stores an image and lets go of it at once.
+func putImage(t *testing.T, s *Store, spec ImageSpec) (*Image, bool) {
+	t.Helper()
+	img, created, release, err := s.PutImage(spec)
+	must(t, err)
+	release()
+	return img, created
+}
+
+// backdate makes an image look stored d ago.
+func backdate(t *testing.T, s *Store, img *Image, d time.Duration) {
+	t.Helper()
+	h, _ := hexOf(img.ID)
+	old := time.Now().Add(-d)
+	must(t, os.Chtimes(filepath.Join(s.Root(), imagesDir, h, imageMeta), old, old))
+}
+
 func TestCommitDedupesAndReopens(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
-	a, created, err := s.Commit(ctx, tree(t, map[string]string{"etc/os-release": "x"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
-	must(t, err)
+	a, created := commit(t, s, tree(t, map[string]string{"etc/os-release": "x"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
 	if !created || !strings.HasPrefix(a.DiffID, "sha256:") || a.Size == 0 {
 		t.Fatalf("layer %+v created=%v", a, created)
 	}
 	src := tree(t, map[string]string{"etc/os-release": "x"})
-	b, created, err := s.Commit(ctx, src, CommitOptions{ClampTime: time.Unix(1700000000, 0)})
-	must(t, err)
+	b, created := commit(t, s, src, CommitOptions{ClampTime: time.Unix(1700000000, 0)})
 	if created || b.DiffID != a.DiffID || b.Dir != a.Dir {
 		t.Fatalf("the same content was stored twice: %+v", b)
 	}
@@ -74,23 +98,18 @@ func TestCommitDedupesAndReopens(t *testing.T) {
 func TestImagesAndIDs(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
-	base, _, err := s.Commit(ctx, tree(t, map[string]string{"bin/sh": "sh"}), CommitOptions{})
-	must(t, err)
+	base, _ := commit(t, s, tree(t, map[string]string{"bin/sh": "sh"}), CommitOptions{})
 	at := time.Unix(1700000000, 0)
-	img, created, err := s.PutImage(ImageSpec{Layer: base, Created: at, CreatedBy: "test base", Labels: map[string]string{"a": "1"}})
-	must(t, err)
+	img, created := putImage(t, s, ImageSpec{Layer: base, Created: at, CreatedBy: "test base", Labels: map[string]string{"a": "1"}})
 	if !created || img.ID != ImageID(img.Config) || len(img.Layers) != 1 {
 		t.Fatalf("image %+v", img)
 	}
-	again, created, err := s.PutImage(ImageSpec{Layer: base, Created: at, CreatedBy: "test base", Labels: map[string]string{"a": "1"}})
-	must(t, err)
+	again, created := putImage(t, s, ImageSpec{Layer: base, Created: at, CreatedBy: "test base", Labels: map[string]string{"a": "1"}})
 	if created || again.ID != img.ID {
 		t.Fatal("the same spec gave another image")
 	}
-	top, _, err := s.Commit(ctx, tree(t, map[string]string{"app": "app"}), CommitOptions{})
-	must(t, err)
-	child, _, err := s.PutImage(ImageSpec{Parent: img, Layer: top, Created: at, CreatedBy: "child", Labels: map[string]string{"b": "2"}})
-	must(t, err)
+	top, _ := commit(t, s, tree(t, map[string]string{"app": "app"}), CommitOptions{})
+	child, _ := putImage(t, s, ImageSpec{Parent: img, Layer: top, Created: at, CreatedBy: "child", Labels: map[string]string{"b": "2"}})
 	cfg, err := child.ConfigFile()
 	must(t, err)
 	if len(cfg.RootFS.DiffIDs) != 2 || cfg.RootFS.DiffIDs[0].String() != base.DiffID || len(cfg.History) != 2 ||
@@ -114,10 +133,8 @@ func TestImagesAndIDs(t *testing.T) {
 func TestHoldKeepsLayersFromGC(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
-	l, _, err := s.Commit(ctx, tree(t, map[string]string{"f": "1"}), CommitOptions{})
-	must(t, err)
-	img, _, err := s.PutImage(ImageSpec{Layer: l, Created: time.Now()})
-	must(t, err)
+	l, _ := commit(t, s, tree(t, map[string]string{"f": "1"}), CommitOptions{})
+	img, _ := putImage(t, s, ImageSpec{Layer: l, Created: time.Now()})
 	release, err := s.Hold(img)
 	must(t, err)
 	res, err := s.GC(GCOptions{})
@@ -135,8 +152,9 @@ func TestHoldKeepsLayersFromGC(t *testing.T) {
 		t.Fatal("the layer is still there")
 	}
 	// Kept images and young ones stay.
-	l2, _, _ := s.Commit(ctx, tree(t, map[string]string{"g": "2"}), CommitOptions{})
-	img2, _, _ := s.PutImage(ImageSpec{Layer: l2, Created: time.Now().Add(-48 * time.Hour)})
+	l2, _ := commit(t, s, tree(t, map[string]string{"g": "2"}), CommitOptions{})
+	img2, _ := putImage(t, s, ImageSpec{Layer: l2, Created: time.Now().Add(-48 * time.Hour)})
+	backdate(t, s, img2, 48*time.Hour)
 	res, _ = s.GC(GCOptions{Keep: map[string]bool{img2.ID: true}})
 	if len(res.Images)+len(res.Layers) != 0 {
 		t.Fatalf("a kept image was collected: %+v", res)
@@ -153,8 +171,7 @@ func TestHoldKeepsLayersFromGC(t *testing.T) {
 func TestBlobIsTheLayer(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
-	l, _, err := s.Commit(ctx, tree(t, map[string]string{"etc/x": "hello"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
-	must(t, err)
+	l, _ := commit(t, s, tree(t, map[string]string{"etc/x": "hello"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
 	b, err := s.Blob(ctx, l, Gzip)
 	must(t, err)
 	f, _ := os.Open(b.Path)

@@ -9,6 +9,8 @@
 // Writes are atomic: everything is assembled under tmp/, synced and renamed
 // into place, so a half-written layer or image is never visible and is
 // removed at the next Open. A committed layer is never written again.
+// Which operation takes which lock, and in which order, is written once, in
+// lock.go.
 package layer
 
 import (
@@ -19,8 +21,6 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 // Store is a layer and image store rooted at a directory.
@@ -42,7 +42,7 @@ const (
 )
 
 // Open opens (creating when needed) the store at root and removes what an
-// interrupted commit left in tmp/.
+// interrupted write left in tmp/ (see lock.go for what it leaves alone).
 func Open(root string) (*Store, error) {
 	for _, d := range []string{layersDir, imagesDir, blobsDir, tmpDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
@@ -50,22 +50,8 @@ func Open(root string) (*Store, error) {
 		}
 	}
 	s := &Store{root: root}
-	ents, err := os.ReadDir(filepath.Join(root, tmpDir))
-	if err != nil {
+	if err := s.cleanTmp(); err != nil {
 		return nil, err
-	}
-	for _, e := range ents {
-		p := filepath.Join(root, tmpDir, e.Name())
-		if !stale(p) {
-			continue // another process is committing it right now
-		}
-		// Never delete through a mount.
-		if err := mount.Verify(p); err != nil {
-			return nil, fmt.Errorf("layer store: %w", err)
-		}
-		if err := os.RemoveAll(p); err != nil {
-			return nil, fmt.Errorf("layer store: removing an unfinished commit: %w", err)
-		}
 	}
 	return s, nil
 }
@@ -81,47 +67,6 @@ func OpenExisting(root string) (*Store, error) {
 
 // Root is the store's directory.
 func (s *Store) Root() string { return s.root }
-
-// staging makes a new directory under tmp/ for one commit, holding an
-// exclusive lock (tmp/<name>.lock) while it is being filled, so that Open in
-// another process leaves it alone.
-func (s *Store) staging(prefix string) (string, func(), error) {
-	// The lock comes first, so no moment exists where Open could take the
-	// directory for a leftover.
-	f, err := os.CreateTemp(filepath.Join(s.root, tmpDir), prefix+"*.lock")
-	if err != nil {
-		return "", nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", nil, err
-	}
-	dir := strings.TrimSuffix(f.Name(), ".lock")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", nil, err
-	}
-	return dir, func() {
-		os.Remove(f.Name())
-		f.Close()
-	}, nil
-}
-
-// stale says whether a tmp/ entry belongs to no running commit.
-func stale(p string) bool {
-	lock := strings.TrimSuffix(p, ".lock") + ".lock"
-	f, err := os.OpenFile(lock, os.O_RDWR, 0)
-	if err != nil {
-		return true
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return false
-	}
-	return true
-}
 
 // hexOf takes "sha256:<hex>" apart; it refuses anything else.
 func hexOf(digest string) (string, error) {
@@ -163,18 +108,16 @@ func writeSynced(path string, data []byte) error {
 }
 
 // publish renames a finished staging dir to final. When final exists (the
-// same content committed by someone else first), the staging dir goes and
-// the existing one stands: content-addressed entries are identical.
+// same content committed by someone else first), it says so and leaves both
+// alone: content-addressed entries are identical, and the caller holds the
+// existing one before it drops its own.
 func publish(staged, final string) (created bool, err error) {
 	if err := syncDir(staged); err != nil {
 		return false, err
 	}
 	err = os.Rename(staged, final)
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-		if err := mount.Verify(staged); err != nil {
-			return false, err
-		}
-		return false, os.RemoveAll(staged)
+		return false, nil
 	}
 	if err != nil {
 		return false, err

@@ -26,6 +26,7 @@ type stepCommit struct {
 	layer        *layer.Layer
 	newImage     bool
 	newLayer     bool
+	releaseLayer func()
 	releaseImage func()
 }
 
@@ -56,7 +57,9 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 		}
 	}
 	clamp, _ := cfg.clampTime()
-	s.layer, s.newLayer, err = s.store.Commit(ctx, rootfs.upper, layer.CommitOptions{ClampTime: clamp})
+	// The layer and the image come back held, until Cleanup: no gc can take
+	// them before the build is done.
+	s.layer, s.newLayer, s.releaseLayer, err = s.store.Commit(ctx, rootfs.upper, layer.CommitOptions{ClampTime: clamp})
 	if err != nil {
 		return halt(state, fmt.Errorf("committing the layer: %w", err))
 	}
@@ -67,12 +70,9 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 		CreatedBy: "strata-chroot " + cfg.PackerBuildName + ": " + sourceLabel(cfg),
 		Labels:    cfg.imageLabels(),
 	}
-	s.image, s.newImage, err = s.store.PutImage(spec)
+	s.image, s.newImage, s.releaseImage, err = s.store.PutImage(spec)
 	if err != nil {
 		return halt(state, fmt.Errorf("storing the image: %w", err))
-	}
-	if s.releaseImage, err = s.store.Hold(s.image); err != nil {
-		return halt(state, err)
 	}
 	reuse := ""
 	if !s.newLayer {
@@ -85,8 +85,13 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 }
 
 func (s *stepCommit) Cleanup(state multistep.StateBag) {
+	// Our own holds go first: removing what this build made takes them
+	// exclusively.
 	if s.releaseImage != nil {
 		s.releaseImage()
+	}
+	if s.releaseLayer != nil {
+		s.releaseLayer()
 	}
 	_, cancelled := state.GetOk(multistep.StateCancelled)
 	_, halted := state.GetOk(multistep.StateHalted)

@@ -128,6 +128,11 @@ func exportImage(ctx context.Context, store *layer.Store, img *layer.Image, stor
 		return nil, nil, err
 	}
 	defer os.Remove(view)
+	release, err := store.Hold(img) // no gc deletes what the export reads
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
 	lowers, err := store.LowerDirs(img)
 	if err != nil {
 		return nil, nil, err
