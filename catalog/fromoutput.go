@@ -2,9 +2,7 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/strata-build/packer-plugin-strata/export"
@@ -12,8 +10,9 @@ import (
 
 // FromOutput fills v from a strata-chroot output directory that m (its
 // artifact.json, read from the directory or handed over by the builder)
-// describes, after checking every output on disk against the size and
-// sha256 m records: the catalog records only what is true. It takes the
+// describes, after checking every output and every other file it names (the
+// package manifest above all) on disk against the size and sha256 m
+// records: the catalog records only what is true. It takes the
 // image ID, parent, layers, build name, files and the package manifest;
 // what v already holds of the parent and build name stays.
 func FromOutput(ctx context.Context, v *Version, dir string, m *export.Manifest) error {
@@ -43,16 +42,17 @@ func FromOutput(ctx context.Context, v *Version, dir string, m *export.Manifest)
 	for _, o := range m.Outputs {
 		v.Artifacts = append(v.Artifacts, Artifact{Format: o.Format, Path: o.Path, Size: o.Size, SHA256: o.SHA256})
 	}
-	name := m.Packages
-	if name == "" {
-		name = export.PackagesName
-	}
-	pkgs, err := export.ReadPackages(filepath.Join(abs, name))
-	switch {
-	case errors.Is(err, os.ErrNotExist) && m.Packages == "":
-		// An image without a dpkg database has no package manifest.
-	case err != nil:
-		return fmt.Errorf("output directory %s: package manifest: %w", dir, err)
+	// Read once, checked against artifact.json's sha256, and parsed from
+	// the bytes that were checked.
+	var pkgs [][3]string
+	if m.Packages != "" {
+		b, err := export.ReadRecorded(abs, m, m.Packages)
+		if err != nil {
+			return invalid("output directory %s: package manifest: %v", dir, err)
+		}
+		if pkgs, err = export.ParsePackages(b); err != nil {
+			return fmt.Errorf("output directory %s: package manifest: %w", dir, err)
+		}
 	}
 	v.Packages = nil
 	for _, p := range pkgs {

@@ -2,7 +2,10 @@ package export
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,8 +17,9 @@ import (
 // ManifestName is the file in an output directory that describes it.
 const ManifestName = "artifact.json"
 
-// ManifestSchemaVersion is the version of artifact.json's schema.
-const ManifestSchemaVersion = 1
+// ManifestSchemaVersion is the version of artifact.json's schema. Version 2
+// added files: the sha256 of every other file artifact.json names.
+const ManifestSchemaVersion = 2
 
 // Manifest describes an output directory: what a catalog registers. Its
 // schema is documented in docs/strata-cli.md.
@@ -40,6 +44,38 @@ type Manifest struct {
 	// PackageSnapshot is what the package cache served the build: a later
 	// build given this file as package_cache.snapshot sees the same indexes.
 	PackageSnapshot *PackageSnapshot `json:"package_snapshot,omitempty"`
+	// Files are the directory's other files that artifact.json names or
+	// implies (the package manifest, the SBOM, each output's checksum file,
+	// the dir output's tree digest file), each with its size and sha256, so
+	// that nothing a catalog reads from the directory goes unchecked.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is one of Manifest.Files.
+type File struct {
+	Name   string `json:"name"` // a file name in the directory
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // hex
+}
+
+// describedFiles are the file names m names (required: they must exist)
+// and implies (written beside outputs, hashed when present).
+func describedFiles(m *Manifest) (named, implied []string) {
+	for _, n := range []string{m.Packages, m.SBOM} {
+		if n != "" {
+			named = append(named, n)
+		}
+	}
+	for _, o := range m.Outputs {
+		switch o.Format {
+		case "oci":
+		case "dir":
+			implied = append(implied, TreeDigestName)
+		default:
+			implied = append(implied, filepath.Base(o.Path)+".sha256")
+		}
+	}
+	return named, implied
 }
 
 // PackageSnapshot names the package indexes a build saw.
@@ -49,10 +85,24 @@ type PackageSnapshot struct {
 }
 
 // WriteManifest writes artifact.json into dir atomically, with output paths
-// relative to dir so the directory can move.
-func WriteManifest(dir string, m Manifest) error {
-	rel := m
-	rel.SchemaVersion = ManifestSchemaVersion
+// relative to dir so the directory can move. It fills m's schema version and
+// Files (hashing the files m names, which must exist, and those it implies
+// that do), so the caller holds what was written.
+func WriteManifest(dir string, m *Manifest) error {
+	m.SchemaVersion = ManifestSchemaVersion
+	m.Files = nil
+	named, implied := describedFiles(m)
+	for i, name := range append(named, implied...) {
+		sum, n, err := FileSHA256(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) && i >= len(named) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("hashing %s for %s: %w", name, ManifestName, err)
+		}
+		m.Files = append(m.Files, File{Name: name, Size: n, SHA256: sum})
+	}
+	rel := *m
 	rel.Outputs = make([]Output, len(m.Outputs))
 	for i, o := range m.Outputs {
 		o.Path = filepath.Base(o.Path)
@@ -103,6 +153,11 @@ func ParseManifest(dir string, b []byte) (*Manifest, error) {
 	if m.Packages != "" && !plainName(m.Packages) {
 		return nil, fmt.Errorf("%s: packages %q is not a file name inside the directory", name, m.Packages)
 	}
+	for _, f := range m.Files {
+		if !plainName(f.Name) {
+			return nil, fmt.Errorf("%s: file %q is not a file name inside the directory", name, f.Name)
+		}
+	}
 	return &m, nil
 }
 
@@ -112,8 +167,22 @@ func plainName(s string) bool {
 }
 
 // VerifyOutputs checks every output of m against its recorded size and
-// sha256 (a dir output against its tree digest), as they are on disk now.
+// sha256 (a dir output against its tree digest), and every other file m
+// records (Files), as they are on disk now. A file m names (the package
+// manifest, the SBOM) without a recorded sha256 is refused: what it says
+// could not be trusted.
 func VerifyOutputs(ctx context.Context, dir string, m *Manifest) error {
+	named, _ := describedFiles(m)
+	for _, name := range named {
+		if _, ok := m.recorded(name); !ok {
+			return fmt.Errorf("%s names %s but records no sha256 for it (schema_version %d): it cannot be checked; export the image again (strata export) or rebuild it", ManifestName, name, m.SchemaVersion)
+		}
+	}
+	for _, f := range m.Files {
+		if _, err := ReadRecorded(dir, m, f.Name); err != nil {
+			return err
+		}
+	}
 	for _, o := range m.Outputs {
 		if o.Format == "oci" {
 			if err := VerifyOCI(o.Path, o.SHA256); err != nil {
@@ -150,4 +219,44 @@ func VerifyOutputs(ctx context.Context, dir string, m *Manifest) error {
 		}
 	}
 	return nil
+}
+
+// recorded is the Files entry of the file name.
+func (m *Manifest) recorded(name string) (File, bool) {
+	for _, f := range m.Files {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return File{}, false
+}
+
+// ReadRecorded reads the file name of the output directory dir and checks
+// it against the size and sha256 m records for it: what a reader parses is
+// exactly what was checked.
+func ReadRecorded(dir string, m *Manifest, name string) ([]byte, error) {
+	f, ok := m.recorded(name)
+	if !ok {
+		return nil, fmt.Errorf("%s records no sha256 for %s", ManifestName, name)
+	}
+	p := filepath.Join(dir, name)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	if fi.Size() != f.Size {
+		return nil, fmt.Errorf("%s is %d bytes, but %s records %d: it changed since the build", p, fi.Size(), ManifestName, f.Size)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+		return nil, fmt.Errorf("%s has sha256 %s, but %s records %s: it changed since the build", p, got, ManifestName, f.SHA256)
+	}
+	return b, nil
 }

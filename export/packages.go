@@ -2,6 +2,7 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"strings"
 )
@@ -14,13 +15,17 @@ const PackagesName = "packages.tsv"
 
 // ReadPackages reads a packages.tsv.
 func ReadPackages(path string) ([][3]string, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	return ParsePackages(b)
+}
+
+// ParsePackages parses a packages.tsv's content.
+func ParsePackages(b []byte) ([][3]string, error) {
 	var out [][3]string
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		parts := strings.Split(sc.Text(), "\t")
 		if len(parts) < 2 {

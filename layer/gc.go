@@ -28,10 +28,7 @@ type GCResult struct {
 	Layers []string `json:"layers"`
 	// InUse are layers a running build holds; they stay.
 	InUse []string `json:"in_use"`
-	// InUseImages are images a running build holds (its own new image); they
-	// stay, and so do their layers.
-	InUseImages []string `json:"in_use_images"`
-	Bytes       int64    `json:"bytes"` // uncompressed tar bytes of the deleted layers
+	Bytes int64    `json:"bytes"` // uncompressed tar bytes of the deleted layers
 }
 
 // GC deletes the images that are neither kept nor young, then the layers no
@@ -41,7 +38,7 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}, InUseImages: []string{}}
+	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}}
 	imgs, err := s.Images()
 	if err != nil {
 		return nil, err
@@ -62,8 +59,7 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 		h, _ := hexOf(img.ID)
 		dir := filepath.Join(s.root, imagesDir, h)
 		release, free := tryExclusive(dir)
-		if !free {
-			res.InUseImages = append(res.InUseImages, img.ID)
+		if !free { // its build is still running
 			keep(img)
 			continue
 		}

@@ -3,6 +3,7 @@ package layer
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
 
 var ctx = context.Background()
@@ -244,4 +246,35 @@ func TestPruneUnchanged(t *testing.T) {
 		t.Fatalf("after pruning %d: %v, want %s", n, left, want)
 	}
 
+}
+
+// TestCommitRefusesWhiteoutNames: files whose names OCI layers reserve for
+// deletions are refused at commit, every one named, before anything moves
+// into the store: exported, they would delete the parent's /etc or empty
+// /root in every OCI tool while the chroot, dir and tar outputs keep them.
+func TestCommitRefusesWhiteoutNames(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	dir := tree(t, map[string]string{".wh.etc": "", "etc/.wh.passwd": "", "root/.wh..wh..opq": "", "root/ok": "ok"})
+	_, _, _, err = s.Commit(ctx, dir, CommitOptions{})
+	var reserved *treetar.ReservedNamesError
+	if !errors.As(err, &reserved) {
+		t.Fatalf("commit: %v", err)
+	}
+	for _, name := range []string{"/.wh.etc", "/etc/.wh.passwd", "/root/.wh..wh..opq"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s: %v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "/root/ok") {
+		t.Errorf("the error names an ordinary file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "root/ok")); err != nil {
+		t.Fatal("the refused tree was touched")
+	}
+	for _, d := range []string{layersDir, tmpDir} {
+		if ents, _ := os.ReadDir(filepath.Join(s.Root(), d)); len(ents) != 0 {
+			t.Fatalf("%s/ holds %v after a refused commit", d, ents)
+		}
+	}
 }

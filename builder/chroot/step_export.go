@@ -107,7 +107,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	manifest.RootfsDigest = res.RootfsDigest
 	manifest.Outputs = res.Outputs
-	if err := export.WriteManifest(outDir, manifest); err != nil {
+	if err := export.WriteManifest(outDir, &manifest); err != nil {
 		return halt(state, fmt.Errorf("writing %s: %w", export.ManifestName, err))
 	}
 	files = append(files, filepath.Join(outDir, export.ManifestName))

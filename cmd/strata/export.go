@@ -99,7 +99,7 @@ func exportCmd(g *globals) *cobra.Command {
 				}
 				m.Packages = export.PackagesName
 			}
-			if err := export.WriteManifest(abs, m); err != nil {
+			if err := export.WriteManifest(abs, &m); err != nil {
 				return err
 			}
 			return g.emit(res.Outputs, func(w *tabwriter.Writer) {

@@ -78,8 +78,8 @@ func fakeOutput(t *testing.T, content string, pkgs string) string {
 	os.WriteFile(f, []byte(content), 0o644)
 	sum, size, _ := export.FileSHA256(f)
 	os.WriteFile(filepath.Join(dir, export.PackagesName), []byte(pkgs), 0o644)
-	if err := export.WriteManifest(dir, export.Manifest{ImageID: "sha256:" + strings.Repeat(sum[:1], 64), BuildName: "base",
-		Outputs: []export.Output{{Format: "tar.zst", Path: f, Size: size, SHA256: sum}}}); err != nil {
+	if err := export.WriteManifest(dir, &export.Manifest{ImageID: "sha256:" + strings.Repeat(sum[:1], 64), BuildName: "base",
+		Outputs: []export.Output{{Format: "tar.zst", Path: f, Size: size, SHA256: sum}}, Packages: export.PackagesName}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -360,7 +360,7 @@ func TestCLIJSONSchema(t *testing.T) {
 	var mv interface{}
 	json.Unmarshal(m, &mv)
 	checkSnake(t, "artifact.json", mv)
-	if !strings.Contains(string(m), `"schema_version": 1`) {
+	if !strings.Contains(string(m), `"schema_version": 2`) {
 		t.Errorf("artifact.json has no schema_version:\n%s", m)
 	}
 }
@@ -402,4 +402,28 @@ func TestCLIParentAndVerify(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "rootfs.tar.zst"), []byte("VERIFIED"), 0o644)
 	c.fails(1, "changed since the build", "verify", dir)
+}
+
+// TestCLIForgedPackageManifest: artifact.json records the sha256 of the
+// package manifest; a forged one (the version a fix would have) fails
+// strata verify and register --from-output registers nothing, and so does
+// an artifact.json stripped back to schema 1 to hide it.
+func TestCLIForgedPackageManifest(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	dir := fakeOutput(t, "forged", "openssl\t3.0.11-1~deb12u2\tamd64\n")
+	c.ok("verify", dir)
+	os.WriteFile(filepath.Join(dir, export.PackagesName), []byte("openssl\t3.9.9-fixed\tamd64\n"), 0o644)
+	c.fails(1, "packages.tsv", "verify", dir)
+	c.fails(2, "packages.tsv", "register", "base", "--from-output", dir)
+
+	b, _ := os.ReadFile(filepath.Join(dir, export.ManifestName))
+	var m map[string]interface{}
+	json.Unmarshal(b, &m)
+	m["schema_version"] = 1
+	delete(m, "files")
+	b, _ = json.Marshal(m)
+	os.WriteFile(filepath.Join(dir, export.ManifestName), b, 0o644)
+	c.fails(1, "records no sha256", "verify", dir)
+	c.fails(2, "records no sha256", "register", "base", "--from-output", dir)
+	c.fails(3, "not in the catalog", "versions", "base") // nothing was registered
 }

@@ -66,7 +66,23 @@ func Write(w io.Writer, root string, opt Options) error {
 	if err != nil {
 		return err
 	}
+	if len(tw.reserved) > 0 {
+		return &ReservedNamesError{Names: tw.reserved}
+	}
 	return tw.tw.Close()
+}
+
+// ReservedNamesError lists the files of a layer whose names an OCI layer
+// reserves for deletions (".wh.NAME" deletes NAME, ".wh..wh..opq" empties
+// its directory): exported as they are, every OCI tool would delete files
+// nobody deleted, and the OCI output would disagree with every other one.
+type ReservedNamesError struct {
+	Names []string // paths in the image, "/etc/.wh.passwd"
+}
+
+func (e *ReservedNamesError) Error() string {
+	return fmt.Sprintf("the layer holds %d file(s) whose names begin with %q, which OCI layers reserve for deletions: %s; remove or rename them in the build",
+		len(e.Names), WhiteoutPrefix, strings.Join(e.Names, ", "))
 }
 
 type writer struct {
@@ -75,12 +91,18 @@ type writer struct {
 	opt     Options
 	links   map[[2]uint64]string
 	written int64
+	// reserved are the entries a layer cannot hold (ReservedNamesError).
+	reserved []string
 }
 
 func (w *writer) add(p, rel string) error {
 	name := "./"
 	if rel != "." {
 		name = "./" + filepath.ToSlash(rel)
+	}
+	if w.opt.Layer && strings.HasPrefix(filepath.Base(rel), WhiteoutPrefix) {
+		// Checked for every entry, the walk goes on: the error names all.
+		w.reserved = append(w.reserved, "/"+filepath.ToSlash(rel))
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {

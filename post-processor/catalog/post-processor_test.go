@@ -53,15 +53,18 @@ func chrootArtifact(t *testing.T, store string) (*fakeArtifact, string) {
 	tar := filepath.Join(dir, "rootfs.tar")
 	os.WriteFile(tar, []byte("a tar"), 0o644)
 	sum, size, _ := export.FileSHA256(tar)
-	os.WriteFile(filepath.Join(dir, "packages.tsv"), []byte("apt\t2.6.1\tamd64\tapt\t2.6.1\t4096\nbash\t5.2\tamd64\tbash\t5.2\t1024\n"), 0o644)
+	pkgs := filepath.Join(dir, "packages.tsv")
+	os.WriteFile(pkgs, []byte("apt\t2.6.1\tamd64\tapt\t2.6.1\t4096\nbash\t5.2\tamd64\tbash\t5.2\t1024\n"), 0o644)
+	pkgSum, pkgSize, _ := export.FileSHA256(pkgs)
 	return &fakeArtifact{builderID: chrootBuilderID, state: map[string]interface{}{
 		"output_dir": dir,
 		stateManifest: rpcMap(map[string]interface{}{
-			"schema_version": int64(1), "image_id": digest("1"), "parent_image_id": digest("0"),
+			"schema_version": int64(2), "image_id": digest("1"), "parent_image_id": digest("0"),
 			"layers":     []interface{}{rpcMap(map[string]interface{}{"diff_id": digest("a"), "size": uint64(10)}), rpcMap(map[string]interface{}{"diff_id": digest("b"), "size": int8(1)})},
 			"build_name": "base",
 			"outputs":    []interface{}{rpcMap(map[string]interface{}{"format": "tar", "path": tar, "size": size, "sha256": sum})},
 			"packages":   "packages.tsv",
+			"files":      []interface{}{rpcMap(map[string]interface{}{"name": "packages.tsv", "size": pkgSize, "sha256": pkgSum})},
 		}),
 		stateBuild:       rpcMap(map[string]interface{}{"build_name": "base", "packer_run_uuid": "run-7", "template_hash": "sha256:h", "store_dir": store}),
 		"generated_data": rpcMap(map[string]interface{}{"ImageID": digest("1")}),
@@ -127,6 +130,13 @@ func TestRegisterChrootArtifact(t *testing.T) {
 	os.WriteFile(tar2, []byte("tampered"), 0o644)
 	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in2); err == nil || !strings.Contains(err.Error(), "rootfs.tar") {
 		t.Errorf("a changed output: %v", err)
+	}
+	// A forged package manifest (the version a fix would have): refused.
+	in3, _ := chrootArtifact(t, store)
+	in3.state[stateManifest].(map[interface{}]interface{})["image_id"] = digest("3")
+	os.WriteFile(filepath.Join(in3.state["output_dir"].(string), "packages.tsv"), []byte("apt\t2.6.1\tamd64\tapt\t2.6.1\t4096\nbash\t9.9\tamd64\tbash\t9.9\t1024\n"), 0o644)
+	if _, _, _, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in3); err == nil || !strings.Contains(err.Error(), "packages.tsv") {
+		t.Errorf("a forged package manifest: %v", err)
 	}
 	if vs, _ := c.Versions(context.Background(), "base-os"); len(vs) != 1 {
 		t.Errorf("refused registrations left %d versions", len(vs))
