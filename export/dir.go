@@ -14,7 +14,10 @@ import (
 // tree, which `strata verify` recomputes.
 const TreeDigestName = "rootfs.tree-sha256"
 
-func (e *exporter) dir(digest string) (Output, error) {
+// dir copies the tree and records the copy's tree digest, taken from the
+// copy itself: the rootfs digest of the tar stream may differ (it clamps
+// times to source_date_epoch and keeps the holes' layout).
+func (e *exporter) dir() (Output, error) {
 	final := filepath.Join(e.outDir, FileName("dir"))
 	tmp := tmpName(e.outDir, "dir")
 	os.RemoveAll(tmp)
@@ -26,6 +29,12 @@ func (e *exporter) dir(digest string) (Output, error) {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
+	digest, err := TreeDigest(e.ctx, tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, err
+	}
+	digest = strings.TrimPrefix(digest, "sha256:")
 	if err := os.Rename(tmp, final); err != nil {
 		return Output{}, err
 	}

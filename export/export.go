@@ -54,8 +54,9 @@ type Output struct {
 	Format string `json:"format"`
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
-	// SHA256 is the hex digest of the file; for "dir", of the canonical tar
-	// of the tree (what rootfs.tree-sha256 records and `strata verify` checks).
+	// SHA256 is the hex digest of the file; for "dir", the tree digest
+	// (TreeDigest: what rootfs.tree-sha256 records and `strata verify`
+	// checks).
 	SHA256 string `json:"sha256"`
 }
 
@@ -186,7 +187,7 @@ func exportTree(ctx context.Context, root, outDir string, want map[string]bool, 
 	res.RootfsDigest = "sha256:" + t.digest
 	res.Outputs = append(append(res.Outputs, t.outs...), images...)
 	if want["dir"] {
-		o, err := timed(opt.Report, "dir", tmpName(outDir, "dir"), func() (Output, error) { return e.dir(t.digest) })
+		o, err := timed(opt.Report, "dir", tmpName(outDir, "dir"), e.dir)
 		if err != nil {
 			return nil, err
 		}

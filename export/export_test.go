@@ -3,6 +3,8 @@ package export
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
 
 // capNetRaw is a VFS v2 security.capability value granting cap_net_raw (13)
@@ -67,9 +71,21 @@ func digestOf(t *testing.T, root string) string {
 	return strings.TrimPrefix(d, "sha256:")
 }
 
+// tarDigestOf is the hex sha256 of the tree's canonical tar as the tar
+// formats write it (holes kept as holes).
+func tarDigestOf(t *testing.T, root string) string {
+	t.Helper()
+	h := sha256.New()
+	if err := treetar.Write(h, root, treetar.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 func TestExportEveryFormat(t *testing.T) {
 	root := makeTree(t)
-	want := digestOf(t, root)
+	want := tarDigestOf(t, root)
+	wantTree := digestOf(t, root)
 	out := t.TempDir()
 	old := progressEvery
 	progressEvery = time.Millisecond
@@ -100,7 +116,7 @@ func TestExportEveryFormat(t *testing.T) {
 			if _, err := os.Stat(o.Path + ".sha256"); err == nil {
 				t.Error("the dir output has a .sha256 that sha256sum -c cannot check")
 			}
-			if got, err := VerifyTree(context.Background(), out); err != nil || got != "sha256:"+want {
+			if got, err := VerifyTree(context.Background(), out); err != nil || got != "sha256:"+wantTree {
 				t.Errorf("VerifyTree: %s %v", got, err)
 			}
 			continue
@@ -151,7 +167,7 @@ func TestExportEveryFormat(t *testing.T) {
 		t.Errorf("no progress report for squashfs and ext4: %s", log)
 	}
 	// The dir copy and both compressed tars unpack to the very same tree.
-	if d := digestOf(t, filepath.Join(out, "rootfs")); d != want {
+	if d := digestOf(t, filepath.Join(out, "rootfs")); d != wantTree {
 		t.Errorf("dir output digest %s, want %s", d, want)
 	}
 	for _, f := range []string{"rootfs.tar.zst", "rootfs.tar.gz", "rootfs.tar"} {
@@ -163,7 +179,7 @@ func TestExportEveryFormat(t *testing.T) {
 		}
 		os.Chmod(x, fileMode(t, root))
 		os.Chtimes(x, modTime(t, root), modTime(t, root))
-		if d := digestOf(t, x); d != want {
+		if d := digestOf(t, x); d != wantTree {
 			t.Errorf("%s unpacks to a different tree: %s", f, d)
 		}
 	}
@@ -286,5 +302,64 @@ func TestParseSquashfsCompression(t *testing.T) {
 		if _, err := ParseSquashfsCompression(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestDirOutputVerifiesAfterACopy: a dir output's tree digest depends only
+// on what cp -a keeps. The output verifies where it was written, also with
+// times clamped for the tar formats (source_date_epoch), and again after
+// cp -a to another file system (a tmpfs), which moves holes: a file that
+// has holes and runs of written zeros comes out with holes where the zeros
+// were.
+func TestDirOutputVerifiesAfterACopy(t *testing.T) {
+	root := makeTree(t)
+	f, err := os.Create(filepath.Join(root, "zeros-and-holes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bytes.Repeat([]byte("a"), 4096))
+	f.Write(make([]byte, 64<<10)) // written zeros: data here, a hole in the copy
+	f.Write(bytes.Repeat([]byte("b"), 4096))
+	f.WriteAt([]byte("c"), 4<<20) // a hole before it
+	f.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	opt := Options{Formats: []string{"dir", "tar"}}
+	opt.ClampTime = time.Unix(1000000000, 0) // before every time in the tree
+	res, err := Export(context.Background(), Source{Root: root}, out, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{ImageID: "sha256:" + strings.Repeat("1", 64), Outputs: res.Outputs}
+	if err := WriteManifest(out, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyOutputs(context.Background(), out, m); err != nil {
+		t.Fatalf("where it was written: %v", err)
+	}
+	mnt := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=512m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	copied := filepath.Join(mnt, "out")
+	if b, err := exec.Command("cp", "-a", out, copied).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, b)
+	}
+	var a, b unix.Stat_t
+	unix.Stat(filepath.Join(out, "rootfs/zeros-and-holes"), &a)
+	unix.Stat(filepath.Join(copied, "rootfs/zeros-and-holes"), &b)
+	t.Logf("zeros-and-holes: %d blocks written, %d in the copy", a.Blocks, b.Blocks)
+	cm, err := ReadManifest(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyOutputs(context.Background(), copied, cm); err != nil {
+		t.Fatalf("after cp -a to a tmpfs: %v", err)
 	}
 }

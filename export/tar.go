@@ -152,11 +152,15 @@ func (c *ctxWriter) Write(b []byte) (int, error) {
 	return c.w.Write(b)
 }
 
-// TreeDigest is "sha256:<hex>" of the canonical tar of the tree at root:
-// what a dir output's rootfs.tree-sha256 records.
+// TreeDigest is "sha256:<hex>" of the canonical tar of the tree at root as
+// it is (no time clamped), with every file written whole (treetar's Dense):
+// what a dir output's rootfs.tree-sha256 records. It depends only on what a
+// copy with cp -a keeps, on any file system: names, content, modes, owners,
+// times, extended attributes, links and devices; not on inode numbers,
+// directory sizes, access times or where holes happen to be.
 func TreeDigest(ctx context.Context, root string) (string, error) {
 	h := sha256.New()
-	if err := treetar.Write(&ctxWriter{ctx: ctx, w: h}, root, treetar.Options{}); err != nil {
+	if err := treetar.Write(&ctxWriter{ctx: ctx, w: h}, root, treetar.Options{Dense: true}); err != nil {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil

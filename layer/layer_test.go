@@ -278,3 +278,28 @@ func TestCommitRefusesWhiteoutNames(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyLayerFindsTampering: a file of a stored layer changed after the
+// commit (same size, or a new file) makes VerifyLayer fail, naming the layer.
+func TestVerifyLayerFindsTampering(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	l, _ := commit(t, s, tree(t, map[string]string{"etc/passwd": "root:x:0:0"}), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
+	img, _ := putImage(t, s, ImageSpec{Layer: l, Created: time.Now()})
+	must(t, s.VerifyImage(ctx, img))
+	p := filepath.Join(l.Dir, "etc/passwd")
+	fi, _ := os.Stat(p)
+	must(t, os.WriteFile(p, []byte("evil:x:0:0"), 0o644)) // same size
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	err = s.VerifyImage(ctx, img)
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), l.DiffID) {
+		t.Fatalf("a tampered layer: %v", err)
+	}
+	must(t, os.WriteFile(p, []byte("root:x:0:0"), 0o644))
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	must(t, s.VerifyLayer(ctx, l))
+	must(t, os.WriteFile(filepath.Join(l.Dir, "etc/shadow"), nil, 0o600))
+	if err := s.VerifyLayer(ctx, l); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("a file added to a layer: %v", err)
+	}
+}

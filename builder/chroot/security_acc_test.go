@@ -443,7 +443,7 @@ func TestAccArtifactJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["schema_version"] != float64(1) {
+	if m["schema_version"] != float64(export.ManifestSchemaVersion) {
 		t.Errorf("schema_version: %v", m["schema_version"])
 	}
 	for _, o := range m["outputs"].([]interface{}) {

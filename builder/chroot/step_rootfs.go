@@ -85,6 +85,12 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 		if s.release, err = store.Hold(parent); err != nil {
 			return halt(state, fmt.Errorf("parent: %w", err))
 		}
+		// Held, then checked: what is mounted is what was committed.
+		start := time.Now()
+		if err := store.VerifyImage(ctx, parent); err != nil {
+			return halt(state, fmt.Errorf("parent %s: %w", parent.ID, err))
+		}
+		ui.Message(fmt.Sprintf("Parent's %d layer(s) checked against their diffIDs in %s", len(parent.Layers), time.Since(start).Round(time.Millisecond)))
 		lowers, err := store.LowerDirs(parent)
 		if err != nil {
 			return halt(state, fmt.Errorf("parent: %w", err))

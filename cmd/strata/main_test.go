@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,8 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 var binary string
@@ -426,4 +430,35 @@ func TestCLIForgedPackageManifest(t *testing.T) {
 	c.fails(1, "records no sha256", "verify", dir)
 	c.fails(2, "records no sha256", "register", "base", "--from-output", dir)
 	c.fails(3, "not in the catalog", "versions", "base") // nothing was registered
+}
+
+// TestCLIVerifyLayers: strata verify --layers re-reads every layer of the
+// store against its diffID; a file changed in a stored layer fails it (exit
+// 1) naming the layer.
+func TestCLIVerifyLayers(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	root := t.TempDir()
+	s, err := layer.Open(storeroot.Layout{Root: root}.Layers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(t.TempDir(), "tree")
+	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
+	os.WriteFile(filepath.Join(tree, "etc", "passwd"), []byte("root:x:0:0"), 0o644)
+	l, _, release, err := s.Commit(context.Background(), tree, layer.CommitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	_, _, release, err = s.PutImage(layer.ImageSpec{Layer: l, Created: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if o := c.ok("--store", root, "verify", "--layers"); !strings.Contains(o, "1 layer(s) and 1 image(s) checked, 0 damaged") {
+		t.Fatalf("verify --layers: %s", o)
+	}
+	c.fails(2, "takes an output directory, --layers or both", "verify")
+	os.WriteFile(filepath.Join(l.Dir, "etc", "passwd"), []byte("evil:x:0:0"), 0o644)
+	c.fails(1, l.DiffID, "--store", root, "verify", "--layers")
 }

@@ -36,6 +36,11 @@ type Options struct {
 	Progress func(written int64)
 	// Warn receives entries that a tar cannot hold (sockets).
 	Warn func(msg string)
+	// Dense writes every regular file whole, its holes as the zeros they
+	// read as: the stream then depends on the files' content alone, not on
+	// where a file system keeps holes, which a copy (cp -a, another file
+	// system) is free to move. For digests of trees, not for archives.
+	Dense bool
 }
 
 // OCI whiteout names (image-spec layer.md).
@@ -155,7 +160,7 @@ func (w *writer) add(p, rel string) error {
 			}
 			w.links[key] = name
 		}
-		if st.Blocks*512 < st.Size {
+		if st.Blocks*512 < st.Size && !w.opt.Dense {
 			if sparse, err = dataSegments(p, st.Size); err != nil {
 				return err
 			}
