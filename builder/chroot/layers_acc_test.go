@@ -532,3 +532,85 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 	r.wait(t, 2*time.Minute)
 	assertClean(t, store)
 }
+
+// TestAccLayerStoreIntegrity: a child's dir output built with
+// source_date_epoch verifies, also after cp -a to another file system; a
+// child checks its parent's layers before it mounts them, and a file
+// changed in a stored parent layer stops the next child with an error
+// naming the layer, nothing mounted or stored; files whose names OCI
+// layers reserve for deletions are refused at commit, each named.
+func TestAccLayerStoreIntegrity(t *testing.T) {
+	e := acceptance(t)
+	cli := os.Getenv("STRATA_CLI")
+	if cli == "" {
+		t.Fatal("STRATA_CLI must name bin/strata (make test sets it)")
+	}
+	store := filepath.Join(scratch(t), "store")
+	parent := manifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+
+	// A dir output verifies where it was written and after a copy.
+	childOut := layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["dir"]`, "source_date_epoch": "1700000000"},
+		[]string{"echo child > /etc/child", "dd if=/dev/zero of=/srv/zeros bs=64k count=4 2>/dev/null", "truncate -s 8M /srv/zeros", "echo end >> /srv/zeros"})
+	runIn(t, childOut, cli, "verify", childOut)
+	mnt := filepath.Join(t.TempDir(), "tmpfs")
+	os.Mkdir(mnt, 0o700)
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1g"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	runIn(t, childOut, "cp", "-a", childOut, filepath.Join(mnt, "copy"))
+	runIn(t, mnt, cli, "verify", filepath.Join(mnt, "copy"))
+
+	// What checking the parent costs, as the build reports it.
+	good := e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"true"})})
+	if good.code != 0 {
+		t.Fatalf("a child: exit %d\n%s", good.code, good.out.String())
+	}
+	for _, line := range strings.Split(good.out.String(), "\n") {
+		if strings.Contains(line, "checked against their diffIDs") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+	s := storeOf(t, store)
+	layers, images := counts(t, s)
+
+	// Names an OCI layer reserves: refused at commit, each named.
+	r := e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID,
+		"inline": hclList([]string{"touch /.wh.etc /etc/.wh.passwd /root/.wh..wh..opq"})})
+	for _, name := range []string{"/.wh.etc", "/etc/.wh.passwd", "/root/.wh..wh..opq"} {
+		if r.code == 0 || !strings.Contains(r.out.String(), name) {
+			t.Fatalf("a layer with %s: exit %d\n%s", name, r.code, r.out.String())
+		}
+	}
+	if l, i := counts(t, s); l != layers || i != images {
+		t.Fatalf("a refused commit left %d layers and %d images", l-layers, i-images)
+	}
+	assertClean(t, store)
+
+	// A parent layer changed in the store (as any root process could):
+	// the child stops before mounting it.
+	base, err := s.Layer(parent.Layers[0].DiffID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwd := filepath.Join(base.Dir, "etc", "passwd")
+	b, err := os.ReadFile(passwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(passwd, append(b, "evil::0:0::/:/bin/sh\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"true"})})
+	if r.code == 0 || !strings.Contains(r.out.String(), base.DiffID) || !strings.Contains(r.out.String(), "changed after it was committed") {
+		t.Fatalf("a child on a tampered parent: exit %d\n%s", r.code, r.out.String())
+	}
+	if l, i := counts(t, s); l != layers || i != images {
+		t.Fatalf("the refused child left %d layers and %d images", l-layers, i-images)
+	}
+	assertClean(t, store)
+	out, _ := exec.Command(cli, "--store", store, "verify", "--layers").CombinedOutput()
+	if !strings.Contains(string(out), base.DiffID) || !strings.Contains(string(out), "DAMAGED") {
+		t.Errorf("strata verify --layers: %s", out)
+	}
+}
