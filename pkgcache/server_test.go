@@ -35,12 +35,13 @@ type repo struct {
 	key      *signer
 	date     time.Time         // the InRelease's Date
 	header   map[string]string // more response headers
+	special  map[string]http.HandlerFunc
 }
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
 func newRepo(t *testing.T, tlsToo bool, debs map[string][]byte) *repo {
-	r := &repo{t: t, files: map[string][]byte{}, requests: map[string]int{}, headers: map[string]http.Header{}, key: testSigner(t), date: time.Now().UTC().Truncate(time.Second), header: map[string]string{}}
+	r := &repo{t: t, files: map[string][]byte{}, requests: map[string]int{}, headers: map[string]http.Header{}, key: testSigner(t), date: time.Now().UTC().Truncate(time.Second), header: map[string]string{}, special: map[string]http.HandlerFunc{}}
 	r.publish(debs)
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
@@ -50,7 +51,12 @@ func newRepo(t *testing.T, tlsToo bool, debs map[string][]byte) *repo {
 		for k, v := range r.header {
 			w.Header().Set(k, v)
 		}
+		special := r.special[req.URL.Path]
 		r.mu.Unlock()
+		if special != nil {
+			special(w, req)
+			return
+		}
 		if r.down.Load() {
 			hj, _ := w.(http.Hijacker)
 			c, _, _ := hj.Hijack()
@@ -90,7 +96,9 @@ func (r *repo) publish(debs map[string][]byte) {
 	w.Write([]byte(pk.String()))
 	w.Close()
 	packages := xzb.Bytes()
-	rel := fmt.Sprintf("Suite: stable\nDate: %s\nAcquire-By-Hash: yes\nSHA256:\n %s %d main/binary-amd64/Packages.xz\n", r.date.Format(time.RFC1123), sum(packages), len(packages))
+	plain := []byte(pk.String())
+	rel := fmt.Sprintf("Suite: stable\nDate: %s\nArchitectures: amd64\nComponents: main\nAcquire-By-Hash: yes\nSHA256:\n %s %d main/binary-amd64/Packages\n %s %d main/binary-amd64/Packages.xz\n",
+		r.date.Format(time.RFC1123), sum(plain), len(plain), sum(packages), len(packages))
 	signed := r.key.sign(r.t, rel)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -98,6 +106,8 @@ func (r *repo) publish(debs map[string][]byte) {
 		r.files["/repo/pool/main/"+name] = data
 	}
 	r.files["/repo/dists/stable/main/binary-amd64/Packages.xz"] = packages
+	r.files["/repo/dists/stable/main/binary-amd64/Packages"] = plain
+	r.files["/repo/dists/stable/main/binary-amd64/by-hash/SHA256/"+sum(plain)] = plain
 	r.files["/repo/dists/stable/main/binary-amd64/by-hash/SHA256/"+sum(packages)] = packages
 	r.files["/repo/dists/stable/InRelease"] = signed
 }
