@@ -94,6 +94,10 @@ type Server struct {
 	tunnel  sync.Map // *tls.Conn -> the host:port its CONNECT asked for
 	ca      *authority
 	client  *http.Client
+	// keyringsID names the build's keyrings by content ("" when one
+	// cannot be read): an InRelease recorded as verified by the same
+	// keyrings is not checked again.
+	keyringsID string
 
 	mu       sync.Mutex
 	indexes  map[string]expected // index file URLs (and their by-hash URLs)
@@ -152,7 +156,7 @@ func Start(dir string, opt Options) (*Server, error) {
 	}
 	s := &Server{
 		store: store, opt: opt, ln: ln, ca: ca, limits: defaultLimits, origins: org,
-		secret: hex.EncodeToString(secret),
+		secret: hex.EncodeToString(secret), keyringsID: keyringsID(opt.Keyrings),
 		client: &http.Client{Transport: transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			// Mirrors redirect; where to is checked when dialing. Never
 			// from https down to http, and not in circles.
@@ -506,8 +510,9 @@ func (s *Server) release(ctx context.Context, u string) ([]byte, int, error) {
 		var untrusted error
 		if have {
 			// A copy this build's keyrings do not vouch for is as good as
-			// none (and its Date means nothing).
-			if data, err = s.store.readBlob(rec.SHA256); err == nil {
+			// none (and its Date means nothing). One the same keyrings
+			// verified when it was stored needs no second gpgv.
+			if data, err = s.store.readBlob(rec.SHA256); err == nil && (s.keyringsID == "" || rec.Keyrings != s.keyringsID) {
 				err = s.trust(ctx, u, data)
 			}
 			if err != nil {
@@ -620,7 +625,7 @@ func (s *Server) revalidate(ctx context.Context, u string, rec *urlRecord, have 
 	if err != nil {
 		return "", nil, 0, err
 	}
-	err = s.store.remember(urlRecord{URL: u, SHA256: hex, ETag: resp.Header.Get("ETag"), Date: date, Fetched: asked})
+	err = s.store.remember(urlRecord{URL: u, SHA256: hex, ETag: resp.Header.Get("ETag"), Date: date, Fetched: asked, Keyrings: s.keyringsID})
 	return hex, data, http.StatusOK, err
 }
 

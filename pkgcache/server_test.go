@@ -25,7 +25,7 @@ import (
 
 // repo is a tiny apt repository served by httptest, counting requests.
 type repo struct {
-	t        *testing.T
+	t        testing.TB
 	mu       sync.Mutex
 	files    map[string][]byte
 	requests map[string]int
@@ -40,7 +40,7 @@ type repo struct {
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-func newRepo(t *testing.T, tlsToo bool, debs map[string][]byte) *repo {
+func newRepo(t testing.TB, tlsToo bool, debs map[string][]byte) *repo {
 	r := &repo{t: t, files: map[string][]byte{}, requests: map[string]int{}, headers: map[string]http.Header{}, key: testSigner(t), date: time.Now().UTC().Truncate(time.Second), header: map[string]string{}, special: map[string]http.HandlerFunc{}}
 	r.publish(debs)
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -130,10 +130,10 @@ var (
 
 // testSigner is the tests' repository key (made once); otherSigner is a
 // key no build trusts.
-func testSigner(t *testing.T) *signer  { return namedSigner(t, "repo") }
-func otherSigner(t *testing.T) *signer { return namedSigner(t, "stranger") }
+func testSigner(t testing.TB) *signer  { return namedSigner(t, "repo") }
+func otherSigner(t testing.TB) *signer { return namedSigner(t, "stranger") }
 
-func namedSigner(t *testing.T, name string) *signer {
+func namedSigner(t testing.TB, name string) *signer {
 	t.Helper()
 	signersMu.Lock()
 	defer signersMu.Unlock()
@@ -153,7 +153,7 @@ func namedSigner(t *testing.T, name string) *signer {
 	return k
 }
 
-func (k *signer) gpg(t *testing.T, stdin string, args ...string) string {
+func (k *signer) gpg(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--homedir", k.home}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -164,7 +164,7 @@ func (k *signer) gpg(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
-func (k *signer) sign(t *testing.T, text string) []byte {
+func (k *signer) sign(t testing.TB, text string) []byte {
 	return []byte(k.gpg(t, text, "--clearsign"))
 }
 
@@ -184,7 +184,7 @@ func (r *repo) count(p string) int {
 
 // apt fetches the way apt does through a proxy: InRelease, the index by
 // hash, then the .deb.
-func apt(t *testing.T, s *Server, base string, debs ...string) (map[string][]byte, error) {
+func apt(t testing.TB, s *Server, base string, debs ...string) (map[string][]byte, error) {
 	t.Helper()
 	proxy, _ := url.Parse(s.ProxyURL())
 	tr := &http.Transport{Proxy: http.ProxyURL(proxy)}
@@ -227,7 +227,7 @@ func apt(t *testing.T, s *Server, base string, debs ...string) (map[string][]byt
 
 // start runs a build's server on dir for the repository r: its source is
 // r's archive, its keyring the test key, unless opt says otherwise.
-func start(t *testing.T, dir string, r *repo, opt Options) *Server {
+func start(t testing.TB, dir string, r *repo, opt Options) *Server {
 	if opt.Sources == nil && r != nil {
 		opt.Sources = []string{r.srv.URL + "/repo"}
 	}

@@ -206,6 +206,9 @@ type urlRecord struct {
 	ETag    string    `json:"etag,omitempty"`
 	Date    time.Time `json:"date,omitempty"`
 	Fetched time.Time `json:"fetched"`
+	// Keyrings names (by content) the keyrings whose good signature the
+	// copy carried when it was stored.
+	Keyrings string `json:"keyrings,omitempty"`
 }
 
 func urlKey(url string) string {

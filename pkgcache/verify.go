@@ -3,6 +3,8 @@ package pkgcache
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,4 +83,19 @@ func clearsigned(data []byte) bool {
 	return bytes.HasPrefix(t, []byte(begin)) && bytes.HasSuffix(t, []byte(end)) &&
 		!bytes.Contains(t, []byte("\n-----BEGIN PGP SIGNED MESSAGE-----")) &&
 		bytes.Count(t, []byte("\n-----BEGIN PGP SIGNATURE-----")) == 1
+}
+
+// keyringsID is the sha256 of the keyrings' contents, in order, or "" when
+// one of them cannot be read.
+func keyringsID(keyrings []string) string {
+	h := sha256.New()
+	for _, k := range keyrings {
+		data, err := os.ReadFile(k)
+		if err != nil {
+			return ""
+		}
+		fmt.Fprintf(h, "%d\n", len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
