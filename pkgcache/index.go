@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ulikunitz/xz"
 )
@@ -38,11 +39,11 @@ func releaseFiles(data []byte) map[string]expected {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 || len(f[0]) != 64 {
+		if len(f) != 3 || CheckDigest(f[0]) != nil || !cleanRelative(f[2]) {
 			continue
 		}
 		size, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
+		if err != nil || size < 0 {
 			continue
 		}
 		out[f[2]] = expected{SHA256: f[0], Size: size, Index: f[2]}
@@ -97,7 +98,7 @@ func packagesFiles(r io.Reader) (map[string]expected, error) {
 	var file, sum string
 	size := int64(-1)
 	flush := func() {
-		if file != "" && len(sum) == 64 {
+		if cleanRelative(file) && CheckDigest(sum) == nil && size >= 0 {
 			out[file] = expected{SHA256: sum, Size: size}
 		}
 		file, sum, size = "", "", -1
@@ -121,4 +122,40 @@ func packagesFiles(r io.Reader) (map[string]expected, error) {
 	}
 	flush()
 	return out, sc.Err()
+}
+
+// cleanRelative says whether p is a plain relative path inside an archive
+// or a suite (no "..", ".", empty or absolute parts), as a name an index
+// gives may be.
+func cleanRelative(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") {
+		return false
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseDate is the Date field of a Release or InRelease ("" or
+// unreadable: the zero time).
+func releaseDate(data []byte) time.Time {
+	sc := bufio.NewScanner(bytes.NewReader(releaseBody(data)))
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "Date:")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		for _, layout := range []string{time.RFC1123, time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 MST", "Mon, 2 Jan 2006 15:04:05 -0700"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return t.UTC()
+			}
+		}
+		return time.Time{}
+	}
+	return time.Time{}
 }

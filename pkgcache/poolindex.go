@@ -22,7 +22,10 @@ func (s *Store) poolIndex(hex, name string) (map[string]expected, error) {
 	if files, err := readPoolIndex(p); err == nil {
 		return files, nil
 	}
-	unlock, err := s.Lock("pool-index-" + hex)
+	if err := CheckDigest(hex); err != nil {
+		return nil, err
+	}
+	unlock, err := s.Lock(urlKey("pool-index " + hex))
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +55,11 @@ func (s *Store) poolIndex(hex, name string) (map[string]expected, error) {
 }
 
 func (s *Store) parsePackages(hex, name string) (map[string]expected, error) {
-	f, err := os.Open(s.BlobPath(hex))
+	p, err := s.BlobPath(hex)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +110,9 @@ func readPoolIndex(p string) (map[string]expected, error) {
 		size, err := strconv.ParseInt(parts[1], 10, 64)
 		if err != nil {
 			return nil, err
+		}
+		if CheckDigest(parts[0]) != nil || size < 0 || !cleanRelative(parts[2]) {
+			return nil, fmt.Errorf("%s: a malformed line", p)
 		}
 		out[parts[2]] = expected{SHA256: parts[0], Size: size}
 	}

@@ -3,7 +3,11 @@ package pkgcache
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,11 +18,19 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Options configure a Server.
 type Options struct {
+	// Sources are the URIs of the build's apt sources (the bootstrap
+	// mirror, the build host's sources): the only archives the cache
+	// fetches from, with those SourcesMore adds.
+	Sources []string
+	// SourcesMore reads more source URIs (the image's own sources) when a
+	// request names an archive Sources lacks.
+	SourcesMore func() []string
 	// UpstreamProxy is a team's shared cache (apt-cacher-ng, squid) to
 	// fetch through, as http://host:port; "" fetches directly.
 	UpstreamProxy string
@@ -27,11 +39,28 @@ type Options struct {
 	// Snapshot pins InRelease URLs to the digests a build recorded: they are
 	// served from the cache as they were, never revalidated.
 	Snapshot map[string]string
-	// Keyrings verify InRelease signatures (gpgv).
+	// Keyrings verify InRelease signatures (gpgv): only an InRelease with a
+	// good signature from one of them is used and kept.
 	Keyrings []string
 	// Warn receives what the build should tell its user.
 	Warn func(string)
 }
+
+// limits bound what one upstream fetch may take.
+type limits struct {
+	header   time.Duration // until upstream's response headers
+	idle     time.Duration // without a byte of the body
+	total    time.Duration // for a whole download
+	lockWait time.Duration // for another build's download of the same file
+}
+
+var defaultLimits = limits{header: 60 * time.Second, idle: 60 * time.Second, total: 30 * time.Minute, lockWait: 2 * time.Minute}
+
+// Sizes the cache reads at most of what no index sizes.
+const (
+	maxInRelease   = 64 << 20
+	maxPassThrough = 1 << 30
+)
 
 // Stats count what a server did.
 type Stats struct {
@@ -45,30 +74,43 @@ type Stats struct {
 	Served      int64 `json:"served_bytes"`
 }
 
-// Server is one build's view of the cache: a loopback HTTP server that apt
-// (mmdebstrap's on the host, and apt in the chroot) uses as its proxy.
-type Server struct {
-	store  *Store
-	opt    Options
-	ln     net.Listener
-	srv    *http.Server
-	tlsSrv *http.Server
-	tlsLn  *chanListener
-	ca     *authority
-	client *http.Client
+// proxyUser is the user name in the build's proxy credentials.
+const proxyUser = "strata"
 
-	mu          sync.Mutex
-	indexes     map[string]expected // index file URLs (and their by-hash URLs)
-	pool        map[string]expected // pool file URLs, from the Packages indexes served
-	parsed      map[string]bool     // blobs parsed as Packages
-	parses      sync.WaitGroup
-	releases    map[string]string // InRelease URL -> blob used in this build
-	used        map[string]bool   // blobs served
-	warned      map[string]bool
-	stats       Stats
-	unverified  map[string]bool
-	upstreamErr map[string]bool
+// Server is one build's view of the cache: a loopback HTTP proxy that apt
+// (mmdebstrap's on the host, and apt in the chroot) uses, and only it: a
+// request must carry the build's secret as proxy credentials.
+type Server struct {
+	store   *Store
+	opt     Options
+	limits  limits
+	origins *origins
+	secret  string
+	auth    []byte // the Proxy-Authorization value requests must carry
+	ln      net.Listener
+	srv     *http.Server
+	tlsSrv  *http.Server
+	tlsLn   *chanListener
+	tunnel  sync.Map // *tls.Conn -> the host:port its CONNECT asked for
+	ca      *authority
+	client  *http.Client
+	// keyringsID names the build's keyrings by content ("" when one
+	// cannot be read): an InRelease recorded as verified by the same
+	// keyrings is not checked again.
+	keyringsID string
+
+	mu       sync.Mutex
+	indexes  map[string]expected // index file URLs (and their by-hash URLs)
+	pool     map[string]expected // pool file URLs, from the Packages indexes served
+	parsed   map[string]bool     // blobs parsed as Packages
+	parses   sync.WaitGroup
+	releases map[string]string // InRelease URL -> blob used in this build
+	used     map[string]bool   // blobs served
+	warned   map[string]bool
+	stats    Stats
 }
+
+type tunnelKey struct{}
 
 // Start opens the cache at dir and serves it on 127.0.0.1 on a free port.
 func Start(dir string, opt Options) (*Server, error) {
@@ -83,9 +125,21 @@ func Start(dir string, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	proxies := environmentProxies()
+	if opt.UpstreamProxy != "" {
+		proxies = append(proxies, opt.UpstreamProxy)
+	}
+	org := newOrigins(opt.Sources, proxies)
+	org.more = opt.SourcesMore
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		ResponseHeaderTimeout: 60 * time.Second,
+		DialContext:           org.dial,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: defaultLimits.header,
 		MaxIdleConnsPerHost:   8,
 		ForceAttemptHTTP2:     true,
 	}
@@ -101,20 +155,36 @@ func Start(dir string, opt Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		store: store, opt: opt, ln: ln, ca: ca,
-		client:      &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return nil }},
-		indexes:     map[string]expected{},
-		pool:        map[string]expected{},
-		parsed:      map[string]bool{},
-		releases:    map[string]string{},
-		used:        map[string]bool{},
-		warned:      map[string]bool{},
-		unverified:  map[string]bool{},
-		upstreamErr: map[string]bool{},
+		store: store, opt: opt, ln: ln, ca: ca, limits: defaultLimits, origins: org,
+		secret: hex.EncodeToString(secret), keyringsID: keyringsID(opt.Keyrings),
+		client: &http.Client{Transport: transport, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			// Mirrors redirect; where to is checked when dialing. Never
+			// from https down to http, and not in circles.
+			if len(via) >= 10 {
+				return errors.New("more than 10 redirects")
+			}
+			if req.URL.Scheme != "https" && (req.URL.Scheme != "http" || via[0].URL.Scheme == "https") {
+				return fmt.Errorf("a redirect to %s: refused", req.URL.Redacted())
+			}
+			return nil
+		}},
+		indexes:  map[string]expected{},
+		pool:     map[string]expected{},
+		parsed:   map[string]bool{},
+		releases: map[string]string{},
+		used:     map[string]bool{},
+		warned:   map[string]bool{},
 	}
+	s.auth = []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(proxyUser+":"+s.secret)))
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 30 * time.Second}
 	s.tlsLn = newChanListener(ln.Addr())
-	s.tlsSrv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 30 * time.Second}
+	s.tlsSrv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 30 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if host, ok := s.tunnel.LoadAndDelete(c); ok {
+				return context.WithValue(ctx, tunnelKey{}, host)
+			}
+			return ctx
+		}}
 	go s.srv.Serve(ln)
 	go s.tlsSrv.Serve(s.tlsLn)
 	return s, nil
@@ -123,8 +193,13 @@ func Start(dir string, opt Options) (*Server, error) {
 // Addr is "127.0.0.1:PORT".
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// URL is the server as an http proxy URL.
-func (s *Server) URL() string { return "http://" + s.Addr() }
+// ProxyURL is the server as an http proxy URL with the build's credentials
+// in it: it goes into apt's configuration on the build's own files only,
+// never into a log line, the image or artifact.json.
+func (s *Server) ProxyURL() string { return "http://" + proxyUser + ":" + s.secret + "@" + s.Addr() }
+
+// Secret is the build's proxy password (for tests that look for leaks).
+func (s *Server) Secret() string { return s.secret }
 
 // CAPEM is the certificate apt must trust for https mirrors.
 func (s *Server) CAPEM() []byte { return s.ca.pem }
@@ -161,39 +236,58 @@ func (s *Server) Close() error {
 	return err
 }
 
+// authorized says whether r carries the build's proxy credentials
+// (compared in constant time).
+func (s *Server) authorized(r *http.Request) bool {
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Proxy-Authorization")), s.auth) == 1
+}
+
 // handle answers one request: CONNECT for https, an absolute URL (apt's
-// proxy requests), a path /http/HOST/PATH or /https/HOST/PATH (a mirror
-// rewrite), or, inside a CONNECT tunnel, a path on that host.
+// proxy requests), or, inside a CONNECT tunnel, a path on the tunnel's
+// host. Requests without the build's credentials get 407; files outside
+// the build's sources get 403, before anything is fetched.
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil && !s.authorized(r) {
+		// Tunnelled requests were authorized at their CONNECT.
+		w.Header().Set("Proxy-Authenticate", `Basic realm="strata package cache"`)
+		http.Error(w, "the package cache serves its own build only", http.StatusProxyAuthRequired)
+		return
+	}
 	if r.Method == http.MethodConnect {
-		s.tunnel(w, r)
+		s.connect(w, r)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "the package cache serves GET and HEAD only", http.StatusMethodNotAllowed)
 		return
 	}
-	var u string
+	var scheme, host string
 	switch {
 	case r.TLS != nil:
-		u = "https://" + r.Host + r.URL.Path
+		// The host is the one CONNECT asked for, never the Host header.
+		scheme, _ = "https", ""
+		host, _ = r.Context().Value(tunnelKey{}).(string)
+		if host == "" {
+			http.Error(w, "a request outside a tunnel", http.StatusBadRequest)
+			return
+		}
 	case r.URL.IsAbs():
-		u = r.URL.Scheme + "://" + r.URL.Host + r.URL.Path
-	case strings.HasPrefix(r.URL.Path, "/http/") || strings.HasPrefix(r.URL.Path, "/https/"):
-		scheme, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		u = scheme + "://" + rest
+		scheme, host = r.URL.Scheme, r.URL.Host
 	default:
-		http.Error(w, "not a proxy request: use the cache as apt's http proxy, or ask for /http/HOST/PATH", http.StatusBadRequest)
+		http.Error(w, "not a proxy request: use the cache as apt's http proxy", http.StatusBadRequest)
 		return
 	}
-	s.serve(w, r, u)
+	if err := s.origins.allows(scheme, host, r.URL.Path); err != nil {
+		s.warn(err.Error(), "package cache: "+err.Error())
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	s.serve(w, r, canonicalURL(scheme, host, r.URL.Path))
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 	ctx := r.Context()
-	base := path.Base(u)
-	switch {
-	case strings.Contains(u, "/dists/") && (base == "InRelease" || base == "Release" || base == "Release.gpg"):
+	if strings.Contains(u, "/dists/") && path.Base(u) == "InRelease" {
 		data, status, err := s.release(ctx, u)
 		if err != nil {
 			s.fail(w, u, err)
@@ -212,6 +306,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 	}
 	exp, ok := s.lookup(u)
 	if !ok {
+		if strings.Contains(u, "/by-hash/") {
+			s.fail(w, u, &statusError{code: http.StatusNotFound, msg: u + " is named by no verified index of this build: refused"})
+			return
+		}
 		s.passThrough(w, r, u)
 		return
 	}
@@ -220,7 +318,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 		s.fail(w, u, err)
 		return
 	}
-	f, err := os.Open(s.store.BlobPath(hex))
+	p, err := s.store.BlobPath(hex)
+	if err != nil {
+		s.fail(w, u, err)
+		return
+	}
+	f, err := os.Open(p)
 	if err != nil {
 		s.fail(w, u, err)
 		return
@@ -237,20 +340,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-// lookup finds what u must be: a by-hash name, an index the suite's
-// InRelease lists, or a pool file a Packages index lists.
+// lookup finds what u must be: an index (or its by-hash name) a verified
+// InRelease of the build lists, or a pool file a Packages index lists.
 func (s *Server) lookup(u string) (expected, bool) {
-	if i := strings.Index(u, "/by-hash/SHA256/"); i >= 0 {
-		sum := u[i+len("/by-hash/SHA256/"):]
-		if len(sum) == 64 && strings.Trim(sum, "0123456789abcdef") == "" {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if e, ok := s.indexes[u]; ok {
-				return e, true
-			}
-			return expected{SHA256: sum, Size: -1}, true
-		}
-	}
 	s.mu.Lock()
 	e, ok := s.indexes[u]
 	if !ok {
@@ -269,13 +361,14 @@ func (s *Server) lookup(u string) (expected, bool) {
 }
 
 // get returns the blob of u, from the cache or fetched (once across every
-// build on the host) and checked against exp.
+// build on the host, unless another build's download of it takes longer
+// than limits.lockWait) and checked against exp.
 func (s *Server) get(ctx context.Context, u string, exp expected) (string, error) {
 	if s.store.Has(exp.SHA256) {
 		s.count(func(st *Stats) { st.Hits++ })
 		return exp.SHA256, nil
 	}
-	unlock, err := s.store.Lock(exp.SHA256)
+	unlock, _, err := s.store.LockWait(exp.SHA256, s.limits.lockWait)
 	if err != nil {
 		return "", err
 	}
@@ -291,14 +384,14 @@ func (s *Server) get(ctx context.Context, u string, exp expected) (string, error
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", &statusError{resp.StatusCode}
+		return "", &statusError{code: resp.StatusCode}
 	}
-	hex, n, err := s.store.Put(resp.Body, exp.SHA256, exp.Size)
+	hex, n, err := s.store.Put(resp, exp.SHA256, exp.Size)
 	s.count(func(st *Stats) { st.Upstream += n })
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", u, err)
+		return "", fmt.Errorf("%s: %w", u, resp.explain(err))
 	}
 	s.count(func(st *Stats) { st.Misses++ })
 	return hex, nil
@@ -306,29 +399,94 @@ func (s *Server) get(ctx context.Context, u string, exp expected) (string, error
 
 var errOffline = errors.New("offline")
 
-type statusError struct{ code int }
+type statusError struct {
+	code int
+	msg  string
+}
 
-func (e *statusError) Error() string { return fmt.Sprintf("upstream answered %d", e.code) }
+func (e *statusError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return fmt.Sprintf("upstream answered %d", e.code)
+}
 
-func (s *Server) fetch(ctx context.Context, u string, header http.Header) (*http.Response, error) {
+// upstream is a response whose body is cut off when upstream sends
+// nothing for limits.idle or the whole fetch takes longer than
+// limits.total, with an error naming the URL.
+type upstream struct {
+	*http.Response
+	u      string
+	lim    limits
+	ctx    context.Context
+	cancel context.CancelFunc
+	idle   *time.Timer
+	idled  atomic.Bool
+}
+
+func (b *upstream) Read(p []byte) (int, error) {
+	n, err := b.Body.Read(p)
+	if n > 0 {
+		b.idle.Reset(b.lim.idle)
+	}
+	if err != nil && err != io.EOF {
+		err = b.explain(err)
+	}
+	return n, err
+}
+
+func (b *upstream) Close() error {
+	b.idle.Stop()
+	err := b.Body.Close()
+	b.cancel()
+	return err
+}
+
+// explain names a cut-off for what it is.
+func (b *upstream) explain(err error) error {
+	switch {
+	case b.idled.Load():
+		return fmt.Errorf("%s: upstream sent nothing for %s: cut off", b.u, b.lim.idle)
+	case errors.Is(b.ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%s: not done after %s: cut off", b.u, b.lim.total)
+	}
+	return err
+}
+
+func (s *Server) fetch(ctx context.Context, u string, header http.Header) (*upstream, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.limits.total)
+	b := &upstream{u: u, lim: s.limits, ctx: ctx, cancel: cancel}
+	b.idle = time.AfterFunc(s.limits.idle, func() { b.idled.Store(true); cancel() })
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
+		b.idle.Stop()
+		cancel()
 		return nil, err
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	return s.client.Do(req)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		err = b.explain(err)
+		b.idle.Stop()
+		cancel()
+		return nil, err
+	}
+	b.Response = resp
+	b.idle.Reset(s.limits.idle)
+	return b, nil
 }
 
-// release serves an InRelease, Release or Release.gpg: pinned by the
-// snapshot, else revalidated upstream once per build (a conditional GET),
-// else the cached copy when upstream does not answer or the cache is
-// offline. A fetched InRelease must carry a good signature from one of the
-// keyrings (or a key none of them has, which is said); its SHA256 list
+// release serves an InRelease: pinned by the snapshot, else revalidated
+// upstream once per build (a conditional GET), else the cached copy when
+// upstream does not answer or the cache is offline. Whatever is served
+// (but a snapshot's pinned copy) carries a good signature from one of the
+// build's keyrings, checked for this build; only such a copy, dated no
+// earlier than the one recorded, replaces the record. Its SHA256 list
 // tells what every index of the suite must be.
 func (s *Server) release(ctx context.Context, u string) ([]byte, int, error) {
-	unlock, err := s.store.Lock(urlKey(u))
+	unlock, _, err := s.store.LockWait(urlKey(u), s.limits.lockWait)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -337,26 +495,40 @@ func (s *Server) release(ctx context.Context, u string) ([]byte, int, error) {
 	done, seen := s.releases[u]
 	s.mu.Unlock()
 	if seen {
-		data, err := os.ReadFile(s.store.BlobPath(done))
+		data, err := s.store.readBlob(done)
 		return data, http.StatusOK, err
 	}
 	var hex string
 	var data []byte
 	if pinned, ok := s.opt.Snapshot[u]; ok {
-		if data, err = os.ReadFile(s.store.BlobPath(pinned)); err != nil {
+		if data, err = s.store.readBlob(pinned); err != nil {
 			return nil, 0, fmt.Errorf("%w: the snapshot's %s (sha256 %s) is no longer in the package cache", errOffline, u, pinned)
 		}
 		hex = pinned
 	} else {
 		rec, have := s.store.lastOf(u)
+		var untrusted error
+		if have {
+			// A copy this build's keyrings do not vouch for is as good as
+			// none (and its Date means nothing). One the same keyrings
+			// verified when it was stored needs no second gpgv.
+			if data, err = s.store.readBlob(rec.SHA256); err == nil && (s.keyringsID == "" || rec.Keyrings != s.keyringsID) {
+				err = s.trust(ctx, u, data)
+			}
+			if err != nil {
+				have, untrusted, data = false, err, nil
+			}
+		}
 		switch {
 		case s.opt.Offline && have:
 			hex = rec.SHA256
+		case s.opt.Offline && untrusted != nil:
+			return nil, 0, fmt.Errorf("%w: the cached copy of %v", errOffline, untrusted)
 		case s.opt.Offline:
 			return nil, 0, fmt.Errorf("%w: no copy of %s in the package cache", errOffline, u)
 		default:
 			var status int
-			hex, status, err = s.revalidate(ctx, u, rec, have)
+			hex, data, status, err = s.revalidate(ctx, u, rec, have, data)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -364,85 +536,97 @@ func (s *Server) release(ctx context.Context, u string) ([]byte, int, error) {
 				return nil, status, nil
 			}
 		}
-		if data, err = os.ReadFile(s.store.BlobPath(hex)); err != nil {
-			return nil, 0, err
-		}
 	}
-	if path.Base(u) != "Release.gpg" {
-		dir := strings.TrimSuffix(u, path.Base(u))
-		files := releaseFiles(data)
-		s.mu.Lock()
-		for p, e := range files {
-			s.indexes[dir+p] = e
-			s.indexes[dir+path.Dir(p)+"/by-hash/SHA256/"+e.SHA256] = e
-		}
-		s.mu.Unlock()
-	}
+	dir := strings.TrimSuffix(u, path.Base(u))
+	files := releaseFiles(data)
 	s.mu.Lock()
+	for p, e := range files {
+		s.indexes[dir+p] = e
+		s.indexes[dir+path.Dir(p)+"/by-hash/SHA256/"+e.SHA256] = e
+	}
 	s.releases[u] = hex
 	s.used[hex] = true
 	s.mu.Unlock()
 	return data, http.StatusOK, nil
 }
 
-// revalidate asks upstream whether u changed since rec.
-func (s *Server) revalidate(ctx context.Context, u string, rec *urlRecord, have bool) (string, int, error) {
+// trust says why an InRelease may not be used by this build, or nil when
+// it carries a good signature from one of the build's keyrings.
+func (s *Server) trust(ctx context.Context, u string, data []byte) error {
+	verdict, err := checkSignature(ctx, data, s.opt.Keyrings)
+	if err != nil {
+		return fmt.Errorf("%s: checking its signature: %w", u, err)
+	}
+	switch verdict {
+	case sigGood:
+		return nil
+	case sigBad:
+		return fmt.Errorf("%s has a bad signature: refused", u)
+	case sigUnknown:
+		return fmt.Errorf("%s is signed by a key none of this build's keyrings has: refused (add the repository's key to package_cache.keyrings)", u)
+	}
+	return fmt.Errorf("%s is not a signed InRelease: refused (the package cache takes only an InRelease signed by a key in the build host's apt keyrings, bootstrap.keyring or package_cache.keyrings)", u)
+}
+
+// revalidate asks upstream whether u changed since rec (cached, verified
+// for this build when have), and returns what to serve.
+func (s *Server) revalidate(ctx context.Context, u string, rec *urlRecord, have bool, cached []byte) (string, []byte, int, error) {
 	h := http.Header{}
 	if have {
 		if rec.ETag != "" {
 			h.Set("If-None-Match", rec.ETag)
 		}
-		if rec.LastModified != "" {
-			h.Set("If-Modified-Since", rec.LastModified)
-		}
+		// The cache's own clock, never a date upstream sent.
+		h.Set("If-Modified-Since", rec.Fetched.UTC().Format(http.TimeFormat))
 	}
+	asked := time.Now().UTC()
 	resp, err := s.fetch(ctx, u, h)
 	if err != nil || resp.StatusCode >= 500 {
 		if err == nil {
-			resp.Body.Close()
-			err = &statusError{resp.StatusCode}
+			resp.Close()
+			err = &statusError{code: resp.StatusCode}
 		}
 		if have {
 			s.warn(u, fmt.Sprintf("package cache: %s did not answer (%v); using the copy cached %s", u, err, rec.Fetched.Format(time.RFC3339)))
-			return rec.SHA256, http.StatusOK, nil
+			return rec.SHA256, cached, http.StatusOK, nil
 		}
-		return "", 0, err
+		return "", nil, 0, err
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if have {
 			s.count(func(st *Stats) { st.Revalidated++ })
-			return rec.SHA256, http.StatusOK, nil
+			return rec.SHA256, cached, http.StatusOK, nil
 		}
-		return "", 0, fmt.Errorf("%s: upstream said not modified, but the cache has no copy", u)
+		return "", nil, 0, fmt.Errorf("%s: upstream said not modified, but the cache has no copy", u)
 	case http.StatusOK:
 	default:
-		return "", resp.StatusCode, nil
+		return "", nil, resp.StatusCode, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	data, err := io.ReadAll(io.LimitReader(resp, maxInRelease+1))
 	if err != nil {
-		return "", 0, err
+		return "", nil, 0, err
 	}
 	s.count(func(st *Stats) { st.Upstream += int64(len(data)); st.Revalidated++ })
-	if path.Base(u) == "InRelease" {
-		verdict, err := checkSignature(ctx, data, s.opt.Keyrings)
-		if err != nil {
-			return "", 0, err
-		}
-		switch verdict {
-		case sigBad:
-			return "", 0, fmt.Errorf("%s has a bad signature: refusing it", u)
-		case sigUnknown:
-			s.warn(u, fmt.Sprintf("package cache: %s is signed by a key none of its keyrings has; its files are cached by the hashes it lists, and apt checks the signature (set package_cache { keyring } to check it here too)", u))
-		}
+	if len(data) > maxInRelease {
+		return "", nil, 0, fmt.Errorf("%s: larger than %d bytes: refused", u, maxInRelease)
+	}
+	if err := s.trust(ctx, u, data); err != nil {
+		return "", nil, 0, err
+	}
+	date := releaseDate(data)
+	if have && date.Before(rec.Date) {
+		s.warn(u, fmt.Sprintf("package cache: %s from upstream is dated %s, older than the copy the cache holds (%s): refusing the older one (a replay or a mirror behind), serving the cached copy",
+			u, date.Format(time.RFC1123), rec.Date.Format(time.RFC1123)))
+		return rec.SHA256, cached, http.StatusOK, nil
 	}
 	hex, _, err := s.store.Put(bytes.NewReader(data), "", -1)
 	if err != nil {
-		return "", 0, err
+		return "", nil, 0, err
 	}
-	err = s.store.remember(urlRecord{URL: u, SHA256: hex, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Fetched: time.Now().UTC()})
-	return hex, http.StatusOK, err
+	err = s.store.remember(urlRecord{URL: u, SHA256: hex, ETag: resp.Header.Get("ETag"), Date: date, Fetched: asked, Keyrings: s.keyringsID})
+	return hex, data, http.StatusOK, err
 }
 
 // parsePackages reads a Packages index (in the background, once per blob)
@@ -476,7 +660,9 @@ func (s *Server) parsePackages(u string, exp expected, hex string) {
 	}()
 }
 
-// passThrough fetches what no index describes, without caching it.
+// passThrough fetches, without caching it, a file under the build's
+// sources that no verified index describes (a Release, a pool file of an
+// index in a compression the cache does not read); apt checks it itself.
 func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, u string) {
 	if s.opt.Offline {
 		s.fail(w, u, fmt.Errorf("%w: %s is not described by any index this build fetched, so it was never cached", errOffline, u))
@@ -487,7 +673,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, u string) {
 		s.fail(w, u, err)
 		return
 	}
-	defer resp.Body.Close()
+	defer resp.Close()
 	for _, k := range []string{"Content-Type", "Content-Length", "Last-Modified", "ETag"} {
 		if v := resp.Header.Get(k); v != "" {
 			w.Header().Set(k, v)
@@ -496,7 +682,7 @@ func (s *Server) passThrough(w http.ResponseWriter, r *http.Request, u string) {
 	w.WriteHeader(resp.StatusCode)
 	var n int64
 	if r.Method == http.MethodGet {
-		n, _ = io.Copy(w, resp.Body)
+		n, _ = io.Copy(w, io.LimitReader(resp, maxPassThrough))
 	}
 	s.count(func(st *Stats) { st.Uncached++; st.Upstream += n; st.Served += n })
 }
@@ -505,7 +691,7 @@ func (s *Server) fail(w http.ResponseWriter, u string, err error) {
 	var se *statusError
 	code := http.StatusBadGateway
 	switch {
-	case errors.As(err, &se):
+	case errors.As(err, &se) && se.code >= 400:
 		code = se.code
 	case errors.Is(err, errOffline):
 		code = http.StatusNotFound
@@ -530,10 +716,16 @@ func (s *Server) count(f func(*Stats)) {
 	s.mu.Unlock()
 }
 
-// tunnel answers CONNECT: the connection becomes TLS with a certificate for
-// the requested host from the build's authority, and its requests are
-// served like the others, for https://HOST.
-func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
+// connect answers CONNECT to the host of an https source: the connection
+// becomes TLS with a certificate for that host from the build's authority,
+// and its requests are served like the others, for https://HOST.
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
+	if !s.origins.tunnels(r.Host) {
+		err := fmt.Errorf("CONNECT %s: not the host of an https apt source of this build: refused", r.Host)
+		s.warn(err.Error(), "package cache: "+err.Error())
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
 	host, _, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		host = r.Host
@@ -557,6 +749,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 			return s.ca.certFor(host)
 		},
 	})
+	s.tunnel.Store(tc, r.Host)
 	s.tlsLn.push(tc)
 }
 

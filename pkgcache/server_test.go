@@ -12,33 +12,51 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ulikunitz/xz"
 )
 
 // repo is a tiny apt repository served by httptest, counting requests.
 type repo struct {
+	t        testing.TB
 	mu       sync.Mutex
 	files    map[string][]byte
 	requests map[string]int
+	headers  map[string]http.Header // the last request's headers, by path
 	srv      *httptest.Server
 	down     atomic.Bool
+	key      *signer
+	date     time.Time         // the InRelease's Date
+	header   map[string]string // more response headers
+	special  map[string]http.HandlerFunc
 }
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-func newRepo(t *testing.T, tlsToo bool, debs map[string][]byte) *repo {
-	r := &repo{files: map[string][]byte{}, requests: map[string]int{}}
+func newRepo(t testing.TB, tlsToo bool, debs map[string][]byte) *repo {
+	r := &repo{t: t, files: map[string][]byte{}, requests: map[string]int{}, headers: map[string]http.Header{}, key: testSigner(t), date: time.Now().UTC().Truncate(time.Second), header: map[string]string{}, special: map[string]http.HandlerFunc{}}
 	r.publish(debs)
 	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.requests[req.URL.Path]++
+		r.headers[req.URL.Path] = req.Header.Clone()
 		data, ok := r.files[req.URL.Path]
+		for k, v := range r.header {
+			w.Header().Set(k, v)
+		}
+		special := r.special[req.URL.Path]
 		r.mu.Unlock()
+		if special != nil {
+			special(w, req)
+			return
+		}
 		if r.down.Load() {
 			hj, _ := w.(http.Hijacker)
 			c, _, _ := hj.Hijack()
@@ -66,7 +84,8 @@ func newRepo(t *testing.T, tlsToo bool, debs map[string][]byte) *repo {
 	return r
 }
 
-// publish writes Packages.xz and an (unsigned) InRelease for debs.
+// publish writes Packages.xz and an InRelease signed by the test key for
+// debs.
 func (r *repo) publish(debs map[string][]byte) {
 	var pk strings.Builder
 	for name, data := range debs {
@@ -77,15 +96,84 @@ func (r *repo) publish(debs map[string][]byte) {
 	w.Write([]byte(pk.String()))
 	w.Close()
 	packages := xzb.Bytes()
-	rel := fmt.Sprintf("Suite: stable\nAcquire-By-Hash: yes\nSHA256:\n %s %d main/binary-amd64/Packages.xz\n", sum(packages), len(packages))
+	plain := []byte(pk.String())
+	rel := fmt.Sprintf("Suite: stable\nDate: %s\nArchitectures: amd64\nComponents: main\nAcquire-By-Hash: yes\nSHA256:\n %s %d main/binary-amd64/Packages\n %s %d main/binary-amd64/Packages.xz\n",
+		r.date.Format(time.RFC1123), sum(plain), len(plain), sum(packages), len(packages))
+	signed := r.key.sign(r.t, rel)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, data := range debs {
 		r.files["/repo/pool/main/"+name] = data
 	}
 	r.files["/repo/dists/stable/main/binary-amd64/Packages.xz"] = packages
+	r.files["/repo/dists/stable/main/binary-amd64/Packages"] = plain
+	r.files["/repo/dists/stable/main/binary-amd64/by-hash/SHA256/"+sum(plain)] = plain
 	r.files["/repo/dists/stable/main/binary-amd64/by-hash/SHA256/"+sum(packages)] = packages
-	r.files["/repo/dists/stable/InRelease"] = []byte(rel)
+	r.files["/repo/dists/stable/InRelease"] = signed
+}
+
+func (r *repo) set(p string, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.files[p] = data
+}
+
+// signer is a gpg key made for the tests, and its public keyring.
+type signer struct {
+	home, keyring string
+}
+
+var (
+	signers   = map[string]*signer{}
+	signersMu sync.Mutex
+)
+
+// testSigner is the tests' repository key (made once); otherSigner is a
+// key no build trusts.
+func testSigner(t testing.TB) *signer  { return namedSigner(t, "repo") }
+func otherSigner(t testing.TB) *signer { return namedSigner(t, "stranger") }
+
+func namedSigner(t testing.TB, name string) *signer {
+	t.Helper()
+	signersMu.Lock()
+	defer signersMu.Unlock()
+	if k, ok := signers[name]; ok {
+		return k
+	}
+	home, err := os.MkdirTemp("", "strata-pkgcache-gpg-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &signer{home: home, keyring: filepath.Join(home, "public.gpg")}
+	k.gpg(t, "", "--quick-gen-key", "Strata pkgcache "+name+" <"+name+"@strata.invalid>", "ed25519", "sign", "never")
+	if err := os.WriteFile(k.keyring, []byte(k.gpg(t, "", "--export")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	signers[name] = k
+	return k
+}
+
+func (k *signer) gpg(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--homedir", k.home}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gpg %v: %v", args, err)
+	}
+	return string(out)
+}
+
+func (k *signer) sign(t testing.TB, text string) []byte {
+	return []byte(k.gpg(t, text, "--clearsign"))
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, k := range signers {
+		os.RemoveAll(k.home)
+	}
+	os.Exit(code)
 }
 
 func (r *repo) count(p string) int {
@@ -96,9 +184,9 @@ func (r *repo) count(p string) int {
 
 // apt fetches the way apt does through a proxy: InRelease, the index by
 // hash, then the .deb.
-func apt(t *testing.T, s *Server, base string, debs ...string) (map[string][]byte, error) {
+func apt(t testing.TB, s *Server, base string, debs ...string) (map[string][]byte, error) {
 	t.Helper()
-	proxy, _ := url.Parse(s.URL())
+	proxy, _ := url.Parse(s.ProxyURL())
 	tr := &http.Transport{Proxy: http.ProxyURL(proxy)}
 	if strings.HasPrefix(base, "https") {
 		pool := x509.NewCertPool()
@@ -137,7 +225,15 @@ func apt(t *testing.T, s *Server, base string, debs ...string) (map[string][]byt
 	return out, nil
 }
 
-func start(t *testing.T, dir string, opt Options) *Server {
+// start runs a build's server on dir for the repository r: its source is
+// r's archive, its keyring the test key, unless opt says otherwise.
+func start(t testing.TB, dir string, r *repo, opt Options) *Server {
+	if opt.Sources == nil && r != nil {
+		opt.Sources = []string{r.srv.URL + "/repo"}
+	}
+	if opt.Keyrings == nil {
+		opt.Keyrings = []string{testSigner(t).keyring}
+	}
 	s, err := Start(dir, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +246,7 @@ func TestCacheServesOnceThenFromDisk(t *testing.T) {
 	deb := bytes.Repeat([]byte("deb!"), 1000)
 	r := newRepo(t, false, map[string][]byte{"a_1_all.deb": deb})
 	dir := t.TempDir()
-	s1 := start(t, dir, Options{})
+	s1 := start(t, dir, r, Options{})
 	got, err := apt(t, s1, r.srv.URL, "a_1_all.deb")
 	if err != nil || !bytes.Equal(got["a_1_all.deb"], deb) {
 		t.Fatalf("%v", err)
@@ -159,7 +255,7 @@ func TestCacheServesOnceThenFromDisk(t *testing.T) {
 		t.Fatalf("first build stats %+v", st)
 	}
 	s1.Close()
-	s2 := start(t, dir, Options{})
+	s2 := start(t, dir, r, Options{})
 	if _, err := apt(t, s2, r.srv.URL, "a_1_all.deb"); err != nil {
 		t.Fatal(err)
 	}
@@ -175,13 +271,13 @@ func TestCacheServesOnceThenFromDisk(t *testing.T) {
 	}
 	// Offline, with upstream gone: served from the cache.
 	r.down.Store(true)
-	s3 := start(t, dir, Options{Offline: true})
+	s3 := start(t, dir, r, Options{Offline: true})
 	if _, err := apt(t, s3, r.srv.URL, "a_1_all.deb"); err != nil {
 		t.Fatalf("offline: %v", err)
 	}
 	// Upstream down and not offline: the cached InRelease, with a warning.
 	var warned []string
-	s4 := start(t, dir, Options{Warn: func(m string) { warned = append(warned, m) }})
+	s4 := start(t, dir, r, Options{Warn: func(m string) { warned = append(warned, m) }})
 	if _, err := apt(t, s4, r.srv.URL, "a_1_all.deb"); err != nil || len(warned) == 0 || !strings.Contains(warned[0], "did not answer") {
 		t.Fatalf("upstream down: %v %v", err, warned)
 	}
@@ -197,7 +293,7 @@ func TestCacheRefusesBadDownloads(t *testing.T) {
 	r.files["/repo/pool/main/short_1_all.deb"] = good[:100]
 	r.mu.Unlock()
 	dir := t.TempDir()
-	s := start(t, dir, Options{})
+	s := start(t, dir, r, Options{})
 	for _, d := range []string{"corrupt_1_all.deb", "short_1_all.deb"} {
 		_, err := apt(t, s, r.srv.URL, d)
 		if err == nil || !strings.Contains(err.Error(), "502") {
@@ -216,10 +312,10 @@ func TestCacheRefusesBadDownloads(t *testing.T) {
 func TestCacheOfflineMissNamesTheFile(t *testing.T) {
 	r := newRepo(t, false, map[string][]byte{"a_1_all.deb": []byte("a")})
 	dir := t.TempDir()
-	s := start(t, dir, Options{})
+	s := start(t, dir, r, Options{})
 	apt(t, s, r.srv.URL) // indexes only
 	s.Close()
-	s2 := start(t, dir, Options{Offline: true})
+	s2 := start(t, dir, r, Options{Offline: true})
 	_, err := apt(t, s2, r.srv.URL, "a_1_all.deb")
 	if err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "a_1_all.deb") || !strings.Contains(err.Error(), "not in the package cache") {
 		t.Fatalf("offline miss: %v", err)
@@ -241,7 +337,7 @@ func TestCacheConcurrentBuilds(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := start(t, dir, Options{})
+			s := start(t, dir, r, Options{})
 			names := []string{}
 			for n := range debs {
 				names = append(names, n)
@@ -269,17 +365,17 @@ func TestCacheSnapshot(t *testing.T) {
 	old := []byte("version one")
 	r := newRepo(t, false, map[string][]byte{"a_1_all.deb": old})
 	dir := t.TempDir()
-	s := start(t, dir, Options{})
+	s := start(t, dir, r, Options{})
 	apt(t, s, r.srv.URL, "a_1_all.deb")
 	u, _ := s.Record("first")
 	s.Close()
 	r.publish(map[string][]byte{"a_1_all.deb": []byte("version two!")})
-	s2 := start(t, dir, Options{Snapshot: u.Releases})
+	s2 := start(t, dir, r, Options{Snapshot: u.Releases})
 	got, err := apt(t, s2, r.srv.URL, "a_1_all.deb")
 	if err != nil || string(got["a_1_all.deb"]) != "version one" {
 		t.Fatalf("snapshot build got %q %v", got["a_1_all.deb"], err)
 	}
-	s3 := start(t, dir, Options{})
+	s3 := start(t, dir, r, Options{})
 	got, err = apt(t, s3, r.srv.URL, "a_1_all.deb")
 	if err != nil || string(got["a_1_all.deb"]) != "version two!" {
 		t.Fatalf("an unpinned build got %q %v", got["a_1_all.deb"], err)
@@ -293,7 +389,7 @@ func TestCacheHTTPS(t *testing.T) {
 	deb := []byte("over https")
 	r := newRepo(t, true, map[string][]byte{"s_1_all.deb": deb})
 	dir := t.TempDir()
-	s := start(t, dir, Options{})
+	s := start(t, dir, r, Options{})
 	s.client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: certPool(r.srv.Certificate())}
 	got, err := apt(t, s, r.srv.URL, "s_1_all.deb")
 	if err != nil || !bytes.Equal(got["s_1_all.deb"], deb) {
@@ -303,7 +399,7 @@ func TestCacheHTTPS(t *testing.T) {
 		t.Fatal("the https download was not cached")
 	}
 	// Without trusting the mirror's certificate the cache refuses it.
-	s2 := start(t, t.TempDir(), Options{})
+	s2 := start(t, t.TempDir(), r, Options{})
 	if _, err := apt(t, s2, r.srv.URL, "s_1_all.deb"); err == nil {
 		t.Fatal("the cache trusted an unknown certificate")
 	}

@@ -2,12 +2,17 @@ package pkgcache
 
 import (
 	"bufio"
-	"fmt"
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
 // Source is one apt source entry of the build host.
@@ -22,15 +27,60 @@ type Source struct {
 // format of sources.list and sources.list.d/*.list, and the deb822 format of
 // sources.list.d/*.sources. Only binary ("deb") entries that are enabled count.
 func HostSources(root string) ([]Source, error) {
-	dir := filepath.Join(root, "etc/apt")
-	var out []Source
-	if s, err := readOneLine(filepath.Join(dir, "sources.list")); err == nil {
-		out = append(out, s...)
-	} else if !os.IsNotExist(err) {
+	return readSources(hostFiles(root))
+}
+
+// ImageSources are the URIs of the apt sources an image names now, read
+// inside its root (a link or a file that is not regular is skipped, and a
+// file is read up to 1 MiB): the archives apt in the chroot may ask the
+// package cache for.
+func ImageSources(root *inroot.Root) []string {
+	srcs, _ := readSources(imageFiles{root})
+	out := make([]string, 0, len(srcs))
+	for _, s := range srcs {
+		out = append(out, s.URI)
+	}
+	return out
+}
+
+// sourceFiles reads apt's source files: the host's, or an image's.
+type sourceFiles interface {
+	ReadFile(name string) ([]byte, error)
+	ReadDir(name string) ([]os.DirEntry, error)
+}
+
+type hostFiles string
+
+func (h hostFiles) ReadFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(string(h), name))
+}
+
+func (h hostFiles) ReadDir(name string) ([]os.DirEntry, error) {
+	return os.ReadDir(filepath.Join(string(h), name))
+}
+
+type imageFiles struct{ root *inroot.Root }
+
+func (i imageFiles) ReadFile(name string) ([]byte, error) {
+	f, err := i.root.OpenNoFollow(name)
+	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(filepath.Join(dir, "sources.list.d"))
-	if err != nil && !os.IsNotExist(err) {
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+func (i imageFiles) ReadDir(name string) ([]os.DirEntry, error) { return i.root.ReadDir(name) }
+
+func readSources(fsys sourceFiles) ([]Source, error) {
+	var out []Source
+	if data, err := fsys.ReadFile("etc/apt/sources.list"); err == nil {
+		out = append(out, readOneLine(data, "etc/apt/sources.list")...)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	entries, err := fsys.ReadDir("etc/apt/sources.list.d")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	names := make([]string, 0, len(entries))
@@ -39,20 +89,19 @@ func HostSources(root string) ([]Source, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		p := filepath.Join(dir, "sources.list.d", n)
-		var s []Source
-		switch {
-		case strings.HasSuffix(n, ".list"):
-			s, err = readOneLine(p)
-		case strings.HasSuffix(n, ".sources"):
-			s, err = readDeb822(p)
-		default:
+		p := "etc/apt/sources.list.d/" + n
+		if !strings.HasSuffix(n, ".list") && !strings.HasSuffix(n, ".sources") {
 			continue
 		}
+		data, err := fsys.ReadFile(p)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s...)
+		if strings.HasSuffix(n, ".list") {
+			out = append(out, readOneLine(data, p)...)
+		} else {
+			out = append(out, readDeb822(data, p)...)
+		}
 	}
 	return out, nil
 }
@@ -79,14 +128,9 @@ func HostMirror(root string) (string, error) {
 	return "", nil
 }
 
-func readOneLine(path string) ([]Source, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+func readOneLine(data []byte, path string) []Source {
 	var out []Source
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if i := strings.IndexByte(line, '#'); i >= 0 {
@@ -112,17 +156,10 @@ func readOneLine(path string) ([]Source, error) {
 		}
 		out = append(out, Source{URI: fields[0], Suites: []string{fields[1]}, Components: fields[2:], File: path})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return out, nil
+	return out
 }
 
-func readDeb822(path string) ([]Source, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
+func readDeb822(data []byte, path string) []Source {
 	var out []Source
 	for _, stanza := range strings.Split(string(data), "\n\n") {
 		fields := map[string]string{}
@@ -159,5 +196,5 @@ func readDeb822(path string) ([]Source, error) {
 			})
 		}
 	}
-	return out, nil
+	return out
 }

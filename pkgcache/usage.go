@@ -148,6 +148,9 @@ func (s *Store) Prune(unusedFor time.Duration, dryRun bool) (*PruneResult, error
 	}
 	for _, e := range ents {
 		h := e.Name()
+		if CheckDigest(h) != nil {
+			continue
+		}
 		if recent[h] {
 			continue
 		}
@@ -162,7 +165,8 @@ func (s *Store) Prune(unusedFor time.Duration, dryRun bool) (*PruneResult, error
 		res.Files++
 		res.Bytes += fi.Size()
 		if !dryRun {
-			if err := os.Remove(s.BlobPath(h)); err != nil {
+			p, _ := s.BlobPath(h)
+			if err := os.Remove(p); err != nil {
 				return res, err
 			}
 		}

@@ -12,9 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -386,4 +388,123 @@ func lowPortListener(t *testing.T) net.Listener {
 	}
 	t.Fatal("no free port below 32768")
 	return nil
+}
+
+// secretPattern is what the build's proxy credentials look like wherever
+// they would leak: a 64-hex-digit password before "@127.0.0.1", or
+// "strata:<password>" in base64 (a Proxy-Authorization value).
+var secretPattern = regexp.MustCompile(`[0-9a-f]{64}@127\.0\.0\.1|c3RyYXRhO[A-Za-z0-9+/]{80}`)
+
+// cacheListeners are the loopback ports the plugin under packer pid
+// listens on.
+func cacheListeners(t *testing.T, packerPid int) []string {
+	out, _ := exec.Command("ss", "-ltnpH").Output()
+	var ports []string
+	for _, line := range strings.Split(string(out), "\n") {
+		m := regexp.MustCompile(`127\.0\.0\.1:(\d+) .*pid=(\d+),`).FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if descendsFrom(m[2], packerPid) {
+			ports = append(ports, m[1])
+		}
+	}
+	return ports
+}
+
+// descendsFrom says whether process pid is under ancestor (packer runs
+// its plugins under a second packer process).
+func descendsFrom(pid string, ancestor int) bool {
+	for i := 0; i < 8 && pid != "" && pid != "1"; i++ {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return false
+		}
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		if pid = f[1]; pid == strconv.Itoa(ancestor) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAccPackageCacheServesOnlyItsBuild: while a build runs, another
+// local user (nobody) gets 407 from its cache and reaches nothing through
+// it; apt in the chroot cannot fetch from an origin no source names; the
+// proxy credentials are in no log line, image or artifact.json (the
+// bootstrap's, passed to mmdebstrap, included).
+func TestAccPackageCacheServesOnlyItsBuild(t *testing.T) {
+	e := acceptance(t)
+	repo := newAptRepo(t)
+	repo.add("strata-hello", "1.0", 1000)
+	repo.index()
+	var unlisted atomic.Int32
+	other := lowPortListener(t)
+	go http.Serve(other, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { unlisted.Add(1) }))
+	defer other.Close()
+	v := repo.vars(t, t.TempDir(),
+		"apt-get update -qq", "apt-get install -y -qq strata-hello",
+		"if /usr/lib/apt/apt-helper download-file http://"+other.Addr().String()+"/pool/main/x.deb /tmp/x.deb; then echo FETCHED-UNLISTED; else echo REFUSED-UNLISTED; fi",
+		"sleep 10")
+	dir := t.TempDir()
+	r := e.start(t, dir, fixture("aptrepo.pkr.hcl"), v)
+	attacked := 0
+	for deadline := time.Now().Add(5 * time.Minute); attacked == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		select {
+		case <-r.doneCh:
+			t.Fatalf("the build ended before its cache was seen: exit %d\n%s", r.code, r.out.String())
+		default:
+		}
+		for _, port := range cacheListeners(t, r.cmd.Process.Pid) {
+			proxy := "http://127.0.0.1:" + port
+			out, _ := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+				"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", proxy, repo.url+"dists/stable/attack").Output()
+			if string(out) == "407" {
+				attacked++
+				out, _ = exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+					"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", "http://strata:guess@127.0.0.1:"+port, "http://"+other.Addr().String()+"/dists/x").Output()
+				if string(out) != "407" {
+					t.Errorf("nobody with a guessed password: %s", out)
+				}
+			}
+		}
+	}
+	r.wait(t, 10*time.Minute)
+	assertClean(t, v["store_dir"])
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.out.String())
+	}
+	if attacked == 0 {
+		t.Fatal("the build's cache never answered nobody with 407")
+	}
+	if repo.count("/dists/stable/attack") != 0 || unlisted.Load() != 0 {
+		t.Fatalf("the attacks reached upstream: %d, %d", repo.count("/dists/stable/attack"), unlisted.Load())
+	}
+	if !strings.Contains(r.out.String(), "REFUSED-UNLISTED") || !strings.Contains(r.out.String(), "is not a file apt asks for") {
+		t.Fatalf("apt in the chroot reached an unlisted origin:\n%s", r.out.String())
+	}
+	base, _ := baseBuild(t)
+	// mmdebstrap's apt took the cache's options from the 0600 file: the
+	// bootstrap went through the cache (with the credentials, or it would
+	// have got 407s).
+	if m := regexp.MustCompile(`package cache: (\d+) hits, (\d+) misses`).FindStringSubmatch(base.out.String()); m == nil || m[1]+m[2] == "00" {
+		t.Errorf("the bootstrap did not go through the cache: %v", m)
+	}
+	for name, data := range map[string]string{"the build's log": r.out.String(), "the bootstrap's log": base.out.String()} {
+		if secretPattern.MatchString(data) {
+			t.Errorf("%s holds the proxy credentials", name)
+		}
+	}
+	for _, f := range []string{filepath.Join(dir, "output-repo", "rootfs.tar"), filepath.Join(dir, "output-repo", "artifact.json"), filepath.Join(base.dir, "output-base", "rootfs.tar"), filepath.Join(base.dir, "output-base", "artifact.json")} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secretPattern.Match(data) {
+			t.Errorf("%s holds the proxy credentials", f)
+		}
+	}
 }

@@ -81,7 +81,9 @@ type PackageCacheConfig struct {
 	Snapshot string `mapstructure:"snapshot" required:"false"`
 	// Keyrings (binary, as gpgv reads them) that InRelease signatures are
 	// checked with, on top of the build host's apt keyrings and
-	// `bootstrap.keyring`.
+	// `bootstrap.keyring`. The cache uses and keeps only an InRelease with a
+	// good signature from one of them: add the key of every repository
+	// the image's apt uses.
 	Keyrings []string `mapstructure:"keyrings" required:"false"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -14,7 +15,9 @@ import (
 
 // Where the chroot's apt finds the cache: files on the build's own /run
 // tmpfs, named by APT_CONFIG in every command's environment, so no proxy
-// setting is ever written into the image.
+// setting (nor the cache's credentials in it) is ever written into the
+// image. The configuration is root's alone (0600); apt's download methods
+// get it from apt itself.
 const (
 	aptCacheDir    = "/run/strata"
 	aptCacheConfig = aptCacheDir + "/apt.conf"
@@ -45,8 +48,9 @@ func (s *stepAptCache) Run(ctx context.Context, state multistep.StateBag) multis
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{aptCacheConfig, []byte(conf)}, {aptCacheCA, server.CAPEM()}} {
-		if err := root.WriteFile(f.path, bytes.NewReader(f.data), inroot.FileSpec{Mode: 0o644}); err != nil {
+		mode os.FileMode
+	}{{aptCacheConfig, []byte(conf), 0o600}, {aptCacheCA, server.CAPEM(), 0o644}} {
+		if err := root.WriteFile(f.path, bytes.NewReader(f.data), inroot.FileSpec{Mode: f.mode}); err != nil {
 			return halt(state, fmt.Errorf("package cache: %w", err))
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
-	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
 // mergedUsrHooks is mmdebstrap's hook directory that sets up merged /usr
@@ -32,7 +31,9 @@ var mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
 type stepBootstrap struct{}
 
 // mmdebstrapArgs builds the mmdebstrap command line for b into root, with
-// extra apt options.
+// extra apt options (option strings, or files whose content mmdebstrap
+// copies: the package cache's, so its credentials stay off the command
+// line).
 func mmdebstrapArgs(b *BootstrapConfig, root string, aptopts []string) []string {
 	args := []string{
 		"--mode=root",
@@ -64,8 +65,8 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	ui := uiOf(state)
 	b := cfg.Bootstrap
 	var aptopts []string
-	if v, ok := state.GetOk(statePackageCache); ok {
-		aptopts = aptProxyOptions(v.(*pkgcache.Server), cacheCAPath(cfg))
+	if _, ok := state.GetOk(statePackageCache); ok {
+		aptopts = []string{cacheAptConfPath(cfg)}
 	}
 	ui.Say(fmt.Sprintf("Bootstrapping %s (%s) from %s with mmdebstrap ...", b.Suite, b.Variant, b.Mirror))
 	start := time.Now()
@@ -76,6 +77,11 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	}
 	if err := hostexec.Lines(cmd, ledgerOf(state), ui.Message); err != nil {
 		return halt(state, fmt.Errorf("mmdebstrap failed: %w", err))
+	}
+	// The customize hook removed mmdebstrap's copy of the apt options (the
+	// cache's credentials); a build whose image still has it stops here.
+	if rootOf(state).Exists("/etc/apt/apt.conf.d/99mmdebstrap") && len(aptopts) > 0 {
+		return halt(state, fmt.Errorf("mmdebstrap left /etc/apt/apt.conf.d/99mmdebstrap in the image; it holds the package cache's credentials"))
 	}
 	for _, f := range dropHostCopies(rootOf(state)) {
 		ui.Message("removed " + f + ": mmdebstrap copied it from the build host")
