@@ -692,3 +692,41 @@ func testResolveTag(t *testing.T, c *catalog.Catalog) {
 	_, err = c.ResolveTag(ctx, "ghost", "lts")
 	mustIs(t, err, catalog.ErrNotFound)
 }
+
+// OnlyWritersCreate checks, at a URL where no catalog is yet, that
+// OpenExisting refuses with ErrNoCatalog and a message naming the catalog,
+// and creates nothing (asking twice answers the same); that Open creates
+// the catalog and says so; and that both then open it as it is.
+func OnlyWritersCreate(t *testing.T, url string) {
+	for i := 0; i < 2; i++ {
+		_, err := catalog.OpenExisting(url)
+		if !errors.Is(err, catalog.ErrNoCatalog) || !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("opening a catalog that does not exist (try %d): %v", i+1, err)
+		}
+		if want := "catalog " + catalog.RedactURL(url) + " does not exist"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("the error %q does not say %q", err, want)
+		}
+	}
+	c, err := catalog.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Created {
+		t.Fatal("Open made a new catalog and did not say so")
+	}
+	register(t, c, "img", "1.0.0", "")
+	c.Close()
+	for _, open := range []func(string) (*catalog.Catalog, error){catalog.OpenExisting, catalog.Open} {
+		c, err := open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Created {
+			t.Fatal("an existing catalog is said to be new")
+		}
+		if _, err := c.Get(ctx, "img", "1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+}
