@@ -59,7 +59,11 @@ func (d *Datasource) Execute() (cty.Value, error) {
 		return null, fmt.Errorf("strata-image: the content of %s (%s) is gone: its files are not on disk and its image is not in the layer store %s; %s",
 			v.Ref(), v.ImageID, filepath.Join(store, "layers"), goneAdvice(c))
 	}
-	return hcl2helper.HCL2ValueFromConfig(outputOf(v, c.Channel), d.OutputSpec()), nil
+	stale, err := cat.Stale(ctx, v.Image, v.Version)
+	if err != nil {
+		return null, fmt.Errorf("strata-image: %w", err)
+	}
+	return hcl2helper.HCL2ValueFromConfig(outputOf(v, c.Channel, stale), d.OutputSpec()), nil
 }
 
 func goneAdvice(c *Config) string {

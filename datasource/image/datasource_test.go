@@ -207,3 +207,42 @@ func TestCatalogMustExist(t *testing.T) {
 		t.Fatalf("the data source made %s: %v", dir, err)
 	}
 }
+
+// TestOutOfDate: the answer says when the version sits on a replaced base,
+// however far up: app on runtime on base-os@1.0.0, once no channel of
+// base-os holds 1.0.0.
+func TestOutOfDate(t *testing.T) {
+	store, url := setup(t)
+	ctx := context.Background()
+	c, _ := catalogdb.Open(url)
+	base, _ := c.Get(ctx, "base-os", "1.0.0")
+	rt, err := c.Register(ctx, &catalogdb.Version{Image: "runtime", ImageID: digest("d"), ParentID: base.ImageID}, catalogdb.RegisterOptions{Promote: "stable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Register(ctx, &catalogdb.Version{Image: "app", ImageID: digest("e"), ParentID: rt.ImageID}, catalogdb.RegisterOptions{Promote: "production"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	answer := func() (bool, string) {
+		t.Helper()
+		var d Datasource
+		if err := d.Configure(map[string]interface{}{"catalog": url, "store_dir": store, "name": "app", "channel": "production"}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := d.Execute()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.GetAttr("out_of_date").True(), v.GetAttr("stale_ancestor").AsString()
+	}
+	if ood, anc := answer(); ood || anc != "" {
+		t.Fatalf("app is current, but the answer says out_of_date %v, stale_ancestor %q", ood, anc)
+	}
+	c, _ = catalogdb.Open(url)
+	c.Promote(ctx, "base-os", "production", "1.0.1", catalogdb.MoveOptions{})
+	c.Close()
+	if ood, anc := answer(); !ood || anc != "base-os@1.0.0" {
+		t.Fatalf("app's runtime sits on base-os@1.0.0, which no channel holds: out_of_date %v, stale_ancestor %q", ood, anc)
+	}
+}
