@@ -36,19 +36,19 @@ func diffCmd(g *globals) *cobra.Command {
 						fmt.Fprintln(w, "content\tchanged (image ID)")
 					}
 					for _, ch := range d.PackagesAdded {
-						fmt.Fprintf(w, "+ package\t%s\t%s\n", ch.Name, ch.To)
+						printEsc(w, "+ package\t%s\t%s\n", ch.Name, ch.To)
 					}
 					for _, ch := range d.PackagesRemoved {
-						fmt.Fprintf(w, "- package\t%s\t%s\n", ch.Name, ch.From)
+						printEsc(w, "- package\t%s\t%s\n", ch.Name, ch.From)
 					}
 					for _, ch := range d.PackagesChanged {
-						fmt.Fprintf(w, "~ package\t%s\t%s -> %s\n", ch.Name, ch.From, ch.To)
+						printEsc(w, "~ package\t%s\t%s -> %s\n", ch.Name, ch.From, ch.To)
 					}
 					for _, ch := range d.LabelsChanged {
-						fmt.Fprintf(w, "~ label\t%s\t%q -> %q\n", esc(ch.Name), ch.From, ch.To)
+						printEsc(w, "~ label\t%s\t\"%s\" -> \"%s\"\n", ch.Name, ch.From, ch.To)
 					}
 					for _, ch := range d.ArtifactsChanged {
-						fmt.Fprintf(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, short(ch.From), short(ch.To))
+						printEsc(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, short(ch.From), short(ch.To))
 					}
 				})
 			})
