@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/internal/hint"
 )
 
 func imagesCmd(g *globals) *cobra.Command {
@@ -159,7 +160,7 @@ func channelsCmd(g *globals) *cobra.Command {
 					for _, ch := range chs {
 						state := ""
 						if ch.Revoked {
-							state = "REVOKED: roll this channel back"
+							state = "REVOKED: run " + hint.Rollback(ch.Image, ch.Name)
 						}
 						printEsc(w, "%s\t%s\t%s\t%s\n", ch.Name, ch.Version, ts(ch.Since), state)
 					}

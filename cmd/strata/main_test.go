@@ -585,6 +585,7 @@ func TestCLIHintsRun(t *testing.T) {
 	if m == nil || m[1] != hint.Rollback("base", "dev") {
 		t.Fatalf("revoke's warning gives no hint, or another than hint.Rollback: %s", o)
 	}
+	c.has("channels", "base")("REVOKED: run " + m[1])
 	for _, h := range []struct {
 		line  string
 		check func()
