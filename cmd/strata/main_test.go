@@ -634,3 +634,39 @@ func (c cli) lacks(args ...string) func(...string) {
 		}
 	}
 }
+
+// TestCLILineageTransitive: base <- runtime <- app; when base's channel
+// moves on, app is out of date too (its runtime sits on the replaced base),
+// in the table and the JSON.
+func TestCLILineageTransitive(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "base", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "production")
+	c.ok("register", "runtime", "--image-id", "sha256:"+strings.Repeat("2", 64), "--parent", "base@1.0.0", "--promote", "production")
+	c.ok("register", "app", "--image-id", "sha256:"+strings.Repeat("3", 64), "--parent", "runtime@1.0.0", "--promote", "production")
+	if o := c.ok("lineage", "--out-of-date"); !strings.Contains(o, "every channel head") {
+		t.Fatalf("nothing is out of date yet: %s", o)
+	}
+	c.ok("register", "base", "--image-id", "sha256:"+strings.Repeat("4", 64), "--promote", "production")
+	var ood []struct {
+		Image    string   `json:"image"`
+		Channel  string   `json:"channel"`
+		Version  string   `json:"version"`
+		Parent   string   `json:"parent"`
+		Ancestor string   `json:"stale_ancestor"`
+		Chain    []string `json:"chain"`
+		Now      []string `json:"stale_ancestor_channels"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("lineage", "--out-of-date", "app", "--json")), &ood); err != nil {
+		t.Fatal(err)
+	}
+	if len(ood) != 1 || ood[0].Image != "app" || ood[0].Channel != "production" || ood[0].Parent != "runtime@1.0.0" ||
+		ood[0].Ancestor != "base@1.0.0" || strings.Join(ood[0].Chain, " ") != "runtime@1.0.0 base@1.0.0" || strings.Join(ood[0].Now, " ") != "production=1.0.1" {
+		t.Fatalf("app sits on runtime@1.0.0 on base@1.0.0, which production no longer holds: %+v", ood)
+	}
+	o := strings.Join(strings.Fields(c.ok("lineage", "--out-of-date")), " ")
+	for _, want := range []string{"app production 1.0.0 runtime@1.0.0 on base@1.0.0 base@1.0.0 production=1.0.1", "runtime production 1.0.0 base@1.0.0 base@1.0.0"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("strata lineage --out-of-date lacks %q:\n%s", want, o)
+		}
+	}
+}
