@@ -45,7 +45,7 @@ func run(args []string) int {
 	h := hint.Of(err)
 	// Catalog values in a message (a version, a reason) are escaped like
 	// everywhere else: no raw terminal escape or forged line.
-	msg := esc(err.Error())
+	msg := esc(oneLine(err.Error()))
 	fmt.Fprintln(os.Stderr, "strata:", msg)
 	if h != "" && !strings.Contains(err.Error(), h) {
 		fmt.Fprintln(os.Stderr, "strata: hint:", esc(h))
@@ -54,9 +54,20 @@ func run(args []string) int {
 		// The error's schema, documented in docs/strata-cli.md.
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(jsonError{Code: code, Error: err.Error(), Hint: h})
+		enc.Encode(jsonError{Code: code, Error: oneLine(err.Error()), Hint: h})
 	}
 	return code
+}
+
+// oneLine folds cobra's multi-line "unknown command" message (with its
+// "Did you mean this?" list) into one line; every other message is left
+// as it is, for esc to show any newline in it as \n.
+func oneLine(msg string) string {
+	first, rest, ok := strings.Cut(strings.TrimRight(msg, "\n"), "\n\nDid you mean this?\n")
+	if !ok || !strings.HasPrefix(first, "unknown command") {
+		return msg
+	}
+	return first + "; did you mean " + strings.Join(strings.Fields(rest), " or ") + "?"
 }
 
 // jsonError is an error under --json: the exit code, the message, and

@@ -458,6 +458,10 @@ func TestCLIUsage(t *testing.T) {
 	if err := cmd.Run(); err == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(errb.String(), "Usage:") {
 		t.Fatalf("strata without arguments: %v\n%s", err, errb.String())
 	}
+	_, errs, code := c.run("promte", "img@1.0.0", "dev")
+	if code != 2 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, `unknown command "promte" for "strata"; did you mean promote?`) {
+		t.Fatalf("a mistyped command: exit %d, stderr %q", code, errs)
+	}
 	for _, r := range [][]string{
 		{"show", "Img@1.0.0"}, {"show", "img@1.0.0@x"}, {"show", "img@-1"}, {"show", "img@1 0"}, {"show", "@1.0.0"},
 		{"lineage", "BAD@1"}, {"promote", "img@1.0.0/x", "dev"}, {"diff", "img@1.0.0", "img@a;b"},
