@@ -15,7 +15,7 @@ func TestCommandLines(t *testing.T) {
 		OutOfDate("app"):                       "strata lineage --out-of-date app",
 		// Anything a shell would read otherwise is quoted.
 		Command("rollback", "a b", "it's;$(x)"): `strata rollback 'a b' 'it'\''s;$(x)'`,
-		Command("versions", ""):                  "strata versions ''",
+		Command("versions", ""):                 "strata versions ''",
 	} {
 		if got != want {
 			t.Errorf("%q, want %q", got, want)
