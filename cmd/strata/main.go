@@ -54,7 +54,7 @@ func run(args []string) int {
 		// The error's schema, documented in docs/strata-cli.md.
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(jsonError{Code: code, Error: oneLine(err.Error()), Hint: h})
+		enc.Encode(jsonError{Code: code, Message: oneLine(err.Error()), Hint: h})
 	}
 	return code
 }
@@ -74,7 +74,7 @@ func oneLine(msg string) string {
 // what to do (a strata command line or advice), "" when there is none.
 type jsonError struct {
 	Code  int    `json:"code"`
-	Error string `json:"error"`
+	Message string `json:"message"`
 	Hint  string `json:"hint"`
 }
 

@@ -498,14 +498,14 @@ func TestCLIJSONErrors(t *testing.T) {
 		out, _, code := e.c.run(e.args...)
 		var v struct {
 			Code  *int    `json:"code"`
-			Error *string `json:"error"`
+			Message *string `json:"message"`
 			Hint  *string `json:"hint"`
 		}
-		if err := json.Unmarshal([]byte(out), &v); err != nil || v.Code == nil || v.Error == nil || v.Hint == nil {
+		if err := json.Unmarshal([]byte(out), &v); err != nil || v.Code == nil || v.Message == nil || v.Hint == nil {
 			t.Errorf("strata %s: stdout is not a JSON error: %v\n%s", strings.Join(e.args, " "), err, out)
 			continue
 		}
-		if code != e.code || *v.Code != code || !strings.Contains(*v.Error, e.msg) || (*v.Hint != "") != e.hasHint {
+		if code != e.code || *v.Code != code || !strings.Contains(*v.Message, e.msg) || (*v.Hint != "") != e.hasHint {
 			t.Errorf("strata %s: exit %d, %+v (want code %d, %q, hint %v)\n%s", strings.Join(e.args, " "), code, v, e.code, e.msg, e.hasHint, out)
 		}
 	}
