@@ -22,7 +22,11 @@ func diffCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			with := g.withCatalog
+			if n1 == n2 {
+				with = func(fn func(*catalog.Catalog) error) error { return g.withImage(cmd.Context(), n1, "", fn) }
+			}
+			return with(func(c *catalog.Catalog) error {
 				d, err := c.Diff(cmd.Context(), n1, v1, n2, v2)
 				if err != nil {
 					return err

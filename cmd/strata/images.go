@@ -43,7 +43,7 @@ func versionsCmd(g *globals) *cobra.Command {
 			if err := checkNames("image", a[0]); err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), a[0], "", func(c *catalog.Catalog) error {
 				vs, err := c.Versions(cmd.Context(), a[0])
 				if err != nil {
 					return err
@@ -89,7 +89,7 @@ func showCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
 				v, err := c.Get(cmd.Context(), name, version)
 				if err != nil {
 					return err
@@ -150,7 +150,7 @@ func channelsCmd(g *globals) *cobra.Command {
 			if err := checkNames("image", a[0]); err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), a[0], "", func(c *catalog.Catalog) error {
 				chs, err := c.Channels(cmd.Context(), a[0])
 				if err != nil {
 					return err

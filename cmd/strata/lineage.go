@@ -47,7 +47,7 @@ func lineageCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
 				l, err := c.Lineage(cmd.Context(), name, version)
 				if err != nil {
 					return err

@@ -73,9 +73,9 @@ func oneLine(msg string) string {
 // jsonError is an error under --json: the exit code, the message, and
 // what to do (a strata command line or advice), "" when there is none.
 type jsonError struct {
-	Code  int    `json:"code"`
+	Code    int    `json:"code"`
 	Message string `json:"message"`
-	Hint  string `json:"hint"`
+	Hint    string `json:"hint"`
 }
 
 // wantJSON says whether --json was given, also when parsing the command

@@ -25,7 +25,7 @@ func promoteCmd(g *globals) *cobra.Command {
 			} else if opt.From == "" {
 				return usageError{fmt.Errorf("promote needs NAME@VERSION, or NAME with --from CHANNEL")}
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, opt.From, func(c *catalog.Catalog) error {
 				e, changed, err := c.Promote(cmd.Context(), name, a[1], version, opt)
 				if err != nil {
 					return err
@@ -70,7 +70,7 @@ func rollbackCmd(g *globals) *cobra.Command {
 			if err := checkNames("image", a[0], "channel", a[1]); err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), a[0], a[1], func(c *catalog.Catalog) error {
 				e, skipped, err := c.Rollback(cmd.Context(), a[0], a[1], opt)
 				if err != nil {
 					return err
@@ -101,7 +101,7 @@ func historyCmd(g *globals) *cobra.Command {
 			if err := checkNames("image", a[0], "channel", a[1]); err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), a[0], a[1], func(c *catalog.Catalog) error {
 				h, err := c.History(cmd.Context(), a[0], a[1])
 				if err != nil {
 					return err

@@ -23,7 +23,7 @@ func revokeCmd(g *globals, revoke bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
 				f := c.Restore
 				if revoke {
 					f = c.Revoke

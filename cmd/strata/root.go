@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,6 +95,34 @@ func (g *globals) withCatalog(fn func(c *catalog.Catalog) error) error {
 	}
 	defer c.Close()
 	return fn(c)
+}
+
+// withImage is withCatalog for a command about one image (and channel, ""
+// when none): its error gets a hint, a strata command that shows what
+// there is to pick from.
+func (g *globals) withImage(ctx context.Context, name, channel string, fn func(c *catalog.Catalog) error) error {
+	return g.withCatalog(func(c *catalog.Catalog) error {
+		err := fn(c)
+		switch {
+		case err == nil || hint.Of(err) != "":
+			return err
+		case errors.Is(err, catalog.ErrNoRollback):
+			return hint.With(err, hint.History(name, channel))
+		case errors.Is(err, catalog.ErrRevoked):
+			return hint.With(err, hint.Versions(name))
+		case errors.Is(err, catalog.ErrNotFound):
+			if _, verr := c.Versions(ctx, name); verr != nil {
+				return hint.With(err, hint.Images())
+			}
+			if channel != "" {
+				if chs, cerr := c.Channels(ctx, name); cerr == nil && len(chs) > 0 {
+					return hint.With(err, hint.Channels(name))
+				}
+			}
+			return hint.With(err, hint.Versions(name))
+		}
+		return err
+	})
 }
 
 // safetyWindow checks a flag that keeps things from deletion (a duration

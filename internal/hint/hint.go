@@ -22,6 +22,12 @@ func Rollback(name, channel string) string { return Command("rollback", name, ch
 // Versions lists the versions of name.
 func Versions(name string) string { return Command("versions", name) }
 
+// Images lists the images.
+func Images() string { return Command("images") }
+
+// History shows the history of channel of name.
+func History(name, channel string) string { return Command("history", name, channel) }
+
 // Channels lists the channels of name.
 func Channels(name string) string { return Command("channels", name) }
 
