@@ -15,6 +15,8 @@ type Catalog struct {
 	// rollback never lands on a version whose content is gone. The default
 	// checks every artifact path exists with its recorded size.
 	ContentExists func(v *Version) bool
+	// Created says Open made this catalog just now (it did not exist).
+	Created bool
 }
 
 // New wraps a store.

@@ -6,13 +6,21 @@ import (
 	"time"
 )
 
-// GCOptions say what garbage collection keeps.
+// The safety windows a caller should start from (the CLI's defaults).
+const (
+	DefaultKeepRollbacks = 5
+	DefaultMinAge        = 24 * time.Hour
+)
+
+// GCOptions say what garbage collection keeps. Zero windows mean zero (no
+// window), never a default: a caller that means the defaults says so with
+// DefaultKeepRollbacks and DefaultMinAge. Negative windows are invalid.
 type GCOptions struct {
 	// KeepRollbacks is how many versions below each channel's head a
-	// rollback must still be able to reach (the keep window). Default 5.
+	// rollback must still be able to reach (the keep window).
 	KeepRollbacks int
 	// MinAge keeps every version younger than this, so a fresh build that
-	// is not promoted yet survives. Default 24h.
+	// is not promoted yet survives.
 	MinAge time.Duration
 	// DryRun only reports.
 	DryRun bool
@@ -34,14 +42,11 @@ type GCResult struct {
 // a rollback within the keep window could reach, an ancestor of either (in
 // any image), or a version younger than MinAge.
 func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
-	if opt.KeepRollbacks == 0 {
-		opt.KeepRollbacks = 5
-	}
 	if opt.KeepRollbacks < 0 {
 		return nil, invalid("keep window %d must not be negative", opt.KeepRollbacks)
 	}
-	if opt.MinAge == 0 {
-		opt.MinAge = 24 * time.Hour
+	if opt.MinAge < 0 {
+		return nil, invalid("min age %s must not be negative", opt.MinAge)
 	}
 	res := &GCResult{Deleted: []*Version{}, Kept: map[string]string{}, Files: []string{}, DryRun: opt.DryRun}
 	run := c.store.Update

@@ -82,18 +82,90 @@ func (c *Catalog) Lineage(ctx context.Context, image, version string) (*Lineage,
 	return out, err
 }
 
-// OutOfDate is a channel head built on a parent that no channel holds any more.
+// Staleness says why a version is out of date: an ancestor of it (its
+// parent, or any further up) is no longer held by any channel of its own
+// image, so the version sits on a replaced base and should be rebuilt.
+type Staleness struct {
+	// Ancestor is the nearest such ancestor, image@version.
+	Ancestor string `json:"stale_ancestor"`
+	// Chain is the way up to it: the parent first, Ancestor last.
+	Chain []string `json:"chain"`
+	// AncestorChannels are the channels of Ancestor's image and what they
+	// hold now (channel=version): what to rebuild on.
+	AncestorChannels []string `json:"stale_ancestor_channels"`
+}
+
+// OutOfDate is a channel head with a stale ancestor.
 type OutOfDate struct {
-	Image   string   `json:"image"`
-	Channel string   `json:"channel"`
-	Version string   `json:"version"`
-	Parent  string   `json:"parent"`          // image@version of the parent
-	Current []string `json:"parent_channels"` // channels of the parent's image and what they hold now
+	Image   string `json:"image"`
+	Channel string `json:"channel"`
+	Version string `json:"version"`
+	Parent  string `json:"parent"` // image@version of the direct parent
+	Staleness
+}
+
+// staleness answers questions about channel heads within one transaction,
+// reading each image's channel heads once.
+type staleness struct {
+	tx    Tx
+	heads map[string]map[string]string // image -> channel -> version
+}
+
+func (s *staleness) headsOf(img string) (map[string]string, error) {
+	if h, ok := s.heads[img]; ok {
+		return h, nil
+	}
+	m := map[string]string{}
+	chs, err := s.tx.ChannelNames(img)
+	if err != nil {
+		return nil, err
+	}
+	for _, ch := range chs {
+		h, err := s.tx.History(img, ch)
+		if err != nil {
+			return nil, err
+		}
+		if len(h) > 0 {
+			m[ch] = h[len(h)-1].Version
+		}
+	}
+	s.heads[img] = m
+	return m, nil
+}
+
+// of walks v's whole ancestry and answers the nearest ancestor that no
+// channel of its image holds, nil when there is none (v is current).
+func (s *staleness) of(v *Version) (*Staleness, error) {
+	as, err := ancestors(s.tx, v)
+	if err != nil {
+		return nil, err
+	}
+	var chain []string
+	for _, a := range as {
+		chain = append(chain, a.Ref())
+		h, err := s.headsOf(a.Image)
+		if err != nil {
+			return nil, err
+		}
+		held := false
+		now := []string{}
+		for _, ch := range slices.Sorted(maps.Keys(h)) {
+			now = append(now, ch+"="+h[ch])
+			if h[ch] == a.Version {
+				held = true
+			}
+		}
+		if !held {
+			return &Staleness{Ancestor: a.Ref(), Chain: chain, AncestorChannels: now}, nil
+		}
+	}
+	return nil, nil
 }
 
 // OutOfDate lists, for image (or every image when empty), the channel heads
-// whose parent is no longer on any channel of its own image: they should be
-// rebuilt on a current parent.
+// with a stale ancestor: their parent, or any ancestor further up, is no
+// longer on any channel of its own image (a base was replaced under a
+// runtime the app sits on). They should be rebuilt.
 func (c *Catalog) OutOfDate(ctx context.Context, image string) ([]OutOfDate, error) {
 	out := []OutOfDate{}
 	err := c.store.View(ctx, func(tx Tx) error {
@@ -112,30 +184,9 @@ func (c *Catalog) OutOfDate(ctx context.Context, image string) ([]OutOfDate, err
 				names = append(names, i.Name)
 			}
 		}
-		heads := map[string]map[string]string{} // image -> channel -> version
-		headsOf := func(img string) (map[string]string, error) {
-			if h, ok := heads[img]; ok {
-				return h, nil
-			}
-			m := map[string]string{}
-			chs, err := tx.ChannelNames(img)
-			if err != nil {
-				return nil, err
-			}
-			for _, ch := range chs {
-				h, err := tx.History(img, ch)
-				if err != nil {
-					return nil, err
-				}
-				if len(h) > 0 {
-					m[ch] = h[len(h)-1].Version
-				}
-			}
-			heads[img] = m
-			return m, nil
-		}
+		s := &staleness{tx: tx, heads: map[string]map[string]string{}}
 		for _, img := range names {
-			hs, err := headsOf(img)
+			hs, err := s.headsOf(img)
 			if err != nil {
 				return err
 			}
@@ -144,32 +195,31 @@ func (c *Catalog) OutOfDate(ctx context.Context, image string) ([]OutOfDate, err
 				if err != nil || v.ParentID == "" {
 					continue
 				}
-				parents, err := tx.VersionsByImageID(v.ParentID)
+				st, err := s.of(v)
 				if err != nil {
 					return err
 				}
-				if len(parents) == 0 {
-					continue
-				}
-				p := parents[0]
-				ph, err := headsOf(p.Image)
-				if err != nil {
-					return err
-				}
-				onChannel := false
-				var now []string
-				for _, pch := range slices.Sorted(maps.Keys(ph)) {
-					now = append(now, pch+"="+ph[pch])
-					if ph[pch] == p.Version {
-						onChannel = true
-					}
-				}
-				if !onChannel {
-					out = append(out, OutOfDate{Image: img, Channel: ch, Version: v.Version, Parent: p.Ref(), Current: now})
+				if st != nil {
+					out = append(out, OutOfDate{Image: img, Channel: ch, Version: v.Version, Parent: st.Chain[0], Staleness: *st})
 				}
 			}
 		}
 		return nil
+	})
+	return out, err
+}
+
+// Stale answers whether image@version sits on a stale ancestor (nil when
+// it does not), by the same rule as OutOfDate.
+func (c *Catalog) Stale(ctx context.Context, image, version string) (*Staleness, error) {
+	var out *Staleness
+	err := c.store.View(ctx, func(tx Tx) error {
+		v, err := getVersion(tx, image, version)
+		if err != nil {
+			return err
+		}
+		out, err = (&staleness{tx: tx, heads: map[string]map[string]string{}}).of(v)
+		return err
 	})
 	return out, err
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,8 +12,23 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
-// Opener opens a store from its URL.
-type Opener func(u *url.URL) (Store, error)
+// Opener opens a store from its URL. With create it makes the catalog when
+// there is none and says so (created); without, it creates nothing (no
+// file, no directory, no schema) and answers ErrNoCatalog.
+type Opener func(u *url.URL, create bool) (s Store, created bool, err error)
+
+// ErrNoCatalog is a catalog URL where no catalog is. OpenExisting's error
+// for it is also an ErrNotFound.
+var ErrNoCatalog = errors.New("no catalog")
+
+// missingCatalog names the catalog that is not there, and what to do.
+type missingCatalog struct{ url string }
+
+func (e missingCatalog) Error() string {
+	return "catalog " + e.url + " does not exist; " + NoCatalogAdvice
+}
+
+func (e missingCatalog) Is(target error) bool { return target == ErrNoCatalog || target == ErrNotFound }
 
 var (
 	backendsMu sync.Mutex
@@ -57,9 +73,17 @@ func parseURL(rawURL string) (*url.URL, error) {
 	return u, nil
 }
 
-// Open opens the catalog a URL names: sqlite:///path/catalog.db or
-// postgres://user@host/db.
-func Open(rawURL string) (*Catalog, error) {
+// Open opens the catalog a URL names (sqlite:///path/catalog.db or
+// postgres://user@host/db), creating it when there is none; Created then
+// says so. Only what writes (register, the post-processor) opens this way.
+func Open(rawURL string) (*Catalog, error) { return open(rawURL, true) }
+
+// OpenExisting opens the catalog a URL names and creates nothing: where no
+// catalog is, it fails with ErrNoCatalog and a message that names the URL
+// (a typo in a URL or in STRATA_HOME is not an empty catalog).
+func OpenExisting(rawURL string) (*Catalog, error) { return open(rawURL, false) }
+
+func open(rawURL string, create bool) (*Catalog, error) {
 	u, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -78,12 +102,20 @@ func Open(rawURL string) (*Catalog, error) {
 		sort.Strings(known)
 		return nil, invalid("catalog URL %q: unknown scheme %q (known: %s)", rawURL, u.Scheme, strings.Join(known, ", "))
 	}
-	s, err := open(u)
+	s, created, err := open(u, create)
+	if errors.Is(err, ErrNoCatalog) {
+		return nil, missingCatalog{redact(u)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening catalog %s: %w", redact(u), err)
 	}
-	return New(s), nil
+	c := New(s)
+	c.Created = created
+	return c, nil
 }
+
+// NoCatalogAdvice is what to do about a catalog that does not exist.
+const NoCatalogAdvice = "build and register an image first (post-processor \"strata-catalog\" or strata register), or check --catalog, STRATA_CATALOG and STRATA_HOME (or the catalog and store_dir options)"
 
 // RedactURL is a catalog URL without its password, for messages.
 func RedactURL(rawURL string) string {

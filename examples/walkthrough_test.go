@@ -215,8 +215,9 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 			t.Fatalf("packer validate -syntax-only %s:\n%s", tpl, r.Out)
 		}
 	}
-	// Before anything is registered, the app cannot find its base.
-	w.mustFail([]string{`image "base-os" is not in the catalog`, "register it first"}, "name", "base-os", "channel", "dev")
+	// Before anything is registered there is no catalog, and the app cannot
+	// find its base (the data source creates nothing).
+	w.mustFail([]string{"does not exist; build and register an image first"}, "name", "base-os", "channel", "dev")
 
 	// 1. The base, registered on dev.
 	out := w.build("base.pkr.hcl", "release", "1")
@@ -318,8 +319,8 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	if out, code := w.strata("revoke", "base-os@1.0.1", "--reason", "breaks nginx"); code != 0 {
 		t.Fatalf("revoke: %d\n%s", code, out)
 	}
-	w.mustFail([]string{"base-os@1.0.1 is revoked (breaks nginx)", "strata restore"}, "name", "base-os", "version", "1.0.1")
-	w.mustFail([]string{"revoked", "strata rollback base-os dev"}, "name", "base-os", "channel", "dev")
+	w.mustFail([]string{"base-os@1.0.1 is revoked (breaks nginx)", "`strata restore base-os@1.0.1`"}, "name", "base-os", "version", "1.0.1")
+	w.mustFail([]string{"revoked", "`strata rollback base-os dev`"}, "name", "base-os", "channel", "dev")
 	if out, code := w.promote("base-os", "dev", "staging", "x"); code != 4 {
 		t.Errorf("promote.sh of a revoked version: exit %d, want 4\n%s", code, out)
 	}
@@ -331,7 +332,7 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	acctest.AssertClean(t, store)
 
 	// 7. The other errors, through packer build.
-	w.mustFail([]string{`channel "canary" of base-os points at no version`, "strata promote base-os canary"}, "name", "base-os", "channel", "canary")
+	w.mustFail([]string{`channel "canary" of base-os points at no version`, "`strata promote base-os@", " canary`"}, "name", "base-os", "channel", "canary")
 	w.mustFail([]string{`image "ghost" is not in the catalog`}, "name", "ghost", "channel", "production")
 	w.mustFail([]string{`no version of base-os is tagged "lts"`}, "name", "base-os", "tag", "lts")
 }

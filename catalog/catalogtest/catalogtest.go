@@ -341,13 +341,43 @@ func testLineage(t *testing.T, c *catalog.Catalog) {
 	if ood, _ := c.OutOfDate(ctx, ""); len(ood) != 0 {
 		t.Fatalf("nothing is out of date yet: %+v", ood)
 	}
+	if st, err := c.Stale(ctx, "app", a1.Version); err != nil || st != nil {
+		t.Fatalf("app@1 is current: %+v %v", st, err)
+	}
+	// base's channel moves: runtime@1 sits on a replaced base, and so does
+	// app@1 on runtime@1 (lineage is transitive), though runtime@1 is
+	// still what runtime's channel holds.
 	c.Promote(ctx, "base", "production", b2.Version, catalog.MoveOptions{})
 	ood, err := c.OutOfDate(ctx, "")
-	if err != nil || len(ood) != 1 || ood[0].Image != "runtime" || ood[0].Parent != "base@1" {
-		t.Fatalf("runtime@1 should be out of date: %+v %v", ood, err)
+	if err != nil || len(ood) != 2 {
+		t.Fatalf("runtime@1 and app@1 should be out of date: %+v %v", ood, err)
 	}
-	if ood, _ := c.OutOfDate(ctx, "app"); len(ood) != 0 {
-		t.Fatalf("app's parent runtime@1 is still on a channel: %+v", ood)
+	byImage := map[string]catalog.OutOfDate{}
+	for _, o := range ood {
+		byImage[o.Image] = o
+	}
+	if r := byImage["runtime"]; r.Parent != "base@1" || r.Ancestor != "base@1" || strings.Join(r.Chain, " ") != "base@1" ||
+		strings.Join(r.AncestorChannels, " ") != "production=2" {
+		t.Errorf("runtime: %+v", r)
+	}
+	if a := byImage["app"]; a.Channel != "production" || a.Version != "1" || a.Parent != "runtime@1" || a.Ancestor != "base@1" ||
+		strings.Join(a.Chain, " ") != "runtime@1 base@1" {
+		t.Errorf("app: %+v", a)
+	}
+	if only, _ := c.OutOfDate(ctx, "app"); len(only) != 1 || only[0].Image != "app" {
+		t.Fatalf("out of date in app: %+v", only)
+	}
+	st, err := c.Stale(ctx, "app", "2") // not on a channel, asked by version
+	if err != nil || st == nil || st.Ancestor != "base@1" {
+		t.Fatalf("app@2 sits on base@1 too: %+v %v", st, err)
+	}
+	if st, _ := c.Stale(ctx, "base", b2.Version); st != nil {
+		t.Fatalf("a base has no ancestor to be stale: %+v", st)
+	}
+	// The base moves back: nothing is out of date.
+	c.Promote(ctx, "base", "production", "1", catalog.MoveOptions{})
+	if ood, _ := c.OutOfDate(ctx, ""); len(ood) != 0 {
+		t.Fatalf("base@1 is on production again: %+v", ood)
 	}
 }
 
@@ -393,7 +423,11 @@ func testGC(t *testing.T, c *catalog.Catalog) {
 	c.Now = func() time.Time { return now }
 	register(t, c, "app", "fresh", "")
 
-	dry, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2, DryRun: true})
+	for _, bad := range []catalog.GCOptions{{KeepRollbacks: -1, MinAge: time.Hour}, {KeepRollbacks: 2, MinAge: -time.Hour}} {
+		_, err := c.GC(ctx, bad)
+		mustIs(t, err, catalog.ErrInvalid)
+	}
+	dry, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2, MinAge: catalog.DefaultMinAge, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +451,7 @@ func testGC(t *testing.T, c *catalog.Catalog) {
 	if vs, _ := c.Versions(ctx, "app"); len(vs) != 11 {
 		t.Fatal("a dry run deleted something")
 	}
-	res, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2})
+	res, err := c.GC(ctx, catalog.GCOptions{KeepRollbacks: 2, MinAge: catalog.DefaultMinAge})
 	if err != nil || len(res.Deleted) != len(dry.Deleted) {
 		t.Fatalf("gc deleted %d, planned %d: %v", len(res.Deleted), len(dry.Deleted), err)
 	}
@@ -425,6 +459,18 @@ func testGC(t *testing.T, c *catalog.Catalog) {
 		if _, _, err := c.Rollback(ctx, "app", "production", catalog.MoveOptions{}); err != nil {
 			t.Fatalf("a rollback within the keep window failed after gc: %v", err)
 		}
+	}
+	// Zero windows mean zero: the fresh version and the rollback window go.
+	zero, err := c.GC(ctx, catalog.GCOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := map[string]bool{}
+	for _, v := range zero.Deleted {
+		gone[v.Ref()] = true
+	}
+	if !gone["app@fresh"] || !gone["app@5"] || gone["app@4"] {
+		t.Errorf("gc with zero windows (production holds app@4 now) deletes %v, kept %v", gone, zero.Kept)
 	}
 }
 
@@ -691,4 +737,42 @@ func testResolveTag(t *testing.T, c *catalog.Catalog) {
 	mustIs(t, err, catalog.ErrNotFound)
 	_, err = c.ResolveTag(ctx, "ghost", "lts")
 	mustIs(t, err, catalog.ErrNotFound)
+}
+
+// OnlyWritersCreate checks, at a URL where no catalog is yet, that
+// OpenExisting refuses with ErrNoCatalog and a message naming the catalog,
+// and creates nothing (asking twice answers the same); that Open creates
+// the catalog and says so; and that both then open it as it is.
+func OnlyWritersCreate(t *testing.T, url string) {
+	for i := 0; i < 2; i++ {
+		_, err := catalog.OpenExisting(url)
+		if !errors.Is(err, catalog.ErrNoCatalog) || !errors.Is(err, catalog.ErrNotFound) {
+			t.Fatalf("opening a catalog that does not exist (try %d): %v", i+1, err)
+		}
+		if want := "catalog " + catalog.RedactURL(url) + " does not exist"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("the error %q does not say %q", err, want)
+		}
+	}
+	c, err := catalog.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Created {
+		t.Fatal("Open made a new catalog and did not say so")
+	}
+	register(t, c, "img", "1.0.0", "")
+	c.Close()
+	for _, open := range []func(string) (*catalog.Catalog, error){catalog.OpenExisting, catalog.Open} {
+		c, err := open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Created {
+			t.Fatal("an existing catalog is said to be new")
+		}
+		if _, err := c.Get(ctx, "img", "1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
 }

@@ -50,6 +50,10 @@ func TestContract(t *testing.T) {
 	})
 }
 
+func TestOnlyWritersCreate(t *testing.T) {
+	catalogtest.OnlyWritersCreate(t, freshURL(t))
+}
+
 func TestKilledWriterLeavesNothing(t *testing.T) {
 	catalogtest.KilledWriterLeavesNothing(t, freshURL(t))
 }

@@ -5,6 +5,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -17,15 +18,29 @@ import (
 )
 
 func init() {
-	catalog.RegisterBackend("sqlite", func(u *url.URL) (catalog.Store, error) {
+	catalog.RegisterBackend("sqlite", func(u *url.URL, create bool) (catalog.Store, bool, error) {
 		p := u.Path
 		if u.Host != "" { // sqlite://relative/path
 			p = filepath.Join(u.Host, u.Path)
 		}
 		if p == "" {
-			return nil, fmt.Errorf("sqlite URL needs a path: sqlite:///var/lib/strata/catalog.db")
+			return nil, false, fmt.Errorf("sqlite URL needs a path: sqlite:///var/lib/strata/catalog.db")
 		}
-		return Open(p)
+		// The driver makes a missing file (and Open its directory), so
+		// whether there is a catalog is asked first.
+		_, err := os.Stat(p)
+		missing := errors.Is(err, os.ErrNotExist)
+		switch {
+		case missing && !create:
+			return nil, false, catalog.ErrNoCatalog
+		case err != nil && !missing:
+			return nil, false, err
+		}
+		s, err := Open(p)
+		if err != nil {
+			return nil, false, err
+		}
+		return s, missing, nil
 	})
 }
 

@@ -82,6 +82,20 @@ func TestMigrationFromSchema1(t *testing.T) {
 	}
 }
 
+// TestOnlyWritersCreate: a read that names a catalog that is not there
+// creates neither the file nor its directory.
+func TestOnlyWritersCreate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	url := "sqlite://" + filepath.Join(dir, "catalog.db")
+	if _, err := catalog.OpenExisting(url); err == nil {
+		t.Fatal("a catalog that does not exist opened")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("reading a catalog that does not exist made its directory: %v", err)
+	}
+	catalogtest.OnlyWritersCreate(t, url)
+}
+
 func TestOpenByURL(t *testing.T) {
 	c, err := catalog.Open("sqlite://" + filepath.Join(t.TempDir(), "sub", "catalog.db"))
 	if err != nil {

@@ -134,14 +134,17 @@ func cacheCmd(g *globals) *cobra.Command {
 		},
 	}
 	var unused time.Duration
-	var dryRun bool
+	var dryRun, force bool
 	prune := &cobra.Command{
 		Use:   "prune --unused-for DURATION",
 		Short: "Remove the files no build used for that long and no kept snapshot needs",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if unused <= 0 {
+			if !cmd.Flags().Changed("unused-for") {
 				return usageError{fmt.Errorf("--unused-for is required, such as --unused-for 720h (30 days)")}
+			}
+			if err := safetyWindow("unused-for", unused, force || dryRun); err != nil {
+				return err
 			}
 			s, err := open()
 			if err != nil {
@@ -162,6 +165,7 @@ func cacheCmd(g *globals) *cobra.Command {
 	}
 	prune.Flags().DurationVar(&unused, "unused-for", 0, "remove what no build used for this long (720h = 30 days)")
 	prune.Flags().BoolVar(&dryRun, "dry-run", false, "only say what would go")
+	prune.Flags().BoolVar(&force, "force", false, "allow --unused-for 0 (remove every file no kept snapshot needs)")
 	cmd.AddCommand(keep, prune)
 	return cmd
 }

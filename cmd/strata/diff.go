@@ -22,7 +22,11 @@ func diffCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			with := g.withCatalog
+			if n1 == n2 {
+				with = func(fn func(*catalog.Catalog) error) error { return g.withImage(cmd.Context(), n1, "", fn) }
+			}
+			return with(func(c *catalog.Catalog) error {
 				d, err := c.Diff(cmd.Context(), n1, v1, n2, v2)
 				if err != nil {
 					return err
@@ -36,19 +40,19 @@ func diffCmd(g *globals) *cobra.Command {
 						fmt.Fprintln(w, "content\tchanged (image ID)")
 					}
 					for _, ch := range d.PackagesAdded {
-						fmt.Fprintf(w, "+ package\t%s\t%s\n", ch.Name, ch.To)
+						printEsc(w, "+ package\t%s\t%s\n", ch.Name, ch.To)
 					}
 					for _, ch := range d.PackagesRemoved {
-						fmt.Fprintf(w, "- package\t%s\t%s\n", ch.Name, ch.From)
+						printEsc(w, "- package\t%s\t%s\n", ch.Name, ch.From)
 					}
 					for _, ch := range d.PackagesChanged {
-						fmt.Fprintf(w, "~ package\t%s\t%s -> %s\n", ch.Name, ch.From, ch.To)
+						printEsc(w, "~ package\t%s\t%s -> %s\n", ch.Name, ch.From, ch.To)
 					}
 					for _, ch := range d.LabelsChanged {
-						fmt.Fprintf(w, "~ label\t%s\t%q -> %q\n", esc(ch.Name), ch.From, ch.To)
+						printEsc(w, "~ label\t%s\t\"%s\" -> \"%s\"\n", ch.Name, ch.From, ch.To)
 					}
 					for _, ch := range d.ArtifactsChanged {
-						fmt.Fprintf(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, short(ch.From), short(ch.To))
+						printEsc(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, short(ch.From), short(ch.To))
 					}
 				})
 			})

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -23,13 +22,20 @@ import (
 
 func gcCmd(g *globals) *cobra.Command {
 	var opt catalog.GCOptions
-	var apply, deleteFiles bool
+	var apply, deleteFiles, force bool
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Delete versions nothing needs (a dry run unless --apply); --delete-files removes their artifacts too",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt.DryRun = !apply
+			// A dry run may look at what zero windows would collect.
+			if err := safetyWindow("keep", opt.KeepRollbacks, force || !apply); err != nil {
+				return err
+			}
+			if err := safetyWindow("min-age", opt.MinAge, force || !apply); err != nil {
+				return err
+			}
 			return g.withCatalog(func(c *catalog.Catalog) error {
 				res, err := c.GC(cmd.Context(), opt)
 				if err != nil {
@@ -58,44 +64,45 @@ func gcCmd(g *globals) *cobra.Command {
 						verb = "deleted"
 					}
 					for _, v := range res.Deleted {
-						fmt.Fprintf(w, "%s\t%s\n", verb, v.Ref())
+						printEsc(w, "%s\t%s\n", verb, v.Ref())
 					}
 					for _, k := range slices.Sorted(maps.Keys(res.Kept)) {
-						fmt.Fprintf(w, "keep\t%s\t%s\n", k, res.Kept[k])
+						printEsc(w, "keep\t%s\t%s\n", k, res.Kept[k])
 					}
 					if apply && deleteFiles {
 						for _, f := range fr.Removed {
-							fmt.Fprintf(w, "removed file\t%s\n", esc(f))
+							printEsc(w, "removed file\t%s\n", f)
 						}
 						for _, f := range slices.Sorted(maps.Keys(fr.Left)) {
-							fmt.Fprintf(w, "left in place\t%s\t%s\n", esc(f), fr.Left[f])
+							printEsc(w, "left in place\t%s\t%s\n", f, fr.Left[f])
 						}
 					} else {
 						for _, f := range res.Files {
-							fmt.Fprintf(w, "unneeded file\t%s\n", esc(f))
+							printEsc(w, "unneeded file\t%s\n", f)
 						}
 					}
 					for _, id := range store.Images {
-						fmt.Fprintf(w, "%s image\t%s\n", verb, id)
+						printEsc(w, "%s image\t%s\n", verb, id)
 					}
 					for _, d := range store.Layers {
-						fmt.Fprintf(w, "%s layer\t%s\n", verb, d)
+						printEsc(w, "%s layer\t%s\n", verb, d)
 					}
 					for _, d := range store.InUse {
-						fmt.Fprintf(w, "keep layer\t%s\theld by a running build\n", d)
+						printEsc(w, "keep layer\t%s\theld by a running build\n", d)
 					}
 					if len(store.Layers) > 0 {
-						fmt.Fprintf(w, "layers: %s of %d layer(s) %s\n", export.HumanBytes(store.Bytes), len(store.Layers), verb)
+						printEsc(w, "layers: %s of %d layer(s) %s\n", export.HumanBytes(store.Bytes), len(store.Layers), verb)
 					}
 					if !apply {
-						fmt.Fprintf(w, "dry run: %d to delete; run again with --apply\n", len(res.Deleted))
+						printEsc(w, "dry run: %d to delete; run again with --apply\n", len(res.Deleted))
 					}
 				})
 			})
 		},
 	}
-	cmd.Flags().IntVar(&opt.KeepRollbacks, "keep", 5, "versions below each channel head a rollback must still reach")
-	cmd.Flags().DurationVar(&opt.MinAge, "min-age", 24*time.Hour, "keep every version younger than this")
+	cmd.Flags().IntVar(&opt.KeepRollbacks, "keep", catalog.DefaultKeepRollbacks, "versions below each channel head a rollback must still reach (0 takes --force)")
+	cmd.Flags().DurationVar(&opt.MinAge, "min-age", catalog.DefaultMinAge, "keep every version (and store image and layer) younger than this (0 takes --force)")
+	cmd.Flags().BoolVar(&force, "force", false, "with --apply, allow --keep 0 or --min-age 0 (no safety window)")
 	cmd.Flags().StringVar(&opt.Image, "image", "", "only this image")
 	cmd.Flags().BoolVar(&apply, "apply", false, "delete for real")
 	cmd.Flags().BoolVar(&deleteFiles, "delete-files", false, "with --apply, also remove the deleted versions' artifact files (and their .sha256) that no kept version names: only regular files inside the store or inside the output directory the builder recorded")
@@ -206,9 +213,5 @@ func collectStore(ctx context.Context, c *catalog.Catalog, g *globals, res *cata
 			}
 		}
 	}
-	minAge := opt.MinAge
-	if minAge == 0 {
-		minAge = 24 * time.Hour
-	}
-	return store.GC(layer.GCOptions{Keep: keep, MinAge: minAge, DryRun: opt.DryRun})
+	return store.GC(layer.GCOptions{Keep: keep, MinAge: opt.MinAge, DryRun: opt.DryRun})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/internal/hint"
 )
 
 func imagesCmd(g *globals) *cobra.Command {
@@ -25,7 +26,7 @@ func imagesCmd(g *globals) *cobra.Command {
 				return g.emit(imgs, func(w *tabwriter.Writer) {
 					fmt.Fprintln(w, "IMAGE\tVERSIONS\tLATEST\tCREATED")
 					for _, i := range imgs {
-						fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", i.Name, i.Versions, i.Latest, ts(i.Created))
+						printEsc(w, "%s\t%d\t%s\t%s\n", i.Name, i.Versions, i.Latest, ts(i.Created))
 					}
 				})
 			})
@@ -39,7 +40,10 @@ func versionsCmd(g *globals) *cobra.Command {
 		Short: "List an image's versions, oldest first, with the channels that hold them",
 		Args:  args(1, "an image name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			if err := checkNames("image", a[0]); err != nil {
+				return err
+			}
+			return g.withImage(cmd.Context(), a[0], "", func(c *catalog.Catalog) error {
 				vs, err := c.Versions(cmd.Context(), a[0])
 				if err != nil {
 					return err
@@ -65,9 +69,9 @@ func versionsCmd(g *globals) *cobra.Command {
 					for _, r := range rows {
 						state := ""
 						if r.Revoked {
-							state = "revoked: " + esc(r.RevokedReason)
+							state = "revoked: " + r.RevokedReason
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, short(r.ImageID), short(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
+						printEsc(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, short(r.ImageID), short(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
 					}
 				})
 			})
@@ -85,7 +89,7 @@ func showCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
 				v, err := c.Get(cmd.Context(), name, version)
 				if err != nil {
 					return err
@@ -104,33 +108,33 @@ func showCmd(g *globals) *cobra.Command {
 					*catalog.Version
 					Channels []string `json:"channels"`
 				}{v, on}, func(w *tabwriter.Writer) {
-					fmt.Fprintf(w, "Image:\t%s\nVersion:\t%s\nImage ID:\t%s\nParent:\t%s\nCreated:\t%s\nChannels:\t%s\n",
+					printEsc(w, "Image:\t%s\nVersion:\t%s\nImage ID:\t%s\nParent:\t%s\nCreated:\t%s\nChannels:\t%s\n",
 						v.Image, v.Version, v.ImageID, v.ParentID, ts(v.Created), strings.Join(on, ", "))
 					if v.Description != "" {
-						fmt.Fprintf(w, "Description:\t%s\n", esc(v.Description))
+						printEsc(w, "Description:\t%s\n", v.Description)
 					}
 					if v.Revoked && v.RevokedAt != nil {
-						fmt.Fprintf(w, "Revoked:\t%s (%s)\n", esc(v.RevokedReason), ts(*v.RevokedAt))
+						printEsc(w, "Revoked:\t%s (%s)\n", v.RevokedReason, ts(*v.RevokedAt))
 					}
 					for i, l := range v.Layers {
-						fmt.Fprintf(w, "Layer %d:\t%s\n", i, l)
+						printEsc(w, "Layer %d:\t%s\n", i, l)
 					}
 					if v.Build.BuildName != "" || v.Build.PackerRunUUID != "" {
-						fmt.Fprintf(w, "Build:\t%s run %s template %s\n", esc(v.Build.BuildName), esc(v.Build.PackerRunUUID), esc(v.Build.TemplateHash))
+						printEsc(w, "Build:\t%s run %s template %s\n", v.Build.BuildName, v.Build.PackerRunUUID, v.Build.TemplateHash)
 					}
 					if v.Build.OutputDir != "" {
-						fmt.Fprintf(w, "Output dir:\t%s\n", esc(v.Build.OutputDir))
+						printEsc(w, "Output dir:\t%s\n", v.Build.OutputDir)
 					}
 					for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
-						fmt.Fprintf(w, "Label:\t%s=%s\n", esc(k), esc(v.Labels[k]))
+						printEsc(w, "Label:\t%s=%s\n", k, v.Labels[k])
 					}
 					if len(v.Tags) > 0 {
-						fmt.Fprintf(w, "Tags:\t%s\n", esc(strings.Join(v.Tags, ", ")))
+						printEsc(w, "Tags:\t%s\n", strings.Join(v.Tags, ", "))
 					}
 					for _, art := range v.Artifacts {
-						fmt.Fprintf(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", esc(art.Format), esc(art.Path), art.Size, short(art.SHA256))
+						printEsc(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", art.Format, art.Path, art.Size, short(art.SHA256))
 					}
-					fmt.Fprintf(w, "Packages:\t%d\n", len(v.Packages))
+					printEsc(w, "Packages:\t%d\n", len(v.Packages))
 				})
 			})
 		},
@@ -143,7 +147,10 @@ func channelsCmd(g *globals) *cobra.Command {
 		Short: "List an image's channels and the versions they hold",
 		Args:  args(1, "an image name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			if err := checkNames("image", a[0]); err != nil {
+				return err
+			}
+			return g.withImage(cmd.Context(), a[0], "", func(c *catalog.Catalog) error {
 				chs, err := c.Channels(cmd.Context(), a[0])
 				if err != nil {
 					return err
@@ -153,9 +160,9 @@ func channelsCmd(g *globals) *cobra.Command {
 					for _, ch := range chs {
 						state := ""
 						if ch.Revoked {
-							state = "REVOKED: roll this channel back"
+							state = "REVOKED: run " + hint.Rollback(ch.Image, ch.Name)
 						}
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ch.Name, ch.Version, ts(ch.Since), state)
+						printEsc(w, "%s\t%s\t%s\t%s\n", ch.Name, ch.Version, ts(ch.Since), state)
 					}
 				})
 			})

@@ -13,7 +13,7 @@ func lineageCmd(g *globals) *cobra.Command {
 	var outOfDate bool
 	cmd := &cobra.Command{
 		Use:   "lineage NAME@VERSION | lineage --out-of-date [NAME]",
-		Short: "Show a version's ancestors and descendants, or which channel heads sit on a parent no channel holds",
+		Short: "Show a version's ancestors and descendants, or which channel heads sit on an ancestor no channel holds",
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if outOfDate {
 				if len(a) > 1 {
@@ -30,12 +30,12 @@ func lineageCmd(g *globals) *cobra.Command {
 					}
 					return g.emit(ood, func(w *tabwriter.Writer) {
 						if len(ood) == 0 {
-							fmt.Fprintln(w, "every channel head is built on a parent that a channel holds")
+							fmt.Fprintln(w, "every channel head is built on ancestors that a channel holds")
 							return
 						}
-						fmt.Fprintln(w, "IMAGE\tCHANNEL\tVERSION\tPARENT (OFF EVERY CHANNEL)\tPARENT'S CHANNELS NOW")
+						fmt.Fprintln(w, "IMAGE\tCHANNEL\tVERSION\tBUILT ON\tSTALE ANCESTOR (OFF EVERY CHANNEL)\tITS CHANNELS NOW")
 						for _, o := range ood {
-							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", o.Image, o.Channel, o.Version, o.Parent, strings.Join(o.Current, " "))
+							printEsc(w, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Image, o.Channel, o.Version, strings.Join(o.Chain, " on "), o.Ancestor, strings.Join(o.AncestorChannels, " "))
 						}
 					})
 				})
@@ -47,23 +47,23 @@ func lineageCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
 				l, err := c.Lineage(cmd.Context(), name, version)
 				if err != nil {
 					return err
 				}
 				return g.emit(l, func(w *tabwriter.Writer) {
 					for i := len(l.Ancestors) - 1; i >= 0; i-- {
-						fmt.Fprintf(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)-1-i), l.Ancestors[i].Ref(), short(l.Ancestors[i].ImageID))
+						printEsc(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)-1-i), l.Ancestors[i].Ref(), short(l.Ancestors[i].ImageID))
 					}
-					fmt.Fprintf(w, "%s%s\t%s\t<- this\n", strings.Repeat("  ", len(l.Ancestors)), l.Version.Ref(), short(l.Version.ImageID))
+					printEsc(w, "%s%s\t%s\t<- this\n", strings.Repeat("  ", len(l.Ancestors)), l.Version.Ref(), short(l.Version.ImageID))
 					for _, d := range l.Descendants {
-						fmt.Fprintf(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)+1), d.Ref(), short(d.ImageID))
+						printEsc(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)+1), d.Ref(), short(d.ImageID))
 					}
 				})
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&outOfDate, "out-of-date", false, "list channel heads whose parent is no longer on any channel")
+	cmd.Flags().BoolVar(&outOfDate, "out-of-date", false, "list channel heads whose parent, or any ancestor further up, is no longer on any channel of its image")
 	return cmd
 }

@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/hint"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -91,9 +93,6 @@ func fakeOutput(t *testing.T, content string, pkgs string) string {
 
 func TestCLIWalkthrough(t *testing.T) {
 	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
-	if out := c.ok("images", "--json"); strings.TrimSpace(out) != "[]" {
-		t.Fatalf("empty catalog lists %q", out)
-	}
 	out1 := fakeOutput(t, "one", "apt\t2.6.1\tamd64\nold\t1\tall\n")
 	out2 := fakeOutput(t, "two", "apt\t2.6.2\tamd64\nnew\t1\tall\n")
 	if o := c.ok("register", "base", "--from-output", out1, "--label", "suite=bookworm", "--promote", "dev"); !strings.Contains(o, "registered base@1.0.0") || !strings.Contains(o, "dev -> base@1.0.0") {
@@ -180,6 +179,7 @@ func TestCLIWalkthrough(t *testing.T) {
 
 func TestCLIErrors(t *testing.T) {
 	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("b", 64))
 	c.fails(3, "not in the catalog", "versions", "nope")
 	c.fails(3, "not in the catalog", "show", "nope@1")
 	c.fails(2, "is not NAME@VERSION", "show", "nope")
@@ -189,7 +189,6 @@ func TestCLIErrors(t *testing.T) {
 	c.fails(2, "image", "register", "Bad Name", "--image-id", "sha256:"+strings.Repeat("1", 64))
 	c.fails(2, "not a strata output directory", "register", "x", "--from-output", t.TempDir())
 	c.fails(2, "unknown scheme", "--catalog", "mysql://h/db", "images")
-	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("b", 64))
 	c.fails(3, "never been assigned", "rollback", "img", "production")
 	c.fails(3, "no such version", "promote", "img@9.9.9", "dev")
 	c.fails(2, "channel", "promote", "img@1.0.0", "Bad Channel")
@@ -269,16 +268,24 @@ func TestCLIControlCharacters(t *testing.T) {
 	c.fails(2, "control character", "promote", "img@1.0.0", "prod", "--actor", "\x1b]0;owned\x07")
 	// An entry written before these checks (straight into the database) is
 	// printed escaped.
-	cmd := exec.Command("go", "run", "./testdata/rawinsert", db, "reason\nwith\x1b[2Jescapes")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("rawinsert: %v %s", err, out)
-	}
+	rawInsert(t, db, `INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns)
+		VALUES ('img', 'dev', '1.0.0', '1.0.0', 'promote', 'old-strata', ?, ?)`, "reason\nwith\x1b[2Jescapes", "now")
 	out := c.ok("history", "img", "dev")
 	if strings.ContainsAny(out, "\x1b") || strings.Count(out, "\n") != 3 {
 		t.Fatalf("history printed raw control characters:\n%q", out)
 	}
 	if !strings.Contains(out, `reason\nwith\x1b[2Jescapes`) {
 		t.Fatalf("the reason is not shown escaped:\n%s", out)
+	}
+}
+
+// rawInsert runs one SQL statement straight on a SQLite catalog, past the
+// catalog's checks.
+func rawInsert(t *testing.T, db, sql string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"run", "./testdata/rawinsert", db, sql}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rawinsert: %v %s", err, out)
 	}
 }
 
@@ -313,7 +320,7 @@ func TestCLIGCDeletesOnlyWhatItMay(t *testing.T) {
 		RemovedFiles []string          `json:"removed_files"`
 		LeftFiles    map[string]string `json:"left_files"`
 	}
-	out := c.ok("--store", store, "gc", "--min-age", "1ns", "--keep", "0", "--apply", "--delete-files", "--json")
+	out := c.ok("--store", store, "gc", "--min-age", "1ns", "--keep", "0", "--force", "--apply", "--delete-files", "--json")
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -461,4 +468,277 @@ func TestCLIVerifyLayers(t *testing.T) {
 	c.fails(2, "takes an output directory, --layers or both", "verify")
 	os.WriteFile(filepath.Join(l.Dir, "etc", "passwd"), []byte("evil:x:0:0"), 0o644)
 	c.fails(1, l.DiffID, "--store", root, "verify", "--layers")
+}
+
+// TestCLIMissingCatalog: a catalog URL or STRATA_HOME that names no catalog
+// is an error naming it (exit 3) for every command that reads or moves,
+// which creates nothing; register creates the catalog and says so.
+func TestCLIMissingCatalog(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "typo")
+	url := "sqlite://" + filepath.Join(home, "catalog.db")
+	c := cli{t, url}
+	want := "catalog " + url + " does not exist"
+	for _, r := range [][]string{
+		{"images"}, {"versions", "base"}, {"show", "base@1.0.0"}, {"channels", "base"}, {"history", "base", "dev"},
+		{"lineage", "base@1.0.0"}, {"lineage", "--out-of-date"}, {"diff", "base@1.0.0", "base@1.0.1"}, {"gc"},
+		{"promote", "base@1.0.0", "dev"}, {"rollback", "base", "dev"}, {"revoke", "base@1.0.0", "--reason", "x"}, {"restore", "base@1.0.0"},
+	} {
+		c.fails(3, want, r...)
+	}
+	// STRATA_HOME names the store, and so the catalog in it.
+	cmd := exec.Command(binary, "versions", "base")
+	cmd.Env = append(os.Environ(), "STRATA_HOME="+home, "STRATA_CATALOG=")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), want) {
+		t.Fatalf("STRATA_HOME=%s strata versions base: %v\n%s", home, err, out)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Fatalf("reading a catalog that does not exist made %s: %v", home, err)
+	}
+	_, errs, code := c.run("register", "base", "--image-id", "sha256:"+strings.Repeat("1", 64))
+	if code != 0 || !strings.Contains(errs, "created a new catalog at "+url) {
+		t.Fatalf("register in a new catalog: exit %d, stderr %q", code, errs)
+	}
+	_, errs, _ = c.run("register", "base", "--image-id", "sha256:"+strings.Repeat("2", 64))
+	if strings.Contains(errs, "created") {
+		t.Fatalf("the second register says it created the catalog: %q", errs)
+	}
+	c.ok("versions", "base")
+}
+
+// TestCLIUsage: strata alone, and a NAME@VERSION that can't be one, are
+// usage errors (2), not success or "not found".
+func TestCLIUsage(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "dev")
+	cmd := exec.Command(binary)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(errb.String(), "Usage:") {
+		t.Fatalf("strata without arguments: %v\n%s", err, errb.String())
+	}
+	_, errs, code := c.run("promte", "img@1.0.0", "dev")
+	if code != 2 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, `unknown command "promte" for "strata"; did you mean promote?`) {
+		t.Fatalf("a mistyped command: exit %d, stderr %q", code, errs)
+	}
+	for _, r := range [][]string{
+		{"show", "Img@1.0.0"}, {"show", "img@1.0.0@x"}, {"show", "img@-1"}, {"show", "img@1 0"}, {"show", "@1.0.0"},
+		{"lineage", "BAD@1"}, {"promote", "img@1.0.0/x", "dev"}, {"diff", "img@1.0.0", "img@a;b"},
+		{"revoke", "img@1.0.0\x1b", "--reason", "x"}, {"restore", "im g@1.0.0"},
+		{"versions", "Img"}, {"channels", "img/x"}, {"rollback", "img", "Dev"}, {"history", "img", "d ev"},
+	} {
+		c.fails(2, "", r...)
+	}
+}
+
+// TestCLIJSONErrors: under --json an error is a JSON object on stdout with
+// the exit code, the message and the hint, whatever failed.
+func TestCLIJSONErrors(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	missing := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "none", "catalog.db")}
+	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "dev")
+	c.ok("revoke", "img@1.0.0", "--reason", "bad")
+	c.ok("register", "other", "--image-id", "sha256:"+strings.Repeat("2", 64), "--promote", "dev")
+	c.ok("promote", "other@1.0.0", "staging")
+	for _, e := range []struct {
+		c    cli
+		args []string
+		code int
+		msg  string
+		hint string // "" none, else what it starts with
+	}{
+		{c, []string{"versions", "nope", "--json"}, 3, "not in the catalog", "strata images"},
+		{c, []string{"show", "img@9.9.9", "--json"}, 3, "no such version", "strata versions img"},
+		{c, []string{"rollback", "img", "qa", "--json"}, 3, "never been assigned", "strata channels img"},
+		{c, []string{"rollback", "other", "staging", "--json"}, 4, "nothing to roll back to", "strata history other staging"},
+		{c, []string{"--json", "show", "img"}, 2, "is not NAME@VERSION", ""},
+		{c, []string{"promote", "img@1.0.0", "prod", "--json"}, 4, "revoked", "strata versions img"},
+		{c, []string{"--json", "frobnicate"}, 2, "unknown command", ""},
+		{c, []string{"images", "--nope", "--json"}, 2, "unknown flag", ""},
+		{c, []string{"--json"}, 2, "no command given", ""},
+		{c, []string{"gc", "--min-age", "-1h", "--apply", "--json"}, 2, "can't be negative", ""},
+		{missing, []string{"images", "--json"}, 3, "does not exist", "build and register an image first"},
+	} {
+		out, _, code := e.c.run(e.args...)
+		var v struct {
+			Code    *int    `json:"code"`
+			Message *string `json:"message"`
+			Hint    *string `json:"hint"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil || v.Code == nil || v.Message == nil || v.Hint == nil {
+			t.Errorf("strata %s: stdout is not a JSON error: %v\n%s", strings.Join(e.args, " "), err, out)
+			continue
+		}
+		if code != e.code || *v.Code != code || !strings.Contains(*v.Message, e.msg) || !strings.HasPrefix(*v.Hint, e.hint) || (e.hint == "") != (*v.Hint == "") {
+			t.Errorf("strata %s: exit %d, code %d, message %q, hint %q (want code %d, %q, hint %q)", strings.Join(e.args, " "), code, *v.Code, *v.Message, *v.Hint, e.code, e.msg, e.hint)
+		}
+		// A hint that is a command works as written.
+		if f := strings.Fields(*v.Hint); len(f) > 0 && f[0] == "strata" {
+			c.ok(f[1:]...)
+		}
+	}
+	if out, _, _ := c.run("versions", "nope"); strings.TrimSpace(out) != "" {
+		t.Errorf("without --json an error prints nothing on stdout: %q", out)
+	}
+}
+
+// TestCLISafetyWindows: a window that keeps things from deletion can't be
+// negative, and zero means zero only with --force.
+func TestCLISafetyWindows(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "x", "--image-id", "sha256:"+strings.Repeat("1", 64))
+	c.ok("register", "x", "--image-id", "sha256:"+strings.Repeat("2", 64), "--promote", "production")
+	c.fails(2, "can't be negative", "gc", "--min-age", "-1h", "--apply")
+	c.fails(2, "can't be negative", "gc", "--min-age", "-1h")
+	c.fails(2, "can't be negative", "gc", "--keep", "-1", "--apply")
+	c.fails(2, "add --force", "gc", "--min-age", "0s", "--apply")
+	c.fails(2, "add --force", "gc", "--keep", "0", "--apply")
+	if o := c.ok("gc", "--min-age", "0s"); !strings.Contains(o, "would delete\tx@1.0.0") && !strings.Contains(strings.Join(strings.Fields(o), " "), "would delete x@1.0.0") {
+		t.Fatalf("a dry run with --min-age 0 shows what zero would collect (a fresh version): %s", o)
+	}
+	c.ok("show", "x@1.0.0")
+	if o := strings.Join(strings.Fields(c.ok("gc", "--min-age", "0s", "--apply", "--force")), " "); !strings.Contains(o, "deleted x@1.0.0") {
+		t.Fatalf("--min-age 0 --force collects a fresh version: %s", o)
+	}
+	cache := t.TempDir()
+	c.fails(2, "required", "cache", "--dir", cache, "prune")
+	c.fails(2, "can't be negative", "cache", "--dir", cache, "prune", "--unused-for", "-1h")
+	c.fails(2, "add --force", "cache", "--dir", cache, "prune", "--unused-for", "0")
+}
+
+// TestCLIEscapesCatalogValues: any catalog string (a version, a channel, a
+// parent) written into the database past the catalog's checks is printed
+// escaped in every table and message.
+func TestCLIEscapesCatalogValues(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "catalog.db")
+	c := cli{t, "sqlite://" + db}
+	c.ok("register", "img", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "dev")
+	c.ok("register", "app", "--image-id", "sha256:"+strings.Repeat("a", 64), "--parent", "img@1.0.0", "--promote", "production")
+	evil := "6.6.6\n7.7.7\t\x1b[2J\x1b]0;owned\x07"
+	rawInsert(t, db, `INSERT INTO versions (image, version, seq, image_id, parent_id, created_ns) VALUES ('img', ?, 9, ?, '', 1)`,
+		evil, "sha256:"+strings.Repeat("9", 64))
+	rawInsert(t, db, `INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns)
+		VALUES ('img', ?, '1.0.0', '', 'promote', 'x', '', ?)`, "ch\x1b[31m\nforged", "now")
+	rawInsert(t, db, `INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns)
+		VALUES ('img', 'dev', ?, '1.0.0', 'promote', 'x', '', ?)`, evil, "now")
+	// app@1.0.0's parent is another such version, on no channel: lineage
+	// and --out-of-date name it.
+	rawInsert(t, db, `INSERT INTO versions (image, version, seq, image_id, parent_id, created_ns) VALUES ('img', ?, 10, ?, '', 1)`,
+		"9.9.9\x1b[1m", "sha256:"+strings.Repeat("8", 64))
+	rawInsert(t, db, `UPDATE versions SET parent_id = ? WHERE image = 'app'`, "sha256:"+strings.Repeat("8", 64))
+	for _, r := range [][]string{
+		{"versions", "img"}, {"show", "img@1.0.0"}, {"channels", "img"}, {"history", "img", "dev"},
+		{"lineage", "app@1.0.0"}, {"lineage", "--out-of-date"}, {"gc", "--min-age", "1ns"}, {"images"},
+	} {
+		out := c.ok(r...)
+		if strings.ContainsAny(out, "\x1b\x07") || strings.Contains(out, "\n7.7.7") || strings.Contains(out, "\nforged") {
+			t.Errorf("strata %s printed raw control characters:\n%q", strings.Join(r, " "), out)
+		}
+		if !strings.Contains(out, `\x1b`) {
+			t.Errorf("strata %s shows no escaped value:\n%s", strings.Join(r, " "), out)
+		}
+	}
+	// A message that quotes a catalog value: promote --from names what the
+	// channel holds.
+	_, errs, code := c.run("promote", "img@1.0.0", "staging", "--from", "dev")
+	if code != 4 || strings.ContainsAny(errs, "\x1b\x07") || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, `6.6.6\n7.7.7`) {
+		t.Errorf("an error quoting a catalog value: exit %d\n%q", code, errs)
+	}
+}
+
+// TestCLIHintsRun: every command line internal/hint writes is one strata
+// takes: each is run against a real catalog and must do its work.
+func TestCLIHintsRun(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "base", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "dev")
+	c.ok("register", "base", "--image-id", "sha256:"+strings.Repeat("2", 64), "--promote", "dev")
+	o := c.ok("revoke", "base@1.0.1", "--reason", "broken")
+	m := regexp.MustCompile(`run: (strata .*)`).FindStringSubmatch(o)
+	if m == nil || m[1] != hint.Rollback("base", "dev") {
+		t.Fatalf("revoke's warning gives no hint, or another than hint.Rollback: %s", o)
+	}
+	c.has("channels", "base")("REVOKED: run " + m[1])
+	for _, h := range []struct {
+		line  string
+		check func()
+	}{
+		{m[1], func() { c.has("channels", "base")("dev", "1.0.0") }},
+		{hint.Restore("base", "1.0.1"), func() { c.lacks("versions", "base")("revoked") }},
+		{hint.Promote("base", "1.0.1", "staging"), func() { c.has("channels", "base")("staging", "1.0.1") }},
+		{hint.Versions("base"), nil},
+		{hint.Channels("base"), nil},
+		{hint.OutOfDate("base"), nil},
+	} {
+		f := strings.Fields(h.line)
+		if f[0] != "strata" {
+			t.Fatalf("hint %q is not a strata command", h.line)
+		}
+		c.ok(f[1:]...)
+		if h.check != nil {
+			h.check()
+		}
+	}
+}
+
+// has runs a command that must succeed and returns a check that its
+// output holds every string.
+func (c cli) has(args ...string) func(...string) {
+	out := c.ok(args...)
+	return func(want ...string) {
+		c.t.Helper()
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				c.t.Errorf("strata %s lacks %q:\n%s", strings.Join(args, " "), w, out)
+			}
+		}
+	}
+}
+
+// lacks is has for strings that must not be there.
+func (c cli) lacks(args ...string) func(...string) {
+	out := c.ok(args...)
+	return func(bad ...string) {
+		c.t.Helper()
+		for _, b := range bad {
+			if strings.Contains(out, b) {
+				c.t.Errorf("strata %s has %q:\n%s", strings.Join(args, " "), b, out)
+			}
+		}
+	}
+}
+
+// TestCLILineageTransitive: base <- runtime <- app; when base's channel
+// moves on, app is out of date too (its runtime sits on the replaced base),
+// in the table and the JSON.
+func TestCLILineageTransitive(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	c.ok("register", "base", "--image-id", "sha256:"+strings.Repeat("1", 64), "--promote", "production")
+	c.ok("register", "runtime", "--image-id", "sha256:"+strings.Repeat("2", 64), "--parent", "base@1.0.0", "--promote", "production")
+	c.ok("register", "app", "--image-id", "sha256:"+strings.Repeat("3", 64), "--parent", "runtime@1.0.0", "--promote", "production")
+	if o := c.ok("lineage", "--out-of-date"); !strings.Contains(o, "every channel head") {
+		t.Fatalf("nothing is out of date yet: %s", o)
+	}
+	c.ok("register", "base", "--image-id", "sha256:"+strings.Repeat("4", 64), "--promote", "production")
+	var ood []struct {
+		Image    string   `json:"image"`
+		Channel  string   `json:"channel"`
+		Version  string   `json:"version"`
+		Parent   string   `json:"parent"`
+		Ancestor string   `json:"stale_ancestor"`
+		Chain    []string `json:"chain"`
+		Now      []string `json:"stale_ancestor_channels"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("lineage", "--out-of-date", "app", "--json")), &ood); err != nil {
+		t.Fatal(err)
+	}
+	if len(ood) != 1 || ood[0].Image != "app" || ood[0].Channel != "production" || ood[0].Parent != "runtime@1.0.0" ||
+		ood[0].Ancestor != "base@1.0.0" || strings.Join(ood[0].Chain, " ") != "runtime@1.0.0 base@1.0.0" || strings.Join(ood[0].Now, " ") != "production=1.0.1" {
+		t.Fatalf("app sits on runtime@1.0.0 on base@1.0.0, which production no longer holds: %+v", ood)
+	}
+	o := strings.Join(strings.Fields(c.ok("lineage", "--out-of-date")), " ")
+	for _, want := range []string{"app production 1.0.0 runtime@1.0.0 on base@1.0.0 base@1.0.0 production=1.0.1", "runtime production 1.0.0 base@1.0.0 base@1.0.0"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("strata lineage --out-of-date lacks %q:\n%s", want, o)
+		}
+	}
 }

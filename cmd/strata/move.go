@@ -25,7 +25,7 @@ func promoteCmd(g *globals) *cobra.Command {
 			} else if opt.From == "" {
 				return usageError{fmt.Errorf("promote needs NAME@VERSION, or NAME with --from CHANNEL")}
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, opt.From, func(c *catalog.Catalog) error {
 				e, changed, err := c.Promote(cmd.Context(), name, a[1], version, opt)
 				if err != nil {
 					return err
@@ -35,10 +35,10 @@ func promoteCmd(g *globals) *cobra.Command {
 					Changed bool `json:"changed"`
 				}{e, changed}, func(w *tabwriter.Writer) {
 					if !changed {
-						fmt.Fprintf(w, "%s already holds %s@%s; nothing changed\n", a[1], name, e.Version)
+						printEsc(w, "%s already holds %s@%s; nothing changed\n", a[1], name, e.Version)
 						return
 					}
-					fmt.Fprintf(w, "%s: %s -> %s@%s\n", a[1], orNone(e.Previous), name, e.Version)
+					printEsc(w, "%s: %s -> %s@%s\n", a[1], orNone(e.Previous), name, e.Version)
 				})
 			})
 		},
@@ -67,7 +67,10 @@ func rollbackCmd(g *globals) *cobra.Command {
 		Short: "Move a channel back to the newest earlier version that is not revoked and still has its content",
 		Args:  args(2, "an image name and a channel"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			if err := checkNames("image", a[0], "channel", a[1]); err != nil {
+				return err
+			}
+			return g.withImage(cmd.Context(), a[0], a[1], func(c *catalog.Catalog) error {
 				e, skipped, err := c.Rollback(cmd.Context(), a[0], a[1], opt)
 				if err != nil {
 					return err
@@ -77,9 +80,9 @@ func rollbackCmd(g *globals) *cobra.Command {
 					Skipped []catalog.RollbackTarget `json:"skipped"`
 				}{e, skipped}, func(w *tabwriter.Writer) {
 					for _, s := range skipped {
-						fmt.Fprintf(w, "skipped %s@%s: %s\n", a[0], s.Version, esc(s.Skipped))
+						printEsc(w, "skipped %s@%s: %s\n", a[0], s.Version, s.Skipped)
 					}
-					fmt.Fprintf(w, "%s: %s@%s -> %s@%s (rollback)\n", a[1], a[0], e.Previous, a[0], e.Version)
+					printEsc(w, "%s: %s@%s -> %s@%s (rollback)\n", a[1], a[0], e.Previous, a[0], e.Version)
 				})
 			})
 		},
@@ -95,7 +98,10 @@ func historyCmd(g *globals) *cobra.Command {
 		Short: "Show a channel's assignment history, oldest first",
 		Args:  args(2, "an image name and a channel"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			if err := checkNames("image", a[0], "channel", a[1]); err != nil {
+				return err
+			}
+			return g.withImage(cmd.Context(), a[0], a[1], func(c *catalog.Catalog) error {
 				h, err := c.History(cmd.Context(), a[0], a[1])
 				if err != nil {
 					return err
@@ -103,7 +109,7 @@ func historyCmd(g *globals) *cobra.Command {
 				return g.emit(h, func(w *tabwriter.Writer) {
 					fmt.Fprintln(w, "#\tTIME\tACTION\tFROM\tTO\tACTOR\tREASON")
 					for _, e := range h {
-						fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, ts(e.Time), e.Action, orNone(e.Previous), e.Version, esc(e.Actor), esc(e.Reason))
+						printEsc(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, ts(e.Time), e.Action, orNone(e.Previous), e.Version, e.Actor, e.Reason)
 					}
 				})
 			})

@@ -31,6 +31,9 @@ func registerCmd(g *globals) *cobra.Command {
 		Args:  args(1, "an image name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			v.Image = a[0]
+			if err := checkNames("image", v.Image); err != nil {
+				return err
+			}
 			switch scheme {
 			case string(catalog.SchemeSemver), string(catalog.SchemeTimestamp):
 				opt.Scheme = catalog.VersionScheme(scheme)
@@ -73,30 +76,37 @@ func registerCmd(g *globals) *cobra.Command {
 					v.Packages = append(v.Packages, catalog.Package{Name: p[0], Version: p[1], Arch: p[2]})
 				}
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
-				if parent != "" {
-					id, external, err := c.ResolveParent(cmd.Context(), parent)
-					if err != nil {
-						return err
-					}
-					if external {
-						fmt.Fprintf(os.Stderr, "strata: note: no version in the catalog has the parent %s; recorded as a base from outside\n", id)
-					}
-					v.ParentID = id
-				}
-				if opt.Promote != "" && opt.Move.Reason == "" {
-					opt.Move.Reason = "registered"
-				}
-				out, err := c.Register(cmd.Context(), &v, opt)
+			// register is what creates a catalog, and it says so.
+			c, err := g.openCatalog(catalog.Open)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if c.Created {
+				printEsc(os.Stderr, "strata: note: created a new catalog at %s\n", catalog.RedactURL(g.catalogURL))
+			}
+			if parent != "" {
+				id, external, err := c.ResolveParent(cmd.Context(), parent)
 				if err != nil {
 					return err
 				}
-				return g.emit(out, func(w *tabwriter.Writer) {
-					fmt.Fprintf(w, "registered %s (%s, %d artifacts, %d packages)\n", out.Ref(), short(out.ImageID), len(out.Artifacts), len(out.Packages))
-					if opt.Promote != "" {
-						fmt.Fprintf(w, "%s -> %s\n", opt.Promote, out.Ref())
-					}
-				})
+				if external {
+					printEsc(os.Stderr, "strata: note: no version in the catalog has the parent %s; recorded as a base from outside\n", id)
+				}
+				v.ParentID = id
+			}
+			if opt.Promote != "" && opt.Move.Reason == "" {
+				opt.Move.Reason = "registered"
+			}
+			out, err := c.Register(cmd.Context(), &v, opt)
+			if err != nil {
+				return err
+			}
+			return g.emit(out, func(w *tabwriter.Writer) {
+				printEsc(w, "registered %s (%s, %d artifacts, %d packages)\n", out.Ref(), short(out.ImageID), len(out.Artifacts), len(out.Packages))
+				if opt.Promote != "" {
+					printEsc(w, "%s -> %s\n", opt.Promote, out.Ref())
+				}
 			})
 		},
 	}

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/internal/hint"
 )
 
 func revokeCmd(g *globals, revoke bool) *cobra.Command {
@@ -23,7 +23,7 @@ func revokeCmd(g *globals, revoke bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withCatalog(func(c *catalog.Catalog) error {
+			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
 				f := c.Restore
 				if revoke {
 					f = c.Revoke
@@ -55,13 +55,13 @@ func revokeCmd(g *globals, revoke bool) *cobra.Command {
 						verb = "revoked"
 					}
 					if len(changed) == 0 {
-						fmt.Fprintf(w, "nothing to do: %s is already %s\n", a[0], verb)
+						printEsc(w, "nothing to do: %s is already %s\n", a[0], verb)
 					}
 					for _, v := range changed {
-						fmt.Fprintf(w, "%s %s\n", verb, v.Ref())
+						printEsc(w, "%s %s\n", verb, v.Ref())
 					}
 					for _, ch := range held {
-						fmt.Fprintf(w, "warning: channel %s of %s still holds revoked %s; run: strata rollback %s %s\n", ch.Name, ch.Image, ch.Version, ch.Image, ch.Name)
+						printEsc(w, "warning: channel %s of %s still holds revoked %s; run: %s\n", ch.Name, ch.Image, ch.Version, hint.Rollback(ch.Image, ch.Name))
 					}
 				})
 			})

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/internal/hint"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
@@ -32,6 +36,13 @@ func newRoot() *cobra.Command {
 		Short:         "The Strata image catalog: versions, channels, promotion, rollback, revocation, lineage",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Without a command, strata is a usage error (exit 2), not help
+		// that exits 0 and lets a CI job go on.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(os.Stderr)
+			cmd.Usage()
+			return usageError{errors.New("no command given; strata --help lists the commands")}
+		},
 	}
 	root.PersistentFlags().StringVar(&g.catalogURL, "catalog", catalog.DefaultURL(), "catalog URL: sqlite:///path/catalog.db or postgres://... (default $STRATA_CATALOG)")
 	store, _ := storeroot.Resolve("")
@@ -56,10 +67,17 @@ func args(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-// open opens the catalog; a version's content counts as there when its
-// files are, or its image is complete in this host's layer store.
-func (g *globals) open() (*catalog.Catalog, error) {
-	c, err := catalog.Open(g.catalogURL)
+// open opens the catalog, which must exist (only register creates one); a
+// version's content counts as there when its files are, or its image is
+// complete in this host's layer store.
+func (g *globals) open() (*catalog.Catalog, error) { return g.openCatalog(catalog.OpenExisting) }
+
+// openCatalog opens the catalog with open (catalog.Open or OpenExisting).
+func (g *globals) openCatalog(open func(string) (*catalog.Catalog, error)) (*catalog.Catalog, error) {
+	c, err := open(g.catalogURL)
+	if errors.Is(err, catalog.ErrNoCatalog) {
+		return nil, hint.With(err, catalog.NoCatalogAdvice)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +87,7 @@ func (g *globals) open() (*catalog.Catalog, error) {
 	return c, nil
 }
 
-// withCatalog opens the catalog for one command.
+// withCatalog opens the existing catalog for one command.
 func (g *globals) withCatalog(fn func(c *catalog.Catalog) error) error {
 	c, err := g.open()
 	if err != nil {
@@ -77,6 +95,47 @@ func (g *globals) withCatalog(fn func(c *catalog.Catalog) error) error {
 	}
 	defer c.Close()
 	return fn(c)
+}
+
+// withImage is withCatalog for a command about one image (and channel, ""
+// when none): its error gets a hint, a strata command that shows what
+// there is to pick from.
+func (g *globals) withImage(ctx context.Context, name, channel string, fn func(c *catalog.Catalog) error) error {
+	return g.withCatalog(func(c *catalog.Catalog) error {
+		err := fn(c)
+		switch {
+		case err == nil || hint.Of(err) != "":
+			return err
+		case errors.Is(err, catalog.ErrNoRollback):
+			return hint.With(err, hint.History(name, channel))
+		case errors.Is(err, catalog.ErrRevoked):
+			return hint.With(err, hint.Versions(name))
+		case errors.Is(err, catalog.ErrNotFound):
+			if _, verr := c.Versions(ctx, name); verr != nil {
+				return hint.With(err, hint.Images())
+			}
+			if channel != "" {
+				if chs, cerr := c.Channels(ctx, name); cerr == nil && len(chs) > 0 {
+					return hint.With(err, hint.Channels(name))
+				}
+			}
+			return hint.With(err, hint.Versions(name))
+		}
+		return err
+	})
+}
+
+// safetyWindow checks a flag that keeps things from deletion (a duration
+// or a count): negative is a usage error, and zero, which switches the
+// window off, takes --force.
+func safetyWindow[T int | time.Duration](flag string, v T, force bool) error {
+	switch {
+	case v < 0:
+		return usageError{fmt.Errorf("--%s %v: a safety window can't be negative", flag, v)}
+	case v == 0 && !force:
+		return usageError{fmt.Errorf("--%s 0 switches its safety window off; add --force if that is what you mean", flag)}
+	}
+	return nil
 }
 
 // emit prints v as JSON, or calls table for people.
@@ -95,13 +154,30 @@ func (g *globals) emit(v interface{}, table func(w *tabwriter.Writer)) error {
 	return w.Flush()
 }
 
-// splitRef parses NAME@VERSION.
+// splitRef parses NAME@VERSION: anything that can't be one (a bad name or
+// version syntax) is a usage error, not "not found".
 func splitRef(ref string) (string, string, error) {
 	name, version, ok := strings.Cut(ref, "@")
 	if !ok || name == "" || version == "" {
 		return "", "", usageError{fmt.Errorf("%q is not NAME@VERSION", ref)}
 	}
+	if err := catalog.ValidName("image", name); err != nil {
+		return "", "", usageError{fmt.Errorf("%q is not NAME@VERSION: %w", ref, err)}
+	}
+	if err := catalog.CheckText(&catalog.Version{Version: version}); err != nil {
+		return "", "", usageError{fmt.Errorf("%q is not NAME@VERSION: %w", ref, err)}
+	}
 	return name, version, nil
+}
+
+// checkNames checks image and channel names given as arguments.
+func checkNames(kindsAndNames ...string) error {
+	for i := 0; i+1 < len(kindsAndNames); i += 2 {
+		if err := catalog.ValidName(kindsAndNames[i], kindsAndNames[i+1]); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
 }
 
 // defaultActor is who a channel move is recorded as: $STRATA_ACTOR, else user@host.
@@ -125,6 +201,29 @@ func short(d string) string {
 		return d[:12]
 	}
 	return d
+}
+
+// printEsc prints one line of a table or message with format, every string
+// argument passed through esc: text from the catalog (names, versions,
+// reasons, even those written into the database by hand) can neither
+// forge rows nor drive the terminal. The format's own tabs and newlines
+// are the table's.
+func printEsc(w io.Writer, format string, a ...interface{}) {
+	for i, x := range a {
+		switch v := x.(type) {
+		case string:
+			a[i] = esc(v)
+		case []string:
+			q := make([]string, len(v))
+			for j, e := range v {
+				q[j] = esc(e)
+			}
+			a[i] = q
+		case error:
+			a[i] = esc(v.Error())
+		}
+	}
+	fmt.Fprintf(w, format, a...)
 }
 
 // esc makes free text from the catalog safe to print in a table: control

@@ -56,6 +56,14 @@ type DatasourceOutput struct {
 	ArtifactSHA256 map[string]string `mapstructure:"artifact_sha256"`
 	// The parent image ID, "" for a base.
 	ParentImageID string `mapstructure:"parent_image_id"`
+	// True when the version sits on a replaced base: its parent, or any
+	// ancestor further up, is no longer held by any channel of its own image
+	// (as `strata lineage --out-of-date` lists). Such a version should be
+	// rebuilt on what the ancestor's channels hold now.
+	OutOfDate bool `mapstructure:"out_of_date"`
+	// The nearest such ancestor, as `name@version`; "" when `out_of_date`
+	// is false.
+	StaleAncestor string `mapstructure:"stale_ancestor"`
 }
 
 func (c *Config) prepare(raws ...interface{}) error {

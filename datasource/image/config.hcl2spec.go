@@ -53,6 +53,8 @@ type FlatDatasourceOutput struct {
 	Artifacts      map[string]string `mapstructure:"artifacts" cty:"artifacts" hcl:"artifacts"`
 	ArtifactSHA256 map[string]string `mapstructure:"artifact_sha256" cty:"artifact_sha256" hcl:"artifact_sha256"`
 	ParentImageID  *string           `mapstructure:"parent_image_id" cty:"parent_image_id" hcl:"parent_image_id"`
+	OutOfDate      *bool             `mapstructure:"out_of_date" cty:"out_of_date" hcl:"out_of_date"`
+	StaleAncestor  *string           `mapstructure:"stale_ancestor" cty:"stale_ancestor" hcl:"stale_ancestor"`
 }
 
 // FlatMapstructure returns a new FlatDatasourceOutput.
@@ -77,6 +79,8 @@ func (*FlatDatasourceOutput) HCL2Spec() map[string]hcldec.Spec {
 		"artifacts":       &hcldec.AttrSpec{Name: "artifacts", Type: cty.Map(cty.String), Required: false},
 		"artifact_sha256": &hcldec.AttrSpec{Name: "artifact_sha256", Type: cty.Map(cty.String), Required: false},
 		"parent_image_id": &hcldec.AttrSpec{Name: "parent_image_id", Type: cty.String, Required: false},
+		"out_of_date":     &hcldec.AttrSpec{Name: "out_of_date", Type: cty.Bool, Required: false},
+		"stale_ancestor":  &hcldec.AttrSpec{Name: "stale_ancestor", Type: cty.String, Required: false},
 	}
 	return s
 }

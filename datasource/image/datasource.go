@@ -17,6 +17,7 @@ import (
 	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
 	_ "github.com/strata-build/packer-plugin-strata/catalog/postgres"
 	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
+	"github.com/strata-build/packer-plugin-strata/internal/hint"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
@@ -43,26 +44,31 @@ func (d *Datasource) Execute() (cty.Value, error) {
 	if url == "" {
 		url = catalogdb.URLFor(store)
 	}
-	cat, err := catalogdb.Open(url)
+	cat, err := catalogdb.OpenExisting(url)
 	if err != nil {
 		return null, fmt.Errorf("strata-image: %w", err)
 	}
 	defer cat.Close()
+	cat.ContentExists = catalogdb.ContentInStore(filepath.Join(store, "layers"))
 	ctx := context.Background()
 	v, err := resolve(ctx, cat, c, url)
 	if err != nil {
 		return null, err
 	}
-	if !catalogdb.ContentInStore(filepath.Join(store, "layers"))(v) {
+	if !cat.ContentExists(v) {
 		return null, fmt.Errorf("strata-image: the content of %s (%s) is gone: its files are not on disk and its image is not in the layer store %s; %s",
 			v.Ref(), v.ImageID, filepath.Join(store, "layers"), goneAdvice(c))
 	}
-	return hcl2helper.HCL2ValueFromConfig(outputOf(v, c.Channel), d.OutputSpec()), nil
+	stale, err := cat.Stale(ctx, v.Image, v.Version)
+	if err != nil {
+		return null, fmt.Errorf("strata-image: %w", err)
+	}
+	return hcl2helper.HCL2ValueFromConfig(outputOf(v, c.Channel, stale), d.OutputSpec()), nil
 }
 
 func goneAdvice(c *Config) string {
 	if c.Channel != "" {
-		return "roll the channel back (strata rollback " + c.Name + " " + c.Channel + ") or build and promote a new version"
+		return "roll the channel back (`" + hint.Rollback(c.Name, c.Channel) + "`) or build and promote a new version"
 	}
 	return "pick another version, or build a new one"
 }
@@ -75,7 +81,7 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string)
 		v, err := cat.Resolve(ctx, c.Name, c.Channel)
 		switch {
 		case errors.Is(err, catalogdb.ErrRevoked):
-			return nil, fmt.Errorf("strata-image: %w: strata rollback %s %s moves it back to the version before", err, c.Name, c.Channel)
+			return nil, fmt.Errorf("strata-image: %w: `%s` moves it back to the version before", err, hint.Rollback(c.Name, c.Channel))
 		case errors.Is(err, catalogdb.ErrNotFound):
 			return nil, notFound(ctx, cat, c, url, err)
 		case err != nil:
@@ -91,8 +97,8 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string)
 			return nil, fmt.Errorf("strata-image: %w", err)
 		}
 		if v.Revoked {
-			return nil, fmt.Errorf("strata-image: %s is revoked (%s); pick another version, or strata restore %s %s if the revocation was a mistake",
-				v.Ref(), v.RevokedReason, c.Name, c.Version)
+			return nil, fmt.Errorf("strata-image: %s is revoked (%s); pick another version, or `%s` if the revocation was a mistake",
+				v.Ref(), v.RevokedReason, hint.Restore(c.Name, c.Version))
 		}
 		return v, nil
 	}
@@ -112,12 +118,25 @@ func resolve(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string)
 // notFound says which of image, version or channel is missing, and what to
 // do about it.
 func notFound(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string, err error) error {
-	if _, verr := cat.Versions(ctx, c.Name); errors.Is(verr, catalogdb.ErrNotFound) {
+	vs, verr := cat.Versions(ctx, c.Name)
+	if errors.Is(verr, catalogdb.ErrNotFound) {
 		return fmt.Errorf("strata-image: image %q is not in the catalog %s; register it first (post-processor \"strata-catalog\" or strata register), or check name and catalog",
 			c.Name, catalogdb.RedactURL(url))
 	}
 	if c.Channel != "" {
-		return fmt.Errorf("strata-image: channel %q of %s points at no version yet; promote one first: strata promote %s %s VERSION", c.Channel, c.Name, c.Name, c.Channel)
+		// The hint names a version it can take: the newest not revoked
+		// whose content is there.
+		for i := len(vs) - 1; i >= 0; i-- {
+			if vs[i].Revoked {
+				continue
+			}
+			if full, err := cat.Get(ctx, c.Name, vs[i].Version); err == nil && cat.ContentExists(full) {
+				return fmt.Errorf("strata-image: channel %q of %s points at no version yet; promote one first, such as the newest usable one: `%s`",
+					c.Channel, c.Name, hint.Promote(c.Name, vs[i].Version, c.Channel))
+			}
+		}
+		return fmt.Errorf("strata-image: channel %q of %s points at no version yet, and every version of %s is revoked or its content gone; build and register a new one",
+			c.Channel, c.Name, c.Name)
 	}
-	return fmt.Errorf("strata-image: %w; strata versions %s lists what there is", err, c.Name)
+	return fmt.Errorf("strata-image: %w; `%s` lists what there is", err, hint.Versions(c.Name))
 }

@@ -6,8 +6,9 @@ import (
 	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
 )
 
-// outputOf is a version's answer.
-func outputOf(v *catalogdb.Version, channel string) DatasourceOutput {
+// outputOf is a version's answer; stale is its stale ancestry, nil when
+// it is current.
+func outputOf(v *catalogdb.Version, channel string, stale *catalogdb.Staleness) DatasourceOutput {
 	out := DatasourceOutput{
 		ImageID:        v.ImageID,
 		Version:        v.Version,
@@ -19,6 +20,10 @@ func outputOf(v *catalogdb.Version, channel string) DatasourceOutput {
 		Artifacts:      map[string]string{},
 		ArtifactSHA256: map[string]string{},
 		ParentImageID:  v.ParentID,
+	}
+	if stale != nil {
+		out.OutOfDate = true
+		out.StaleAncestor = stale.Ancestor
 	}
 	for k, l := range v.Labels {
 		out.Labels[k] = l

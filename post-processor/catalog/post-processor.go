@@ -104,6 +104,9 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		return nil, false, false, fmt.Errorf("strata-catalog: catalog: %w", err)
 	}
 	defer cat.Close()
+	if cat.Created {
+		ui.Message(fmt.Sprintf("Created a new catalog at %s", catalogdb.RedactURL(url)))
+	}
 	if storeDir != "" {
 		cat.ContentExists = catalogdb.ContentInStore(storeroot.Layout{Root: storeDir}.Layers())
 	}

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -210,5 +211,24 @@ func TestConfigureErrors(t *testing.T) {
 	var q PostProcessor
 	if err := q.Configure(map[string]interface{}{}); err == nil || !strings.Contains(err.Error(), "image_name: required") {
 		t.Errorf("missing image_name: %v", err)
+	}
+}
+
+// TestSaysWhenItCreatesTheCatalog: the post-processor creates a catalog
+// that is not there (it writes), and says so; only the first time.
+func TestSaysWhenItCreatesTheCatalog(t *testing.T) {
+	store := t.TempDir()
+	url := "sqlite://" + filepath.Join(store, "new", "catalog.db")
+	for i, want := range []bool{true, false} {
+		in, _ := chrootArtifact(t, store)
+		p := configure(t, map[string]interface{}{"catalog": url, "image_name": "base-os", "allow_duplicate": true, "packer_build_name": "base"})
+		var out bytes.Buffer
+		ui := &packersdk.BasicUi{Reader: strings.NewReader(""), Writer: &out, ErrorWriter: &out}
+		if _, _, _, err := p.PostProcess(context.Background(), ui, in); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "Created a new catalog at "+url); got != want {
+			t.Fatalf("registration %d: says it created the catalog: %v, want %v\n%s", i+1, got, want, out.String())
+		}
 	}
 }

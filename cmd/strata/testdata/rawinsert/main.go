@@ -1,6 +1,11 @@
-// Command rawinsert appends a channel history entry straight into a SQLite
-// catalog, bypassing the catalog's checks: it stands for data written by an
-// older strata, for the test that such data is printed safely.
+// Command rawinsert runs one SQL statement with its arguments straight on
+// a SQLite catalog, bypassing the catalog's checks: it stands for data
+// written by an older strata or by hand, for the tests that such data is
+// printed safely.
+//
+//	rawinsert DB SQL [ARG ...]
+//
+// An ARG "now" is the current time in nanoseconds.
 package main
 
 import (
@@ -15,8 +20,15 @@ import (
 func main() {
 	db, err := sql.Open("sqlite", "file:"+os.Args[1])
 	if err == nil {
-		_, err = db.Exec(`INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns)
-			VALUES ('img', 'dev', '1.0.0', '1.0.0', 'promote', 'old-strata', ?, ?)`, os.Args[2], time.Now().UnixNano())
+		var args []interface{}
+		for _, a := range os.Args[3:] {
+			if a == "now" {
+				args = append(args, time.Now().UnixNano())
+				continue
+			}
+			args = append(args, a)
+		}
+		_, err = db.Exec(os.Args[2], args...)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
