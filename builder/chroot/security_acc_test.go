@@ -6,9 +6,11 @@ package chroot
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -384,31 +386,66 @@ func TestAccSparseStaysSparse(t *testing.T) {
 }
 
 // TestAccUnchangedArchiveSameDigest: a build of an unchanged archive with no
-// provisioners gives the same rootfs digest every time: the builder puts
-// back everything it touched (resolv.conf, policy-rc.d, mount points) with
-// its directory's times.
+// provisioners gives the same rootfs digest every time, and what it gives is
+// the archive's own tree: GNU tar unpacks the input archive and the output
+// rootfs.tar to trees equal entry by entry (type, mode, owner, content,
+// link, device, xattrs) and time by time. The builder puts back everything
+// it touched (resolv.conf, policy-rc.d, mount points) with its directory's
+// times.
 func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 	e := acceptance(t)
 	store := filepath.Join(scratch(t), "store")
-	var digests []string
+	archive := baseArchive(t)
+	var digests, outs []string
 	for i := 0; i < 2; i++ {
 		dir := t.TempDir()
-		r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
+		r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive})
 		if r.code != 0 {
 			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
 		}
-		digests = append(digests, manifestOf(t, filepath.Join(dir, "output-plain")).RootfsDigest)
+		outs = append(outs, filepath.Join(dir, "output-plain"))
+		digests = append(digests, manifestOf(t, outs[i]).RootfsDigest)
 	}
 	if digests[0] != digests[1] {
 		t.Fatalf("two builds of the same archive: %s and %s", digests[0], digests[1])
 	}
-	// And it is the archive's own tree.
-	r0, _ := baseBuild(t)
-	want := manifestOf(t, filepath.Join(r0.dir, "output-base")).RootfsDigest
-	if digests[0] != want {
-		t.Errorf("the build changed the archive's tree: %s, the base is %s", digests[0], want)
-	}
 	assertClean(t, store)
+	in, out := unpack(t, archive), unpack(t, filepath.Join(outs[0], "rootfs.tar"))
+	compareTrees(t, "the output (first) against the input archive (second)", out, in)
+	compareTimes(t, out, in)
+}
+
+// compareTimes fails for every entry whose modification time differs
+// between two trees (entries only in one are compareTrees' business).
+func compareTimes(t *testing.T, got, want string) {
+	t.Helper()
+	times := func(root string) map[string]unix.Timespec {
+		m := map[string]unix.Timespec{}
+		filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) == nil {
+				rel, _ := filepath.Rel(root, p)
+				m[rel] = st.Mtim
+			}
+			return nil
+		})
+		return m
+	}
+	g, w := times(got), times(want)
+	var diffs []string
+	for p, tw := range w {
+		if tg, ok := g[p]; ok && tg != tw {
+			diffs = append(diffs, fmt.Sprintf("%s: %s, the archive has %s", p,
+				time.Unix(tg.Unix()).UTC().Format(time.RFC3339Nano), time.Unix(tw.Unix()).UTC().Format(time.RFC3339Nano)))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Errorf("%d modification times differ:\n%s", len(diffs), strings.Join(diffs, "\n"))
+	}
 }
 
 // TestAccMakeInstallWhileBuilding: installing the plugin while a build runs
