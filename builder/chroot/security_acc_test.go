@@ -387,15 +387,40 @@ func TestAccSparseStaysSparse(t *testing.T) {
 
 // TestAccUnchangedArchiveSameDigest: a build of an unchanged archive with no
 // provisioners gives the same rootfs digest every time, and what it gives is
-// the archive's own tree: GNU tar unpacks the input archive and the output
-// rootfs.tar to trees equal entry by entry (type, mode, owner, content,
-// link, device, xattrs) and time by time. The builder puts back everything
-// it touched (resolv.conf, policy-rc.d, mount points) with its directory's
-// times.
+// the archive's own tree. The oracle is GNU tar, not strata: the input is an
+// archive GNU tar made of the base image (its setuid files among them)
+// plus hard cases (a file capability, xattrs, a hard link, a fifo, a
+// device node, odd owners and times), and GNU tar unpacks it and the output rootfs.tar to trees equal
+// entry by entry (type, mode, owner, content, link, device, xattrs, hard
+// links) and time by time. The builder puts back everything it touched
+// (resolv.conf, policy-rc.d, mount points) with its directory's times.
 func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 	e := acceptance(t)
 	store := filepath.Join(scratch(t), "store")
-	archive := baseArchive(t)
+	old := time.Unix(1234567890, 0)
+	archive := makeArchive(t, func(tree string) {
+		d := filepath.Join(tree, "srv/cases")
+		steps := []error{
+			os.MkdirAll(filepath.Join(d, "sub"), 0o750),
+			os.WriteFile(filepath.Join(d, "capfile"), []byte("#!/bin/sh\n"), 0o755),
+			unix.Setxattr(filepath.Join(d, "capfile"), "security.capability", []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0),
+			unix.Setxattr(filepath.Join(d, "sub"), "user.strata", []byte("on a directory"), 0),
+			os.Link(filepath.Join(d, "capfile"), filepath.Join(d, "sub/hardlink")),
+			unix.Mkfifo(filepath.Join(d, "fifo"), 0o640),
+			unix.Mknod(filepath.Join(d, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))),
+			os.Symlink("../etc/os-release", filepath.Join(d, "link")),
+			os.Lchown(filepath.Join(d, "link"), 4321, 8765),
+			os.Chown(filepath.Join(d, "sub"), 1234, 5678),
+			unix.Lutimes(filepath.Join(d, "link"), []unix.Timeval{unix.NsecToTimeval(old.UnixNano()), unix.NsecToTimeval(old.UnixNano())}),
+			os.Chtimes(filepath.Join(d, "sub"), old, old),
+			os.Chtimes(d, old, old),
+		}
+		for i, err := range steps {
+			if err != nil {
+				t.Fatalf("making the hard cases (step %d): %v", i, err)
+			}
+		}
+	})
 	var digests, outs []string
 	for i := 0; i < 2; i++ {
 		dir := t.TempDir()
@@ -413,6 +438,11 @@ func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 	in, out := unpack(t, archive), unpack(t, filepath.Join(outs[0], "rootfs.tar"))
 	compareTrees(t, "the output (first) against the input archive (second)", out, in)
 	compareTimes(t, out, in)
+	a, errA := os.Stat(filepath.Join(out, "srv/cases/capfile"))
+	b, errB := os.Stat(filepath.Join(out, "srv/cases/sub/hardlink"))
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Errorf("the hard link came out as a copy (%v %v)", errA, errB)
+	}
 }
 
 // compareTimes fails for every entry whose modification time differs
