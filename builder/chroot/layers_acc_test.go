@@ -169,16 +169,16 @@ func compareTrees(t *testing.T, what, a, b string) {
 	for p, ea := range ta {
 		eb, ok := tb[p]
 		if !ok {
-			diffs = append(diffs, "only in the layered image: "+p)
+			diffs = append(diffs, "only in the first: "+p)
 			continue
 		}
 		if fmt.Sprint(ea) != fmt.Sprint(eb) {
-			diffs = append(diffs, fmt.Sprintf("%s differs:\n    layered %+v\n    full    %+v", p, ea, eb))
+			diffs = append(diffs, fmt.Sprintf("%s differs:\n    first  %+v\n    second %+v", p, ea, eb))
 		}
 	}
 	for p := range tb {
 		if _, ok := ta[p]; !ok {
-			diffs = append(diffs, "only in the full build: "+p)
+			diffs = append(diffs, "only in the second: "+p)
 		}
 	}
 	sort.Strings(diffs)
@@ -214,9 +214,9 @@ func counts(t *testing.T, s *layer.Store) (int, int) {
 
 // TestAccLayeredEqualsFullBuild: parent + child (+ grandchild) flattened
 // equals one full build of the same steps, file by file, over every hard
-// case of a layer diff; the OCI output unpacks (umoci) to the same tree and
-// skopeo reads it; with oci_compression = "zstd" its layers are zstd blobs
-// (gzip by default), each decompressing to its DiffID.
+// case of a layer diff; the OCI output unpacks (umoci; skopeo for zstd) to
+// the same tree and skopeo reads it; with oci_compression = "zstd" its
+// layers are zstd blobs (gzip by default), each decompressing to its DiffID.
 func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	e := acceptance(t)
 	archive := capArchive(t)
@@ -293,9 +293,17 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	if !strings.Contains(runIn(t, childOut, "skopeo", "inspect", "oci:"+filepath.Join(childOut, "oci")+":1.2.3"), `"org.opencontainers.image.version": "1.2.3"`) {
 		t.Error("the version annotation or label is missing")
 	}
+	// umoci unpacks the child's gzip layers to its tree. umoci 0.4 reads no
+	// zstd layers: skopeo (containers/image, another zstd decoder) converts
+	// the grandchild's to gzip first, then umoci unpacks them to its tree.
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	runIn(t, grandOut, "umoci", "unpack", "--image", filepath.Join(grandOut, "oci")+":latest", bundle)
-	compareTrees(t, "umoci unpack vs dir output", filepath.Join(bundle, "rootfs"), filepath.Join(grandOut, "rootfs"))
+	runIn(t, childOut, "umoci", "unpack", "--image", filepath.Join(childOut, "oci")+":1.2.3", bundle)
+	compareTrees(t, "umoci unpack vs dir output (child, gzip)", filepath.Join(bundle, "rootfs"), filepath.Join(childOut, "rootfs"))
+	converted := filepath.Join(t.TempDir(), "gzip")
+	runIn(t, grandOut, "skopeo", "copy", "--dest-compress-format", "gzip", "oci:"+filepath.Join(grandOut, "oci")+":latest", "oci:"+converted+":latest")
+	bundle = filepath.Join(t.TempDir(), "bundle")
+	runIn(t, grandOut, "umoci", "unpack", "--image", converted+":latest", bundle)
+	compareTrees(t, "skopeo zstd->gzip, umoci unpack vs dir output (grandchild)", filepath.Join(bundle, "rootfs"), filepath.Join(grandOut, "rootfs"))
 
 	// The config digest is the image ID.
 	cfgDigest := strings.TrimSpace(runIn(t, grandOut, "sh", "-c", "skopeo inspect --config --raw oci:"+filepath.Join(grandOut, "oci")+":latest | sha256sum | cut -d' ' -f1"))
