@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -244,5 +247,89 @@ func VerifyOCI(dir, manifestHex string) error {
 	if !bytes.Equal([]byte(hex.EncodeToString(sum[:])), []byte(manifestHex)) {
 		return fmt.Errorf("%s: the manifest does not have its digest", dir)
 	}
-	return validate.Image(img)
+	// validate reads every layer as gzip: it checks the manifest and the
+	// config here, and verifyLayer each layer in its own compression.
+	if err := validate.Image(img, validate.Fast); err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for i, l := range layers {
+		if err := verifyLayer(l); err != nil {
+			return fmt.Errorf("%s: layer %d: %w", dir, i, err)
+		}
+	}
+	return nil
+}
+
+// verifyLayer checks a layer blob's bytes against its digest and size, and
+// the bytes it decompresses to (gzip or zstd, as its media type says)
+// against its DiffID.
+func verifyLayer(l v1.Layer) error {
+	digest, err := l.Digest()
+	if err != nil {
+		return err
+	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return err
+	}
+	mt, err := l.MediaType()
+	if err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	blobHash := sha256.New()
+	counted := &countingReader{r: io.TeeReader(rc, blobHash)}
+	var unpacked io.Reader
+	switch {
+	case strings.HasSuffix(string(mt), "+zstd"):
+		zr, err := zstd.NewReader(counted)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		unpacked = zr
+	default:
+		gr, err := gzip.NewReader(counted)
+		if err != nil {
+			return err
+		}
+		unpacked = gr
+	}
+	diffHash := sha256.New()
+	if _, err := io.Copy(diffHash, unpacked); err != nil {
+		return fmt.Errorf("decompressing %s: %w", digest, err)
+	}
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != digest.String() || counted.n != size {
+		return fmt.Errorf("blob %s reads back as %s, %d bytes (want %d)", digest, got, counted.n, size)
+	}
+	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != diffID.String() {
+		return fmt.Errorf("blob %s decompresses to %s, not its DiffID %s", digest, got, diffID)
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }

@@ -2,7 +2,11 @@ package layer
 
 import (
 	"archive/tar"
+	"bytes"
+	stdgzip "compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
@@ -195,6 +200,46 @@ func TestBlobIsTheLayer(t *testing.T) {
 	must(t, err)
 	if again.Digest != b.Digest {
 		t.Fatal("the cached blob differs")
+	}
+}
+
+// TestBlobDecompressesToItsDiffID: for each compression, the blob's bytes
+// hash to its Digest, and decompressed by a reader independent of the
+// writer (the standard library's gzip; zstd's decoder) they hash to the
+// layer's DiffID, which is what the OCI config lists.
+func TestBlobDecompressesToItsDiffID(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	files := map[string]string{"etc/x": "hello", "usr/share/big": strings.Repeat("strata ", 100000)}
+	l, _, release, err := s.Commit(ctx, tree(t, files), CommitOptions{ClampTime: time.Unix(1700000000, 0)})
+	must(t, err)
+	defer release()
+	for _, c := range []struct {
+		compression string
+		open        func(io.Reader) (io.Reader, error)
+	}{
+		{Gzip, func(r io.Reader) (io.Reader, error) { return stdgzip.NewReader(r) }},
+		{Zstd, func(r io.Reader) (io.Reader, error) { return zstd.NewReader(r) }},
+	} {
+		b, err := s.Blob(ctx, l, c.compression)
+		must(t, err)
+		data, err := os.ReadFile(b.Path)
+		must(t, err)
+		if d := sha256.Sum256(data); "sha256:"+hex.EncodeToString(d[:]) != b.Digest || int64(len(data)) != b.Size {
+			t.Errorf("%s: the blob's bytes (%d) are not its digest %s and size %d", c.compression, len(data), b.Digest, b.Size)
+		}
+		r, err := c.open(bytes.NewReader(data))
+		must(t, err)
+		h := sha256.New()
+		n, err := io.Copy(h, r)
+		must(t, err)
+		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != l.DiffID || b.DiffID != l.DiffID {
+			t.Errorf("%s: the blob decompresses to %d bytes with sha256 %s; the layer's DiffID is %s (the blob says %s)",
+				c.compression, n, got, l.DiffID, b.DiffID)
+		}
+		if n != l.Size {
+			t.Errorf("%s: %d bytes uncompressed, the layer says %d", c.compression, n, l.Size)
+		}
 	}
 }
 

@@ -56,9 +56,9 @@ func main() {
 			break
 		}
 	}
-	fmt.Printf("| %-28s | %9s | %7s | %8s |\n", "benchmark", "seconds", "ratio", "MiB")
-	fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 11), strings.Repeat("-", 9), strings.Repeat("-", 10))
+	fmt.Printf("| %-32s | %9s | %7s | %8s |\n", "benchmark", "seconds", "ratio", "MiB")
+	fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 11), strings.Repeat("-", 9), strings.Repeat("-", 10))
 	for _, r := range rows {
-		fmt.Printf("| %-28s | %9.2f | %6.2fx | %8s |\n", r.name, r.ns/1e9, r.ns/base.ns, r.mib)
+		fmt.Printf("| %-32s | %9.2f | %6.2fx | %8s |\n", r.name, r.ns/1e9, r.ns/base.ns, r.mib)
 	}
 }

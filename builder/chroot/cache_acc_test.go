@@ -6,6 +6,7 @@ package chroot
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -175,7 +176,9 @@ func tarHas(t *testing.T, out, name string) string {
 // cache; the next build fetches no .deb upstream; with the repository gone
 // and offline = true a build still succeeds; a snapshot build installs the
 // old version after the repository published a newer one; nothing of the
-// cache ends up in an image.
+// cache ends up in an image. strata cache counts the builds and lists their
+// snapshots; strata cache keep and prune keep exactly what a kept snapshot
+// needs, enough for an offline build pinned to it.
 func TestAccPackageCache(t *testing.T) {
 	e := acceptance(t)
 	repo := newAptRepo(t)
@@ -217,6 +220,8 @@ func TestAccPackageCache(t *testing.T) {
 	// The repository moves on.
 	deb2 := repo.add("strata-hello", "2.0", 50000)
 	extra := repo.add("strata-extra", "1.0", 1000) // listed, never fetched
+	deb1Data, _ := os.ReadFile(filepath.Join(repo.dir, deb1))
+	deb2Data, _ := os.ReadFile(filepath.Join(repo.dir, deb2))
 	os.Remove(filepath.Join(repo.dir, deb1))
 	repo.index()
 	snapVars := repo.vars(t, cache, install...)
@@ -248,12 +253,107 @@ func TestAccPackageCache(t *testing.T) {
 	if r6.code == 0 || !strings.Contains(r6.out.String(), filepath.Base(extra)) || !strings.Contains(r6.out.String(), "not in the package cache") {
 		t.Fatalf("an offline miss: exit %d\n%s", r6.code, r6.out.String())
 	}
-	if cli := os.Getenv("STRATA_CLI"); cli != "" {
-		o := runIn(t, cache, cli, "cache", "--dir", cache)
-		if !strings.Contains(o, "Builds:\t6") && !strings.Contains(o, "Builds:") {
-			t.Errorf("strata cache: %s", o)
+
+	// strata cache reports the six builds and the snapshots they saw.
+	report := cacheReport(t, e, cache)
+	if report.Builds != 6 {
+		t.Errorf("strata cache counts %d builds, six used the cache", report.Builds)
+	}
+	snap1 := manifestOf(t, out1).PackageSnapshot.ID
+	snap4 := manifestOf(t, out4).PackageSnapshot.ID
+	if snap1 == snap4 || report.snapshot(snap1) == nil || report.snapshot(snap4) == nil {
+		t.Fatalf("strata cache lists snapshots %+v, want %s (build 1) and %s (build 4)", report.Snapshots, snap1, snap4)
+	}
+	if s := report.snapshot(snap1); s.Builds < 3 || s.Kept {
+		t.Errorf("build 1's snapshot: %+v, want at least 3 builds (1, 2 and the pinned 3), not kept", s)
+	}
+
+	// strata cache keep takes a short ID, as strata cache prints it.
+	hex1 := strings.TrimPrefix(snap1, "sha256:")
+	if o := strataCLI(t, e, "cache", "--dir", cache, "keep", hex1[:12]); !strings.Contains(o, "kept "+snap1) {
+		t.Errorf("strata cache keep: %s", o)
+	}
+	if s := cacheReport(t, e, cache).snapshot(snap1); s == nil || !s.Kept {
+		t.Errorf("after keep, strata cache shows %+v", s)
+	}
+	// prune with every build older than the cut-off: the dry run removes
+	// nothing; the prune removes the 2.0 .deb that only unkept snapshots
+	// used, and leaves the 1.0 .deb the kept snapshot needs.
+	blob := func(deb []byte) string { return filepath.Join(cache, "blobs/sha256", sumHex(deb)) }
+	filesBefore := cacheReport(t, e, cache).Files
+	time.Sleep(10 * time.Millisecond)
+	dry := strataCLI(t, e, "--json", "cache", "--dir", cache, "prune", "--unused-for", "1ms", "--dry-run")
+	if after := cacheReport(t, e, cache).Files; after != filesBefore || !strings.Contains(dry, `"files"`) {
+		t.Errorf("prune --dry-run: %d files before, %d after\n%s", filesBefore, after, dry)
+	}
+	var pruned struct {
+		Files int `json:"files"`
+		Kept  int `json:"kept_files"`
+	}
+	if err := json.Unmarshal([]byte(strataCLI(t, e, "--json", "cache", "--dir", cache, "prune", "--unused-for", "1ms")), &pruned); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(blob(deb1Data)); err != nil {
+		t.Errorf("prune removed the 1.0 .deb the kept snapshot needs: %v", err)
+	}
+	if _, err := os.Stat(blob(deb2Data)); err == nil {
+		t.Error("prune left the 2.0 .deb no kept snapshot needs")
+	}
+	if after := cacheReport(t, e, cache).Files; pruned.Files == 0 || pruned.Kept == 0 || after != filesBefore-pruned.Files {
+		t.Errorf("prune says it removed %d files and kept %d; the cache went from %d to %d files", pruned.Files, pruned.Kept, filesBefore, after)
+	}
+	// What the kept snapshot needs is enough for an offline build pinned to it.
+	kept := repo.vars(t, cache, install...)
+	kept["offline"] = "true"
+	kept["snapshot"] = filepath.Join(out1, "artifact.json")
+	r7, out7 := repoBuild(t, e, kept)
+	if v := tarHas(t, out7, "./usr/share/strata-hello/version"); r7.code != 0 || v != "1.0\n" {
+		t.Fatalf("an offline build of the kept snapshot after prune: exit %d, version %q\n%s", r7.code, v, r7.out.String())
+	}
+}
+
+// cacheState is `strata cache --json`.
+type cacheState struct {
+	Files     int `json:"files"`
+	Builds    int `json:"builds"`
+	Snapshots []struct {
+		ID     string `json:"id"`
+		Builds int    `json:"builds"`
+		Kept   bool   `json:"kept"`
+	} `json:"snapshots"`
+}
+
+func (c *cacheState) snapshot(id string) *struct {
+	ID     string `json:"id"`
+	Builds int    `json:"builds"`
+	Kept   bool   `json:"kept"`
+} {
+	for i := range c.Snapshots {
+		if c.Snapshots[i].ID == id {
+			return &c.Snapshots[i]
 		}
 	}
+	return nil
+}
+
+func cacheReport(t *testing.T, e *accEnv, cache string) *cacheState {
+	t.Helper()
+	var c cacheState
+	o := strataCLI(t, e, "--json", "cache", "--dir", cache)
+	if err := json.Unmarshal([]byte(o), &c); err != nil {
+		t.Fatalf("strata cache --json: %v\n%s", err, o)
+	}
+	return &c
+}
+
+// strataCLI runs bin/strata, which must succeed.
+func strataCLI(t *testing.T, e *accEnv, args ...string) string {
+	t.Helper()
+	r := e.Strata(t, nil, args...)
+	if r.Code != 0 {
+		t.Fatalf("strata %s: exit %d\n%s", strings.Join(args, " "), r.Code, r.Out)
+	}
+	return r.Out
 }
 
 // TestAccPackageCacheRefusesCorrupt: an upstream .deb with the right size

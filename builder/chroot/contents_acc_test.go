@@ -227,9 +227,11 @@ func failedBuildLeftNothing(t *testing.T, r *run, out, store string) {
 // from the minimized base keep the new package's docs, man page and
 // translation out; the lock file records the whole closure; a later build
 // installs the locked versions although the repository has newer ones;
-// update_lock moves to the newer ones; a locked version the repository
-// dropped, an unknown package and a dependency nobody has each fail naming
-// the package, leaving nothing behind.
+// update_lock moves to the newer ones; remove purges a package with the
+// dependencies only it needed, upgrade upgrades, and update = false leaves
+// the image's package indexes alone; a locked version
+// the repository dropped, an unknown package and a dependency nobody has
+// each fail naming the package, leaving nothing behind.
 func TestAccPackagesProvisioner(t *testing.T) {
 	e := acceptance(t)
 	cache := filepath.Join(scratch(t), "cache")
@@ -299,6 +301,49 @@ func TestAccPackagesProvisioner(t *testing.T) {
 	}
 	if v := tarHas(t, out, "./usr/share/greet/version"); v != "2.0\n" {
 		t.Errorf("update_lock installed greet %q", v)
+	}
+
+	// remove, upgrade and update = false in one build. The image already
+	// has greet 1.0 and farewell (with libfarewell, automatic), from
+	// indexes that know greet 2.0, and a marker file among those indexes,
+	// which apt-get update would delete (it removes what no source lists).
+	// strata-packages purges farewell with libfarewell, upgrades greet to
+	// 2.0, and leaves the indexes alone.
+	repo.addDeb(deb{name: "libfarewell", version: "1.0"})
+	repo.addDeb(deb{name: "farewell", version: "1.0", control: "Depends: libfarewell\n"})
+	repo.index()
+	uv := packagesVars(t, repo, cache)
+	uv["upgrade"], uv["update"] = "true", "false"
+	uv["remove"] = hclList([]string{"farewell"})
+	uv["prepare"] = hclList([]string{
+		"set -e",
+		"apt-get update -qq",
+		"apt-get install -y -qq greet=1.0 libgreet=1.0 farewell",
+		// $${ is HCL's escape for a literal ${ in a -var value.
+		"dpkg-query -W -f '$${Version}' greet | grep -qx 1.0",
+		"apt-mark showauto | grep -qx libfarewell",
+		"touch /var/lib/apt/lists/strata-test-not-updated",
+	})
+	uv["inline"] = hclList([]string{
+		"set -ex",
+		"! dpkg -s farewell", "! dpkg -s libfarewell",
+		"test \"$(dpkg-query -W -f '$${Version}' greet libgreet)\" = 2.02.0",
+		"test -e /var/lib/apt/lists/strata-test-not-updated",
+	})
+	ur, uout := packagesBuild(t, e, uv)
+	if ur.code != 0 {
+		t.Fatalf("remove, upgrade, update = false:\n%s", ur.out.String())
+	}
+	if v := tarHas(t, uout, "./usr/share/greet/version"); v != "2.0\n" {
+		t.Errorf("after upgrade the image has greet %q", v)
+	}
+	for _, want := range []string{"Removing farewell", "Upgrading the installed packages"} {
+		if !strings.Contains(ur.out.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(ur.out.String(), "Updating the package indexes") {
+		t.Error("update = false updated the package indexes")
 	}
 
 	// The repository drops greet 1.0: the old lock fails, naming it.

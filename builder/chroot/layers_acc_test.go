@@ -169,16 +169,16 @@ func compareTrees(t *testing.T, what, a, b string) {
 	for p, ea := range ta {
 		eb, ok := tb[p]
 		if !ok {
-			diffs = append(diffs, "only in the layered image: "+p)
+			diffs = append(diffs, "only in the first: "+p)
 			continue
 		}
 		if fmt.Sprint(ea) != fmt.Sprint(eb) {
-			diffs = append(diffs, fmt.Sprintf("%s differs:\n    layered %+v\n    full    %+v", p, ea, eb))
+			diffs = append(diffs, fmt.Sprintf("%s differs:\n    first  %+v\n    second %+v", p, ea, eb))
 		}
 	}
 	for p := range tb {
 		if _, ok := ta[p]; !ok {
-			diffs = append(diffs, "only in the full build: "+p)
+			diffs = append(diffs, "only in the second: "+p)
 		}
 	}
 	sort.Strings(diffs)
@@ -214,8 +214,9 @@ func counts(t *testing.T, s *layer.Store) (int, int) {
 
 // TestAccLayeredEqualsFullBuild: parent + child (+ grandchild) flattened
 // equals one full build of the same steps, file by file, over every hard
-// case of a layer diff; the OCI output unpacks (umoci) to the same tree and
-// skopeo reads it.
+// case of a layer diff; the OCI output unpacks (umoci; skopeo for zstd) to
+// the same tree and skopeo reads it; with oci_compression = "zstd" its
+// layers are zstd blobs (gzip by default), each decompressing to its DiffID.
 func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	e := acceptance(t)
 	archive := capArchive(t)
@@ -225,7 +226,7 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	parent := manifestOf(t, parentOut)
 	childOut := layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["dir", "oci"]`, "image_version": "1.2.3"}, stepChild)
 	child := manifestOf(t, childOut)
-	grandOut := layeredBuild(t, e, store, map[string]string{"parent": child.ImageID[:19], "formats": `["dir", "oci"]`}, stepGrandchild)
+	grandOut := layeredBuild(t, e, store, map[string]string{"parent": child.ImageID[:19], "formats": `["dir", "oci"]`, "oci_compression": "zstd"}, stepGrandchild)
 	grand := manifestOf(t, grandOut)
 	fullChild := layeredBuild(t, e, store, map[string]string{"archive": archive}, concat(stepParent, stepChild[1:]))
 	fullGrand := layeredBuild(t, e, store, map[string]string{"archive": archive}, concat(stepParent, stepChild[1:], stepGrandchild[1:]))
@@ -283,12 +284,26 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 			t.Errorf("the OCI config lacks the label: %s", cfg)
 		}
 	}
+	// Each layer blob is compressed as oci_compression says (gzip by
+	// default, zstd for the grandchild) and decompresses, with gzip and zstd
+	// themselves, to the DiffID the config lists.
+	for _, o := range []struct{ out, ref, compression string }{{childOut, "1.2.3", "gzip"}, {grandOut, "latest", "zstd"}} {
+		checkOCILayers(t, filepath.Join(o.out, "oci"), o.ref, o.compression, len(manifestOf(t, o.out).Layers))
+	}
 	if !strings.Contains(runIn(t, childOut, "skopeo", "inspect", "oci:"+filepath.Join(childOut, "oci")+":1.2.3"), `"org.opencontainers.image.version": "1.2.3"`) {
 		t.Error("the version annotation or label is missing")
 	}
+	// umoci unpacks the child's gzip layers to its tree. umoci 0.4 reads no
+	// zstd layers: skopeo (containers/image, another zstd decoder) converts
+	// the grandchild's to gzip first, then umoci unpacks them to its tree.
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	runIn(t, grandOut, "umoci", "unpack", "--image", filepath.Join(grandOut, "oci")+":latest", bundle)
-	compareTrees(t, "umoci unpack vs dir output", filepath.Join(bundle, "rootfs"), filepath.Join(grandOut, "rootfs"))
+	runIn(t, childOut, "umoci", "unpack", "--image", filepath.Join(childOut, "oci")+":1.2.3", bundle)
+	compareTrees(t, "umoci unpack vs dir output (child, gzip)", filepath.Join(bundle, "rootfs"), filepath.Join(childOut, "rootfs"))
+	converted := filepath.Join(t.TempDir(), "gzip")
+	runIn(t, grandOut, "skopeo", "copy", "--dest-compress-format", "gzip", "oci:"+filepath.Join(grandOut, "oci")+":latest", "oci:"+converted+":latest")
+	bundle = filepath.Join(t.TempDir(), "bundle")
+	runIn(t, grandOut, "umoci", "unpack", "--image", converted+":latest", bundle)
+	compareTrees(t, "skopeo zstd->gzip, umoci unpack vs dir output (grandchild)", filepath.Join(bundle, "rootfs"), filepath.Join(grandOut, "rootfs"))
 
 	// The config digest is the image ID.
 	cfgDigest := strings.TrimSpace(runIn(t, grandOut, "sh", "-c", "skopeo inspect --config --raw oci:"+filepath.Join(grandOut, "oci")+":latest | sha256sum | cut -d' ' -f1"))
@@ -297,6 +312,44 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	}
 	if cli := os.Getenv("STRATA_CLI"); cli != "" {
 		runIn(t, grandOut, cli, "verify", grandOut)
+	}
+}
+
+// checkOCILayers: the OCI layout's image ref has n layers, each of media
+// type tar+compression, whose blob decompressed by the compressor's own
+// command has the sha256 the config lists as its DiffID.
+func checkOCILayers(t *testing.T, layout, ref, compression string, n int) {
+	t.Helper()
+	var m struct {
+		Layers []struct {
+			MediaType, Digest string
+		} `json:"layers"`
+	}
+	var cfg struct {
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	raw := runIn(t, layout, "skopeo", "inspect", "--raw", "oci:"+layout+":"+ref)
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatal(err)
+	}
+	rawCfg := runIn(t, layout, "skopeo", "inspect", "--config", "--raw", "oci:"+layout+":"+ref)
+	if err := json.Unmarshal([]byte(rawCfg), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Layers) != n || len(cfg.RootFS.DiffIDs) != n {
+		t.Fatalf("%s: %d layers and %d diff_ids, want %d", layout, len(m.Layers), len(cfg.RootFS.DiffIDs), n)
+	}
+	for i, l := range m.Layers {
+		if want := "application/vnd.oci.image.layer.v1.tar+" + compression; l.MediaType != want {
+			t.Errorf("%s layer %d: media type %s, want %s", layout, i, l.MediaType, want)
+		}
+		blob := filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))
+		sum := strings.Fields(runIn(t, layout, "sh", "-c", compression+` -dc <"$1" | sha256sum`, "sh", blob))[0]
+		if "sha256:"+sum != cfg.RootFS.DiffIDs[i] {
+			t.Errorf("%s layer %d: %s -dc gives sha256:%s, the config's DiffID is %s", layout, i, compression, sum, cfg.RootFS.DiffIDs[i])
+		}
 	}
 }
 

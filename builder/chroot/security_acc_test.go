@@ -6,9 +6,11 @@ package chroot
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -384,31 +386,96 @@ func TestAccSparseStaysSparse(t *testing.T) {
 }
 
 // TestAccUnchangedArchiveSameDigest: a build of an unchanged archive with no
-// provisioners gives the same rootfs digest every time: the builder puts
-// back everything it touched (resolv.conf, policy-rc.d, mount points) with
-// its directory's times.
+// provisioners gives the same rootfs digest every time, and what it gives is
+// the archive's own tree. The oracle is GNU tar, not strata: the input is an
+// archive GNU tar made of the base image (its setuid files among them)
+// plus hard cases (a file capability, xattrs, a hard link, a fifo, a
+// device node, odd owners and times), and GNU tar unpacks it and the output rootfs.tar to trees equal
+// entry by entry (type, mode, owner, content, link, device, xattrs, hard
+// links) and time by time. The builder puts back everything it touched
+// (resolv.conf, policy-rc.d, mount points) with its directory's times.
 func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 	e := acceptance(t)
 	store := filepath.Join(scratch(t), "store")
-	var digests []string
+	old := time.Unix(1234567890, 0)
+	archive := makeArchive(t, func(tree string) {
+		d := filepath.Join(tree, "srv/cases")
+		steps := []error{
+			os.MkdirAll(filepath.Join(d, "sub"), 0o750),
+			os.WriteFile(filepath.Join(d, "capfile"), []byte("#!/bin/sh\n"), 0o755),
+			unix.Setxattr(filepath.Join(d, "capfile"), "security.capability", []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0),
+			unix.Setxattr(filepath.Join(d, "sub"), "user.strata", []byte("on a directory"), 0),
+			os.Link(filepath.Join(d, "capfile"), filepath.Join(d, "sub/hardlink")),
+			unix.Mkfifo(filepath.Join(d, "fifo"), 0o640),
+			unix.Mknod(filepath.Join(d, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))),
+			os.Symlink("../etc/os-release", filepath.Join(d, "link")),
+			os.Lchown(filepath.Join(d, "link"), 4321, 8765),
+			os.Chown(filepath.Join(d, "sub"), 1234, 5678),
+			unix.Lutimes(filepath.Join(d, "link"), []unix.Timeval{unix.NsecToTimeval(old.UnixNano()), unix.NsecToTimeval(old.UnixNano())}),
+			os.Chtimes(filepath.Join(d, "sub"), old, old),
+			os.Chtimes(d, old, old),
+		}
+		for i, err := range steps {
+			if err != nil {
+				t.Fatalf("making the hard cases (step %d): %v", i, err)
+			}
+		}
+	})
+	var digests, outs []string
 	for i := 0; i < 2; i++ {
 		dir := t.TempDir()
-		r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
+		r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive})
 		if r.code != 0 {
 			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
 		}
-		digests = append(digests, manifestOf(t, filepath.Join(dir, "output-plain")).RootfsDigest)
+		outs = append(outs, filepath.Join(dir, "output-plain"))
+		digests = append(digests, manifestOf(t, outs[i]).RootfsDigest)
 	}
 	if digests[0] != digests[1] {
 		t.Fatalf("two builds of the same archive: %s and %s", digests[0], digests[1])
 	}
-	// And it is the archive's own tree.
-	r0, _ := baseBuild(t)
-	want := manifestOf(t, filepath.Join(r0.dir, "output-base")).RootfsDigest
-	if digests[0] != want {
-		t.Errorf("the build changed the archive's tree: %s, the base is %s", digests[0], want)
-	}
 	assertClean(t, store)
+	in, out := unpack(t, archive), unpack(t, filepath.Join(outs[0], "rootfs.tar"))
+	compareTrees(t, "the output (first) against the input archive (second)", out, in)
+	compareTimes(t, out, in)
+	a, errA := os.Stat(filepath.Join(out, "srv/cases/capfile"))
+	b, errB := os.Stat(filepath.Join(out, "srv/cases/sub/hardlink"))
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		t.Errorf("the hard link came out as a copy (%v %v)", errA, errB)
+	}
+}
+
+// compareTimes fails for every entry whose modification time differs
+// between two trees (entries only in one are compareTrees' business).
+func compareTimes(t *testing.T, got, want string) {
+	t.Helper()
+	times := func(root string) map[string]unix.Timespec {
+		m := map[string]unix.Timespec{}
+		filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) == nil {
+				rel, _ := filepath.Rel(root, p)
+				m[rel] = st.Mtim
+			}
+			return nil
+		})
+		return m
+	}
+	g, w := times(got), times(want)
+	var diffs []string
+	for p, tw := range w {
+		if tg, ok := g[p]; ok && tg != tw {
+			diffs = append(diffs, fmt.Sprintf("%s: %s, the archive has %s", p,
+				time.Unix(tg.Unix()).UTC().Format(time.RFC3339Nano), time.Unix(tw.Unix()).UTC().Format(time.RFC3339Nano)))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Errorf("%d modification times differ:\n%s", len(diffs), strings.Join(diffs, "\n"))
+	}
 }
 
 // TestAccMakeInstallWhileBuilding: installing the plugin while a build runs

@@ -436,7 +436,7 @@ func TestCLIForgedPackageManifest(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, export.ManifestName), b, 0o644)
 	c.fails(1, "records no sha256", "verify", dir)
 	c.fails(2, "records no sha256", "register", "base", "--from-output", dir)
-	c.fails(3, "not in the catalog", "versions", "base") // nothing was registered
+	c.fails(3, "does not exist", "versions", "base") // nothing was registered, not even a catalog made
 }
 
 // TestCLIVerifyLayers: strata verify --layers re-reads every layer of the

@@ -35,6 +35,10 @@ variable "source_date_epoch" {
   type    = number
   default = null
 }
+variable "oci_compression" {
+  type    = string
+  default = "gzip"
+}
 variable "image_version" {
   type    = string
   default = ""
@@ -47,6 +51,7 @@ source "strata-chroot" "layer" {
   store_dir         = var.store_dir
   work_dir          = var.work_dir
   formats           = var.formats
+  oci_compression   = var.oci_compression
   output_dir        = var.output_dir
   source_date_epoch = var.source_date_epoch
   image_version     = var.image_version

@@ -1,5 +1,7 @@
 # strata-packages against a local test repository, through the package
-# cache: install (with a lock file), then shell checks.
+# cache: shell commands that prepare the image (var.prepare), then
+# strata-packages (install with a lock file, remove, upgrade, hold, update),
+# then shell checks.
 packer {
   required_plugins {
     strata = {
@@ -20,6 +22,18 @@ variable "remove" {
   default = []
 }
 variable "hold" {
+  type    = list(string)
+  default = []
+}
+variable "upgrade" {
+  type    = bool
+  default = false
+}
+variable "update" {
+  type    = bool
+  default = true
+}
+variable "prepare" {
   type    = list(string)
   default = []
 }
@@ -54,15 +68,17 @@ build {
     destination = "/etc/apt/keyrings/strata-test.gpg"
   }
   provisioner "shell" {
-    inline = [
+    inline = concat([
       "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*",
       "echo 'deb [signed-by=/etc/apt/keyrings/strata-test.gpg] ${var.repo_url} stable main' > /etc/apt/sources.list.d/strata-test.list",
-    ]
+    ], var.prepare)
   }
   provisioner "strata-packages" {
     install     = var.install
     remove      = var.remove
     hold        = var.hold
+    upgrade     = var.upgrade
+    update      = var.update
     lock_file   = var.lock_file
     update_lock = var.update_lock
   }
