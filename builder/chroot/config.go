@@ -227,8 +227,15 @@ type Config struct {
 	// Paths allowed to keep a setuid or setgid bit. Defaults to those a
 	// Debian minbase ships: chage, chfn, chsh, expiry, gpasswd, mount,
 	// newgrp, passwd, su and umount in /usr/bin, and /usr/sbin/unix_chkpwd.
-	// Any other setuid or setgid file fails the build, listing every one.
+	// Setting it replaces that list; to add to it, use `allowed_setuid_extra`.
+	// Any other setuid or setgid file fails the build, listing every one with
+	// the package that brought it and the `allowed_setuid_extra` line that
+	// allows them.
 	AllowedSetuid []string `mapstructure:"allowed_setuid" required:"false"`
+	// More paths allowed a setuid or setgid bit, on top of `allowed_setuid`
+	// (its defaults unless you set it), such as `["/usr/bin/sudo",
+	// "/usr/lib/openssh/ssh-keysign"]` for sudo and openssh-client.
+	AllowedSetuidExtra []string `mapstructure:"allowed_setuid_extra" required:"false"`
 	// Clear the setuid and setgid bits of the files allowed_setuid does not
 	// list, instead of failing the build.
 	StripSetuid bool `mapstructure:"strip_setuid" required:"false"`
@@ -475,9 +482,14 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			}
 		}
 	}
-	for _, p := range c.AllowedSetuid {
-		if !strings.HasPrefix(p, "/") {
-			add("allowed_setuid: %q must be an absolute path in the image", p)
+	for _, list := range []struct {
+		opt   string
+		paths []string
+	}{{"allowed_setuid", c.AllowedSetuid}, {"allowed_setuid_extra", c.AllowedSetuidExtra}} {
+		for _, p := range list.paths {
+			if !strings.HasPrefix(p, "/") || hasDotDot(p) || path.Clean(p) != p {
+				add("%s: %q must be a clean absolute path in the image, such as \"/usr/bin/sudo\"", list.opt, p)
+			}
 		}
 	}
 	for _, e := range c.PackageCache.prepare(c) {
@@ -1062,6 +1074,12 @@ func readSnapshot(path string) (map[string]string, error) {
 		snap[u] = h
 	}
 	return snap, nil
+}
+
+// allowedSetuid is every path allowed a setuid or setgid bit:
+// allowed_setuid (or its defaults) and allowed_setuid_extra.
+func (c *Config) allowedSetuid() []string {
+	return append(slices.Clone(c.AllowedSetuid), c.AllowedSetuidExtra...)
 }
 
 // defaultAllowedSetuid are the setuid and setgid files of Debian's minbase.

@@ -77,6 +77,7 @@ type FlatConfig struct {
 	AllowedPackages     []string                `mapstructure:"allowed_packages" required:"false" cty:"allowed_packages" hcl:"allowed_packages"`
 	DeniedPackages      []string                `mapstructure:"denied_packages" required:"false" cty:"denied_packages" hcl:"denied_packages"`
 	AllowedSetuid       []string                `mapstructure:"allowed_setuid" required:"false" cty:"allowed_setuid" hcl:"allowed_setuid"`
+	AllowedSetuidExtra  []string                `mapstructure:"allowed_setuid_extra" required:"false" cty:"allowed_setuid_extra" hcl:"allowed_setuid_extra"`
 	StripSetuid         *bool                   `mapstructure:"strip_setuid" required:"false" cty:"strip_setuid" hcl:"strip_setuid"`
 	SourceDateEpoch     *int64                  `mapstructure:"source_date_epoch" required:"false" cty:"source_date_epoch" hcl:"source_date_epoch"`
 	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
@@ -137,6 +138,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"allowed_packages":           &hcldec.AttrSpec{Name: "allowed_packages", Type: cty.List(cty.String), Required: false},
 		"denied_packages":            &hcldec.AttrSpec{Name: "denied_packages", Type: cty.List(cty.String), Required: false},
 		"allowed_setuid":             &hcldec.AttrSpec{Name: "allowed_setuid", Type: cty.List(cty.String), Required: false},
+		"allowed_setuid_extra":       &hcldec.AttrSpec{Name: "allowed_setuid_extra", Type: cty.List(cty.String), Required: false},
 		"strip_setuid":               &hcldec.AttrSpec{Name: "strip_setuid", Type: cty.Bool, Required: false},
 		"source_date_epoch":          &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.Number, Required: false},
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
