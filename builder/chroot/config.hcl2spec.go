@@ -83,13 +83,6 @@ type FlatConfig struct {
 	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
 	Ext4InodeRatio      *int                    `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
 	SquashfsCompression *string                 `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
-	CopyFiles           []string                `mapstructure:"copy_files" undocumented:"true" cty:"copy_files" hcl:"copy_files"`
-	SourceAMI           *string                 `mapstructure:"source_ami" undocumented:"true" cty:"source_ami" hcl:"source_ami"`
-	FromScratch         *bool                   `mapstructure:"from_scratch" undocumented:"true" cty:"from_scratch" hcl:"from_scratch"`
-	MountOptions        []string                `mapstructure:"mount_options" undocumented:"true" cty:"mount_options" hcl:"mount_options"`
-	MountPartition      *string                 `mapstructure:"mount_partition" undocumented:"true" cty:"mount_partition" hcl:"mount_partition"`
-	DevicePath          *string                 `mapstructure:"device_path" undocumented:"true" cty:"device_path" hcl:"device_path"`
-	RootVolumeSize      *int64                  `mapstructure:"root_volume_size" undocumented:"true" cty:"root_volume_size" hcl:"root_volume_size"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -144,13 +137,6 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
 		"ext4_inode_ratio":           &hcldec.AttrSpec{Name: "ext4_inode_ratio", Type: cty.Number, Required: false},
 		"squashfs_compression":       &hcldec.AttrSpec{Name: "squashfs_compression", Type: cty.String, Required: false},
-		"copy_files":                 &hcldec.AttrSpec{Name: "copy_files", Type: cty.List(cty.String), Required: false},
-		"source_ami":                 &hcldec.AttrSpec{Name: "source_ami", Type: cty.String, Required: false},
-		"from_scratch":               &hcldec.AttrSpec{Name: "from_scratch", Type: cty.Bool, Required: false},
-		"mount_options":              &hcldec.AttrSpec{Name: "mount_options", Type: cty.List(cty.String), Required: false},
-		"mount_partition":            &hcldec.AttrSpec{Name: "mount_partition", Type: cty.String, Required: false},
-		"device_path":                &hcldec.AttrSpec{Name: "device_path", Type: cty.String, Required: false},
-		"root_volume_size":           &hcldec.AttrSpec{Name: "root_volume_size", Type: cty.Number, Required: false},
 	}
 	return s
 }
