@@ -219,3 +219,24 @@ func TestTemplateFields(t *testing.T) {
 		t.Errorf("mount_path %s", cfg.MountPath)
 	}
 }
+
+// HCL configurations reach the template hash as their values: two
+// templates that differ have different hashes (a cty.Value marshals to {}).
+func TestTemplateHashOfHCL(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	store := t.TempDir()
+	hash := func(label string) string {
+		v, diags := decodeHCL(t, "packer_build_name = \"test\"\nstore_dir = \""+store+"\"\nbootstrap {\n  suite = \"bookworm\"\n}\nlabels = { a = \""+label+"\" }\n")
+		if diags != "" {
+			t.Fatal(diags)
+		}
+		var c Config
+		if _, err := c.Prepare(v); err != nil {
+			t.Fatal(err)
+		}
+		return c.configHash
+	}
+	if a, b := hash("1"), hash("2"); a == b || a != hash("1") {
+		t.Errorf("template hashes %s %s", a, b)
+	}
+}
