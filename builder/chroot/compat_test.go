@@ -35,8 +35,12 @@ func sampleValue(t cty.Type) interface{} {
 // Prepare with its own hint, naming the option and its builder.
 func TestForeignOptionHints(t *testing.T) {
 	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	own := (&Config{}).FlatMapstructure().HCL2Spec()
 	seen := map[string]bool{}
 	for _, o := range foreignOptions {
+		if _, clash := own[o.name]; clash {
+			t.Errorf("%s is strata-chroot's own option", o.name)
+		}
 		if seen[o.name] {
 			t.Errorf("%s is in the table twice", o.name)
 		}

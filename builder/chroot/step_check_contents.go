@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -172,7 +173,9 @@ func setuidOwners(root *inroot.Root, files []specialFile) map[string]string {
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
+		// A file list is a few hundred KiB at most; an image's bigger one
+		// is read only that far.
+		sc := bufio.NewScanner(io.LimitReader(f, maxFileList))
 		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		for sc.Scan() {
 			if p, hit := want[sc.Text()]; hit && owners[p] == "" {
@@ -184,8 +187,11 @@ func setuidOwners(root *inroot.Root, files []specialFile) map[string]string {
 	return owners
 }
 
-// dpkgInfoDir holds each installed package's file list (<package>.list).
-const dpkgInfoDir = "/var/lib/dpkg/info"
+const (
+	// dpkgInfoDir holds each installed package's file list (<package>.list).
+	dpkgInfoDir = "/var/lib/dpkg/info"
+	maxFileList = 64 << 20
+)
 
 // setuidFiles lists the regular files with a setuid or setgid bit in the
 // tree at root (nothing mounted in it), as in-image paths.
