@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"text/template/parse"
@@ -468,7 +469,7 @@ func unknownFields(opt, tmpl string, have []string) string {
 	var bad []string
 	var why []string
 	for _, f := range templateFields(tmpl) {
-		if !contains(have, f) {
+		if !slices.Contains(have, f) {
 			bad = append(bad, "{{ ."+f+" }}")
 			if w, ok := foreignFields[f]; ok {
 				why = append(why, "{{ ."+f+" }}: "+w)
@@ -492,15 +493,6 @@ func unknownFields(opt, tmpl string, have []string) string {
 	return msg + ". " + opt + " has " + strings.Join(names, " and ") + ", besides Packer's functions and user variables"
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // checkRawTemplates refuses a template field in any option rendered without
 // data (all but the hooks and command_wrapper): Packer would render it as
 // "<no value>", and a mount_path of ".../{{ .Device }}" would make a
@@ -522,7 +514,7 @@ func checkRawTemplates(raws []interface{}, add func(string, ...interface{})) {
 				walk(fmt.Sprintf("%s[%d]", opt, i), x)
 			}
 		case map[string]interface{}:
-			for _, k := range sortedAnyKeys(t) {
+			for _, k := range sortedKeys(t) {
 				walk(opt+"."+k, t[k])
 			}
 		case map[string]string:
@@ -536,7 +528,7 @@ func checkRawTemplates(raws []interface{}, add func(string, ...interface{})) {
 		if !ok {
 			continue
 		}
-		for _, k := range sortedAnyKeys(m) {
+		for _, k := range sortedKeys(m) {
 			if hookOption(k) || strings.HasPrefix(k, "packer_") {
 				continue
 			}
@@ -547,21 +539,12 @@ func checkRawTemplates(raws []interface{}, add func(string, ...interface{})) {
 
 // hookOption says whether opt is rendered at run time with hookData.
 func hookOption(opt string) bool {
-	return contains(renderedLater, opt)
+	return slices.Contains(renderedLater, opt)
 }
 
 // renderedLater are the options Prepare does not render: they are
 // rendered at run time with hookData.
 var renderedLater = []string{"pre_mount_commands", "post_mount_commands", "pre_unmount_commands", "command_wrapper"}
-
-func sortedAnyKeys(m map[string]interface{}) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // checkTemplates checks the hook and wrapper templates: only the fields
 // they have, and they render with the build's own template context (user

@@ -773,7 +773,7 @@ func recordedMountPath(workDir, mnt string) bool {
 	return err == nil && st != nil && st.MountPath == mnt
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
