@@ -49,8 +49,10 @@ source "strata-chroot" "app" {
   package_cache {
     dir = var.package_cache_dir
   }
-  formats = ["oci", "tar.zst"]
-  labels  = { "org.example.app" = "hello" }
+  # One directory for each base version the app is built on.
+  output_dir = "output-app-on-base-os-${data.strata-image.base.version}"
+  formats    = ["oci", "tar.zst"]
+  labels     = { "org.example.app" = "hello" }
 }
 
 build {

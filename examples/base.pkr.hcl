@@ -50,8 +50,10 @@ source "strata-chroot" "base-os" {
   package_cache {
     dir = var.package_cache_dir
   }
-  formats = ["tar.zst"]
-  labels  = { "org.example.release" = var.release }
+  # One directory a release, so publishing release 2 leaves release 1's.
+  output_dir = "output-base-os-${var.release}"
+  formats    = ["tar.zst"]
+  labels     = { "org.example.release" = var.release }
 }
 
 build {

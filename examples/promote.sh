@@ -27,7 +27,7 @@ fi
 rc=$?
 case $rc in
   0) ;;
-  3) echo "promote.sh: nothing to promote: $image has no channel $from (or no such image)" >&2 ;;
+  3) echo "promote.sh: nothing to promote: $image has no channel $from (or no such image, or no catalog)" >&2 ;;
   4) echo "promote.sh: refused: what $from holds may not go to $to (revoked, or its content is gone); see strata history $image $from" >&2 ;;
   *) echo "promote.sh: strata promote failed ($rc)" >&2 ;;
 esac

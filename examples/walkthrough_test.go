@@ -1,6 +1,9 @@
 package examples_test
 
 // The walk-through of examples/README.md, end to end through bin/packer:
+// the shell commands of the README's code blocks, extracted from it and run
+// as printed (in a copy of examples/, packer and strata on PATH, the store
+// and catalog from the environment as a user's shell would have them):
 // build base-os and register it on dev, build app on the base dev holds,
 // promote both dev -> staging -> production with promote.sh, publish a new
 // base, see the app out of date, roll production back, revoke the bad
@@ -11,7 +14,9 @@ package examples_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,30 +57,13 @@ type walk struct {
 	store string
 	url   string
 	dir   string // where packer runs, as a user's checkout
+	steps map[int]*step
+	env   []string // a user's shell: PATH, Packer's variables, strata's
 }
 
 func abs(name string) string {
 	p, _ := filepath.Abs(name)
 	return p
-}
-
-func (w *walk) vars(extra ...string) map[string]string {
-	v := map[string]string{"store_dir": w.store, "catalog": w.url, "package_cache_dir": w.e.CacheDir}
-	for i := 0; i < len(extra); i += 2 {
-		v[extra[i]] = extra[i+1]
-	}
-	return v
-}
-
-// build runs an example template and returns its output.
-func (w *walk) build(template string, extra ...string) string {
-	w.t.Helper()
-	r := w.e.Build(w.t, w.dir, abs(template), w.vars(extra...), "-force")
-	acctest.AssertClean(w.t, w.store)
-	if r.Code != 0 {
-		w.t.Fatalf("packer build %s: exit %d\n%s", template, r.Code, r.Out)
-	}
-	return r.Out
 }
 
 // strata runs the CLI on this walk's catalog and store.
@@ -206,8 +194,143 @@ func manifestID(t *testing.T, dir string) string {
 	return m.ImageID
 }
 
+// step is one numbered section of examples/README.md: its shell code
+// blocks, and the other code blocks (what the commands print).
+type step struct {
+	shell  []string
+	output []string
+}
+
+// readmeSteps reads the numbered sections ("## 3. Promote ...") of
+// examples/README.md and their code blocks.
+func readmeSteps(t *testing.T) map[int]*step {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[int]*step{}
+	var cur *step
+	var block []string
+	lang, inBlock := "", false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case inBlock && line == "```":
+			if cur != nil {
+				text := strings.Join(block, "\n")
+				if lang == "shell" {
+					cur.shell = append(cur.shell, text)
+				} else {
+					cur.output = append(cur.output, text)
+				}
+			}
+			inBlock, block = false, nil
+		case inBlock:
+			block = append(block, line)
+		case strings.HasPrefix(line, "```"):
+			inBlock, lang = true, strings.TrimPrefix(line, "```")
+		case strings.HasPrefix(line, "## "):
+			cur = nil
+			if n, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(line, "## "), ".", 2)[0]); err == nil {
+				cur = &step{}
+				steps[n] = cur
+			}
+		}
+	}
+	for n := 1; n <= 6; n++ {
+		if steps[n] == nil || len(steps[n].shell) == 0 {
+			t.Fatalf("examples/README.md has no step %d with a shell block", n)
+		}
+	}
+	return steps
+}
+
+// sh runs a README code block as a user's shell would: bash, stopping at
+// the first failing command.
+func (w *walk) sh(block string) (string, int) {
+	w.t.Helper()
+	cmd := exec.Command("bash", "-e", "-c", block)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), w.env...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return string(out), code
+}
+
+// run runs every shell block of step n, failing the test on an error.
+func (w *walk) run(n int) string {
+	w.t.Helper()
+	var all strings.Builder
+	for _, block := range w.steps[n].shell {
+		out, code := w.sh(block)
+		all.WriteString(out)
+		acctest.AssertClean(w.t, w.store)
+		if code != 0 {
+			w.t.Fatalf("README step %d:\n%s\nexit %d:\n%s", n, block, code, out)
+		}
+	}
+	return all.String()
+}
+
+// fields is s's lines, each as its words joined by one space.
+func fields(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if f := strings.Join(strings.Fields(l), " "); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// printed fails unless every line of the README's output block appears in
+// out (spacing aside).
+func (w *walk) printed(n int, block string, out string) {
+	w.t.Helper()
+	have := strings.Join(fields(out), "\n")
+	for _, l := range fields(block) {
+		if !strings.Contains(have, l) {
+			w.t.Errorf("README step %d prints %q, but the commands printed:\n%s", n, l, out)
+		}
+	}
+}
+
+// setupUser makes w.dir a copy of examples/ and the environment of a user
+// who installed packer and strata: both on PATH, the store, catalog and
+// package cache given as Packer variables and strata's environment.
+func (w *walk) setupUser() {
+	w.t.Helper()
+	for _, f := range []string{"base.pkr.hcl", "app.pkr.hcl", "promote.sh"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(w.dir, f), b, 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	bin := w.t.TempDir()
+	for name, target := range map[string]string{"packer": w.e.Packer, "strata": w.e.CLI} {
+		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	w.env = []string{
+		"PATH=" + bin + ":" + os.Getenv("PATH"),
+		"PACKER_PLUGIN_PATH=" + w.e.PluginDir, "CHECKPOINT_DISABLE=1",
+		"PKR_VAR_store_dir=" + w.store, "PKR_VAR_catalog=" + w.url, "PKR_VAR_package_cache_dir=" + w.e.CacheDir,
+		"STRATA_HOME=" + w.store, "STRATA_CATALOG=" + w.url,
+	}
+}
+
 func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
-	w := &walk{t: t, e: e, store: store, url: url, dir: t.TempDir()}
+	w := &walk{t: t, e: e, store: store, url: url, dir: t.TempDir(), steps: readmeSteps(t)}
+	w.setupUser()
 
 	// The examples validate (syntax alone needs no catalog).
 	for _, tpl := range []string{"base.pkr.hcl", "app.pkr.hcl"} {
@@ -220,12 +343,12 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	w.mustFail([]string{"does not exist; build and register an image first"}, "name", "base-os", "channel", "dev")
 
 	// 1. The base, registered on dev.
-	out := w.build("base.pkr.hcl", "release", "1")
+	out := w.run(1)
 	if !strings.Contains(out, "Registered base-os@1.0.0") || !strings.Contains(out, "dev -> base-os@1.0.0") {
 		t.Errorf("base build log:\n%s", out)
 	}
-	base1 := manifestID(t, filepath.Join(w.dir, "output-base-os"))
-	if !strings.Contains(out, "base-os image "+base1+" in "+filepath.Join(w.dir, "output-base-os")) {
+	base1 := manifestID(t, filepath.Join(w.dir, "output-base-os-1"))
+	if !strings.Contains(out, "base-os image "+base1+" in "+filepath.Join(w.dir, "output-base-os-1")) {
 		t.Errorf("build.ImageID and build.OutputDir did not reach the shell-local post-processor:\n%s", out)
 	}
 	a := w.mustResolve("1.0.0", "name", "base-os", "channel", "dev")
@@ -240,9 +363,12 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	}
 
 	// 2. The app, on the base dev holds: one layer on the base's.
-	out = w.build("app.pkr.hcl", "base_channel", "dev")
+	out = w.run(2)
 	if !strings.Contains(out, "Registered app@1.0.0") || !strings.Contains(out, "parent "+base1) {
 		t.Errorf("app build log:\n%s", out)
+	}
+	if !strings.Contains(out, "base-os@1.0.0") {
+		t.Errorf("strata lineage app@1.0.0 does not name the base:\n%s", out)
 	}
 	app := w.mustResolve("1.0.0", "name", "app", "channel", "dev")
 	if app.Parent != base1 || len(app.Layers) != 2 || app.Layers[0] != a.Layers[0] || app.Labels["base_version"] != "1.0.0" || app.Artifacts["oci"] == "" {
@@ -260,30 +386,29 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	}
 
 	// 3. Promotion jobs: dev -> staging -> production, both images.
+	out = w.run(3)
 	for _, img := range []string{"base-os", "app"} {
-		for _, step := range [][2]string{{"dev", "staging"}, {"staging", "production"}} {
-			if out, code := w.promote(img, step[0], step[1], "tests passed on "+step[0]); code != 0 {
-				t.Fatalf("promote.sh %s %s %s: exit %d\n%s", img, step[0], step[1], code, out)
-			}
-		}
 		if ch := w.channels(img); ch["dev"] != "1.0.0" || ch["staging"] != "1.0.0" || ch["production"] != "1.0.0" {
 			t.Errorf("%s channels %v", img, ch)
 		}
-		if h := w.last(img, "production"); h.Actor != "release-bot" || h.Reason != "tests passed on staging" || h.Action != "promote" {
-			t.Errorf("%s production history: %+v", img, h)
-		}
+	}
+	if h := w.last("base-os", "production"); h.Actor != "release-bot" || h.Reason != "tests passed on staging" || h.Action != "promote" {
+		t.Errorf("base-os production history: %+v", h)
+	}
+	if !strings.Contains(out, "release-bot") || !strings.Contains(out, "tests passed on staging") {
+		t.Errorf("strata history base-os production does not show who and why:\n%s", out)
 	}
 	if out, code := w.promote("base-os", "canary", "production", "x"); code != 3 {
 		t.Errorf("promote.sh from an empty channel: exit %d, want 3\n%s", code, out)
 	}
 
-	// 4. A new base, promoted all the way: the app is out of date.
-	w.build("base.pkr.hcl", "release", "2")
-	base2 := manifestID(t, filepath.Join(w.dir, "output-base-os"))
-	for _, step := range [][2]string{{"dev", "staging"}, {"staging", "production"}} {
-		if out, code := w.promote("base-os", step[0], step[1], "release 2"); code != 0 {
-			t.Fatalf("promote.sh base-os %v: %d\n%s", step, code, out)
-		}
+	// 4. A new base, promoted all the way: the app is out of date, as the
+	// README prints it.
+	out = w.run(4)
+	w.printed(4, w.steps[4].output[0], out)
+	base2 := manifestID(t, filepath.Join(w.dir, "output-base-os-2"))
+	if base2 == base1 {
+		t.Error("release 2 is the same image as release 1")
 	}
 	if a := w.mustResolve("1.0.1", "name", "base-os", "channel", "production"); a.ImageID != base2 || a.Labels["release"] != "2" {
 		t.Errorf("production after release 2: %+v", a)
@@ -298,16 +423,11 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	if len(ood) != 3 || ood[0].Image != "app" || ood[0].Version != "1.0.0" || ood[0].Parent != "base-os@1.0.0" {
 		t.Errorf("out of date after base-os moved: %+v", ood)
 	}
-	if out, _ := w.strata("lineage", "--out-of-date"); !strings.Contains(out, "app") || !strings.Contains(out, "base-os@1.0.0") {
-		t.Errorf("strata lineage --out-of-date says:\n%s", out)
-	}
 
 	// 5. Release 2 is bad: roll production back.
-	if out, code := w.strata("rollback", "base-os", "production", "--reason", "release 2 breaks nginx", "--actor", "oncall"); code != 0 {
-		t.Fatalf("rollback: %d\n%s", code, out)
-	}
+	w.run(5)
 	w.mustResolve("1.0.0", "name", "base-os", "channel", "production")
-	if h := w.last("base-os", "production"); h.Action != "rollback" || h.Actor != "oncall" || h.Reason != "release 2 breaks nginx" || h.Version != "1.0.0" {
+	if h := w.last("base-os", "production"); h.Action != "rollback" || h.Reason != "release 2 breaks nginx" || h.Version != "1.0.0" {
 		t.Errorf("production history after the rollback: %+v", h)
 	}
 	w.strataJSON(&ood, "lineage", "--out-of-date", "app")
@@ -316,20 +436,21 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	}
 
 	// 6. Revoke it: no build can pick it any more.
-	if out, code := w.strata("revoke", "base-os@1.0.1", "--reason", "breaks nginx"); code != 0 {
-		t.Fatalf("revoke: %d\n%s", code, out)
-	}
+	w.run(6)
 	w.mustFail([]string{"base-os@1.0.1 is revoked (breaks nginx)", "`strata restore base-os@1.0.1`"}, "name", "base-os", "version", "1.0.1")
 	w.mustFail([]string{"revoked", "`strata rollback base-os dev`"}, "name", "base-os", "channel", "dev")
-	if out, code := w.promote("base-os", "dev", "staging", "x"); code != 4 {
+	// The README's next commands, as it prints them: the app build on dev
+	// stops at the data source, before any mount, with the printed error;
+	// promote.sh exits 4.
+	out, code := w.sh("packer build app.pkr.hcl")
+	acctest.AssertClean(t, store)
+	if code == 0 {
+		t.Errorf("app on a revoked base built:\n%s", out)
+	}
+	w.printed(6, w.steps[6].output[0], out)
+	if out, code := w.sh("./promote.sh base-os dev staging"); code != 4 {
 		t.Errorf("promote.sh of a revoked version: exit %d, want 4\n%s", code, out)
 	}
-	// The app build on dev stops at the data source, before any mount.
-	r := e.Build(t, w.dir, abs("app.pkr.hcl"), w.vars("base_channel", "dev"), "-force")
-	if r.Code == 0 || !strings.Contains(r.Out, "revoked") {
-		t.Errorf("app on a revoked base: exit %d\n%s", r.Code, r.Out)
-	}
-	acctest.AssertClean(t, store)
 
 	// 7. The other errors, through packer build.
 	w.mustFail([]string{`channel "canary" of base-os points at no version`, "`strata promote base-os@", " canary`"}, "name", "base-os", "channel", "canary")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
@@ -26,7 +27,11 @@ type Artifact struct {
 	Digest    string
 	OutputDir string
 	Outputs   []export.Output
+	// files are the regular files of the outputs, what Files() hands to
+	// post-processors; dirs the directory outputs (dir, oci), which
+	// post-processors that read files cannot take.
 	files     []string
+	dirs      []string
 	buildName string
 	source    string
 	// manifest is artifact.json's content, output paths absolute.
@@ -49,6 +54,10 @@ const (
 
 func (a *Artifact) BuilderId() string { return BuilderID }
 
+// Files lists the artifact's regular files only: Packer's checksum and
+// compress post-processors fail on a directory. The dir output is there as
+// its tree checksum file (rootfs.tree-sha256); String() names the
+// directories left out.
 func (a *Artifact) Files() []string { return a.files }
 
 func (a *Artifact) Id() string { return a.ImageID }
@@ -58,7 +67,11 @@ func (a *Artifact) String() string {
 	for _, o := range a.Outputs {
 		parts = append(parts, fmt.Sprintf("%s (%s)", o.Path, export.HumanBytes(o.Size)))
 	}
-	return fmt.Sprintf("Image %s (%d layers): %s", a.ImageID, len(a.Layers), strings.Join(parts, ", "))
+	s := fmt.Sprintf("Image %s (%d layers): %s", a.ImageID, len(a.Layers), strings.Join(parts, ", "))
+	if len(a.dirs) > 0 {
+		s += fmt.Sprintf(". Directories, not among the files post-processors get: %s", strings.Join(a.dirs, ", "))
+	}
+	return s
 }
 
 // State answers Packer's registry metadata query and the strata-specific keys
@@ -121,7 +134,7 @@ func plainMap(v interface{}) map[string]interface{} {
 
 func (a *Artifact) Destroy() error {
 	var errs []string
-	for _, f := range a.files {
+	for _, f := range append(slices.Clone(a.files), a.dirs...) {
 		if err := os.RemoveAll(f); err != nil {
 			errs = append(errs, err.Error())
 		}

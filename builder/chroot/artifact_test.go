@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"strings"
 	"testing"
 
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
@@ -54,5 +55,16 @@ func TestArtifactState(t *testing.T) {
 	}
 	if a.State("nope") != nil {
 		t.Fatal("unknown state keys answer nil")
+	}
+}
+
+// Files() holds regular files only; String() names the directories.
+func TestArtifactFilesAreRegular(t *testing.T) {
+	a := &Artifact{ImageID: "sha256:abc", files: []string{"/out/rootfs.tree-sha256", "/out/artifact.json"}, dirs: []string{"/out/rootfs", "/out/oci"}}
+	if len(a.Files()) != 2 || a.Files()[0] != "/out/rootfs.tree-sha256" {
+		t.Errorf("files %v", a.Files())
+	}
+	if s := a.String(); !strings.Contains(s, "not among the files post-processors get: /out/rootfs, /out/oci") {
+		t.Errorf("String() %q does not name the directories", s)
 	}
 }

@@ -19,7 +19,7 @@ type Builder struct {
 	runner multistep.Runner
 }
 
-func (b *Builder) ConfigSpec() hcldec.ObjectSpec { return b.config.FlatMapstructure().HCL2Spec() }
+func (b *Builder) ConfigSpec() hcldec.ObjectSpec { return configSpec() }
 
 func (b *Builder) Prepare(raws ...interface{}) ([]string, []string, error) {
 	warnings, err := b.config.Prepare(raws...)

@@ -6,6 +6,7 @@ package chroot
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -135,4 +136,107 @@ func TestAccAnsibleOverCommunicator(t *testing.T) {
 		t.Error("the command task did not run")
 	}
 	assertClean(t, store)
+}
+
+// TestAccPortedTemplates: an amazon-chroot template and an arm-image one,
+// with only the builder's name changed, fail through packer build before
+// anything is mounted, with a hint for each option strata lacks and for
+// the {{ .Device }} template fields; ported (only the source block's options
+// changed, as the hints said) both build. The list form of chroot_mounts
+// works in HCL in both.
+func TestAccPortedTemplates(t *testing.T) {
+	e := acceptance(t)
+	archive := baseArchive(t)
+	for _, c := range []struct {
+		name  string
+		hints []string
+	}{
+		{"ported-amazon-original.pkr.hcl", []string{
+			"region is an option of amazon-chroot that has no meaning here because strata-chroot builds on this host and talks to no cloud API",
+			"ami_name is an option of amazon-chroot, not of strata-chroot; use the strata-catalog post-processor's image_name",
+			`source_ami_filter is an option of amazon-chroot, not of strata-chroot; use a ` + "`" + `data "strata-image"` + "`",
+			"ena_support is an option of amazon-chroot that has no meaning here",
+			"tags is an option of amazon-chroot, not of strata-chroot; use the strata-catalog post-processor's labels",
+			"mount_path: the template field {{ .Device }} does not exist here",
+			"pre_mount_commands[0]: the template field {{ .Device }} does not exist here",
+			"has {{ .MountPath }}",
+		}},
+		{"ported-arm-image-original.pkr.hcl", []string{
+			"iso_url is an option of arm-image, not of strata-chroot; use source_archive",
+			"iso_checksum is an option of arm-image that has no meaning here because source_archive is a rootfs tarball on this host",
+			"image_type is an option of packer-builder-arm and arm-image that has no meaning here",
+			"image_arch is an option of arm-image that has no meaning here because strata-chroot builds for the build host's own architecture",
+			"qemu_binary is an option of arm-image that has no meaning here",
+			"output_filename is an option of arm-image, not of strata-chroot; use output_dir and formats",
+			"target_image_size is an option of arm-image, not of strata-chroot; use ext4_free_space",
+			"image_mounts is an option of arm-image, not of strata-chroot; use chroot_mounts",
+			"additional_chroot_mounts is an option of arm-image and packer-builder-arm, not of strata-chroot; use chroot_mounts",
+			"image_chroot_env is an option of packer-builder-arm, not of strata-chroot; use environment = { NAME",
+			`resolv-conf is an option of arm-image, not of strata-chroot; write resolv_conf = "none"`,
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store := filepath.Join(scratch(t), "store")
+			dir := t.TempDir()
+			r := e.build(t, dir, fixture(c.name), map[string]string{"store_dir": store, "archive": archive})
+			if r.code == 0 {
+				t.Fatalf("the unported template built:\n%s", r.out.String())
+			}
+			for _, h := range c.hints {
+				if !strings.Contains(r.out.String(), h) {
+					t.Errorf("no hint %q:\n%s", h, r.out.String())
+				}
+			}
+			if strings.Contains(r.out.String(), "Unsupported argument") {
+				t.Errorf("Packer refused an option before the builder could hint:\n%s", r.out.String())
+			}
+			if _, err := os.Stat(filepath.Join(store, "work")); err == nil {
+				t.Errorf("the refused build made a work dir")
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+				t.Errorf("the refused build left %v in its directory", ents)
+			}
+			assertClean(t, store)
+		})
+	}
+
+	t.Run("ported-amazon.pkr.hcl", func(t *testing.T) {
+		store := filepath.Join(scratch(t), "store")
+		dir := t.TempDir()
+		mnt := filepath.Join(t.TempDir(), "web")
+		r := e.build(t, dir, fixture("ported-amazon.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "mount_path": mnt})
+		assertClean(t, store)
+		if r.code != 0 {
+			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "output-web", "rootfs", "etc", "motd")); err != nil || string(b) != "web server\n" {
+			t.Errorf("etc/motd %q %v", b, err)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(mnt), "post_mount.marker")); err != nil {
+			t.Errorf("post_mount_commands did not run at mount_path: %v", err)
+		}
+		if !strings.Contains(r.out.String(), "/proc is mounted by strata-chroot itself") {
+			t.Errorf("no warning about the list entries the builder mounts itself:\n%s", r.out.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+			t.Errorf("the manifest post-processor wrote nothing: %v", err)
+		}
+	})
+	t.Run("ported-arm-image.pkr.hcl", func(t *testing.T) {
+		store := filepath.Join(scratch(t), "store")
+		dir := t.TempDir()
+		r := e.build(t, dir, fixture("ported-arm-image.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "host_dir": t.TempDir()})
+		assertClean(t, store)
+		if r.code != 0 {
+			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		}
+		img := filepath.Join(dir, "output-raspios", "rootfs.ext4")
+		// debugfs prints its banner on stderr, the answer on stdout.
+		if got, err := exec.Command("debugfs", "-R", "cat /etc/hostname", img).Output(); err != nil || string(got) != "raspios\n" {
+			t.Errorf("/etc/hostname in the ext4 image: %q %v", got, err)
+		}
+		if got, err := exec.Command("debugfs", "-R", "ls /boot/firmware", img).Output(); err != nil || !strings.Contains(string(got), "ssh") {
+			t.Errorf("/boot/firmware in the ext4 image: %q %v", got, err)
+		}
+	})
 }

@@ -172,8 +172,10 @@ type Config struct {
 	PackageCacheDir string `mapstructure:"package_cache_dir" required:"false"`
 
 	// Extra mounts, made after proc, sys, dev, dev/pts and run, and
-	// unmounted before them. In JSON templates amazon-chroot's list form
-	// `[["tmpfs", "tmpfs", "/var/tmp"]]` (type, source, target) works too.
+	// unmounted before them. amazon-chroot's and arm-image's list form
+	// `chroot_mounts = [["tmpfs", "tmpfs", "/var/tmp"]]` (type, source, target)
+	// works too, in HCL and JSON templates; entries for proc, sys, dev and
+	// dev/pts are dropped with a warning, the builder mounts those itself.
 	ChrootMounts []MountConfig `mapstructure:"chroot_mounts" required:"false"`
 	// Host commands run before anything is mounted. `{{ .MountPath }}` is the
 	// image root on the host; user variables, `{{ build_name }}` and the rest
@@ -229,8 +231,15 @@ type Config struct {
 	// Paths allowed to keep a setuid or setgid bit. Defaults to those a
 	// Debian minbase ships: chage, chfn, chsh, expiry, gpasswd, mount,
 	// newgrp, passwd, su and umount in /usr/bin, and /usr/sbin/unix_chkpwd.
-	// Any other setuid or setgid file fails the build, listing every one.
+	// Setting it replaces that list; to add to it, use `allowed_setuid_extra`.
+	// Any other setuid or setgid file fails the build, listing every one with
+	// the package that brought it and the `allowed_setuid_extra` line that
+	// allows them.
 	AllowedSetuid []string `mapstructure:"allowed_setuid" required:"false"`
+	// More paths allowed a setuid or setgid bit, on top of `allowed_setuid`
+	// (its defaults unless you set it), such as `["/usr/bin/sudo",
+	// "/usr/lib/openssh/ssh-keysign"]` for sudo and openssh-client.
+	AllowedSetuidExtra []string `mapstructure:"allowed_setuid_extra" required:"false"`
 	// Clear the setuid and setgid bits of the files allowed_setuid does not
 	// list, instead of failing the build.
 	StripSetuid bool `mapstructure:"strip_setuid" required:"false"`
@@ -252,15 +261,6 @@ type Config struct {
 	// `gzip` or `lz4`. Defaults to `zstd:3`, which writes about as fast as
 	// `tar.zst`; `zstd:19` or `xz` make smaller images much more slowly.
 	SquashfsCompression string `mapstructure:"squashfs_compression" required:"false"`
-
-	// Options amazon-chroot users know, refused with what strata does instead.
-	CopyFiles      []string `mapstructure:"copy_files" undocumented:"true"`
-	SourceAMI      string   `mapstructure:"source_ami" undocumented:"true"`
-	FromScratch    bool     `mapstructure:"from_scratch" undocumented:"true"`
-	MountOptions   []string `mapstructure:"mount_options" undocumented:"true"`
-	MountPartition string   `mapstructure:"mount_partition" undocumented:"true"`
-	DevicePath     string   `mapstructure:"device_path" undocumented:"true"`
-	RootVolumeSize int64    `mapstructure:"root_volume_size" undocumented:"true"`
 
 	ext4FreeBytes int64
 	// configHash is "sha256:<hex>" of the configuration Packer handed the
@@ -300,45 +300,37 @@ var (
 	builderMountDirs = []string{"/proc", "/sys", "/dev", "/run"}
 )
 
-// renamedOptions maps amazon-chroot options to what a strata user writes.
-var renamedOptions = []struct{ name, instead string }{
-	{"copy_files", "resolv_conf for /etc/resolv.conf, or a `file` provisioner for other files"},
-	{"source_ami", "parent (an image in the store), bootstrap {} or source_archive"},
-	{"from_scratch", "bootstrap { suite = \"bookworm\" }"},
-	{"mount_options", "chroot_mounts { options = \"...\" } for extra mounts; the root's own mount is the builder's"},
-	{"mount_partition", "nothing: strata builds in a directory, there is no device to partition"},
-	{"device_path", "nothing: strata builds in a directory; choose where with mount_path"},
-	{"root_volume_size", "ext4_free_space (and the ext4 format)"},
-}
-
 // Prepare decodes raws into c and checks all of it, returning every problem
 // at once, each naming its option and the fix, in the order options appear
 // in the docs.
 func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
-	var warnings []string
-	raws, warnings = amazonMountLists(raws)
+	raws, err := plainRaws(raws)
+	if err != nil {
+		return nil, err
+	}
+	*c = Config{} // as Packer's SDK does: a config is prepared from scratch
+	warnings := mountLists(raws)
 	c.configHash = hashConfig(raws)
-	err := config.Decode(c, &config.DecodeOpts{
+	var errs *packersdk.MultiError
+	add := func(format string, a ...interface{}) {
+		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf(format, a...))
+	}
+	// Other builders' options, and template fields there are none of.
+	for _, h := range foreignHints(raws) {
+		add("%s", h)
+	}
+	checkRawTemplates(raws, add)
+	err = config.Decode(c, &config.DecodeOpts{
 		PluginType:         BuilderID,
 		Interpolate:        true,
 		InterpolateContext: &c.ctx,
 		InterpolateFilter: &interpolate.RenderFilter{
 			// Rendered at run time, when the mount path is known.
-			Exclude: []string{"pre_mount_commands", "post_mount_commands", "pre_unmount_commands", "command_wrapper"},
+			Exclude: renderedLater,
 		},
 	}, raws...)
 	if err != nil {
-		return nil, err
-	}
-	var errs *packersdk.MultiError
-	add := func(format string, a ...interface{}) {
-		errs = packersdk.MultiErrorAppend(errs, fmt.Errorf(format, a...))
-	}
-
-	for _, r := range renamedOptions {
-		if c.renamedSet(r.name) {
-			add("%s is an amazon-chroot option that strata-chroot does not have; use %s", r.name, r.instead)
-		}
+		return warnings, packersdk.MultiErrorAppend(errs, err)
 	}
 
 	name := c.PackerBuildName
@@ -477,9 +469,14 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 			}
 		}
 	}
-	for _, p := range c.AllowedSetuid {
-		if !strings.HasPrefix(p, "/") {
-			add("allowed_setuid: %q must be an absolute path in the image", p)
+	for _, list := range []struct {
+		opt   string
+		paths []string
+	}{{"allowed_setuid", c.AllowedSetuid}, {"allowed_setuid_extra", c.AllowedSetuidExtra}} {
+		for _, p := range list.paths {
+			if !strings.HasPrefix(p, "/") || hasDotDot(p) || path.Clean(p) != p {
+				add("%s: %q must be a clean absolute path in the image, such as \"/usr/bin/sudo\"", list.opt, p)
+			}
 		}
 	}
 	for _, e := range c.PackageCache.prepare(c) {
@@ -665,50 +662,6 @@ func checkOverlayUpper(dir string) error {
 	}
 }
 
-// renamedSet says whether an amazon-chroot option was given.
-func (c *Config) renamedSet(name string) bool {
-	switch name {
-	case "copy_files":
-		return c.CopyFiles != nil
-	case "source_ami":
-		return c.SourceAMI != ""
-	case "from_scratch":
-		return c.FromScratch
-	case "mount_options":
-		return c.MountOptions != nil
-	case "mount_partition":
-		return c.MountPartition != ""
-	case "device_path":
-		return c.DevicePath != ""
-	case "root_volume_size":
-		return c.RootVolumeSize != 0
-	}
-	return false
-}
-
-// checkTemplates renders the hook and wrapper templates with the build's
-// own template context (user variables, build_name, ...) and sample data.
-func (c *Config) checkTemplates(add func(string, ...interface{})) {
-	for _, t := range []struct {
-		opt  string
-		list []string
-	}{{"pre_mount_commands", c.PreMountCommands}, {"post_mount_commands", c.PostMountCommands}, {"pre_unmount_commands", c.PreUnmountCommands}} {
-		for i, cmd := range t.list {
-			if _, err := c.render(cmd, hookData{MountPath: "/x"}); err != nil {
-				add("%s[%d]: bad template %q: %v", t.opt, i, cmd, err)
-			}
-		}
-	}
-	const probe = "strata-probe-command"
-	out, err := c.render(c.CommandWrapper, hookData{MountPath: "/x", Command: probe})
-	switch {
-	case err != nil:
-		add("command_wrapper: bad template %q: %v", c.CommandWrapper, err)
-	case !strings.Contains(out, probe):
-		add("command_wrapper: %q does not use {{ .Command }}, so every command would be dropped; write it around {{ .Command }}, such as \"sudo {{ .Command }}\"", c.CommandWrapper)
-	}
-}
-
 // render renders a hook or wrapper template with the config's template
 // context (user variables, build name and type, Packer's version) and data.
 func (c *Config) render(tmpl string, data hookData) (string, error) {
@@ -822,76 +775,13 @@ func recordedMountPath(workDir, mnt string) bool {
 	return err == nil && st != nil && st.MountPath == mnt
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// amazonMountLists turns amazon-chroot's list form of chroot_mounts
-// ([["proc", "proc", "/proc"], ...]) in JSON templates into blocks. Entries
-// that repeat a mount the builder makes itself are dropped with a warning.
-func amazonMountLists(raws []interface{}) ([]interface{}, []string) {
-	var warnings []string
-	own := map[string]bool{"/proc": true, "/sys": true, "/dev": true, "/dev/pts": true, "/proc/sys/fs/binfmt_misc": true}
-	out := make([]interface{}, len(raws))
-	for i, raw := range raws {
-		out[i] = raw
-		m := stringKeyed(raw)
-		if m == nil {
-			continue
-		}
-		list, ok := m["chroot_mounts"].([]interface{})
-		if !ok || len(list) == 0 {
-			continue
-		}
-		if _, isList := list[0].([]interface{}); !isList {
-			continue
-		}
-		var blocks []interface{}
-		for _, e := range list {
-			parts, ok := e.([]interface{})
-			if !ok || len(parts) != 3 {
-				blocks = append(blocks, e) // let decoding report it
-				continue
-			}
-			s := func(i int) string { v, _ := parts[i].(string); return v }
-			if own[filepath.Clean(s(2))] {
-				warnings = append(warnings, fmt.Sprintf("chroot_mounts: %s is mounted by strata-chroot itself; the entry %v is ignored", s(2), parts))
-				continue
-			}
-			blocks = append(blocks, map[string]interface{}{"type": s(0), "source": s(1), "target": s(2)})
-		}
-		m["chroot_mounts"] = blocks
-		out[i] = m
-	}
-	return out, warnings
-}
-
-// stringKeyed copies a raw config map (Packer hands JSON templates' configs
-// over RPC as map[interface{}]interface{}) into a map with string keys; nil
-// when raw is no map.
-func stringKeyed(raw interface{}) map[string]interface{} {
-	switch m := raw.(type) {
-	case map[string]interface{}:
-		out := make(map[string]interface{}, len(m))
-		for k, v := range m {
-			out[k] = v
-		}
-		return out
-	case map[interface{}]interface{}:
-		out := make(map[string]interface{}, len(m))
-		for k, v := range m {
-			if ks, ok := k.(string); ok {
-				out[ks] = v
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 func (b *BootstrapConfig) prepare() []error {
@@ -1064,6 +954,12 @@ func readSnapshot(path string) (map[string]string, error) {
 		snap[u] = h
 	}
 	return snap, nil
+}
+
+// allowedSetuid is every path allowed a setuid or setgid bit:
+// allowed_setuid (or its defaults) and allowed_setuid_extra.
+func (c *Config) allowedSetuid() []string {
+	return append(slices.Clone(c.AllowedSetuid), c.AllowedSetuidExtra...)
 }
 
 // defaultAllowedSetuid are the setuid and setgid files of Debian's minbase.

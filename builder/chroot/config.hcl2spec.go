@@ -77,18 +77,12 @@ type FlatConfig struct {
 	AllowedPackages     []string                `mapstructure:"allowed_packages" required:"false" cty:"allowed_packages" hcl:"allowed_packages"`
 	DeniedPackages      []string                `mapstructure:"denied_packages" required:"false" cty:"denied_packages" hcl:"denied_packages"`
 	AllowedSetuid       []string                `mapstructure:"allowed_setuid" required:"false" cty:"allowed_setuid" hcl:"allowed_setuid"`
+	AllowedSetuidExtra  []string                `mapstructure:"allowed_setuid_extra" required:"false" cty:"allowed_setuid_extra" hcl:"allowed_setuid_extra"`
 	StripSetuid         *bool                   `mapstructure:"strip_setuid" required:"false" cty:"strip_setuid" hcl:"strip_setuid"`
 	SourceDateEpoch     *int64                  `mapstructure:"source_date_epoch" required:"false" cty:"source_date_epoch" hcl:"source_date_epoch"`
 	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
 	Ext4InodeRatio      *int                    `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
 	SquashfsCompression *string                 `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
-	CopyFiles           []string                `mapstructure:"copy_files" undocumented:"true" cty:"copy_files" hcl:"copy_files"`
-	SourceAMI           *string                 `mapstructure:"source_ami" undocumented:"true" cty:"source_ami" hcl:"source_ami"`
-	FromScratch         *bool                   `mapstructure:"from_scratch" undocumented:"true" cty:"from_scratch" hcl:"from_scratch"`
-	MountOptions        []string                `mapstructure:"mount_options" undocumented:"true" cty:"mount_options" hcl:"mount_options"`
-	MountPartition      *string                 `mapstructure:"mount_partition" undocumented:"true" cty:"mount_partition" hcl:"mount_partition"`
-	DevicePath          *string                 `mapstructure:"device_path" undocumented:"true" cty:"device_path" hcl:"device_path"`
-	RootVolumeSize      *int64                  `mapstructure:"root_volume_size" undocumented:"true" cty:"root_volume_size" hcl:"root_volume_size"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -137,18 +131,12 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"allowed_packages":           &hcldec.AttrSpec{Name: "allowed_packages", Type: cty.List(cty.String), Required: false},
 		"denied_packages":            &hcldec.AttrSpec{Name: "denied_packages", Type: cty.List(cty.String), Required: false},
 		"allowed_setuid":             &hcldec.AttrSpec{Name: "allowed_setuid", Type: cty.List(cty.String), Required: false},
+		"allowed_setuid_extra":       &hcldec.AttrSpec{Name: "allowed_setuid_extra", Type: cty.List(cty.String), Required: false},
 		"strip_setuid":               &hcldec.AttrSpec{Name: "strip_setuid", Type: cty.Bool, Required: false},
 		"source_date_epoch":          &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.Number, Required: false},
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
 		"ext4_inode_ratio":           &hcldec.AttrSpec{Name: "ext4_inode_ratio", Type: cty.Number, Required: false},
 		"squashfs_compression":       &hcldec.AttrSpec{Name: "squashfs_compression", Type: cty.String, Required: false},
-		"copy_files":                 &hcldec.AttrSpec{Name: "copy_files", Type: cty.List(cty.String), Required: false},
-		"source_ami":                 &hcldec.AttrSpec{Name: "source_ami", Type: cty.String, Required: false},
-		"from_scratch":               &hcldec.AttrSpec{Name: "from_scratch", Type: cty.Bool, Required: false},
-		"mount_options":              &hcldec.AttrSpec{Name: "mount_options", Type: cty.List(cty.String), Required: false},
-		"mount_partition":            &hcldec.AttrSpec{Name: "mount_partition", Type: cty.String, Required: false},
-		"device_path":                &hcldec.AttrSpec{Name: "device_path", Type: cty.String, Required: false},
-		"root_volume_size":           &hcldec.AttrSpec{Name: "root_volume_size", Type: cty.Number, Required: false},
 	}
 	return s
 }

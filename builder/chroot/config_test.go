@@ -71,6 +71,39 @@ func TestPrepareDefaults(t *testing.T) {
 	}
 }
 
+// allowed_setuid_extra adds to allowed_setuid, whether that is the default
+// list or the template's own.
+func TestPrepareAllowedSetuidExtra(t *testing.T) {
+	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	for name, c := range map[string]struct {
+		own         []string
+		want, wantN []string
+	}{
+		"defaults": {nil, []string{"/usr/bin/su", "/usr/bin/sudo"}, nil},
+		"own list": {[]string{"/usr/bin/passwd"}, []string{"/usr/bin/passwd", "/usr/bin/sudo"}, []string{"/usr/bin/su"}},
+	} {
+		raw := baseConfig(t)
+		raw["allowed_setuid_extra"] = []string{"/usr/bin/sudo"}
+		if c.own != nil {
+			raw["allowed_setuid"] = c.own
+		}
+		var cfg Config
+		if _, err := cfg.Prepare(raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range c.want {
+			if !slices.Contains(cfg.allowedSetuid(), p) {
+				t.Errorf("%s: %s not allowed: %v", name, p, cfg.allowedSetuid())
+			}
+		}
+		for _, p := range c.wantN {
+			if slices.Contains(cfg.allowedSetuid(), p) {
+				t.Errorf("%s: %s allowed: %v", name, p, cfg.allowedSetuid())
+			}
+		}
+	}
+}
+
 func TestPrepareStoreFromEnv(t *testing.T) {
 	withHostSources(t, "deb http://m.test/debian bookworm main\n")
 	dir := t.TempDir()
@@ -156,6 +189,8 @@ func TestPrepareErrors(t *testing.T) {
 		{"allowed_packages glob", func(m map[string]interface{}) { m["allowed_packages"] = []string{"lib[c"} }, []string{"allowed_packages", "not a glob"}},
 		{"denied_packages empty", func(m map[string]interface{}) { m["denied_packages"] = []string{""} }, []string{"denied_packages", "not a glob"}},
 		{"allowed_setuid relative", func(m map[string]interface{}) { m["allowed_setuid"] = []string{"usr/bin/su"} }, []string{"allowed_setuid", "absolute"}},
+		{"allowed_setuid_extra relative", func(m map[string]interface{}) { m["allowed_setuid_extra"] = []string{"usr/bin/sudo"} }, []string{"allowed_setuid_extra", "absolute"}},
+		{"allowed_setuid_extra dotdot", func(m map[string]interface{}) { m["allowed_setuid_extra"] = []string{"/usr/../bin/sudo"} }, []string{"allowed_setuid_extra", "clean"}},
 		{"mount dotdot", func(m map[string]interface{}) {
 			m["chroot_mounts"] = []map[string]interface{}{{"type": "tmpfs", "target": "/a/../../etc"}}
 		}, []string{"chroot_mounts[0].target"}},

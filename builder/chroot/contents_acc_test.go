@@ -410,7 +410,8 @@ func TestAccContentRules(t *testing.T) {
 		"the image breaks its content rules",
 		"denied_packages: ", "apt 2.6",
 		"allowed_setuid: 2 setuid/setgid file(s) not allowed",
-		"/usr/local/bin/evil (setuid)", "/usr/local/bin/evil-group (setgid)",
+		"/usr/local/bin/evil (setuid, in no package: a provisioner made it)", "/usr/local/bin/evil-group (setgid, in no package",
+		`allowed_setuid_extra = ["/usr/local/bin/evil", "/usr/local/bin/evil-group"]`,
 		"strip_setuid = true",
 	} {
 		if !strings.Contains(log, want) {
@@ -494,4 +495,47 @@ func grepLines(s string, words ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAccSetuidFromPackages: installing sudo and openssh-client brings
+// setuid files minbase lacks. The error names the package of each and
+// prints the allowed_setuid_extra line that allows them; with that line
+// the same build passes, and the defaults still hold (su keeps its bit).
+func TestAccSetuidFromPackages(t *testing.T) {
+	e := acceptance(t)
+	install := []string{"set -e", "apt-get update -qq", "apt-get install -y -qq --no-install-recommends sudo openssh-client"}
+	vars := map[string]string{"inline": hclList(install), "cache_dir": e.cacheDir}
+	r, out := contentsBuild(t, e, vars)
+	failedBuildLeftNothing(t, r, out, vars["store_dir"])
+	log := r.out.String()
+	for _, want := range []string{
+		"/usr/bin/sudo (setuid, from package sudo)",
+		"/usr/lib/openssh/ssh-keysign (setuid, from package openssh-client)",
+		"add this line to the source block",
+		"strip_setuid = true",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the setuid error lacks %q:\n%s", want, grepLines(log, "allowed_setuid", "setuid"))
+		}
+	}
+	t.Logf("the setuid error:\n%s", grepLines(log, "setuid"))
+	_, line, found := strings.Cut(log, "allowed_setuid_extra = ")
+	if !found {
+		t.Fatalf("no allowed_setuid_extra line in the error:\n%s", log)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	if !strings.HasPrefix(line, `["`) || !strings.HasSuffix(line, `"]`) || strings.Contains(line, "/usr/bin/su\"") {
+		t.Fatalf("the printed line's value %s is not the offenders' list", line)
+	}
+
+	// The printed line, as printed, makes the build pass.
+	vars = map[string]string{"inline": hclList(install), "cache_dir": e.cacheDir, "allowed_setuid_extra": line}
+	r, out = contentsBuild(t, e, vars)
+	if r.code != 0 {
+		t.Fatalf("with allowed_setuid_extra = %s:\n%s", line, r.out.String())
+	}
+	listing := runIn(t, out, "tar", "-tvf", "rootfs.tar", "./usr/bin/sudo", "./usr/bin/su")
+	if strings.Count(listing, "-rws") != 2 {
+		t.Errorf("sudo and su should both keep their setuid bits:\n%s", listing)
+	}
 }

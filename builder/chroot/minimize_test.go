@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
 // writeTree makes files (contents = their path) and symlinks ("->target")
@@ -200,12 +202,31 @@ func TestSetuidFilesAndGlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The owners, as dpkg -S names them: a merged-/usr alias in a list
+	// counts; a list that is a link or a FIFO is never read.
+	hostList := filepath.Join(t.TempDir(), "host.list")
+	os.WriteFile(hostList, []byte("/usr/bin/wall\n"), 0o644)
+	writeTree(t, root, "var/lib/dpkg/info/util-linux:amd64.list", "var/lib/dpkg/info/evil.list->"+hostList)
+	os.WriteFile(filepath.Join(root, "var/lib/dpkg/info/util-linux:amd64.list"), []byte("/.\n/bin\n/bin/su\n"), 0o644)
+	if err := unix.Mkfifo(filepath.Join(root, "var/lib/dpkg/info/fifo.list"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := inroot.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	owners := setuidOwners(r, got)
 	var names []string
 	for _, f := range got {
-		names = append(names, f.String())
+		names = append(names, f.describe(owners[f.path]))
 	}
-	if want := []string{"/usr/bin/su (setuid)", "/usr/bin/wall (setgid)"}; !slices.Equal(names, want) {
+	if want := []string{"/usr/bin/su (setuid, from package util-linux)", "/usr/bin/wall (setgid, in no package: a provisioner made it)"}; !slices.Equal(names, want) {
 		t.Errorf("setuid files %v, want %v", names, want)
+	}
+	c := &Config{AllowedSetuidExtra: []string{"/usr/bin/sudo"}}
+	if line := c.setuidFixLine(got); line != `allowed_setuid_extra = ["/usr/bin/sudo", "/usr/bin/su", "/usr/bin/wall"]` {
+		t.Errorf("fix line %s", line)
 	}
 	if !matchesAny([]string{"lib*", "apt"}, "libc6") || matchesAny([]string{"lib*", "apt"}, "apt-utils") {
 		t.Error("package globs match whole names")

@@ -1,17 +1,22 @@
 package chroot
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
 // stepCheckContents checks the finished tree before anything is committed:
@@ -52,31 +57,37 @@ func (s *stepCheckContents) Run(ctx context.Context, state multistep.StateBag) m
 	if err != nil {
 		return halt(state, err)
 	}
-	var offenders []string
+	allowed := cfg.allowedSetuid()
+	var offenders []specialFile
 	for _, f := range special {
-		if !slices.Contains(cfg.AllowedSetuid, f.path) {
-			offenders = append(offenders, f.String())
+		if !slices.Contains(allowed, f.path) {
+			offenders = append(offenders, f)
 		}
 	}
 	if len(offenders) > 0 {
+		owners := setuidOwners(rootOf(state), offenders)
+		described := make([]string, len(offenders))
+		for i, f := range offenders {
+			described[i] = f.describe(owners[f.path])
+		}
 		if cfg.StripSetuid {
-			for _, f := range special {
-				if slices.Contains(cfg.AllowedSetuid, f.path) {
-					continue
-				}
+			for _, f := range offenders {
 				if err := unix.Chmod(filepath.Join(cfg.MountPath, f.path), f.mode&^(unix.S_ISUID|unix.S_ISGID)&0o7777); err != nil {
 					return halt(state, fmt.Errorf("strip_setuid: %s: %w", f.path, err))
 				}
 			}
-			ui.Message(fmt.Sprintf("strip_setuid: cleared the setuid/setgid bit of %d file(s): %s", len(offenders), strings.Join(offenders, ", ")))
+			ui.Message(fmt.Sprintf("strip_setuid: cleared the setuid/setgid bit of %d file(s): %s", len(offenders), strings.Join(described, ", ")))
 		} else {
-			problems = append(problems, fmt.Sprintf("allowed_setuid: %d setuid/setgid file(s) not allowed (add them to allowed_setuid, or set strip_setuid = true): %s", len(offenders), strings.Join(offenders, ", ")))
+			problems = append(problems, fmt.Sprintf("allowed_setuid: %d setuid/setgid file(s) not allowed: %s.\n"+
+				"    To keep their bits, add this line to the source block (it adds to allowed_setuid, defaults included):\n"+
+				"      %s\n"+
+				"    or set strip_setuid = true to clear the bits instead", len(offenders), strings.Join(described, ", "), cfg.setuidFixLine(offenders)))
 		}
 	}
 	if len(problems) > 0 {
 		return halt(state, fmt.Errorf("the image breaks its content rules:\n  %s", strings.Join(problems, "\n  ")))
 	}
-	ui.Message(fmt.Sprintf("Contents checked: %d setuid/setgid file(s), all allowed", len(special)-len(offenders)))
+	ui.Message(fmt.Sprintf("Contents checked: %d setuid/setgid file(s) allowed", len(special)-len(offenders)))
 	return multistep.ActionContinue
 }
 
@@ -96,7 +107,17 @@ type specialFile struct {
 	mode uint32
 }
 
-func (f specialFile) String() string {
+// describe names the file, its bit and the package that brought it, such
+// as "/usr/bin/sudo (setuid, from package sudo)".
+func (f specialFile) describe(owner string) string {
+	from := "in no package: a provisioner made it"
+	if owner != "" {
+		from = "from package " + owner
+	}
+	return fmt.Sprintf("%s (%s, %s)", f.path, f.bits(), from)
+}
+
+func (f specialFile) bits() string {
 	what := "setuid"
 	switch {
 	case f.mode&unix.S_ISUID != 0 && f.mode&unix.S_ISGID != 0:
@@ -104,8 +125,73 @@ func (f specialFile) String() string {
 	case f.mode&unix.S_ISGID != 0:
 		what = "setgid"
 	}
-	return fmt.Sprintf("%s (%s)", f.path, what)
+	return what
 }
+
+// setuidFixLine is the option line that allows the offenders on top of
+// what is allowed already: allowed_setuid_extra, keeping its entries.
+func (c *Config) setuidFixLine(offenders []specialFile) string {
+	paths := slices.Clone(c.AllowedSetuidExtra)
+	for _, f := range offenders {
+		if !slices.Contains(paths, f.path) {
+			paths = append(paths, f.path)
+		}
+	}
+	quoted := make([]string, len(paths))
+	for i, p := range paths {
+		quoted[i] = strconv.Quote(p)
+	}
+	return "allowed_setuid_extra = [" + strings.Join(quoted, ", ") + "]"
+}
+
+// setuidOwners names the package whose file list holds each file, as
+// `dpkg -S` would: it reads the image's /var/lib/dpkg/info/*.list inside
+// the image root, regular files only, never following a link or blocking
+// on a FIFO the image put there. A file no list names is missing from the
+// map; so is every file when the image has no dpkg database.
+func setuidOwners(root *inroot.Root, files []specialFile) map[string]string {
+	want := map[string]string{} // a path as a list may record it -> the file's path
+	for _, f := range files {
+		want[f.path] = f.path
+		// On a merged /usr, packages list /bin/x for /usr/bin/x.
+		if alias, ok := strings.CutPrefix(f.path, "/usr"); ok && slices.Contains([]string{"/bin", "/sbin", "/lib"}, path.Dir(alias)) {
+			want[alias] = f.path
+		}
+	}
+	owners := map[string]string{}
+	ents, err := root.ReadDir(dpkgInfoDir)
+	if err != nil {
+		return owners
+	}
+	for _, e := range ents {
+		pkg, ok := strings.CutSuffix(e.Name(), ".list")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		pkg, _, _ = strings.Cut(pkg, ":") // libfoo:amd64
+		f, err := root.OpenNoFollow(dpkgInfoDir + "/" + e.Name())
+		if err != nil {
+			continue
+		}
+		// A file list is a few hundred KiB at most; an image's bigger one
+		// is read only that far.
+		sc := bufio.NewScanner(io.LimitReader(f, maxFileList))
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			if p, hit := want[sc.Text()]; hit && owners[p] == "" {
+				owners[p] = pkg
+			}
+		}
+		f.Close()
+	}
+	return owners
+}
+
+const (
+	// dpkgInfoDir holds each installed package's file list (<package>.list).
+	dpkgInfoDir = "/var/lib/dpkg/info"
+	maxFileList = 64 << 20
+)
 
 // setuidFiles lists the regular files with a setuid or setgid bit in the
 // tree at root (nothing mounted in it), as in-image paths.

@@ -111,6 +111,12 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		return halt(state, fmt.Errorf("writing %s: %w", export.ManifestName, err))
 	}
 	files = append(files, filepath.Join(outDir, export.ManifestName))
+	// Packer's post-processors (checksum, compress, ...) read Files() as
+	// regular files; the dir and oci outputs are directories.
+	files, dirs, err := splitDirs(files)
+	if err != nil {
+		return halt(state, err)
+	}
 	// The build.* variables post-processors see.
 	data := packerbuilderdata.GeneratedData{State: state}
 	data.Put("ImageID", img.ID)
@@ -124,6 +130,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		OutputDir:     outDir,
 		Outputs:       res.Outputs,
 		files:         files,
+		dirs:          dirs,
 		buildName:     cfg.PackerBuildName,
 		source:        sourceLabel(cfg),
 		manifest:      manifest,
@@ -136,6 +143,23 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 }
 
 func (s *stepExport) Cleanup(multistep.StateBag) {}
+
+// splitDirs separates the directories among the build's outputs from the
+// regular files.
+func splitDirs(paths []string) (files, dirs []string, err error) {
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("output %s: %w", p, err)
+		}
+		if fi.IsDir() {
+			dirs = append(dirs, p)
+		} else {
+			files = append(files, p)
+		}
+	}
+	return files, dirs, nil
+}
 
 // readPackages reads the installed packages from the image's own dpkg
 // database, resolved inside the image root: an image whose /var/lib/dpkg

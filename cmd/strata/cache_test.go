@@ -38,7 +38,7 @@ func TestCacheCommandsOnAnEmptyCache(t *testing.T) {
 	}
 
 	c.fails(exitUsage, "--unused-for is required", "cache", "--dir", cache, "prune")
-	c.fails(exitUsage, "--unused-for is required", "cache", "--dir", cache, "prune", "--unused-for", "-1h")
+	c.fails(exitUsage, "a safety window can't be negative", "cache", "--dir", cache, "prune", "--unused-for", "-1h")
 	c.fails(exitFailed, "no build in this cache used snapshot sha256:abc", "cache", "--dir", cache, "keep", "abc")
 	c.fails(exitUsage, "a snapshot ID", "cache", "--dir", cache, "keep")
 	if kept, _ := filepath.Glob(filepath.Join(cache, "usage", "keep-*")); len(kept) != 0 {

@@ -24,6 +24,14 @@ variable "allowed_setuid" {
   type    = list(string)
   default = null
 }
+variable "allowed_setuid_extra" {
+  type    = list(string)
+  default = []
+}
+variable "cache_dir" {
+  type    = string
+  default = ""
+}
 variable "strip_setuid" {
   type    = bool
   default = false
@@ -49,6 +57,11 @@ source "strata-chroot" "contents" {
   denied_packages  = var.denied_packages
   allowed_setuid   = var.allowed_setuid
   strip_setuid     = var.strip_setuid
+
+  allowed_setuid_extra = var.allowed_setuid_extra
+  package_cache {
+    dir = var.cache_dir
+  }
   minimize {
     remove_packages = var.remove_packages
     remove_files    = var.remove_files
