@@ -140,13 +140,14 @@ func exportImage(ctx context.Context, store *layer.Store, img *layer.Image, stor
 		return nil, nil, err
 	}
 	defer mount.UnmountOwned([]mount.MountRecord{{Target: view, FSType: spec.FSType}})
-	var pkgs []dpkg.Package
-	if root, err := inroot.Open(view); err == nil {
-		if f, err := root.OpenFile("/var/lib/dpkg/status"); err == nil {
-			pkgs, _ = dpkg.ReadStatus(f)
-			f.Close()
-		}
-		root.Close()
+	root, err := inroot.Open(view)
+	if err != nil {
+		return nil, nil, err
+	}
+	pkgs, err := dpkg.ReadImage(root)
+	root.Close()
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, nil, err

@@ -154,7 +154,7 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 		write("/usr/bin/apt-get\n")
 	case cmd == "dpkg --print-architecture":
 		write("amd64\n")
-	case cmd == "cat /var/lib/dpkg/status":
+	case cmd == readStatusCommand:
 		for n, v := range f.installed {
 			write(fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v))
 		}
