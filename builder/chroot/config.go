@@ -343,6 +343,9 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if name == "" {
 		name = "strata"
 	}
+	if c.WorkDir == "" || c.OutputDir == "" {
+		name = defaultDirName(name)
+	}
 	store, err := storeroot.Resolve(c.StoreDir)
 	if err != nil {
 		add("store_dir: %v", err)
@@ -391,25 +394,10 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	} else if abs, err := filepath.Abs(c.MountPath); err == nil {
 		c.MountPath = abs
 	}
-	if _, err := os.Lstat(c.OutputDir); err == nil && !c.PackerForce {
-		add("output_dir: %s exists; remove it, choose another output_dir, or run packer build -force to replace it", c.OutputDir)
-	}
+	// As written here; the build checks them again where they lead
+	// (checkHost), with the rest of the host's state.
 	for _, e := range c.checkOverlaps(layout) {
 		errs = packersdk.MultiErrorAppend(errs, e)
-	}
-	for _, p := range []struct{ opt, dir string }{{"store_dir", c.StoreDir}, {"work_dir", c.WorkDir}, {"package_cache.dir", c.PackageCache.Dir}} {
-		if err := checkPrivateIfExists(p.dir); err != nil {
-			add("%s: %v", p.opt, err)
-		}
-	}
-	if err := checkWorkDirContents(c.WorkDir); err != nil {
-		add("work_dir: %v", err)
-	}
-	if !within(c.MountPath, c.WorkDir) && !recordedMountPath(c.WorkDir, c.MountPath) {
-		// Inside the work dir, a killed build's leftovers are recovered.
-		if err := checkEmptyDir(c.MountPath); err != nil {
-			add("mount_path: %v", err)
-		}
 	}
 
 	if c.CommandWrapper == "" {
@@ -448,13 +436,6 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		add("bootstrap and source_archive are both set: keep exactly one source for the root file system")
 	case sources > 1:
 		add("more than one of bootstrap, source_archive and parent is set: keep exactly one source for the root file system")
-	}
-	// packer validate leaves a data source's answer unknown ("<unknown>"):
-	// the parent is checked when the build runs.
-	if c.Parent != "" && c.Parent != unknownPlaceholder {
-		if err := c.checkParent(layout); err != nil {
-			add("parent: %v", err)
-		}
 	}
 	if c.Minimize == nil {
 		c.Minimize = &MinimizeConfig{}
@@ -1014,20 +995,26 @@ func (p *PackageCacheConfig) prepare(c *Config) []error {
 		if err != nil {
 			add("package_cache.snapshot: %v", err)
 		} else {
-			var missing []string
-			for u, h := range snap {
-				if _, err := os.Stat(filepath.Join(p.Dir, "blobs", "sha256", h)); err != nil {
-					missing = append(missing, u)
-				}
-			}
-			sort.Strings(missing)
-			if len(missing) > 0 {
-				add("package_cache.snapshot: the cache %s no longer holds %s as the snapshot recorded it; that snapshot cannot be rebuilt here", p.Dir, strings.Join(missing, ", "))
-			}
 			c.snapshot = snap
 		}
 	}
 	return errs
+}
+
+// checkSnapshotCached fails when the cache lacks an InRelease file the
+// snapshot pins: that snapshot cannot be rebuilt on this host.
+func (p *PackageCacheConfig) checkSnapshotCached(snap map[string]string) error {
+	var missing []string
+	for u, h := range snap {
+		if _, err := os.Stat(filepath.Join(p.Dir, "blobs", "sha256", h)); err != nil {
+			missing = append(missing, u)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		return fmt.Errorf("package_cache.snapshot: the cache %s no longer holds %s as the snapshot recorded it; that snapshot cannot be rebuilt here", p.Dir, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // readSnapshot reads the InRelease digests a build recorded: from its

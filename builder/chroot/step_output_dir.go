@@ -4,22 +4,29 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
+	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 // stepOutputDir makes the output dir. An existing one is refused unless
-// packer runs with -force, and then removed only when nothing is mounted
-// under it. It runs after the work dir's recovery, so a killed build's
-// mounts are gone before anything is deleted. A build that fails removes
-// the output dir it made.
+// packer runs with -force (checkHost said so before anything was made), and
+// then only what an earlier build of this builder wrote there is removed:
+// the files its artifact.json names. A directory the builder did not make,
+// or one holding anything else, is refused and left alone. It runs after
+// the work dir's recovery, so a killed build's mounts are gone before
+// anything is deleted. A build that fails removes what it wrote: the
+// output dir when it made it, else the files it may have written there.
 //
 // Reads stateConfig.
 type stepOutputDir struct {
-	made bool
+	made bool // this build created the directory
+	used bool // this build writes into it (made, or emptied under -force)
 }
 
 func (s *stepOutputDir) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -30,13 +37,18 @@ func (s *stepOutputDir) Run(ctx context.Context, state multistep.StateBag) multi
 		if !cfg.PackerForce {
 			return halt(state, fmt.Errorf("output_dir %s exists; remove it, choose another output_dir, or run packer with -force to replace it", dir))
 		}
-		if err := mount.Verify(dir); err != nil {
-			return halt(state, fmt.Errorf("-force: not removing output_dir: %w", err))
+		if err := cfg.recheckDirs(); err != nil {
+			return halt(state, fmt.Errorf("-force: %w", err))
 		}
-		ui.Say("Deleting previous output directory " + dir)
-		if err := os.RemoveAll(dir); err != nil {
-			return halt(state, fmt.Errorf("-force: removing %s: %w", dir, err))
+		n, err := removeEarlierOutputs(dir)
+		if err != nil {
+			return halt(state, fmt.Errorf("-force: %w", err))
 		}
+		if n > 0 {
+			ui.Say(fmt.Sprintf("Deleted the %d output file(s) of the earlier build in %s", n, dir))
+		}
+		// The earlier build made the directory: this one takes it over.
+		s.used = true
 	}
 	// A `dir` output holds the image's world-writable /tmp: only root may
 	// reach it.
@@ -44,18 +56,25 @@ func (s *stepOutputDir) Run(ctx context.Context, state multistep.StateBag) multi
 	if slices.Contains(cfg.Formats, "dir") {
 		mode = 0o700
 	}
-	if err := os.MkdirAll(dir, mode); err != nil {
-		return halt(state, fmt.Errorf("output_dir: %w", err))
+	if !s.used {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return halt(state, fmt.Errorf("output_dir: %w", err))
+		}
+		// Made here and now, or refused: never a directory that appeared
+		// since the check.
+		if err := os.Mkdir(dir, mode); err != nil {
+			return halt(state, fmt.Errorf("output_dir: %w", err))
+		}
+		s.made, s.used = true, true
 	}
 	if err := os.Chmod(dir, mode); err != nil {
 		return halt(state, fmt.Errorf("output_dir: %w", err))
 	}
-	s.made = true
 	return multistep.ActionContinue
 }
 
 func (s *stepOutputDir) Cleanup(state multistep.StateBag) {
-	if !s.made {
+	if !s.used {
 		return
 	}
 	_, cancelled := state.GetOk(multistep.StateCancelled)
@@ -65,12 +84,146 @@ func (s *stepOutputDir) Cleanup(state multistep.StateBag) {
 	}
 	cfg := configOf(state)
 	ui := uiOf(state)
-	if err := mount.Verify(cfg.OutputDir); err != nil {
-		ui.Error(fmt.Sprintf("Not removing %s: %v", cfg.OutputDir, err))
+	dir := cfg.OutputDir
+	if err := cfg.recheckDirs(); err != nil {
+		ui.Error(fmt.Sprintf("Not removing %s: %v", dir, err))
 		return
 	}
-	ui.Say("Deleting output directory " + cfg.OutputDir)
-	if err := os.RemoveAll(cfg.OutputDir); err != nil {
-		ui.Error(fmt.Sprintf("removing %s: %v", cfg.OutputDir, err))
+	if err := mount.Verify(dir); err != nil {
+		ui.Error(fmt.Sprintf("Not removing %s: %v", dir, err))
+		return
 	}
+	if !s.made {
+		// Another build made it: only what this one may have written goes.
+		ui.Say("Deleting what this build wrote in " + dir)
+		if err := removeNames(dir, outputNames(cfg.Formats), true); err != nil {
+			ui.Error(err.Error())
+		}
+		return
+	}
+	ui.Say("Deleting output directory " + dir)
+	if err := os.RemoveAll(dir); err != nil {
+		ui.Error(fmt.Sprintf("removing %s: %v", dir, err))
+	}
+}
+
+// removeEarlierOutputs empties an output dir an earlier build of this
+// builder made, for -force: the directory must hold its artifact.json
+// (read through export, which owns the format) and nothing that file does
+// not name, and nothing may be mounted in it. It returns how many entries
+// it removed. An empty directory is taken as it is.
+func removeEarlierOutputs(dir string) (int, error) {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return 0, err
+	}
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("output_dir %s is not a directory; -force replaces only an earlier build's output dir: remove it yourself or choose another output_dir", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	if len(ents) == 0 {
+		return 0, nil
+	}
+	var m *export.Manifest
+	var merr error
+	if fi, err := os.Lstat(filepath.Join(dir, export.ManifestName)); err != nil || !fi.Mode().IsRegular() {
+		merr = fmt.Errorf("it holds no regular file %s", export.ManifestName)
+	} else {
+		m, merr = export.ReadManifest(dir)
+	}
+	if merr != nil {
+		return 0, fmt.Errorf("output_dir %s was not made by strata-chroot, or its build did not finish (%v); -force removes only the outputs an earlier build recorded in its %s: remove the directory yourself or choose another output_dir",
+			dir, merr, export.ManifestName)
+	}
+	names := recordedNames(m)
+	var foreign []string
+	for _, e := range ents {
+		if !names[e.Name()] {
+			foreign = append(foreign, e.Name())
+		}
+	}
+	if len(foreign) > 0 {
+		return 0, fmt.Errorf("output_dir %s holds %s, which the earlier build's %s does not name; -force removes only that build's outputs: move them away or choose another output_dir",
+			dir, strings.Join(foreign, ", "), export.ManifestName)
+	}
+	if err := mount.Verify(dir); err != nil {
+		return 0, fmt.Errorf("not removing output_dir: %w", err)
+	}
+	if err := removeNames(dir, names, false); err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}
+
+// recordedNames are the entries of an output dir its artifact.json names:
+// itself, the package manifest and SBOM, each output with its checksum file
+// or (dir) tree digest.
+func recordedNames(m *export.Manifest) map[string]bool {
+	names := map[string]bool{export.ManifestName: true}
+	for _, n := range []string{m.Packages, m.SBOM} {
+		if n != "" {
+			names[n] = true
+		}
+	}
+	for _, o := range m.Outputs {
+		base := filepath.Base(o.Path)
+		names[base] = true
+		switch o.Format {
+		case "dir":
+			names[export.TreeDigestName] = true
+		case "oci":
+		default:
+			names[base+".sha256"] = true
+		}
+	}
+	return names
+}
+
+// outputNames are the entries a build with these formats writes in its
+// output dir.
+func outputNames(formats []string) map[string]bool {
+	m := &export.Manifest{Packages: export.PackagesName, SBOM: export.SBOMName}
+	for _, f := range formats {
+		m.Outputs = append(m.Outputs, export.Output{Format: f, Path: export.FileName(f)})
+	}
+	return recordedNames(m)
+}
+
+// removeNames removes the named entries of dir, inside dir only (an
+// os.Root: no link in it leads a removal elsewhere), artifact.json last so
+// that an interrupted removal can be run again. With pending, the
+// half-written files of those names go too (export writes ".NAME.tmp-*").
+func removeNames(dir string, names map[string]bool, pending bool) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var order []string
+	for _, e := range ents {
+		n := e.Name()
+		if names[n] && n != export.ManifestName {
+			order = append(order, n)
+		} else if pending && strings.HasPrefix(n, ".") {
+			if base, _, ok := strings.Cut(n[1:], ".tmp-"); ok && names[base] {
+				order = append(order, n)
+			}
+		}
+	}
+	if names[export.ManifestName] {
+		order = append(order, export.ManifestName)
+	}
+	for _, n := range order {
+		if err := root.RemoveAll(n); err != nil {
+			return fmt.Errorf("removing %s: %w", filepath.Join(dir, n), err)
+		}
+	}
+	return nil
 }

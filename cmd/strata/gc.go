@@ -29,6 +29,9 @@ func gcCmd(g *globals) *cobra.Command {
 		Short: "Delete versions nothing needs (a dry run unless --apply); --delete-files removes their artifacts too",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.checkStore(); err != nil {
+				return err
+			}
 			opt.DryRun = !apply
 			return g.withCatalog(func(c *catalog.Catalog) error {
 				res, err := c.GC(cmd.Context(), opt)
