@@ -51,6 +51,13 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return fmt.Errorf("strata-packages: dpkg --print-architecture said %q (exit %d)", native, status)
 	}
 
+	if c.LockFile != "" {
+		real, err := lockPath(c.LockFile)
+		if err != nil {
+			return err
+		}
+		c.LockFile = real
+	}
 	var lock *Lock
 	if c.LockFile != "" && !c.UpdateLock {
 		if lock, err = ReadLock(c.LockFile); err != nil {
