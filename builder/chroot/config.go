@@ -155,10 +155,15 @@ type Config struct {
 	// creates it (and everything in it) with mode 0700.
 	StoreDir string `mapstructure:"store_dir" required:"false"`
 	// Where the build mounts and assembles its tree. Defaults to
-	// `<store_dir>/work/<build name>`. It must be empty, new, or a work dir
-	// of this same build: a build first undoes exactly what a killed earlier
-	// build with this work dir recorded (its processes and mounts, nothing
-	// else), and two builds can't share it.
+	// `<store_dir>/work/<build name>`. When one source is used more than
+	// once in a build (`source "strata-chroot.base" { name = "one" }`,
+	// `{ name = "two" }`), Packer gives each the same build name, the
+	// source's label: the first gets `<build name>`, the others
+	// `<build name>.2`, `.3` in the template's order, for this default and
+	// output_dir's. It must be empty, new, or a work dir of this same build:
+	// a build first undoes exactly what a killed earlier build with this
+	// work dir recorded (its processes and mounts, nothing else), and two
+	// builds can't share it.
 	WorkDir string `mapstructure:"work_dir" required:"false"`
 	// Where the image's root is mounted on the host during the build, for
 	// hooks, `shell-local` and static inventories. Defaults to
@@ -199,9 +204,15 @@ type Config struct {
 	// apply inside the chroot only (PATH too), never to host commands.
 	Environment map[string]string `mapstructure:"environment" required:"false"`
 
-	// Where the outputs go. Defaults to `output-<build name>`. The build
-	// refuses an existing directory unless packer runs with `-force`. It must
-	// not overlap `store_dir`, `work_dir` or `mount_path`.
+	// Where the outputs go. Defaults to `output-<build name>` (see
+	// work_dir for a source used twice; `output-${source.name}` names it
+	// yourself). The build refuses an existing directory unless packer runs
+	// with `-force`, and then removes only the outputs an earlier build
+	// recorded in the directory's `artifact.json`: a directory holding
+	// anything else, or one no build made, is refused and left as it is.
+	// It must not overlap `store_dir`, `work_dir` or `mount_path`, compared
+	// where the paths lead (symlinks followed), when the build starts and
+	// again before anything is deleted.
 	OutputDir string `mapstructure:"output_dir" required:"false"`
 	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`,
 	// `ext4` (a raw ext4 file system image) and `oci` (an OCI image layout
