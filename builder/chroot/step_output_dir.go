@@ -192,10 +192,21 @@ func outputNames(formats []string) map[string]bool {
 	return recordedNames(m)
 }
 
+// pendingBase is the output a half-written file of export's is for
+// (".rootfs.tar.tmp-123", ".rootfs.squashfs.tmp", "oci.tmp"), or "".
+func pendingBase(n string) string {
+	s := strings.TrimPrefix(n, ".")
+	i := strings.LastIndex(s, ".tmp")
+	if i <= 0 || (i+4 < len(s) && s[i+4] != '-') {
+		return ""
+	}
+	return s[:i]
+}
+
 // removeNames removes the named entries of dir, inside dir only (an
 // os.Root: no link in it leads a removal elsewhere), artifact.json last so
 // that an interrupted removal can be run again. With pending, the
-// half-written files of those names go too (export writes ".NAME.tmp-*").
+// half-written files of those names go too (pendingBase).
 func removeNames(dir string, names map[string]bool, pending bool) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -211,10 +222,8 @@ func removeNames(dir string, names map[string]bool, pending bool) error {
 		n := e.Name()
 		if names[n] && n != export.ManifestName {
 			order = append(order, n)
-		} else if pending && strings.HasPrefix(n, ".") {
-			if base, _, ok := strings.Cut(n[1:], ".tmp-"); ok && names[base] {
-				order = append(order, n)
-			}
+		} else if pending && names[pendingBase(n)] {
+			order = append(order, n)
 		}
 	}
 	if names[export.ManifestName] {
