@@ -120,6 +120,7 @@ func TestAccForceRemovesOnlyEarlierOutputs(t *testing.T) {
 func TestAccValidateAfterBuild(t *testing.T) {
 	e := acceptance(t)
 	vars := archiveVars(t, baseArchive(t))
+	delete(vars, "inline") // noprov.pkr.hcl has no provisioner
 	vars["formats"] = `["tar"]`
 	dir := t.TempDir()
 	if r := e.build(t, dir, fixture("noprov.pkr.hcl"), vars); r.code != 0 {
