@@ -3,12 +3,15 @@ package chroot
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
@@ -102,7 +105,11 @@ func (s *stepOutputDir) Cleanup(state multistep.StateBag) {
 		return
 	}
 	ui.Say("Deleting output directory " + dir)
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeNames(dir, nil, false); err != nil {
+		ui.Error(err.Error())
+		return
+	}
+	if err := os.Remove(dir); err != nil {
 		ui.Error(fmt.Sprintf("removing %s: %v", dir, err))
 	}
 }
@@ -113,30 +120,22 @@ func (s *stepOutputDir) Cleanup(state multistep.StateBag) {
 // not name, and nothing may be mounted in it. It returns how many entries
 // it removed. An empty directory is taken as it is.
 func removeEarlierOutputs(dir string) (int, error) {
-	fi, err := os.Lstat(dir)
+	root, err := openRealDir(dir)
 	if err != nil {
 		return 0, err
 	}
-	if !fi.IsDir() {
-		return 0, fmt.Errorf("output_dir %s is not a directory; -force replaces only an earlier build's output dir: remove it yourself or choose another output_dir", dir)
-	}
-	ents, err := os.ReadDir(dir)
+	defer root.Close()
+	ents, err := readRootDir(root)
 	if err != nil {
 		return 0, err
 	}
 	if len(ents) == 0 {
 		return 0, nil
 	}
-	var m *export.Manifest
-	var merr error
-	if fi, err := os.Lstat(filepath.Join(dir, export.ManifestName)); err != nil || !fi.Mode().IsRegular() {
-		merr = fmt.Errorf("it holds no regular file %s", export.ManifestName)
-	} else {
-		m, merr = export.ReadManifest(dir)
-	}
-	if merr != nil {
+	m, err := readManifestIn(root, dir)
+	if err != nil {
 		return 0, fmt.Errorf("output_dir %s was not made by strata-chroot, or its build did not finish (%v); -force removes only the outputs an earlier build recorded in its %s: remove the directory yourself or choose another output_dir",
-			dir, merr, export.ManifestName)
+			dir, err, export.ManifestName)
 	}
 	names := recordedNames(m)
 	var foreign []string
@@ -156,6 +155,50 @@ func removeEarlierOutputs(dir string) (int, error) {
 		return 0, err
 	}
 	return len(ents), nil
+}
+
+// maxManifestSize bounds an artifact.json read back for -force.
+const maxManifestSize = 16 << 20
+
+// readManifestIn reads the artifact.json of the output dir held open as
+// root, a regular file opened without blocking, and parses it as export
+// does.
+func readManifestIn(root *os.Root, dir string) (*export.Manifest, error) {
+	f, err := root.OpenFile(export.ManifestName, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > maxManifestSize {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", export.ManifestName, maxManifestSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxManifestSize))
+	if err != nil {
+		return nil, err
+	}
+	return export.ParseManifest(dir, b)
+}
+
+// openRealDir holds the directory dir, a path checkHost resolved (no link
+// on it), open as an os.Root, refusing a link anywhere on the way: one
+// that appeared since the check would lead the removal elsewhere.
+func openRealDir(dir string) (*os.Root, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s without following links: %w; nothing was removed", dir, err)
+	}
+	defer unix.Close(fd)
+	return os.OpenRoot("/proc/self/fd/" + strconv.Itoa(fd))
+}
+
+// readRootDir lists the directory a root holds.
+func readRootDir(root *os.Root) ([]os.DirEntry, error) {
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadDir(-1)
 }
 
 // recordedNames are the entries of an output dir its artifact.json names:
@@ -203,30 +246,35 @@ func pendingBase(n string) string {
 	return s[:i]
 }
 
-// removeNames removes the named entries of dir, inside dir only (an
-// os.Root: no link in it leads a removal elsewhere), artifact.json last so
-// that an interrupted removal can be run again. With pending, the
+// removeNames removes the named entries of dir (every entry when names is
+// nil), inside dir only: it is held open without a link on the way, and no
+// link in it leads a removal elsewhere (os.Root). artifact.json goes last,
+// so that an interrupted removal can be run again. With pending, the
 // half-written files of those names go too (pendingBase).
 func removeNames(dir string, names map[string]bool, pending bool) error {
-	root, err := os.OpenRoot(dir)
+	root, err := openRealDir(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	ents, err := os.ReadDir(dir)
+	ents, err := readRootDir(root)
 	if err != nil {
 		return err
 	}
 	var order []string
+	last := false
 	for _, e := range ents {
 		n := e.Name()
-		if names[n] && n != export.ManifestName {
+		switch {
+		case n == export.ManifestName && (names == nil || names[n]):
+			last = true
+		case names == nil || names[n]:
 			order = append(order, n)
-		} else if pending && names[pendingBase(n)] {
+		case pending && names[pendingBase(n)]:
 			order = append(order, n)
 		}
 	}
-	if names[export.ManifestName] {
+	if last {
 		order = append(order, export.ManifestName)
 	}
 	for _, n := range order {
