@@ -108,3 +108,20 @@ func TestCLIStoreOfAnotherUser(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIExportOutputIntoTheStore: --output is taken where it leads; one
+// that leads into the store through a link is refused before anything is
+// read or removed, --force or not.
+func TestCLIExportOutputIntoTheStore(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	store := filepath.Join(t.TempDir(), "store")
+	canary := filepath.Join(store, "layers", "canary")
+	os.MkdirAll(filepath.Dir(canary), 0o700)
+	os.WriteFile(canary, []byte("layers"), 0o600)
+	link := filepath.Join(t.TempDir(), "to-store")
+	os.Symlink(store, link)
+	c.fails(2, "overlaps the store", "--store", store, "export", "sha256:ab12ab12ab12ab12", "--output", filepath.Join(link, "layers"), "--force")
+	if _, err := os.Stat(canary); err != nil {
+		t.Fatal("the store's layers were touched")
+	}
+}
