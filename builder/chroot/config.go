@@ -600,10 +600,6 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	return warnings, nil
 }
 
-// unknownPlaceholder is what Packer writes for a string it does not know
-// yet, such as a data source's output under packer validate.
-const unknownPlaceholder = "<unknown>"
-
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
 func (c *Config) checkParent(layout storeroot.Layout) error {
