@@ -599,9 +599,19 @@ func TestAccOutputDirExistsNeedsForce(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(vars["store_dir"], "work")); err == nil {
 		t.Error("the refused build created a work dir")
 	}
+	// -force replaces only an earlier build's outputs: not a directory of
+	// the user's.
+	r = e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
+	if r.code == 0 || !strings.Contains(r.out.String(), "was not made by strata-chroot") {
+		t.Fatalf("-force replaced a directory no build made:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-app", "keep")); err != nil {
+		t.Fatal("the refused -force build touched the existing output dir")
+	}
+	os.Remove(filepath.Join(dir, "output-app", "keep"))
 	r = e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
 	if r.code != 0 {
-		t.Fatalf("-force build failed:\n%s", r.out.String())
+		t.Fatalf("-force build into an empty dir failed:\n%s", r.out.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app", "rootfs.tar.zst")); err != nil {
 		t.Fatal(err)

@@ -157,10 +157,15 @@ type Config struct {
 	// creates it (and everything in it) with mode 0700.
 	StoreDir string `mapstructure:"store_dir" required:"false"`
 	// Where the build mounts and assembles its tree. Defaults to
-	// `<store_dir>/work/<build name>`. It must be empty, new, or a work dir
-	// of this same build: a build first undoes exactly what a killed earlier
-	// build with this work dir recorded (its processes and mounts, nothing
-	// else), and two builds can't share it.
+	// `<store_dir>/work/<build name>`. When one source is used more than
+	// once in a build (`source "strata-chroot.base" { name = "one" }`,
+	// `{ name = "two" }`), Packer gives each the same build name, the
+	// source's label: the first gets `<build name>`, the others
+	// `<build name>.2`, `.3` in the template's order, for this default and
+	// output_dir's. It must be empty, new, or a work dir of this same build:
+	// a build first undoes exactly what a killed earlier build with this
+	// work dir recorded (its processes and mounts, nothing else), and two
+	// builds can't share it.
 	WorkDir string `mapstructure:"work_dir" required:"false"`
 	// Where the image's root is mounted on the host during the build, for
 	// hooks, `shell-local` and static inventories. Defaults to
@@ -203,9 +208,15 @@ type Config struct {
 	// apply inside the chroot only (PATH too), never to host commands.
 	Environment map[string]string `mapstructure:"environment" required:"false"`
 
-	// Where the outputs go. Defaults to `output-<build name>`. The build
-	// refuses an existing directory unless packer runs with `-force`. It must
-	// not overlap `store_dir`, `work_dir` or `mount_path`.
+	// Where the outputs go. Defaults to `output-<build name>` (see
+	// work_dir for a source used twice; `output-${source.name}` names it
+	// yourself). The build refuses an existing directory unless packer runs
+	// with `-force`, and then removes only the outputs an earlier build
+	// recorded in the directory's `artifact.json`: a directory holding
+	// anything else, or one no build made, is refused and left as it is.
+	// It must not overlap `store_dir`, `work_dir` or `mount_path`, compared
+	// where the paths lead (symlinks followed), when the build starts and
+	// again before anything is deleted.
 	OutputDir string `mapstructure:"output_dir" required:"false"`
 	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`,
 	// `ext4` (a raw ext4 file system image) and `oci` (an OCI image layout
@@ -337,6 +348,9 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if name == "" {
 		name = "strata"
 	}
+	if c.WorkDir == "" || c.OutputDir == "" {
+		name = defaultDirName(name)
+	}
 	store, err := storeroot.Resolve(c.StoreDir)
 	if err != nil {
 		add("store_dir: %v", err)
@@ -385,25 +399,10 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	} else if abs, err := filepath.Abs(c.MountPath); err == nil {
 		c.MountPath = abs
 	}
-	if _, err := os.Lstat(c.OutputDir); err == nil && !c.PackerForce {
-		add("output_dir: %s exists; remove it, choose another output_dir, or run packer build -force to replace it", c.OutputDir)
-	}
+	// As written here; the build checks them again where they lead
+	// (checkHost), with the rest of the host's state.
 	for _, e := range c.checkOverlaps(layout) {
 		errs = packersdk.MultiErrorAppend(errs, e)
-	}
-	for _, p := range []struct{ opt, dir string }{{"store_dir", c.StoreDir}, {"work_dir", c.WorkDir}, {"package_cache.dir", c.PackageCache.Dir}} {
-		if err := checkPrivateIfExists(p.dir); err != nil {
-			add("%s: %v", p.opt, err)
-		}
-	}
-	if err := checkWorkDirContents(c.WorkDir); err != nil {
-		add("work_dir: %v", err)
-	}
-	if !within(c.MountPath, c.WorkDir) && !recordedMountPath(c.WorkDir, c.MountPath) {
-		// Inside the work dir, a killed build's leftovers are recovered.
-		if err := checkEmptyDir(c.MountPath); err != nil {
-			add("mount_path: %v", err)
-		}
 	}
 
 	if c.CommandWrapper == "" {
@@ -442,13 +441,6 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		add("bootstrap and source_archive are both set: keep exactly one source for the root file system")
 	case sources > 1:
 		add("more than one of bootstrap, source_archive and parent is set: keep exactly one source for the root file system")
-	}
-	// packer validate leaves a data source's answer unknown ("<unknown>"):
-	// the parent is checked when the build runs.
-	if c.Parent != "" && c.Parent != unknownPlaceholder {
-		if err := c.checkParent(layout); err != nil {
-			add("parent: %v", err)
-		}
 	}
 	if c.Minimize == nil {
 		c.Minimize = &MinimizeConfig{}
@@ -606,10 +598,6 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	}
 	return warnings, nil
 }
-
-// unknownPlaceholder is what Packer writes for a string it does not know
-// yet, such as a data source's output under packer validate.
-const unknownPlaceholder = "<unknown>"
 
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
@@ -906,20 +894,26 @@ func (p *PackageCacheConfig) prepare(c *Config) []error {
 		if err != nil {
 			add("package_cache.snapshot: %v", err)
 		} else {
-			var missing []string
-			for u, h := range snap {
-				if _, err := os.Stat(filepath.Join(p.Dir, "blobs", "sha256", h)); err != nil {
-					missing = append(missing, u)
-				}
-			}
-			sort.Strings(missing)
-			if len(missing) > 0 {
-				add("package_cache.snapshot: the cache %s no longer holds %s as the snapshot recorded it; that snapshot cannot be rebuilt here", p.Dir, strings.Join(missing, ", "))
-			}
 			c.snapshot = snap
 		}
 	}
 	return errs
+}
+
+// checkSnapshotCached fails when the cache lacks an InRelease file the
+// snapshot pins: that snapshot cannot be rebuilt on this host.
+func (p *PackageCacheConfig) checkSnapshotCached(snap map[string]string) error {
+	var missing []string
+	for u, h := range snap {
+		if _, err := os.Stat(filepath.Join(p.Dir, "blobs", "sha256", h)); err != nil {
+			missing = append(missing, u)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		return fmt.Errorf("package_cache.snapshot: the cache %s no longer holds %s as the snapshot recorded it; that snapshot cannot be rebuilt here", p.Dir, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // readSnapshot reads the InRelease digests a build recorded: from its

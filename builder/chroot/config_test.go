@@ -265,17 +265,27 @@ func TestPrepareErrors(t *testing.T) {
 	}
 }
 
-// TestPrepareRefusesForeignWorkDir: a work_dir that holds files strata did
+// checkedHost prepares raw, which must be a valid template, and checks the
+// host for it as a build does first.
+func checkedHost(t *testing.T, raw map[string]interface{}) error {
+	t.Helper()
+	var c Config
+	if _, err := c.Prepare(raw); err != nil {
+		t.Fatalf("Prepare checks only the template, and this one is good: %v", err)
+	}
+	return c.checkHost()
+}
+
+// TestCheckHostRefusesForeignWorkDir: a work_dir that holds files strata did
 // not put there, or other builds' work dirs, is refused: a build recovers
 // and removes what is in its work dir.
-func TestPrepareRefusesForeignWorkDir(t *testing.T) {
+func TestCheckHostRefusesForeignWorkDir(t *testing.T) {
 	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
 	work := t.TempDir()
 	os.WriteFile(filepath.Join(work, "precious.txt"), []byte("x"), 0o644)
 	raw["work_dir"] = work
-	var c Config
-	if _, err := c.Prepare(raw); err == nil || !strings.Contains(err.Error(), "not a strata work dir") {
+	if err := checkedHost(t, raw); err == nil || !strings.Contains(err.Error(), "not a strata work dir") {
 		t.Fatalf("a work dir with foreign files was accepted: %v", err)
 	}
 	parent := t.TempDir()
@@ -283,15 +293,14 @@ func TestPrepareRefusesForeignWorkDir(t *testing.T) {
 	os.MkdirAll(filepath.Join(parent, "other"), 0o700)
 	os.WriteFile(filepath.Join(parent, "other", workMarker), nil, 0o600)
 	raw["work_dir"] = parent
-	var c2 Config
-	if _, err := c2.Prepare(raw); err == nil || !strings.Contains(err.Error(), "another build") {
+	if err := checkedHost(t, raw); err == nil || !strings.Contains(err.Error(), "another build") {
 		t.Fatalf("a work dir holding another build's work dir was accepted: %v", err)
 	}
 }
 
-// TestPrepareStorePermissions: a store owned by another user or writable
+// TestCheckHostStorePermissions: a store owned by another user or writable
 // by others is refused, naming the fix.
-func TestPrepareStorePermissions(t *testing.T) {
+func TestCheckHostStorePermissions(t *testing.T) {
 	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	for name, setup := range map[string]func(dir string){
 		"other owner":       func(dir string) { os.Chown(dir, 65534, 65534) },
@@ -304,8 +313,7 @@ func TestPrepareStorePermissions(t *testing.T) {
 			os.Mkdir(store, 0o700)
 			setup(store)
 			raw["store_dir"] = store
-			var c Config
-			_, err := c.Prepare(raw)
+			err := checkedHost(t, raw)
 			if err == nil || !strings.Contains(err.Error(), "store_dir") {
 				t.Fatalf("accepted: %v", err)
 			}
@@ -316,8 +324,7 @@ func TestPrepareStorePermissions(t *testing.T) {
 	os.Mkdir(open, 0o777)
 	os.Chmod(open, 0o777)
 	raw["store_dir"] = filepath.Join(open, "store")
-	var c Config
-	if _, err := c.Prepare(raw); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+	if err := checkedHost(t, raw); err == nil || !strings.Contains(err.Error(), "writable by every user") {
 		t.Fatalf("a store under a world-writable dir was accepted: %v", err)
 	}
 }

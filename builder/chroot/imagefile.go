@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"time"
@@ -35,6 +34,10 @@ type savedPath struct {
 	putData []byte
 }
 
+// maxSavedFileSize bounds a file savePath keeps to put back (resolv.conf,
+// policy-rc.d): such files are a few lines.
+const maxSavedFileSize = 1 << 20
+
 func savePath(root *inroot.Root, inImage string) (*savedPath, error) {
 	s := &savedPath{root: root, InImage: inImage}
 	dirTimes, err := root.SaveDirTimes(path.Dir(inImage))
@@ -58,12 +61,7 @@ func savePath(root *inroot.Root, inImage string) (*savedPath, error) {
 			return nil, err
 		}
 	case unix.S_IFREG:
-		f, err := root.OpenNoFollow(inImage)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if s.data, err = io.ReadAll(f); err != nil {
+		if s.data, err = root.ReadRegular(inImage, maxSavedFileSize); err != nil {
 			return nil, err
 		}
 	default:
@@ -91,12 +89,7 @@ func (s *savedPath) ours() bool {
 	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != s.putIno {
 		return false
 	}
-	f, err := s.root.OpenNoFollow(s.InImage)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	now, err := io.ReadAll(f)
+	now, err := s.root.ReadRegular(s.InImage, maxSavedFileSize)
 	return err == nil && bytes.Equal(now, s.putData)
 }
 

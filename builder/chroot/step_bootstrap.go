@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -100,12 +99,7 @@ func (s *stepBootstrap) Cleanup(multistep.StateBag) {}
 func dropHostCopies(root *inroot.Root) []string {
 	var removed []string
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hostname"} {
-		in, err := root.OpenNoFollow(f)
-		if err != nil {
-			continue
-		}
-		data, err := io.ReadAll(in)
-		in.Close()
+		data, err := root.ReadRegular(f, maxSavedFileSize)
 		host, herr := os.ReadFile(f)
 		if err != nil || herr != nil || !bytes.Equal(host, data) {
 			continue

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
@@ -33,7 +34,7 @@ func (s *stepCheckContents) Run(ctx context.Context, state multistep.StateBag) m
 	ui := uiOf(state)
 	var problems []string
 	if len(cfg.AllowedPackages) > 0 || len(cfg.DeniedPackages) > 0 {
-		pkgs, err := readPackages(rootOf(state))
+		pkgs, err := dpkg.ReadImage(rootOf(state))
 		if err != nil {
 			return halt(state, err)
 		}

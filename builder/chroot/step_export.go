@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -36,10 +35,11 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	outDir := cfg.OutputDir
 	img := state.Get(stateImage).(*layer.Image)
 
-	pkgs, err := readPackages(rootOf(state))
+	pkgs, err := dpkg.ReadImage(rootOf(state))
 	if err != nil {
-		ui.Error("Warning: " + err.Error())
-	} else if pkgs == nil {
+		return halt(state, fmt.Errorf("package manifest: %w", err))
+	}
+	if pkgs == nil {
 		ui.Message("The image has no dpkg database of its own (/var/lib/dpkg/status): no package manifest")
 	}
 	var files []string
@@ -61,7 +61,10 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		}
 		files = append(files, p)
 		manifest.Packages = export.PackagesName
-		osID, osVersion := osRelease(rootOf(state))
+		osID, osVersion, err := osRelease(rootOf(state))
+		if err != nil {
+			return halt(state, fmt.Errorf("making the SBOM: %w", err))
+		}
 		bom, err := export.SBOM(pkgs, export.SBOMInfo{ImageID: img.ID, Name: cfg.PackerBuildName, Created: img.Created, OSID: osID, OSVersion: osVersion})
 		if err != nil {
 			return halt(state, fmt.Errorf("making the SBOM: %w", err))
@@ -161,32 +164,6 @@ func splitDirs(paths []string) (files, dirs []string, err error) {
 	return files, dirs, nil
 }
 
-// readPackages reads the installed packages from the image's own dpkg
-// database, resolved inside the image root: an image whose /var/lib/dpkg
-// leads elsewhere has no manifest rather than the build host's. An image
-// without dpkg has none either.
-func readPackages(root *inroot.Root) ([]dpkg.Package, error) {
-	f, err := root.OpenFile("/var/lib/dpkg/status")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EXDEV) {
-			return nil, fmt.Errorf("the image's /var/lib/dpkg/status leads out of the image (%v); no package manifest", err)
-		}
-		return nil, fmt.Errorf("reading the image's dpkg database: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("the image's /var/lib/dpkg/status is not a regular file; no package manifest")
-	}
-	pkgs, err := dpkg.ReadStatus(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading the image's dpkg database: %w", err)
-	}
-	return pkgs, nil
-}
-
 func sourceLabel(cfg *Config) string {
 	switch {
 	case cfg.Bootstrap != nil:
@@ -197,12 +174,25 @@ func sourceLabel(cfg *Config) string {
 	return "archive:" + filepath.Base(cfg.SourceArchive)
 }
 
-// osRelease reads ID and VERSION_ID from the image's os-release.
-func osRelease(root *inroot.Root) (id, version string) {
+// maxOSReleaseSize bounds os-release, a few lines of KEY=value.
+const maxOSReleaseSize = 64 << 10
+
+// osRelease reads ID and VERSION_ID from the image's os-release, the first
+// of /etc/os-release and /usr/lib/os-release that is there. /etc/os-release
+// is usually a link to the other: it is followed inside the image, and what
+// it leads to is read as ReadRegular reads any file from an image.
+func osRelease(root *inroot.Root) (id, version string, err error) {
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		b, err := root.ReadFile(p)
+		target, err := root.ResolveFinal(p)
 		if err != nil {
+			return "", "", fmt.Errorf("%s: %w", p, err)
+		}
+		b, err := root.ReadRegular(target, maxOSReleaseSize)
+		if errors.Is(err, os.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			return "", "", err
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			k, v, ok := strings.Cut(line, "=")
@@ -217,7 +207,7 @@ func osRelease(root *inroot.Root) (id, version string) {
 				version = v
 			}
 		}
-		return id, version
+		return id, version, nil
 	}
-	return "", ""
+	return "", "", nil
 }

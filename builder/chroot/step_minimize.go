@@ -45,7 +45,7 @@ func (s *stepMinimize) Run(ctx context.Context, state multistep.StateBag) multis
 	// Rewritten only when it changes: an unchanged image stays byte for
 	// byte the same, times too.
 	rules := []byte(dpkgExcludes(m))
-	if old, err := root.ReadFile(dpkgExcludesFile); err != nil || !bytes.Equal(old, rules) {
+	if old, err := root.ReadRegular(dpkgExcludesFile, 1<<20); err != nil || !bytes.Equal(old, rules) {
 		if err := root.WriteFile(dpkgExcludesFile, bytes.NewReader(rules), inroot.FileSpec{Mode: 0o644}); err != nil {
 			return halt(state, fmt.Errorf("minimize: writing %s: %w", dpkgExcludesFile, err))
 		}

@@ -10,6 +10,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/strata-build/packer-plugin-strata/internal/apt"
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 )
 
 // stepRemovePackages purges minimize.remove_packages in the chroot (apt
@@ -26,7 +27,7 @@ func (s *stepRemovePackages) Run(ctx context.Context, state multistep.StateBag) 
 		return multistep.ActionContinue
 	}
 	ui := uiOf(state)
-	pkgs, err := readPackages(rootOf(state))
+	pkgs, err := dpkg.ReadImage(rootOf(state))
 	if err != nil {
 		return halt(state, fmt.Errorf("minimize.remove_packages: %w", err))
 	}

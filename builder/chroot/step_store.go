@@ -10,16 +10,22 @@ import (
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
-// stepStore makes sure the store root exists and is closed to the build
-// host's other users: owned by root, mode 0700, under parents that only root
-// can change. Nothing under it is trusted before that holds. Then it opens
-// the layer store, which removes what an interrupted commit left.
+// stepStore first checks the build host's state for this build (checkHost:
+// every directory where it leads, their owners and contents, -force, the
+// parent), before anything is created. Then it makes sure the store root
+// exists and is closed to the build host's other users: owned by root, mode
+// 0700, under parents that only root can change. Nothing under it is
+// trusted before that holds. Then it opens the layer store, which removes
+// what an interrupted commit left.
 //
 // Reads stateConfig; writes stateLayers.
 type stepStore struct{}
 
 func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
+	if err := cfg.checkHost(); err != nil {
+		return halt(state, err)
+	}
 	for _, d := range []struct{ opt, dir string }{{"store_dir", cfg.StoreDir}, {"package_cache.dir", cfg.PackageCache.Dir}} {
 		if err := storeroot.Ensure(d.dir); err != nil {
 			return halt(state, fmt.Errorf("%s: %w", d.opt, err))

@@ -48,6 +48,9 @@ func (s *stepWorkDir) Run(ctx context.Context, state multistep.StateBag) multist
 		return halt(state, fmt.Errorf("work_dir %s is in use by another running build; give this build its own work_dir", cfg.WorkDir))
 	}
 	s.lock = lock
+	if err := cfg.recheckDirs(); err != nil {
+		return halt(state, err)
+	}
 	if err := os.WriteFile(filepath.Join(cfg.WorkDir, workMarker), nil, 0o600); err != nil {
 		return halt(state, fmt.Errorf("work_dir: %w", err))
 	}
@@ -106,6 +109,10 @@ func (s *stepWorkDir) Cleanup(state multistep.StateBag) {
 	if err != nil || len(mount.Owned(table, st.Mounts)) > 0 || len(st.Groups) > 0 {
 		// Keep the ledger: the next build with this work dir undoes it.
 		ui.Error(fmt.Sprintf("Some of this build's mounts or processes are still there; the next build with work_dir %s cleans them up", cfg.WorkDir))
+		return
+	}
+	if err := cfg.recheckDirs(); err != nil {
+		ui.Error(err.Error())
 		return
 	}
 	for _, p := range []string{filepath.Join(cfg.WorkDir, upperDirName), filepath.Join(cfg.WorkDir, ovlWorkDirName), filepath.Join(cfg.WorkDir, emptyLowerName), cfg.MountPath} {

@@ -21,10 +21,19 @@ func cacheCmd(g *globals) *cobra.Command {
 		if dir == "" {
 			dir = storeroot.Layout{Root: g.store}.PackageCache()
 		}
-		if _, err := os.Stat(dir); err != nil {
+		// The builder's rules: the cache where the path leads, this
+		// user's alone, its blob directory no link (prune deletes there).
+		real, err := storeroot.Real(dir)
+		if err != nil {
+			return nil, fmt.Errorf("--dir: %w", err)
+		}
+		if _, err := os.Stat(real); err != nil {
 			return nil, fmt.Errorf("no package cache at %s: %w", dir, err)
 		}
-		return pkgcache.OpenStore(dir)
+		if err := storeroot.CheckTree(real, "blobs/sha256"); err != nil {
+			return nil, fmt.Errorf("the package cache: %w", err)
+		}
+		return pkgcache.OpenStore(real)
 	}
 	cmd := &cobra.Command{
 		Use:   "cache",

@@ -59,6 +59,16 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The builder's rules: --output where it leads, never in the
+			// store, and --force replaces only an earlier export's or
+			// build's outputs.
+			abs, err := storeroot.Real(outDir)
+			if err != nil {
+				return fmt.Errorf("--output: %w", err)
+			}
+			if abs == g.store || strings.HasPrefix(abs, g.store+"/") || strings.HasPrefix(g.store, abs+"/") {
+				return usageError{fmt.Errorf("--output %s overlaps the store %s; choose a directory of its own", abs, g.store)}
+			}
 			img, err := store.Image(id)
 			if err != nil {
 				if errors.Is(err, layer.ErrNotFound) {
@@ -69,26 +79,25 @@ func exportCmd(g *globals) *cobra.Command {
 			if err := store.Complete(img); err != nil {
 				return err
 			}
-			abs, err := filepath.Abs(outDir)
-			if err != nil {
-				return err
-			}
+			existed := false
 			if _, err := os.Lstat(abs); err == nil {
 				if !force {
 					return fmt.Errorf("%w: %s exists; remove it or pass --force", catalog.ErrConflict, abs)
 				}
-				if err := mount.Verify(abs); err != nil {
-					return err
+				if _, err := export.RemoveEarlier(abs); err != nil {
+					return fmt.Errorf("--force: %w", err)
 				}
-				if err := os.RemoveAll(abs); err != nil {
-					return err
-				}
+				existed = true
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			res, pkgs, err := exportImage(ctx, store, img, g.store, abs, formats, compression)
 			if err != nil {
-				os.RemoveAll(abs)
+				if existed {
+					export.RemoveWritten(abs, formats)
+				} else if mount.Verify(abs) == nil {
+					export.RemoveTree(abs)
+				}
 				return err
 			}
 			m := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, RootfsDigest: res.RootfsDigest,
@@ -145,13 +154,14 @@ func exportImage(ctx context.Context, store *layer.Store, img *layer.Image, stor
 		return nil, nil, err
 	}
 	defer mount.UnmountOwned([]mount.MountRecord{{Target: view, FSType: spec.FSType}})
-	var pkgs []dpkg.Package
-	if root, err := inroot.Open(view); err == nil {
-		if f, err := root.OpenFile("/var/lib/dpkg/status"); err == nil {
-			pkgs, _ = dpkg.ReadStatus(f)
-			f.Close()
-		}
-		root.Close()
+	root, err := inroot.Open(view)
+	if err != nil {
+		return nil, nil, err
+	}
+	pkgs, err := dpkg.ReadImage(root)
+	root.Close()
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, nil, err

@@ -28,6 +28,9 @@ func gcCmd(g *globals) *cobra.Command {
 		Short: "Delete versions nothing needs (a dry run unless --apply); --delete-files removes their artifacts too",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := g.checkStore(); err != nil {
+				return err
+			}
 			opt.DryRun = !apply
 			// A dry run may look at what zero windows would collect.
 			if err := safetyWindow("keep", opt.KeepRollbacks, force || !apply); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -38,7 +40,32 @@ func layersCmd(g *globals) *cobra.Command {
 	}
 }
 
-// layerStore opens the store's layers.
+// layerStore opens the store's layers, after checkStore.
 func (g *globals) layerStore() (*layer.Store, error) {
+	if err := g.checkStore(); err != nil {
+		return nil, err
+	}
 	return layer.Open(storeroot.Layout{Root: g.store}.Layers())
+}
+
+// checkStore applies the builder's rules to --store before a command reads
+// or deletes in it: the path is replaced by where it leads
+// (storeroot.Real), and a store that exists must be this user's and closed
+// to others, its layers and work dirs real directories of this user too.
+// As root, the CLI would otherwise follow another user's links and delete
+// where that user chose.
+func (g *globals) checkStore() error {
+	real, err := storeroot.Real(g.store)
+	if err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
+	g.store = real
+	if _, err := os.Lstat(real); err != nil {
+		return nil // nothing there: the command says so in its own words
+	}
+	l := storeroot.Layout{Root: real}
+	if err := storeroot.CheckTree(real, filepath.Base(l.Layers()), filepath.Base(l.Work())); err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
+	return nil
 }

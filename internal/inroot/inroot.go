@@ -158,45 +158,131 @@ func (r *Root) Readlink(p string) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// OpenFile opens p for reading, following symlinks inside the root.
+// OpenFile opens the regular file p for reading, following symlinks inside
+// the root (the last one too), checked by type before it is opened as
+// OpenNoFollow does.
 func (r *Root) OpenFile(p string) (*os.File, error) {
 	h, err := r.OpenPath(p)
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	return pathrs.Reopen(h, unix.O_RDONLY)
+	return openRegular(h, clean(p))
 }
 
 // OpenNoFollow opens p for reading when p itself is a regular file (not a
-// link) in a directory resolved inside the root.
+// link) in a directory resolved inside the root. The type is checked on a
+// handle that opens nothing (O_PATH) before the file is opened, through that
+// same handle, without blocking: a FIFO, device node or socket the image put
+// there is never opened, so it can neither stall the builder nor set off a
+// device's side effects.
 func (r *Root) OpenNoFollow(p string) (*os.File, error) {
 	d, base, err := r.Parent(p)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	fd, err := unix.Openat(int(d.Fd()), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	fd, err := unix.Openat(int(d.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), p)
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s in the image is not a regular file", p)
+	h := os.NewFile(uintptr(fd), p)
+	defer h.Close()
+	return openRegular(h, clean(p))
+}
+
+// openRegular opens the file behind the O_PATH handle h for reading, without
+// blocking, when it is a regular file.
+func openRegular(h *os.File, p string) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &NotRegularError{Path: p, Kind: kindOf(st.Mode)}
+	}
+	f, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	return f, nil
 }
 
-// ReadFile reads p, following symlinks inside the root.
-func (r *Root) ReadFile(p string) ([]byte, error) {
-	f, err := r.OpenFile(p)
+// NotRegularError is a path in the image that the builder reads as a file
+// but that is something else: a link, a FIFO, a device node, a socket or a
+// directory.
+type NotRegularError struct {
+	Path string // in the image
+	Kind string
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s in the image is %s, not a regular file; the builder reads only regular files from an image", e.Path, e.Kind)
+}
+
+// TooLargeError is a file in the image larger than its reader accepts.
+type TooLargeError struct {
+	Path  string
+	Size  int64
+	Limit int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s in the image is larger than %d bytes (%d), more than such a file ever holds; the builder does not read it", e.Path, e.Limit, e.Size)
+}
+
+func kindOf(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return "a symbolic link"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFCHR:
+		return "a character device node"
+	case unix.S_IFBLK:
+		return "a block device node"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFDIR:
+		return "a directory"
+	}
+	return fmt.Sprintf("of type %o", mode&unix.S_IFMT)
+}
+
+// ReadRegular reads the regular file p in the image, at most limit bytes:
+// its directory resolved inside the root, p itself never followed, opened
+// by type first (see OpenNoFollow). Anything else, or a larger file, is an
+// error that says what is there; a missing file is os.ErrNotExist. Every
+// reader of a file inside an image goes through it.
+func (r *Root) ReadRegular(p string, limit int64) ([]byte, error) {
+	f, err := r.OpenNoFollow(p)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return nil, &NotRegularError{Path: clean(p), Kind: "a symbolic link"}
+		}
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	return readBounded(f, clean(p), limit)
+}
+
+// readBounded reads at most limit bytes of f, failing when f holds more.
+func readBounded(f *os.File, p string, limit int64) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, err
+	}
+	if st.Size > limit {
+		return nil, &TooLargeError{Path: p, Size: st.Size, Limit: limit}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s in the image: %w", p, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, &TooLargeError{Path: p, Size: int64(len(b)), Limit: limit}
+	}
+	return b, nil
 }
 
 // MkdirAll creates p and its missing parents inside the root with mode and

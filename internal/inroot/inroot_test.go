@@ -89,7 +89,7 @@ func TestReadsNeverLeaveTheRoot(t *testing.T) {
 	// never found, since its in-image path does not exist.
 	for _, p := range []string{"/abs-host/secret", "/rel-host/secret", "/../host/secret", "/../../../" + f.host + "/secret",
 		"/deep-up/" + f.host + "/secret", "/srv/a/up/up/../host/secret"} {
-		if b, err := f.r.ReadFile(p); err == nil || bytes.Contains(b, []byte("secret")) {
+		if b, err := f.r.ReadRegular(p, 1<<20); err == nil || bytes.Contains(b, []byte("secret")) {
 			t.Errorf("ReadFile(%s) = %q, %v: it reached the host", p, b, err)
 		}
 		if h, err := f.r.OpenPath(p); err == nil {
@@ -99,7 +99,7 @@ func TestReadsNeverLeaveTheRoot(t *testing.T) {
 	}
 	// .. and links that climb stop at the root: they resolve inside it.
 	for _, p := range []string{"/../../etc/os-release", "/deep-up/etc/os-release", "/srv/a/up/etc/os-release", "/etc-link/os-release", "/srv/a/up/srv/a/up/etc/os-release"} {
-		if b, err := f.r.ReadFile(p); err != nil || string(b) != "image\n" {
+		if b, err := f.r.ReadRegular(p, 1<<20); err != nil || string(b) != "image\n" {
 			t.Errorf("ReadFile(%s) = %q, %v, want the image's own /etc/os-release", p, b, err)
 		}
 	}
@@ -108,10 +108,10 @@ func TestReadsNeverLeaveTheRoot(t *testing.T) {
 	inImage := filepath.Join(f.root, f.host)
 	must(t, os.MkdirAll(inImage, 0o755))
 	must(t, os.WriteFile(filepath.Join(inImage, "secret"), []byte("decoy\n"), 0o644))
-	if b, err := f.r.ReadFile("/abs-host/secret"); err != nil || string(b) != "decoy\n" {
+	if b, err := f.r.ReadRegular("/abs-host/secret", 1<<20); err != nil || string(b) != "decoy\n" {
 		t.Errorf("an absolute link resolved to %q, %v; want the image's own copy", b, err)
 	}
-	if _, err := f.r.ReadFile("/loop1"); err == nil {
+	if _, err := f.r.ReadRegular("/loop1", 1<<20); err == nil {
 		t.Error("a symlink loop resolved")
 	}
 	if ents, err := f.r.ReadDir("/abs-host"); err != nil || len(ents) != 1 || ents[0].Name() != "secret" {
@@ -152,7 +152,7 @@ func TestMagicLinksRefused(t *testing.T) {
 	must(t, err)
 	defer hostFd.Close()
 	for _, p := range []string{"/proc/self/root" + f.host + "/secret", "/run/secret", "/proc/self/fd/" + strconv.Itoa(int(hostFd.Fd())), "/proc/self/cwd"} {
-		if b, err := f.r.ReadFile(p); err == nil {
+		if b, err := f.r.ReadRegular(p, 1<<20); err == nil {
 			t.Errorf("ReadFile(%s) followed a magic link: %q", p, b)
 		}
 	}

@@ -7,8 +7,10 @@ package storeroot
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,4 +117,91 @@ func CheckAncestors(p string) error {
 			return nil
 		}
 	}
+}
+
+// Real is where the path p leads now: absolute, with every symlink followed
+// and every .. applied where the kernel would apply it, for as much of p as
+// exists; the part yet to be made is appended, cleaned. Every check of a
+// directory the builder or the CLI deletes in (overlap, ownership) is made
+// on this path, never on the string a template or a flag gave: a symlink
+// must not lead a check one way and a delete another. A link on the way
+// whose target is missing is an error.
+func Real(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty path")
+	}
+	if !filepath.IsAbs(p) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		p = wd + "/" + p
+	}
+	for i := 0; i < 40; i++ {
+		r, err := realOnce(p)
+		if err != nil {
+			return "", err
+		}
+		if r == p {
+			return r, nil
+		}
+		p = r
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", p)
+}
+
+// realOnce resolves p's longest existing prefix and appends the rest.
+func realOnce(p string) (string, error) {
+	parts := strings.Split(p, "/")
+	for i := len(parts); i >= 1; i-- {
+		prefix := strings.Join(parts[:i], "/")
+		if prefix == "" {
+			prefix = "/"
+		}
+		real, err := filepath.EvalSymlinks(prefix)
+		if err == nil {
+			return filepath.Join(append([]string{real}, parts[i:]...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("resolving %s: %w", p, err)
+		}
+		if fi, lerr := os.Lstat(prefix); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(prefix)
+			return "", fmt.Errorf("%s is a symlink to %s, which does not exist; create it or choose another path", prefix, target)
+		}
+	}
+	return filepath.Clean(p), nil
+}
+
+// CheckTree checks a store directory that exists (CheckPrivate) and the
+// parts below it that exist too, each component on the way a real
+// directory (never a symlink) of this user, closed to others: the CLI runs
+// as root over a store, and a part another user could swap or link
+// elsewhere would lead it to read or delete in that user's choice of place.
+// dir is the Real path.
+func CheckTree(dir string, parts ...string) error {
+	if err := CheckPrivate(dir); err != nil {
+		return err
+	}
+	me := uint32(os.Geteuid())
+	for _, part := range parts {
+		p := dir
+		for _, c := range strings.Split(filepath.Clean(part), "/") {
+			p = filepath.Join(p, c)
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					break
+				}
+				return err
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				return fmt.Errorf("%s is not a directory (a symlink is not accepted in a store); remove it or choose another store", p)
+			}
+			if st.Uid != me || st.Mode&0o022 != 0 {
+				return fmt.Errorf("%s is owned by uid %d with mode %04o: only the store's owner (uid %d) may write there; fix its owner and mode (chown, chmod go-w) or choose another store", p, st.Uid, st.Mode&0o7777, me)
+			}
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ package packages
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -173,10 +172,10 @@ func (c *Config) Prepare(raws ...interface{}) error {
 		if err != nil {
 			add("lock_file: %v", err)
 		} else {
+			// Where it leads, and whether its directory is there, is
+			// checked when it is used (lockPath): packer validate looks at
+			// the template only.
 			c.LockFile = abs
-			if fi, err := os.Stat(filepath.Dir(abs)); err != nil || !fi.IsDir() {
-				add("lock_file: the directory %s does not exist; create it or pick another path", filepath.Dir(abs))
-			}
 		}
 		if len(c.Install) == 0 && !c.Upgrade {
 			add("lock_file: records what install and upgrade resolve; set install")

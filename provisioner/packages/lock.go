@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
+	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
 // LockVersion is the lock file format this provisioner writes and reads.
@@ -50,15 +54,45 @@ func (p LockedPackage) spec(native string) string {
 	return n + "=" + p.Version
 }
 
+// maxLockSize bounds a lock file: a few hundred bytes a package.
+const maxLockSize = 64 << 20
+
+// lockPath is where lock_file leads now (storeroot.Real: links followed,
+// .. applied), in a directory that exists.
+func lockPath(p string) (string, error) {
+	real, err := storeroot.Real(p)
+	if err != nil {
+		return "", fmt.Errorf("lock_file: %w", err)
+	}
+	if fi, err := os.Stat(filepath.Dir(real)); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("lock_file: the directory %s does not exist; create it or pick another path", filepath.Dir(real))
+	}
+	return real, nil
+}
+
 // ReadLock reads and checks a lock file. It returns nil, nil when there is
-// none.
+// none. Only a regular file is read, opened without blocking and at most
+// maxLockSize bytes: a FIFO or device there is an error, not a hang.
 func ReadLock(path string) (*Lock, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file; point lock_file at a file", path)
+	} else if fi.Size() > maxLockSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes, which no lock file is", path, maxLockSize)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxLockSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxLockSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes, which no lock file is", path, maxLockSize)
 	}
 	var l Lock
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -51,6 +51,13 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		return fmt.Errorf("strata-packages: dpkg --print-architecture said %q (exit %d)", native, status)
 	}
 
+	if c.LockFile != "" {
+		real, err := lockPath(c.LockFile)
+		if err != nil {
+			return err
+		}
+		c.LockFile = real
+	}
 	var lock *Lock
 	if c.LockFile != "" && !c.UpdateLock {
 		if lock, err = ReadLock(c.LockFile); err != nil {
@@ -266,14 +273,27 @@ func (s *shell) apt(ctx context.Context, op, command string) error {
 	return nil
 }
 
+// readStatusCommand reads the dpkg database in the image as the builder's
+// readers do (inroot.ReadRegular): the last component not followed, opened
+// without blocking (a FIFO has nothing to say and ends the read at once),
+// and at most one block more than dpkg.MaxStatusSize, so an endless device
+// ends too. One program, so that any execute_command wraps all of it.
+var readStatusCommand = fmt.Sprintf("dd if=%s iflag=nonblock,nofollow bs=1M count=%d status=none", dpkg.StatusPath, dpkg.MaxStatusSize>>20+1)
+
 // installed reads the dpkg database through the communicator.
 func (s *shell) installed(ctx context.Context) (installedSet, error) {
-	out, status, err := s.quiet(ctx, "cat /var/lib/dpkg/status")
+	out, status, err := s.quiet(ctx, readStatusCommand)
 	if err != nil {
 		return nil, err
 	}
 	if status != 0 {
-		return nil, fmt.Errorf("reading /var/lib/dpkg/status: exit %d", status)
+		return nil, fmt.Errorf("reading %s: exit %d (it must be a regular file)", dpkg.StatusPath, status)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("reading %s: it is empty or not a regular file (a FIFO, a device?); the image's dpkg database is broken", dpkg.StatusPath)
+	}
+	if len(out) > dpkg.MaxStatusSize {
+		return nil, fmt.Errorf("reading %s: it is larger than %d bytes, more than a dpkg database ever holds", dpkg.StatusPath, dpkg.MaxStatusSize)
 	}
 	pkgs, err := dpkg.ReadStatus(strings.NewReader(out))
 	if err != nil {

@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 )
@@ -27,14 +29,12 @@ func TestPrepareDefaultsAndErrors(t *testing.T) {
 		t.Errorf("requests %+v", reqs)
 	}
 
-	dir := t.TempDir()
 	var bad Config
 	err := bad.Prepare(map[string]interface{}{
 		"install":         []string{"Bad Name", "jq=", "jq", "jq", "x=1.0;rm -rf /", "curl=$(id)"},
 		"remove":          []string{"jq", "curl=1.0"},
 		"hold":            []string{"jq"},
 		"execute_command": "sudo -n",
-		"lock_file":       filepath.Join(dir, "missing", "packages.lock"),
 	})
 	if err == nil {
 		t.Fatal("bad config accepted")
@@ -49,7 +49,6 @@ func TestPrepareDefaultsAndErrors(t *testing.T) {
 		"install and remove both list jq",
 		"remove and hold both list jq",
 		"execute_command",
-		"lock_file: the directory " + filepath.Join(dir, "missing") + " does not exist",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -69,7 +68,7 @@ func TestPrepareDefaultsAndErrors(t *testing.T) {
 		t.Errorf("update_lock without lock_file: %v", err)
 	}
 	var c3 Config
-	if err := c3.Prepare(map[string]interface{}{"remove": []string{"jq"}, "lock_file": filepath.Join(dir, "l")}); err == nil || !strings.Contains(err.Error(), "set install") {
+	if err := c3.Prepare(map[string]interface{}{"remove": []string{"jq"}, "lock_file": filepath.Join(t.TempDir(), "l")}); err == nil || !strings.Contains(err.Error(), "set install") {
 		t.Errorf("lock_file without install: %v", err)
 	}
 }
@@ -154,7 +153,7 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 		write("/usr/bin/apt-get\n")
 	case cmd == "dpkg --print-architecture":
 		write("amd64\n")
-	case cmd == "cat /var/lib/dpkg/status":
+	case cmd == readStatusCommand:
 		for n, v := range f.installed {
 			write(fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v))
 		}
@@ -331,4 +330,43 @@ type notDebian struct{ fakeApt }
 func (*notDebian) Start(_ context.Context, rc *packersdk.RemoteCmd) error {
 	rc.SetExited(1)
 	return nil
+}
+
+// TestLockFileCheckedWhereItLeads: lock_file's directory is looked at when
+// the provisioner runs, not by Prepare (packer validate); the path is
+// followed through links; a FIFO there is refused, not waited on.
+func TestLockFileCheckedWhereItLeads(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing", "packages.lock")
+	var c Config
+	if err := c.Prepare(map[string]interface{}{"install": []string{"hello"}, "lock_file": missing}); err != nil {
+		t.Fatalf("Prepare looked at the disk: %v", err)
+	}
+	err := provision(t, newFake(), map[string]interface{}{"install": []string{"hello"}, "lock_file": missing})
+	if err == nil || !strings.Contains(err.Error(), "lock_file: the directory "+filepath.Join(dir, "missing")+" does not exist") {
+		t.Fatalf("a lock_file in a missing directory: %v", err)
+	}
+	real := filepath.Join(dir, "real")
+	os.Mkdir(real, 0o755)
+	os.Symlink(real, filepath.Join(dir, "link"))
+	if err := provision(t, newFake(), map[string]interface{}{"install": []string{"hello"}, "lock_file": filepath.Join(dir, "link", "p.lock")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(real, "p.lock")); err != nil {
+		t.Fatalf("the lock was not written where lock_file leads: %v", err)
+	}
+	fifo := filepath.Join(dir, "fifo.lock")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := ReadLock(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("a FIFO lock file: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a FIFO lock file did not return")
+	}
 }
