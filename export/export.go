@@ -14,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -92,7 +94,7 @@ type Result struct {
 	// RootfsDigest is "sha256:<hex>" of the canonical uncompressed tar of the
 	// whole tree: the same for every flattened format ("" with none).
 	RootfsDigest string
-	Tree         TreeStats
+	Tree         treesize.Stats
 }
 
 // Export writes root into outDir in each asked-for format. Every file is
@@ -133,11 +135,11 @@ func Export(ctx context.Context, src Source, outDir string, opt Options) (*Resul
 
 // exportTree writes the flattened formats of the tree at root.
 func exportTree(ctx context.Context, root, outDir string, want map[string]bool, opt Options) (*Result, error) {
-	tree, err := MeasureTree(root)
+	tree, err := treesize.Measure(root)
 	if err != nil {
 		return nil, fmt.Errorf("measuring %s: %w", root, err)
 	}
-	opt.Report(fmt.Sprintf("Tree: %s on disk (%s apparent) in %d entries", HumanBytes(tree.Allocated), HumanBytes(tree.Apparent), tree.Entries))
+	opt.Report(fmt.Sprintf("Tree: %s on disk (%s apparent) in %d entries", bytesize.Human(tree.Allocated), bytesize.Human(tree.Apparent), tree.Entries))
 
 	// The tar stream (which also yields the rootfs digest) and the image
 	// tools only read the tree: they run side by side, and whichever fails
@@ -202,7 +204,7 @@ type exporter struct {
 	root   string
 	outDir string
 	opt    Options
-	tree   TreeStats
+	tree   treesize.Stats
 }
 
 // run runs a host tool in its own process group, tracked.
@@ -244,7 +246,7 @@ func timed(report func(string), format, tmp string, f func() (Output, error)) (O
 			case <-t.C:
 				so := ""
 				if fi, err := os.Stat(tmp); err == nil && fi.Mode().IsRegular() {
-					so = HumanBytes(fi.Size()) + " so far, "
+					so = bytesize.Human(fi.Size()) + " so far, "
 				}
 				report(fmt.Sprintf("  still writing %s: %s%s", format, so, time.Since(start).Round(time.Second)))
 			}
@@ -255,7 +257,7 @@ func timed(report func(string), format, tmp string, f func() (Output, error)) (O
 	if err != nil {
 		return o, fmt.Errorf("writing %s: %w", format, err)
 	}
-	report(fmt.Sprintf("Wrote %s: %s in %s (sha256 %s)", filepath.Base(o.Path), HumanBytes(o.Size), time.Since(start).Round(time.Millisecond), short(o.SHA256)))
+	report(fmt.Sprintf("Wrote %s: %s in %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), time.Since(start).Round(time.Millisecond), short(o.SHA256)))
 	return o, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
 
@@ -135,13 +136,13 @@ func TestExportEveryFormat(t *testing.T) {
 		}
 		// Sparse files stay sparse: no output holds the 2 GiB hole.
 		if fi, _ := os.Stat(o.Path); fi.Size() > 200<<20 {
-			t.Errorf("%s is %s: the sparse file's hole was written out", o.Format, HumanBytes(fi.Size()))
+			t.Errorf("%s is %s: the sparse file's hole was written out", o.Format, bytesize.Human(fi.Size()))
 		}
 		if o.Format == "ext4" {
 			var st unix.Stat_t
 			unix.Stat(o.Path, &st)
 			if st.Blocks*512 > 200<<20 {
-				t.Errorf("the ext4 image takes %s on disk", HumanBytes(st.Blocks*512))
+				t.Errorf("the ext4 image takes %s on disk", bytesize.Human(st.Blocks*512))
 			}
 		}
 	}

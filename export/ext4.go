@@ -5,13 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 )
 
 // ext4Geometry sizes an ext4 image for a tree: blocks for what the tree
 // takes on disk (holes count for nothing; mke2fs -d keeps them), inodes for
 // its entries plus one per inodeRatio bytes of the free space asked for, and
 // a margin for metadata and the journal.
-func ext4Geometry(tree TreeStats, free, inodeRatio int64) (bytes, inodes int64) {
+func ext4Geometry(tree treesize.Stats, free, inodeRatio int64) (bytes, inodes int64) {
 	if inodeRatio <= 0 {
 		inodeRatio = 16384
 	}

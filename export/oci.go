@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
@@ -205,7 +206,7 @@ func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tra
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
-	t, _ := MeasureTree(final)
+	t, _ := treesize.Measure(final)
 	return Output{Format: "oci", Path: final, Size: t.Apparent, SHA256: o.digest()[len("sha256:"):]}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/fanout"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
@@ -89,7 +90,7 @@ func writeTars(ctx context.Context, root, outDir string, want map[string]bool, s
 		if size > 0 {
 			pct = float64(written) * 100 / float64(size)
 		}
-		report(fmt.Sprintf("  %s of %s (%.0f%%), %s", HumanBytes(written), HumanBytes(size), pct, time.Since(start).Round(time.Second)))
+		report(fmt.Sprintf("  %s of %s (%.0f%%), %s", bytesize.Human(written), bytesize.Human(size), pct, time.Since(start).Round(time.Second)))
 	}
 	fan := fanout.New(sinks...)
 	err := treetar.Write(&ctxWriter{ctx: ctx, w: fan}, root, topt)
@@ -120,7 +121,7 @@ func writeTars(ctx context.Context, root, outDir string, want map[string]bool, s
 			return nil, "", err
 		}
 		outs = append(outs, o)
-		report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), HumanBytes(o.Size), short(o.SHA256)))
+		report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), short(o.SHA256)))
 	}
 	report(fmt.Sprintf("Tar stream done in %s", time.Since(start).Round(time.Millisecond)))
 	return outs, hex.EncodeToString(digest.Sum(nil)), nil

@@ -10,6 +10,7 @@ import (
 	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
@@ -65,7 +66,7 @@ func (a *Artifact) Id() string { return a.ImageID }
 func (a *Artifact) String() string {
 	var parts []string
 	for _, o := range a.Outputs {
-		parts = append(parts, fmt.Sprintf("%s (%s)", o.Path, export.HumanBytes(o.Size)))
+		parts = append(parts, fmt.Sprintf("%s (%s)", o.Path, bytesize.Human(o.Size)))
 	}
 	s := fmt.Sprintf("Image %s (%d layers): %s", a.ImageID, len(a.Layers), strings.Join(parts, ", "))
 	if len(a.dirs) > 0 {

@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 )
 
 // What minimize removes, by category, as dpkg path-exclude globs too.
@@ -39,7 +42,7 @@ func (r *minimizeReport) String() string {
 	sort.Slice(cats, func(i, j int) bool { return r.Bytes[cats[i]] > r.Bytes[cats[j]] })
 	var parts []string
 	for _, c := range cats {
-		parts = append(parts, fmt.Sprintf("%s %s (%d)", c, humanBytes(r.Bytes[c]), r.Entries[c]))
+		parts = append(parts, fmt.Sprintf("%s %s (%d)", c, bytesize.MB(r.Bytes[c]), r.Entries[c]))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -252,33 +255,14 @@ func globInTree(root, pattern string) ([]string, error) {
 	return cur, nil
 }
 
-// sizeOf is how many bytes (regular files and symlinks) and entries lie at
-// p, never following a symlink.
-func sizeOf(p string) (int64, int, error) {
-	var n int64
-	count := 0
-	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if unix.Lstat(q, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			n += st.Size
-		}
-		count++
-		return nil
-	})
-	return n, count, err
-}
-
 // removeAll removes p (never following a symlink) and says how many bytes
 // and entries went.
 func removeAll(p string) (int64, int, error) {
-	n, count, err := sizeOf(p)
+	t, err := treesize.Measure(p)
 	if err != nil {
 		return 0, 0, err
 	}
-	return n, count, os.RemoveAll(p)
+	return t.Apparent, int(t.Entries), os.RemoveAll(p)
 }
 
 // dpkgExcludes are the dpkg path-exclude rules that keep later installs as
@@ -315,10 +299,6 @@ func dpkgExcludes(m *MinimizeConfig) string {
 // dpkgExcludesFile is where the rules go in the image.
 const dpkgExcludesFile = "/etc/dpkg/dpkg.cfg.d/01-strata-minimize"
 
-// humanBytes is n in decimal megabytes, as du -B MB and the issue's
-// numbers count.
-func humanBytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
-
 // imageSize is a tree's apparent size (regular files and symlinks, as
 // du --apparent-size counts them, but directories) and entry count, and how
 // much of it is build-time state the commit leaves out.
@@ -331,40 +311,9 @@ type imageSize struct {
 
 // measureImage measures the image tree at root (nothing mounted in it).
 func measureImage(root string) (imageSize, error) {
-	var s imageSize
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		n := int64(0)
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			n = st.Size
-		}
-		s.apparent += n
-		s.entries++
-		if rel != "." && isBuildState(rel) {
-			s.stateBytes += n
-			s.stateEntries++
-			if d.IsDir() {
-				b, c, err := sizeOf(p)
-				if err != nil {
-					return err
-				}
-				s.apparent += b
-				s.entries += c - 1
-				s.stateBytes += b
-				s.stateEntries += c - 1
-				return filepath.SkipDir
-			}
-		}
-		return nil
-	})
-	return s, err
+	total, state, err := treesize.MeasureSplit(root, isBuildState)
+	return imageSize{apparent: total.Apparent, entries: int(total.Entries),
+		stateBytes: state.Apparent, stateEntries: int(state.Entries)}, err
 }
 
 // isBuildState says whether the in-image path rel is build-time state the

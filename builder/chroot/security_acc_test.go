@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
@@ -372,7 +373,7 @@ func TestAccSparseStaysSparse(t *testing.T) {
 			t.Fatal(err)
 		}
 		if st.Blocks*512 > 150<<20 {
-			t.Errorf("%s takes %s on disk: the hole was filled", o, export.HumanBytes(st.Blocks*512))
+			t.Errorf("%s takes %s on disk: the hole was filled", o, bytesize.Human(st.Blocks*512))
 		}
 	}
 	x := t.TempDir()

@@ -11,9 +11,10 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 )
 
 // mergedUsrHooks is mmdebstrap's hook directory that sets up merged /usr
@@ -85,8 +86,8 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	for _, f := range dropHostCopies(rootOf(state)) {
 		ui.Message("removed " + f + ": mmdebstrap copied it from the build host")
 	}
-	t, _ := export.MeasureTree(cfg.MountPath)
-	ui.Message(fmt.Sprintf("Bootstrapped %s in %s: %s in %d entries", b.Suite, time.Since(start).Round(100*time.Millisecond), export.HumanBytes(t.Allocated), t.Entries))
+	t, _ := treesize.Measure(cfg.MountPath)
+	ui.Message(fmt.Sprintf("Bootstrapped %s in %s: %s in %d entries", b.Suite, time.Since(start).Round(100*time.Millisecond), bytesize.Human(t.Allocated), t.Entries))
 	return multistep.ActionContinue
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
@@ -78,7 +78,7 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 	if !s.newLayer {
 		reuse = ", already in the store"
 	}
-	ui.Message(fmt.Sprintf("Layer %s: %s in %d entries%s", s.layer.DiffID, export.HumanBytes(s.layer.Size), s.layer.Entries, reuse))
+	ui.Message(fmt.Sprintf("Layer %s: %s in %d entries%s", s.layer.DiffID, bytesize.Human(s.layer.Size), s.layer.Entries, reuse))
 	ui.Message(fmt.Sprintf("Image %s: %d layer(s), committed in %s", s.image.ID, len(s.image.Layers), time.Since(start).Round(time.Millisecond)))
 	state.Put(stateImage, s.image)
 	return multistep.ActionContinue

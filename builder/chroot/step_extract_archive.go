@@ -7,8 +7,9 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 )
 
 // stepExtractArchive unpacks source_archive into the image root, keeping
@@ -29,11 +30,11 @@ func (s *stepExtractArchive) Run(ctx context.Context, state multistep.StateBag) 
 	if _, err := hostexec.Output(cmd, ledgerOf(state)); err != nil {
 		return halt(state, fmt.Errorf("source_archive: extracting %s: %w", cfg.SourceArchive, err))
 	}
-	t, err := export.MeasureTree(cfg.MountPath)
+	t, err := treesize.Measure(cfg.MountPath)
 	if err != nil {
 		return halt(state, err)
 	}
-	ui.Message(fmt.Sprintf("Extracted %s in %d entries in %s", export.HumanBytes(t.Allocated), t.Entries, time.Since(start).Round(100*time.Millisecond)))
+	ui.Message(fmt.Sprintf("Extracted %s in %d entries in %s", bytesize.Human(t.Allocated), t.Entries, time.Since(start).Round(100*time.Millisecond)))
 	return multistep.ActionContinue
 }
 

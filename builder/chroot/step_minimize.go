@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
@@ -62,8 +63,8 @@ func (s *stepMinimize) Run(ctx context.Context, state multistep.StateBag) multis
 		ui.Message("removed: " + rep.String())
 	}
 	ui.Message(fmt.Sprintf("Minimized in %s: %s in %d entries -> %s in %d entries (apparent size)",
-		time.Since(start).Round(time.Millisecond), humanBytes(before.apparent), before.entries,
-		humanBytes(after.apparent-after.stateBytes), after.entries-after.stateEntries))
+		time.Since(start).Round(time.Millisecond), bytesize.MB(before.apparent), before.entries,
+		bytesize.MB(after.apparent-after.stateBytes), after.entries-after.stateEntries))
 	return multistep.ActionContinue
 }
 

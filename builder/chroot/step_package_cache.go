@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
@@ -81,7 +81,7 @@ func (s *stepPackageCache) Run(ctx context.Context, state multistep.StateBag) mu
 		mode = "fetching through " + pc.UpstreamProxy
 	}
 	files, bytes, _ := server.Store().Size()
-	ui.Say(fmt.Sprintf("Package cache on %s (%s): %d files, %s in %s", server.Addr(), mode, files, export.HumanBytes(bytes), pc.Dir))
+	ui.Say(fmt.Sprintf("Package cache on %s (%s): %d files, %s in %s", server.Addr(), mode, files, bytesize.Human(bytes), pc.Dir))
 	state.Put(statePackageCache, server)
 	return multistep.ActionContinue
 }
@@ -100,7 +100,7 @@ func (s *stepPackageCache) Cleanup(state multistep.StateBag) {
 	os.Remove(cacheAptConfPath(cfg))
 	st := s.server.Stats()
 	ui.Say(fmt.Sprintf("package cache: %d hits, %d misses, %s from upstream (%d InRelease revalidated), %s served",
-		st.Hits, st.Misses, export.HumanBytes(st.Upstream), st.Revalidated, export.HumanBytes(st.Served)))
+		st.Hits, st.Misses, bytesize.Human(st.Upstream), st.Revalidated, bytesize.Human(st.Served)))
 }
 
 func cacheCAPath(cfg *Config) string { return filepath.Join(cfg.WorkDir, "cache-ca.pem") }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
@@ -97,9 +97,9 @@ func cacheCmd(g *globals) *cobra.Command {
 			sort.Slice(r.Snapshots, func(i, j int) bool { return r.Snapshots[i].LastUsed.After(r.Snapshots[j].LastUsed) })
 			return g.emit(r, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "Cache:\t%s\n", r.Dir)
-				fmt.Fprintf(w, "Size:\t%d files, %s\n", r.Files, export.HumanBytes(r.Bytes))
+				fmt.Fprintf(w, "Size:\t%d files, %s\n", r.Files, bytesize.Human(r.Bytes))
 				fmt.Fprintf(w, "Builds:\t%d: %d hits, %d misses, %s from upstream, %s served\n", r.Builds, r.Totals.Hits, r.Totals.Misses,
-					export.HumanBytes(r.Totals.Upstream), export.HumanBytes(r.Totals.Served))
+					bytesize.Human(r.Totals.Upstream), bytesize.Human(r.Totals.Served))
 				if len(r.Snapshots) > 0 {
 					fmt.Fprintln(w, "\nSNAPSHOT\tBUILDS\tLAST USED\tKEPT\tINRELEASE")
 				}
@@ -168,7 +168,7 @@ func cacheCmd(g *globals) *cobra.Command {
 				if dryRun {
 					verb = "would remove"
 				}
-				fmt.Fprintf(w, "%s %d files (%s) and %d usage records; %d files stay for kept snapshots\n", verb, res.Files, export.HumanBytes(res.Bytes), res.Usages, res.Kept)
+				fmt.Fprintf(w, "%s %d files (%s) and %d usage records; %d files stay for kept snapshots\n", verb, res.Files, bytesize.Human(res.Bytes), res.Usages, res.Kept)
 			})
 		},
 	}

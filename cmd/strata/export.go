@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
@@ -113,7 +114,7 @@ func exportCmd(g *globals) *cobra.Command {
 			}
 			return g.emit(res.Outputs, func(w *tabwriter.Writer) {
 				for _, o := range res.Outputs {
-					fmt.Fprintf(w, "%s\t%s\t%s\tsha256 %s\n", o.Format, o.Path, export.HumanBytes(o.Size), short(o.SHA256))
+					fmt.Fprintf(w, "%s\t%s\t%s\tsha256 %s\n", o.Format, o.Path, bytesize.Human(o.Size), short(o.SHA256))
 				}
 			})
 		},

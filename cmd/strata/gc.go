@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -94,7 +94,7 @@ func gcCmd(g *globals) *cobra.Command {
 						printEsc(w, "keep layer\t%s\theld by a running build\n", d)
 					}
 					if len(store.Layers) > 0 {
-						printEsc(w, "layers: %s of %d layer(s) %s\n", export.HumanBytes(store.Bytes), len(store.Layers), verb)
+						printEsc(w, "layers: %s of %d layer(s) %s\n", bytesize.Human(store.Bytes), len(store.Layers), verb)
 					}
 					if !apply {
 						printEsc(w, "dry run: %d to delete; run again with --apply\n", len(res.Deleted))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -32,9 +32,9 @@ func layersCmd(g *globals) *cobra.Command {
 				var total int64
 				for _, l := range ls {
 					total += l.Size
-					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", short(l.DiffID), export.HumanBytes(l.Size), l.Entries, len(l.Images), ts(l.Created))
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", short(l.DiffID), bytesize.Human(l.Size), l.Entries, len(l.Images), ts(l.Created))
 				}
-				fmt.Fprintf(w, "%d layers, %s\n", len(ls), export.HumanBytes(total))
+				fmt.Fprintf(w, "%d layers, %s\n", len(ls), bytesize.Human(total))
 			})
 		},
 	}

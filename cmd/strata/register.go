@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 )
 
 func registerCmd(g *globals) *cobra.Command {
@@ -154,7 +155,7 @@ func artifactOf(ctx context.Context, format, path string) (catalog.Artifact, err
 		if err != nil {
 			return catalog.Artifact{}, fmt.Errorf("--artifact %s: %w", path, err)
 		}
-		t, _ := export.MeasureTree(abs)
+		t, _ := treesize.Measure(abs)
 		return catalog.Artifact{Format: format, Path: abs, Size: t.Allocated, SHA256: strings.TrimPrefix(d, "sha256:")}, nil
 	}
 	sum, size, err := export.FileSHA256(abs)
