@@ -26,32 +26,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
-	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/rpcvalue"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
-	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
-
-// BootstrapConfig describes a root file system made from scratch by mmdebstrap.
-type BootstrapConfig struct {
-	// The Debian suite to bootstrap, such as `bookworm` or `trixie`.
-	Suite string `mapstructure:"suite" required:"true"`
-	// mmdebstrap's variant. Defaults to `minbase`: essential packages plus apt,
-	// on a merged /usr, which is the smallest tree that can still install packages.
-	Variant string `mapstructure:"variant" required:"false"`
-	// The mirror URL. Defaults to the build host's own Debian mirror, read from
-	// its apt sources (`/etc/apt/sources.list` and `sources.list.d/*.list` or `*.sources`).
-	Mirror string `mapstructure:"mirror" required:"false"`
-	// Archive components. Defaults to `["main"]`.
-	Components []string `mapstructure:"components" required:"false"`
-	// Extra packages to install into the bootstrapped tree.
-	Include []string `mapstructure:"include" required:"false"`
-	// A keyring file (or directory of keyrings) to verify the mirror with.
-	// Defaults to the build host's apt keyrings.
-	Keyring string `mapstructure:"keyring" required:"false"`
-}
 
 // PackageCacheConfig is the package cache every build on the host shares:
 // a caching apt mirror the builder runs on a loopback port for the length
@@ -85,34 +64,6 @@ type PackageCacheConfig struct {
 	// good signature from one of them: add the key of every repository
 	// the image's apt uses.
 	Keyrings []string `mapstructure:"keyrings" required:"false"`
-}
-
-// MinimizeConfig is what the builder leaves out of an image, after all
-// provisioners and before the commit. By default it removes documentation
-// (but every package's copyright file, the licence record), man and info
-// pages, message translations but the kept locales, gconv charset modules,
-// lintian overrides, and empties the logs; apt lists and caches, /tmp and
-// /var/tmp never enter a layer anyway. It also installs dpkg path-exclude
-// rules in /etc/dpkg/dpkg.cfg.d, so later installs, by a provisioner or in
-// a child image, stay just as slim. apt keeps working.
-type MinimizeConfig struct {
-	// Minimize. Defaults to `true`.
-	Enabled *bool `mapstructure:"enabled" required:"false"`
-	// Locales whose translations and locale data stay, such as
-	// `["C.UTF-8", "en_US.UTF-8"]`. Defaults to `["C.UTF-8"]`.
-	Locales []string `mapstructure:"locales" required:"false"`
-	// Keep glibc's gconv charset modules (8 MB on amd64). UTF-8, UTF-16,
-	// UTF-32 and ASCII need none. Defaults to `false`.
-	KeepGconv bool `mapstructure:"keep_gconv" required:"false"`
-	// Packages to purge, with the dependencies nothing needs any more
-	// (`apt-get purge --auto-remove`). An Essential package needs `force`.
-	RemovePackages []string `mapstructure:"remove_packages" required:"false"`
-	// Files to remove: absolute globs inside the image, such as
-	// `/usr/share/zoneinfo/right/*`. Only real directories are descended
-	// into; a symlink on the way is never followed.
-	RemoveFiles []string `mapstructure:"remove_files" required:"false"`
-	// Allow remove_packages to purge Essential packages.
-	Force bool `mapstructure:"force" required:"false"`
 }
 
 // MountConfig is an extra mount inside the chroot.
@@ -299,11 +250,8 @@ const (
 var hostRoot = "/"
 
 var (
-	variants    = []string{"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"}
 	resolvModes = []string{"copy-host", "bind-host", "none"}
 	archiveExts = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar.xz"}
-	suiteRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
-	componentRe = regexp.MustCompile(`^[a-z0-9][a-z0-9/-]*$`)
 	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	mountTypeRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
 	sizeRe      = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)(iB|B)?$`)
@@ -772,72 +720,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func (b *BootstrapConfig) prepare() []error {
-	var errs []error
-	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if b.Suite == "" {
-		add("bootstrap.suite: required; name a Debian suite such as \"bookworm\"")
-	} else if !suiteRe.MatchString(b.Suite) {
-		add("bootstrap.suite: %q is not a suite name (lowercase letters, digits, '.' and '-')", b.Suite)
-	}
-	if b.Variant == "" {
-		b.Variant = DefaultVariant
-	} else if !slices.Contains(variants, b.Variant) {
-		add("bootstrap.variant: %q is not an mmdebstrap variant; use one of %s", b.Variant, strings.Join(variants, ", "))
-	}
-	if b.Mirror == "" {
-		m, err := pkgcache.HostMirror(hostRoot)
-		if err != nil {
-			add("bootstrap.mirror: not set, and the build host's apt sources could not be read (%v); set mirror to your Debian mirror's URL", err)
-		} else if m == "" {
-			add("bootstrap.mirror: not set, and the build host's apt sources name no Debian mirror with a main component; set mirror to your Debian mirror's URL")
-		}
-		b.Mirror = m
-	} else if err := checkMirrorURL(b.Mirror); err != nil {
-		add("bootstrap.mirror: %v", err)
-	}
-	if len(b.Components) == 0 {
-		b.Components = []string{"main"}
-	}
-	for _, c := range b.Components {
-		if !componentRe.MatchString(c) {
-			add("bootstrap.components: %q is not a component name", c)
-		}
-	}
-	for _, p := range b.Include {
-		if name, version, pinned := strings.Cut(p, "="); !dpkg.ValidName(name) || (pinned && !dpkg.ValidVersion(version)) {
-			add("bootstrap.include: %q is not a package name (optionally name=version)", p)
-		}
-	}
-	if b.Keyring != "" {
-		if _, err := os.Stat(b.Keyring); err != nil {
-			add("bootstrap.keyring: %v; point it at a keyring file or directory", err)
-		}
-	}
-	return errs
-}
-
-// checkMirrorURL accepts http(s) URLs with a host and file:// URLs.
-func checkMirrorURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || strings.ContainsAny(s, " \t\n") {
-		return fmt.Errorf("%q is not a URL; use http://HOST/debian, https://... or file:///path", s)
-	}
-	switch u.Scheme {
-	case "http", "https":
-		if u.Host == "" {
-			return fmt.Errorf("%q has no host; use http://HOST/debian", s)
-		}
-	case "file", "copy":
-		if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-			return fmt.Errorf("%q needs an absolute path: file:///srv/mirror/debian", s)
-		}
-	default:
-		return fmt.Errorf("%q is not a URL; use http://, https:// or file://", s)
-	}
-	return nil
-}
-
 // ParseSize reads sizes like "64M", "2G", "512MiB" or a plain byte count.
 func ParseSize(s string) (int64, error) {
 	m := sizeRe.FindStringSubmatch(strings.TrimSpace(s))
@@ -961,41 +843,6 @@ var defaultAllowedSetuid = []string{
 	"/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/expiry", "/usr/bin/gpasswd",
 	"/usr/bin/mount", "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount",
 	"/usr/sbin/unix_chkpwd",
-}
-
-var localeRe = regexp.MustCompile(`^[A-Za-z]{1,8}(_[A-Za-z]{2,3})?([.][A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$`)
-
-func (m *MinimizeConfig) prepare() []error {
-	var errs []error
-	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if m.Enabled == nil {
-		t := true
-		m.Enabled = &t
-	}
-	if m.Locales == nil {
-		m.Locales = []string{"C.UTF-8"}
-	}
-	for _, l := range m.Locales {
-		if !localeRe.MatchString(l) {
-			add("minimize.locales: %q is not a locale name such as en_US.UTF-8", l)
-		}
-	}
-	for _, p := range m.RemovePackages {
-		if !dpkg.ValidName(p) {
-			add("minimize.remove_packages: %q is not a package name", p)
-		}
-	}
-	for _, g := range m.RemoveFiles {
-		if !strings.HasPrefix(g, "/") || hasDotDot(g) || g == "/" {
-			add("minimize.remove_files: %q must be an absolute glob inside the image, without \"..\", and not /", g)
-		} else if _, err := path.Match(g, "/x"); err != nil {
-			add("minimize.remove_files: %q is not a glob: %v", g, err)
-		}
-	}
-	if !*m.Enabled && (len(m.RemovePackages) > 0 || len(m.RemoveFiles) > 0) {
-		add("minimize: remove_packages and remove_files need enabled = true")
-	}
-	return errs
 }
 
 // hashConfig is "sha256:<hex>" of the configuration maps as canonical JSON
