@@ -30,21 +30,6 @@ import (
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
-// MountConfig is an extra mount inside the chroot.
-type MountConfig struct {
-	// File system type (`tmpfs`, `proc`, ...) or `bind` for a bind mount.
-	Type string `mapstructure:"type" required:"true"`
-	// What to mount: a host path for `bind`, a device or a name otherwise.
-	Source string `mapstructure:"source" required:"false"`
-	// Where, as an absolute path inside the image. It is resolved inside the
-	// image root at the moment it is mounted, so symlinks in the image never
-	// lead a mount to the host. Paths under /proc, /sys, /dev and /run belong
-	// to the builder's own mounts and are refused.
-	Target string `mapstructure:"target" required:"true"`
-	// Mount options, comma separated as mount(8) takes them (`ro`, `size=1g`).
-	Options string `mapstructure:"options" required:"false"`
-}
-
 // Config is the strata-chroot builder's configuration.
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
@@ -217,10 +202,7 @@ var (
 	resolvModes = []string{"copy-host", "bind-host", "none"}
 	archiveExts = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar.xz"}
 	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	mountTypeRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
 	sizeRe      = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)(iB|B)?$`)
-	// The builder's own mounts: chroot_mounts may not land on or under them.
-	builderMountDirs = []string{"/proc", "/sys", "/dev", "/run"}
 )
 
 // Prepare decodes raws into c and checks all of it, returning every problem
@@ -424,37 +406,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 
-	seenTargets := map[string]bool{}
-	for i, m := range c.ChrootMounts {
-		where := fmt.Sprintf("chroot_mounts[%d]", i)
-		if m.Type == "" || !mountTypeRe.MatchString(m.Type) {
-			add("%s.type: %q is not a file system type; use e.g. \"tmpfs\" or \"bind\"", where, m.Type)
-		}
-		if !strings.HasPrefix(m.Target, "/") || hasDotDot(m.Target) {
-			add("%s.target: %q must be an absolute path inside the image without \"..\"", where, m.Target)
-		} else {
-			t := filepath.Clean(m.Target)
-			if t == "/" {
-				add("%s.target: / is the image root itself; pick a directory inside it", where)
-			} else if d := underBuilderMount(t); d != "" {
-				add("%s.target: %q is on the builder's own %s mount (as is everything under /proc, /sys, /dev and /run); pick a target elsewhere, such as /mnt/...", where, t, d)
-			}
-			if seenTargets[t] {
-				add("%s.target: %q is mounted twice", where, t)
-			}
-			seenTargets[t] = true
-		}
-		if m.Type == "bind" || m.Type == "rbind" {
-			if m.Source == "" {
-				add("%s.source: a bind mount needs a host path to bind", where)
-			} else if _, err := os.Stat(m.Source); err != nil {
-				add("%s.source: %v", where, err)
-			}
-		}
-		if m.Source == "" {
-			c.ChrootMounts[i].Source = m.Type
-		}
-	}
+	c.prepareMounts(add)
 	c.checkTemplates(add)
 	if !slices.Contains(resolvModes, c.ResolvConf) {
 		add("resolv_conf: %q is not one of %s", c.ResolvConf, strings.Join(resolvModes, ", "))
@@ -609,16 +561,6 @@ func within(p, dir string) bool { return strings.HasPrefix(p, strings.TrimSuffix
 
 // overlaps says whether a and b are equal or one holds the other.
 func overlaps(a, b string) bool { return a == b || within(a, b) || within(b, a) }
-
-// underBuilderMount names the builder's mount t is on or under, or "".
-func underBuilderMount(t string) string {
-	for _, d := range builderMountDirs {
-		if t == d || within(t, d) {
-			return d
-		}
-	}
-	return ""
-}
 
 // checkPrivateIfExists checks a store directory that exists already; a new
 // one is created private, and only its parents need checking.
