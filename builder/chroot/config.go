@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -342,29 +341,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	for _, e := range c.Minimize.prepare() {
 		errs = packersdk.MultiErrorAppend(errs, e)
 	}
-	if c.AllowedSetuid == nil {
-		c.AllowedSetuid = defaultAllowedSetuid
-	}
-	for _, list := range []struct {
-		opt   string
-		globs []string
-	}{{"allowed_packages", c.AllowedPackages}, {"denied_packages", c.DeniedPackages}} {
-		for _, g := range list.globs {
-			if _, err := path.Match(g, "x"); err != nil || g == "" {
-				add("%s: %q is not a glob", list.opt, g)
-			}
-		}
-	}
-	for _, list := range []struct {
-		opt   string
-		paths []string
-	}{{"allowed_setuid", c.AllowedSetuid}, {"allowed_setuid_extra", c.AllowedSetuidExtra}} {
-		for _, p := range list.paths {
-			if !strings.HasPrefix(p, "/") || hasDotDot(p) || path.Clean(p) != p {
-				add("%s: %q must be a clean absolute path in the image, such as \"/usr/bin/sudo\"", list.opt, p)
-			}
-		}
-	}
+	c.prepareContents(add)
 	for _, e := range c.PackageCache.prepare(c) {
 		errs = packersdk.MultiErrorAppend(errs, e)
 	}
@@ -658,19 +635,6 @@ func hasDotDot(p string) bool {
 
 // lookPath finds host programs; tests replace it to check the errors.
 var lookPath = exec.LookPath
-
-// allowedSetuid is every path allowed a setuid or setgid bit:
-// allowed_setuid (or its defaults) and allowed_setuid_extra.
-func (c *Config) allowedSetuid() []string {
-	return append(slices.Clone(c.AllowedSetuid), c.AllowedSetuidExtra...)
-}
-
-// defaultAllowedSetuid are the setuid and setgid files of Debian's minbase.
-var defaultAllowedSetuid = []string{
-	"/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/expiry", "/usr/bin/gpasswd",
-	"/usr/bin/mount", "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount",
-	"/usr/sbin/unix_chkpwd",
-}
 
 // hashConfig is "sha256:<hex>" of the configuration maps as canonical JSON
 // (sorted keys), leaving out Packer's own packer_* keys (run flags such as
