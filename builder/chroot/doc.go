@@ -10,8 +10,9 @@
 // (chroot_mounts), config_contents.go (allowed/denied packages, setuid),
 // config_outputs.go (formats, ext4, squashfs, OCI); config_paths.go holds
 // the rules for the build's directories as written, hostdirs.go checks them
-// again where they lead when the build starts, and compat.go names other
-// builders' options. Each step of the build is a step_*.go file whose
+// again where they lead when the build starts, config_templates.go checks
+// the template fields options use, and compat.go names other builders'
+// options. Each step of the build is a step_*.go file whose
 // Cleanup undoes exactly what its Run did.
 //
 // What it must never do:
