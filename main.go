@@ -1,3 +1,7 @@
+// Command packer-plugin-strata is the Packer plugin binary: it registers
+// the strata-chroot builder, the strata-packages provisioner, the
+// strata-catalog post-processor and the strata-image data source with
+// Packer's plugin server. It holds no logic of its own.
 package main
 
 import (

@@ -8,14 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
-	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -23,112 +19,11 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
-	"golang.org/x/sys/unix"
 
-	"github.com/strata-build/packer-plugin-strata/export"
-	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/rpcvalue"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
-	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
-
-// BootstrapConfig describes a root file system made from scratch by mmdebstrap.
-type BootstrapConfig struct {
-	// The Debian suite to bootstrap, such as `bookworm` or `trixie`.
-	Suite string `mapstructure:"suite" required:"true"`
-	// mmdebstrap's variant. Defaults to `minbase`: essential packages plus apt,
-	// on a merged /usr, which is the smallest tree that can still install packages.
-	Variant string `mapstructure:"variant" required:"false"`
-	// The mirror URL. Defaults to the build host's own Debian mirror, read from
-	// its apt sources (`/etc/apt/sources.list` and `sources.list.d/*.list` or `*.sources`).
-	Mirror string `mapstructure:"mirror" required:"false"`
-	// Archive components. Defaults to `["main"]`.
-	Components []string `mapstructure:"components" required:"false"`
-	// Extra packages to install into the bootstrapped tree.
-	Include []string `mapstructure:"include" required:"false"`
-	// A keyring file (or directory of keyrings) to verify the mirror with.
-	// Defaults to the build host's apt keyrings.
-	Keyring string `mapstructure:"keyring" required:"false"`
-}
-
-// PackageCacheConfig is the package cache every build on the host shares:
-// a caching apt mirror the builder runs on a loopback port for the length
-// of the build, used by the bootstrap and by everything apt does in the
-// chroot. Each .deb and each index is fetched once per host (once per fleet
-// with upstream_proxy), checked against the signed index chain before it is
-// cached, and served from disk after that.
-type PackageCacheConfig struct {
-	// Use the cache. Defaults to `true`.
-	Enabled *bool `mapstructure:"enabled" required:"false"`
-	// Where the cache lives. Defaults to `<store_dir>/cache/apt`. It is never
-	// part of an image.
-	Dir string `mapstructure:"dir" required:"false"`
-	// A team's shared cache to fetch through, such as an apt-cacher-ng at
-	// `http://apt-cache.internal:3142`, so a fleet of build hosts downloads
-	// each package once.
-	UpstreamProxy string `mapstructure:"upstream_proxy" required:"false"`
-	// Serve only from the cache, never from the network: a build needing a
-	// file the cache lacks fails and names the file.
-	Offline bool `mapstructure:"offline" required:"false"`
-	// Pin the package indexes to what an earlier build saw: the path of that
-	// build's `artifact.json` (its `package_snapshot`), or of a JSON file
-	// mapping InRelease URLs to their sha256. Those InRelease files are
-	// served from the cache as they were, never revalidated, so the build
-	// installs the same package versions even after the mirror moved on, as
-	// long as the cache holds the files.
-	Snapshot string `mapstructure:"snapshot" required:"false"`
-	// Keyrings (binary, as gpgv reads them) that InRelease signatures are
-	// checked with, on top of the build host's apt keyrings and
-	// `bootstrap.keyring`. The cache uses and keeps only an InRelease with a
-	// good signature from one of them: add the key of every repository
-	// the image's apt uses.
-	Keyrings []string `mapstructure:"keyrings" required:"false"`
-}
-
-// MinimizeConfig is what the builder leaves out of an image, after all
-// provisioners and before the commit. By default it removes documentation
-// (but every package's copyright file, the licence record), man and info
-// pages, message translations but the kept locales, gconv charset modules,
-// lintian overrides, and empties the logs; apt lists and caches, /tmp and
-// /var/tmp never enter a layer anyway. It also installs dpkg path-exclude
-// rules in /etc/dpkg/dpkg.cfg.d, so later installs, by a provisioner or in
-// a child image, stay just as slim. apt keeps working.
-type MinimizeConfig struct {
-	// Minimize. Defaults to `true`.
-	Enabled *bool `mapstructure:"enabled" required:"false"`
-	// Locales whose translations and locale data stay, such as
-	// `["C.UTF-8", "en_US.UTF-8"]`. Defaults to `["C.UTF-8"]`.
-	Locales []string `mapstructure:"locales" required:"false"`
-	// Keep glibc's gconv charset modules (8 MB on amd64). UTF-8, UTF-16,
-	// UTF-32 and ASCII need none. Defaults to `false`.
-	KeepGconv bool `mapstructure:"keep_gconv" required:"false"`
-	// Packages to purge, with the dependencies nothing needs any more
-	// (`apt-get purge --auto-remove`). An Essential package needs `force`.
-	RemovePackages []string `mapstructure:"remove_packages" required:"false"`
-	// Files to remove: absolute globs inside the image, such as
-	// `/usr/share/zoneinfo/right/*`. Only real directories are descended
-	// into; a symlink on the way is never followed.
-	RemoveFiles []string `mapstructure:"remove_files" required:"false"`
-	// Allow remove_packages to purge Essential packages.
-	Force bool `mapstructure:"force" required:"false"`
-}
-
-// MountConfig is an extra mount inside the chroot.
-type MountConfig struct {
-	// File system type (`tmpfs`, `proc`, ...) or `bind` for a bind mount.
-	Type string `mapstructure:"type" required:"true"`
-	// What to mount: a host path for `bind`, a device or a name otherwise.
-	Source string `mapstructure:"source" required:"false"`
-	// Where, as an absolute path inside the image. It is resolved inside the
-	// image root at the moment it is mounted, so symlinks in the image never
-	// lead a mount to the host. Paths under /proc, /sys, /dev and /run belong
-	// to the builder's own mounts and are refused.
-	Target string `mapstructure:"target" required:"true"`
-	// Mount options, comma separated as mount(8) takes them (`ro`, `size=1g`).
-	Options string `mapstructure:"options" required:"false"`
-}
 
 // Config is the strata-chroot builder's configuration.
 type Config struct {
@@ -299,16 +194,9 @@ const (
 var hostRoot = "/"
 
 var (
-	variants    = []string{"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard"}
 	resolvModes = []string{"copy-host", "bind-host", "none"}
 	archiveExts = []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd", ".tar.xz"}
-	suiteRe     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
-	componentRe = regexp.MustCompile(`^[a-z0-9][a-z0-9/-]*$`)
 	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	mountTypeRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
-	sizeRe      = regexp.MustCompile(`^([0-9]+)\s*([KMGT]?)(iB|B)?$`)
-	// The builder's own mounts: chroot_mounts may not land on or under them.
-	builderMountDirs = []string{"/proc", "/sys", "/dev", "/run"}
 )
 
 // Prepare decodes raws into c and checks all of it, returning every problem
@@ -379,29 +267,9 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if c.OutputDir == "" {
 		c.OutputDir = "output-" + name
 	}
-	paths := []struct {
-		opt string
-		p   *string
-	}{{"store_dir", &c.StoreDir}, {"work_dir", &c.WorkDir}, {"package_cache.dir", &c.PackageCache.Dir}, {"output_dir", &c.OutputDir}}
-	for _, p := range paths {
-		abs, err := filepath.Abs(*p.p)
-		if err != nil {
-			add("%s: %v", p.opt, err)
-			continue
-		}
-		*p.p = abs
-		if abs == "/" {
-			add("%s: must not be /; choose a directory of its own", p.opt)
-		}
-	}
-	if c.MountPath == "" {
-		c.MountPath = filepath.Join(c.WorkDir, "rootfs")
-	} else if abs, err := filepath.Abs(c.MountPath); err == nil {
-		c.MountPath = abs
-	}
 	// As written here; the build checks them again where they lead
 	// (checkHost), with the rest of the host's state.
-	for _, e := range c.checkOverlaps(layout) {
+	for _, e := range c.preparePaths(layout) {
 		errs = packersdk.MultiErrorAppend(errs, e)
 	}
 
@@ -414,18 +282,6 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if c.PreventServiceStart == nil {
 		t := true
 		c.PreventServiceStart = &t
-	}
-	if len(c.Formats) == 0 {
-		c.Formats = []string{DefaultFormat}
-	}
-	if c.Ext4FreeSpace == "" {
-		c.Ext4FreeSpace = DefaultExt4FreeSpace
-	}
-	if c.Ext4InodeRatio == 0 {
-		c.Ext4InodeRatio = DefaultExt4InodeRatio
-	}
-	if c.SquashfsCompression == "" {
-		c.SquashfsCompression = DefaultSquashfsCompression
 	}
 
 	sources := 0
@@ -448,38 +304,11 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	for _, e := range c.Minimize.prepare() {
 		errs = packersdk.MultiErrorAppend(errs, e)
 	}
-	if c.AllowedSetuid == nil {
-		c.AllowedSetuid = defaultAllowedSetuid
-	}
-	for _, list := range []struct {
-		opt   string
-		globs []string
-	}{{"allowed_packages", c.AllowedPackages}, {"denied_packages", c.DeniedPackages}} {
-		for _, g := range list.globs {
-			if _, err := path.Match(g, "x"); err != nil || g == "" {
-				add("%s: %q is not a glob", list.opt, g)
-			}
-		}
-	}
-	for _, list := range []struct {
-		opt   string
-		paths []string
-	}{{"allowed_setuid", c.AllowedSetuid}, {"allowed_setuid_extra", c.AllowedSetuidExtra}} {
-		for _, p := range list.paths {
-			if !strings.HasPrefix(p, "/") || hasDotDot(p) || path.Clean(p) != p {
-				add("%s: %q must be a clean absolute path in the image, such as \"/usr/bin/sudo\"", list.opt, p)
-			}
-		}
-	}
+	c.prepareContents(add)
 	for _, e := range c.PackageCache.prepare(c) {
 		errs = packersdk.MultiErrorAppend(errs, e)
 	}
-	if c.OCICompression == "" {
-		c.OCICompression = DefaultOCICompression
-	}
-	if c.OCICompression != "gzip" && c.OCICompression != "zstd" {
-		add("oci_compression: %q is not gzip or zstd", c.OCICompression)
-	}
+	c.prepareOCICompression(add)
 	if c.SourceDateEpoch == nil {
 		if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
 			n, err := strconv.ParseInt(s, 10, 64)
@@ -512,37 +341,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 
-	seenTargets := map[string]bool{}
-	for i, m := range c.ChrootMounts {
-		where := fmt.Sprintf("chroot_mounts[%d]", i)
-		if m.Type == "" || !mountTypeRe.MatchString(m.Type) {
-			add("%s.type: %q is not a file system type; use e.g. \"tmpfs\" or \"bind\"", where, m.Type)
-		}
-		if !strings.HasPrefix(m.Target, "/") || hasDotDot(m.Target) {
-			add("%s.target: %q must be an absolute path inside the image without \"..\"", where, m.Target)
-		} else {
-			t := filepath.Clean(m.Target)
-			if t == "/" {
-				add("%s.target: / is the image root itself; pick a directory inside it", where)
-			} else if d := underBuilderMount(t); d != "" {
-				add("%s.target: %q is on the builder's own %s mount (as is everything under /proc, /sys, /dev and /run); pick a target elsewhere, such as /mnt/...", where, t, d)
-			}
-			if seenTargets[t] {
-				add("%s.target: %q is mounted twice", where, t)
-			}
-			seenTargets[t] = true
-		}
-		if m.Type == "bind" || m.Type == "rbind" {
-			if m.Source == "" {
-				add("%s.source: a bind mount needs a host path to bind", where)
-			} else if _, err := os.Stat(m.Source); err != nil {
-				add("%s.source: %v", where, err)
-			}
-		}
-		if m.Source == "" {
-			c.ChrootMounts[i].Source = m.Type
-		}
-	}
+	c.prepareMounts(add)
 	c.checkTemplates(add)
 	if !slices.Contains(resolvModes, c.ResolvConf) {
 		add("resolv_conf: %q is not one of %s", c.ResolvConf, strings.Join(resolvModes, ", "))
@@ -553,38 +352,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 
-	seen := map[string]bool{}
-	for _, f := range c.Formats {
-		if !export.IsFormat(f) {
-			add("formats: %q is not a format; use any of %s", f, strings.Join(export.Formats, ", "))
-		} else if seen[f] {
-			add("formats: %q is listed twice", f)
-		}
-		seen[f] = true
-	}
-	if n, err := ParseSize(c.Ext4FreeSpace); err != nil {
-		add("ext4_free_space: %v", err)
-	} else if n > maxExt4FreeSpace {
-		add("ext4_free_space: %q is more than 16T; an ext4 image that large is almost certainly a typo", c.Ext4FreeSpace)
-	} else {
-		c.ext4FreeBytes = n
-	}
-	if c.Ext4InodeRatio < 1024 || c.Ext4InodeRatio > 64<<20 {
-		add("ext4_inode_ratio: %d is out of range; use bytes per inode between 1024 and 67108864 (mke2fs's default is 16384)", c.Ext4InodeRatio)
-	}
-	if _, err := export.ParseSquashfsCompression(c.SquashfsCompression); err != nil {
-		add("squashfs_compression: %v", err)
-	}
-	if seen["ext4"] {
-		if _, err := lookPath("mke2fs"); err != nil {
-			add("formats: ext4 needs mke2fs on the build host; install e2fsprogs")
-		}
-	}
-	if seen["squashfs"] {
-		if _, err := lookPath("mksquashfs"); err != nil {
-			add("formats: squashfs needs mksquashfs on the build host; install squashfs-tools")
-		}
-	}
+	c.prepareOutputs(add)
 	if c.Bootstrap != nil {
 		if _, err := lookPath("mmdebstrap"); err != nil {
 			add("bootstrap: needs mmdebstrap on the build host; install the mmdebstrap package")
@@ -620,147 +388,12 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	return checkOverlayUpper(c.WorkDir)
 }
 
-// Where an overlayfs upper dir cannot live.
-var noOverlayUpper = map[int64]string{
-	unix.OVERLAYFS_SUPER_MAGIC: "overlayfs",
-	unix.NFS_SUPER_MAGIC:       "NFS",
-	unix.FUSE_SUPER_MAGIC:      "FUSE",
-	unix.MSDOS_SUPER_MAGIC:     "FAT",
-	unix.SQUASHFS_MAGIC:        "squashfs",
-	unix.ISOFS_SUPER_MAGIC:     "iso9660",
-	unix.CIFS_SUPER_MAGIC:      "CIFS",
-	unix.SMB2_SUPER_MAGIC:      "SMB",
-	unix.ECRYPTFS_SUPER_MAGIC:  "ecryptfs",
-}
-
-// checkOverlayUpper fails when the file system holding dir (or its nearest
-// existing parent) cannot hold an overlayfs upper dir.
-func checkOverlayUpper(dir string) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		var fs unix.Statfs_t
-		if err := unix.Statfs(d, &fs); err == nil {
-			if name, bad := noOverlayUpper[int64(fs.Type)]; bad {
-				return fmt.Errorf("the work dir %s is on %s, which cannot hold an overlay's upper dir; put store_dir (or work_dir) on ext4, xfs, btrfs or tmpfs", dir, name)
-			}
-			return nil
-		}
-		if d == "/" {
-			return nil
-		}
-	}
-}
-
 // render renders a hook or wrapper template with the config's template
 // context (user variables, build name and type, Packer's version) and data.
 func (c *Config) render(tmpl string, data hookData) (string, error) {
 	ctx := c.ctx
 	ctx.Data = data
 	return interpolate.Render(tmpl, &ctx)
-}
-
-// checkOverlaps refuses directories that would let one cleanup destroy
-// another's content: output_dir, work_dir, mount_path, store_dir and the
-// package cache may not be equal or nested, except the default places
-// (work dirs under <store>/work, the cache under the store, the mount path
-// in the work dir).
-func (c *Config) checkOverlaps(layout storeroot.Layout) []error {
-	var errs []error
-	bad := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	store, work, mnt, out, cache := c.StoreDir, c.WorkDir, c.MountPath, c.OutputDir, c.PackageCache.Dir
-	for _, o := range []struct{ opt, dir string }{{"store_dir", store}, {"work_dir", work}, {"mount_path", mnt}, {"package_cache.dir", cache}} {
-		if overlaps(out, o.dir) {
-			bad("output_dir: %s overlaps %s %s; a -force rebuild or a cleanup of one would delete the other. Use separate directories", out, o.opt, o.dir)
-		}
-	}
-	switch {
-	case work == store || within(store, work):
-		bad("work_dir: %s contains the store %s; use a directory of its own (the default is %s)", work, store, layout.WorkDir("<build name>"))
-	case work == layout.Work():
-		bad("work_dir: %s holds every build's work dir; give this build its own, such as %s", work, layout.WorkDir(c.PackerBuildName))
-	case within(work, store) && !within(work, layout.Work()):
-		bad("work_dir: %s is inside the store %s but not under %s; use %s or a directory outside the store", work, store, layout.Work(), layout.WorkDir("<build name>"))
-	}
-	if mnt == work || overlaps(mnt, store) && !within(mnt, work) {
-		bad("mount_path: %s overlaps the store or the work dir itself; leave the default (%s) or use an empty directory elsewhere", mnt, filepath.Join(work, "rootfs"))
-	}
-	if within(work, mnt) {
-		bad("mount_path: %s contains the work dir %s; use an empty directory of its own", mnt, work)
-	}
-	if overlaps(cache, work) || overlaps(cache, mnt) || (overlaps(cache, store) && !within(cache, store)) || cache == store {
-		bad("package_cache.dir: %s overlaps the store root, the work dir or the mount path; leave the default (%s) or use a directory of its own", cache, layout.PackageCache())
-	}
-	return errs
-}
-
-// within says whether p is strictly below dir.
-func within(p, dir string) bool { return strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/") }
-
-// overlaps says whether a and b are equal or one holds the other.
-func overlaps(a, b string) bool { return a == b || within(a, b) || within(b, a) }
-
-// underBuilderMount names the builder's mount t is on or under, or "".
-func underBuilderMount(t string) string {
-	for _, d := range builderMountDirs {
-		if t == d || within(t, d) {
-			return d
-		}
-	}
-	return ""
-}
-
-// checkPrivateIfExists checks a store directory that exists already; a new
-// one is created private, and only its parents need checking.
-func checkPrivateIfExists(dir string) error {
-	if _, err := os.Lstat(dir); err != nil {
-		return storeroot.CheckAncestors(dir)
-	}
-	return storeroot.CheckPrivate(dir)
-}
-
-// workMarker marks a directory as a strata work dir.
-const workMarker = ".strata-work"
-
-// checkWorkDirContents refuses a work dir that holds anything strata did not
-// put there: a build recovers and removes what is in its work dir, so it
-// must never be pointed at a directory of other things (or of other builds).
-func checkWorkDirContents(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(ents) == 0 {
-		return nil
-	}
-	if _, err := os.Lstat(filepath.Join(dir, workMarker)); err == nil {
-		for _, e := range ents {
-			if fi, err := os.Lstat(filepath.Join(dir, e.Name(), workMarker)); err == nil && !fi.IsDir() {
-				return fmt.Errorf("%s holds the work dir of another build (%s); give this build its own", dir, e.Name())
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("%s is not empty and is not a strata work dir (no %s in it); choose a new or empty directory", dir, workMarker)
-}
-
-func checkEmptyDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if os.IsNotExist(err) || (err == nil && len(ents) == 0) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return fmt.Errorf("%s is not empty; the image is mounted there, so choose a new or empty directory", dir)
-}
-
-// recordedMountPath says whether a killed build with workDir left its image
-// mounted at mnt: the next build's recovery unmounts it.
-func recordedMountPath(workDir, mnt string) bool {
-	st, err := mount.ReadLedger(workDir)
-	return err == nil && st != nil && st.MountPath == mnt
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -770,89 +403,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-func (b *BootstrapConfig) prepare() []error {
-	var errs []error
-	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if b.Suite == "" {
-		add("bootstrap.suite: required; name a Debian suite such as \"bookworm\"")
-	} else if !suiteRe.MatchString(b.Suite) {
-		add("bootstrap.suite: %q is not a suite name (lowercase letters, digits, '.' and '-')", b.Suite)
-	}
-	if b.Variant == "" {
-		b.Variant = DefaultVariant
-	} else if !slices.Contains(variants, b.Variant) {
-		add("bootstrap.variant: %q is not an mmdebstrap variant; use one of %s", b.Variant, strings.Join(variants, ", "))
-	}
-	if b.Mirror == "" {
-		m, err := pkgcache.HostMirror(hostRoot)
-		if err != nil {
-			add("bootstrap.mirror: not set, and the build host's apt sources could not be read (%v); set mirror to your Debian mirror's URL", err)
-		} else if m == "" {
-			add("bootstrap.mirror: not set, and the build host's apt sources name no Debian mirror with a main component; set mirror to your Debian mirror's URL")
-		}
-		b.Mirror = m
-	} else if err := checkMirrorURL(b.Mirror); err != nil {
-		add("bootstrap.mirror: %v", err)
-	}
-	if len(b.Components) == 0 {
-		b.Components = []string{"main"}
-	}
-	for _, c := range b.Components {
-		if !componentRe.MatchString(c) {
-			add("bootstrap.components: %q is not a component name", c)
-		}
-	}
-	for _, p := range b.Include {
-		if name, version, pinned := strings.Cut(p, "="); !dpkg.ValidName(name) || (pinned && !dpkg.ValidVersion(version)) {
-			add("bootstrap.include: %q is not a package name (optionally name=version)", p)
-		}
-	}
-	if b.Keyring != "" {
-		if _, err := os.Stat(b.Keyring); err != nil {
-			add("bootstrap.keyring: %v; point it at a keyring file or directory", err)
-		}
-	}
-	return errs
-}
-
-// checkMirrorURL accepts http(s) URLs with a host and file:// URLs.
-func checkMirrorURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || strings.ContainsAny(s, " \t\n") {
-		return fmt.Errorf("%q is not a URL; use http://HOST/debian, https://... or file:///path", s)
-	}
-	switch u.Scheme {
-	case "http", "https":
-		if u.Host == "" {
-			return fmt.Errorf("%q has no host; use http://HOST/debian", s)
-		}
-	case "file", "copy":
-		if u.Path == "" || !strings.HasPrefix(u.Path, "/") {
-			return fmt.Errorf("%q needs an absolute path: file:///srv/mirror/debian", s)
-		}
-	default:
-		return fmt.Errorf("%q is not a URL; use http://, https:// or file://", s)
-	}
-	return nil
-}
-
-// ParseSize reads sizes like "64M", "2G", "512MiB" or a plain byte count.
-func ParseSize(s string) (int64, error) {
-	m := sizeRe.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a size; write a number with an optional K, M, G or T suffix, such as \"512M\"", s)
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: %v", s, err)
-	}
-	shift := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m[2]]
-	if n > (1<<62)>>shift {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n << shift, nil
 }
 
 func hasAnySuffix(s string, suffixes []string) bool {
@@ -870,133 +420,6 @@ func hasDotDot(p string) bool {
 
 // lookPath finds host programs; tests replace it to check the errors.
 var lookPath = exec.LookPath
-
-// prepare checks the package_cache block and reads its snapshot.
-func (p *PackageCacheConfig) prepare(c *Config) []error {
-	var errs []error
-	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if p.UpstreamProxy != "" {
-		u, err := url.Parse(p.UpstreamProxy)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("package_cache.upstream_proxy: %q is not a proxy URL; write http://HOST:PORT", p.UpstreamProxy)
-		}
-	}
-	for _, k := range p.Keyrings {
-		if fi, err := os.Stat(k); err != nil || !fi.Mode().IsRegular() {
-			add("package_cache.keyrings: %q is not a keyring file", k)
-		}
-	}
-	if !*p.Enabled && (p.Offline || p.Snapshot != "" || p.UpstreamProxy != "") {
-		add("package_cache: offline, snapshot and upstream_proxy need the cache; remove enabled = false or them")
-	}
-	if p.Snapshot != "" {
-		snap, err := readSnapshot(p.Snapshot)
-		if err != nil {
-			add("package_cache.snapshot: %v", err)
-		} else {
-			c.snapshot = snap
-		}
-	}
-	return errs
-}
-
-// checkSnapshotCached fails when the cache lacks an InRelease file the
-// snapshot pins: that snapshot cannot be rebuilt on this host.
-func (p *PackageCacheConfig) checkSnapshotCached(snap map[string]string) error {
-	var missing []string
-	for u, h := range snap {
-		if _, err := os.Stat(filepath.Join(p.Dir, "blobs", "sha256", h)); err != nil {
-			missing = append(missing, u)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		return fmt.Errorf("package_cache.snapshot: the cache %s no longer holds %s as the snapshot recorded it; that snapshot cannot be rebuilt here", p.Dir, strings.Join(missing, ", "))
-	}
-	return nil
-}
-
-// readSnapshot reads the InRelease digests a build recorded: from its
-// artifact.json (package_snapshot.releases), or a plain URL-to-sha256 map.
-func readSnapshot(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var doc struct {
-		PackageSnapshot *struct {
-			Releases map[string]string `json:"releases"`
-		} `json:"package_snapshot"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	snap := map[string]string{}
-	if doc.PackageSnapshot != nil {
-		snap = doc.PackageSnapshot.Releases
-	} else if err := json.Unmarshal(b, &snap); err != nil {
-		return nil, fmt.Errorf("%s has no package_snapshot and is no map of InRelease URLs to sha256", path)
-	}
-	if len(snap) == 0 {
-		return nil, fmt.Errorf("%s records no InRelease files (was it built with the package cache?)", path)
-	}
-	for u, h := range snap {
-		h = strings.TrimPrefix(h, "sha256:")
-		if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
-			return nil, fmt.Errorf("%s: %s has no sha256", path, u)
-		}
-		snap[u] = h
-	}
-	return snap, nil
-}
-
-// allowedSetuid is every path allowed a setuid or setgid bit:
-// allowed_setuid (or its defaults) and allowed_setuid_extra.
-func (c *Config) allowedSetuid() []string {
-	return append(slices.Clone(c.AllowedSetuid), c.AllowedSetuidExtra...)
-}
-
-// defaultAllowedSetuid are the setuid and setgid files of Debian's minbase.
-var defaultAllowedSetuid = []string{
-	"/usr/bin/chage", "/usr/bin/chfn", "/usr/bin/chsh", "/usr/bin/expiry", "/usr/bin/gpasswd",
-	"/usr/bin/mount", "/usr/bin/newgrp", "/usr/bin/passwd", "/usr/bin/su", "/usr/bin/umount",
-	"/usr/sbin/unix_chkpwd",
-}
-
-var localeRe = regexp.MustCompile(`^[A-Za-z]{1,8}(_[A-Za-z]{2,3})?([.][A-Za-z0-9-]+)?(@[A-Za-z0-9]+)?$`)
-
-func (m *MinimizeConfig) prepare() []error {
-	var errs []error
-	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if m.Enabled == nil {
-		t := true
-		m.Enabled = &t
-	}
-	if m.Locales == nil {
-		m.Locales = []string{"C.UTF-8"}
-	}
-	for _, l := range m.Locales {
-		if !localeRe.MatchString(l) {
-			add("minimize.locales: %q is not a locale name such as en_US.UTF-8", l)
-		}
-	}
-	for _, p := range m.RemovePackages {
-		if !dpkg.ValidName(p) {
-			add("minimize.remove_packages: %q is not a package name", p)
-		}
-	}
-	for _, g := range m.RemoveFiles {
-		if !strings.HasPrefix(g, "/") || hasDotDot(g) || g == "/" {
-			add("minimize.remove_files: %q must be an absolute glob inside the image, without \"..\", and not /", g)
-		} else if _, err := path.Match(g, "/x"); err != nil {
-			add("minimize.remove_files: %q is not a glob: %v", g, err)
-		}
-	}
-	if !*m.Enabled && (len(m.RemovePackages) > 0 || len(m.RemoveFiles) > 0) {
-		add("minimize: remove_packages and remove_files need enabled = true")
-	}
-	return errs
-}
 
 // hashConfig is "sha256:<hex>" of the configuration maps as canonical JSON
 // (sorted keys), leaving out Packer's own packer_* keys (run flags such as
