@@ -312,12 +312,21 @@ func TestAccChildrenDieWithPlugin(t *testing.T) {
 	out1 := filepath.Join(t.TempDir(), "out1")
 	vars["output_dir"] = out1
 	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	// Killed once mksquashfs is at work: running, with its output file made
+	// (it makes the file only after it started, so the process alone is not
+	// enough).
+	tmp := filepath.Join(out1, ".rootfs.squashfs.tmp")
 	deadline := time.Now().Add(3 * time.Minute)
-	for len(pidsNamed("mksquashfs")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("mksquashfs never started:\n%s", r.out.String())
+	for {
+		if len(pidsNamed("mksquashfs")) > 0 {
+			if _, err := os.Stat(tmp); err == nil {
+				break
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("mksquashfs never started writing %s:\n%s", tmp, r.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	killPacker(t, r)
 	deadline = time.Now().Add(5 * time.Second)
@@ -327,7 +336,6 @@ func TestAccChildrenDieWithPlugin(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tmp := filepath.Join(out1, ".rootfs.squashfs.tmp")
 	if _, err := os.Stat(tmp); err != nil {
 		t.Fatalf("expected the killed export's temporary file: %v", err)
 	}
