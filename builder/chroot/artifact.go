@@ -93,7 +93,7 @@ func (a *Artifact) State(name string) interface{} {
 			return nil
 		}
 		return img
-	case "generated_data":
+	case stateGeneratedData:
 		return a.generatedData
 	case StateManifest:
 		return plainMap(a.manifest)

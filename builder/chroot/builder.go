@@ -41,7 +41,8 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	cfg := &b.config
 	mount.CloseOnExecInherited()
 	state := new(multistep.BasicStateBag)
-	state.Put(stateConfig, cfg)
+	build := &buildState{cfg: cfg, host: cfg.host}
+	state.Put(stateBuild, build)
 	state.Put(stateHook, hook)
 	state.Put(stateUI, ui)
 
@@ -81,7 +82,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 
 	if err, ok := state.GetOk(stateError); ok {
 		if cfg.PackerOnError == "abort" {
-			if _, ok := state.GetOk(stateMountPath); ok {
+			if build.mountPath != "" {
 				ui.Error(fmt.Sprintf("-on-error=abort: the chroot stays mounted at %s for debugging. "+
 					"The next build with work_dir %s cleans it up.", cfg.MountPath, cfg.WorkDir))
 			}
@@ -94,11 +95,10 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	if _, ok := state.GetOk(multistep.StateHalted); ok {
 		return nil, errors.New("build was halted")
 	}
-	a, ok := state.GetOk(stateArtifact)
-	if !ok {
+	if build.artifact == nil {
 		return nil, errors.New("build produced no artifact")
 	}
-	return a.(*Artifact), nil
+	return build.artifact, nil
 }
 
 // nopStep stands where a build has nothing to do.
@@ -112,6 +112,6 @@ func (nopStep) Cleanup(multistep.StateBag) {}
 // halt records err for Packer and stops the build.
 func halt(state multistep.StateBag, err error) multistep.StepAction {
 	state.Put(stateError, err)
-	state.Get(stateUI).(packersdk.Ui).Error(err.Error())
+	uiOf(state).Error(err.Error())
 	return multistep.ActionHalt
 }

@@ -34,7 +34,7 @@ func sampleValue(t cty.Type) interface{} {
 // Every foreign option, given in its attribute or block form, fails
 // Prepare with its own hint, naming the option and its builder.
 func TestForeignOptionHints(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	own := (&Config{}).FlatMapstructure().HCL2Spec()
 	seen := map[string]bool{}
 	for _, o := range foreignOptions {
@@ -62,7 +62,7 @@ func TestForeignOptionHints(t *testing.T) {
 		for _, v := range forms {
 			raw := baseConfig(t)
 			raw[o.name] = v
-			var c Config
+			c := Config{host: h}
 			_, err := c.Prepare(raw)
 			if err == nil {
 				t.Errorf("%s = %v: accepted", o.name, v)
@@ -86,7 +86,7 @@ func TestForeignOptionHints(t *testing.T) {
 	raw := baseConfig(t)
 	raw["ami_name"] = nil
 	raw["tag"] = []interface{}{}
-	var c Config
+	c := Config{host: h}
 	if _, err := c.Prepare(raw); err != nil {
 		t.Errorf("unset foreign options: %v", err)
 	}
@@ -124,7 +124,7 @@ func decodeHCL(t *testing.T, body string) (cty.Value, string) {
 // builders' options reach Prepare (and their hint) in both HCL forms; the
 // schema crosses Packer's plugin protocol.
 func TestHCLSchema(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	store := t.TempDir()
 	head := "packer_build_name = \"test\"\nstore_dir = \"" + store + "\"\nbootstrap {\n  suite = \"bookworm\"\n}\n"
 
@@ -137,7 +137,7 @@ chroot_mounts {
 	if diags != "" {
 		t.Fatalf("the list form is refused: %s", diags)
 	}
-	var c Config
+	c := Config{host: h}
 	warnings, err := c.Prepare(v)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ chroot_mounts {
 			t.Errorf("%s: refused by the schema: %s", body, diags)
 			continue
 		}
-		var c Config
+		c := Config{host: h}
 		if _, err := c.Prepare(v); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", body, err, want)
 		}
@@ -179,7 +179,7 @@ chroot_mounts {
 // A template field the option does not have is an error naming the option,
 // the field, and the fields there are.
 func TestTemplateFields(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	for name, c := range map[string]struct {
 		set  func(m map[string]interface{})
 		want []string
@@ -198,7 +198,7 @@ func TestTemplateFields(t *testing.T) {
 	} {
 		raw := baseConfig(t)
 		c.set(raw)
-		var cfg Config
+		cfg := Config{host: h}
 		_, err := cfg.Prepare(raw)
 		if err == nil {
 			t.Errorf("%s: accepted", name)
@@ -215,7 +215,7 @@ func TestTemplateFields(t *testing.T) {
 	raw["pre_mount_commands"] = []string{"echo {{ .MountPath }} {{ build_name }}"}
 	raw["command_wrapper"] = "env X={{ build_name }} {{ .Command }}"
 	raw["mount_path"] = filepath.Join(t.TempDir(), "{{ build_name }}")
-	var cfg Config
+	cfg := Config{host: h}
 	if _, err := cfg.Prepare(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -227,14 +227,14 @@ func TestTemplateFields(t *testing.T) {
 // HCL configurations reach the template hash as their values: two
 // templates that differ have different hashes (a cty.Value marshals to {}).
 func TestTemplateHashOfHCL(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	store := t.TempDir()
 	hash := func(label string) string {
 		v, diags := decodeHCL(t, "packer_build_name = \"test\"\nstore_dir = \""+store+"\"\nbootstrap {\n  suite = \"bookworm\"\n}\nlabels = { a = \""+label+"\" }\n")
 		if diags != "" {
 			t.Fatal(diags)
 		}
-		var c Config
+		c := Config{host: h}
 		if _, err := c.Prepare(v); err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -173,9 +172,12 @@ type Config struct {
 	// builder (variables resolved), recorded as the version's template hash.
 	configHash string
 	chrootPath string // the host's chroot(8)
-	parentID   string // the parent's full image ID
-	snapshot   map[string]string
-	ctx        interpolate.Context
+	// host is the build host the build changes and reads (osHost unless a
+	// test gives its fake).
+	host     host
+	parentID string // the parent's full image ID
+	snapshot map[string]string
+	ctx      interpolate.Context
 }
 
 // Defaults shared by docs and code.
@@ -189,9 +191,6 @@ const (
 	DefaultOCICompression      = "gzip"
 	maxExt4FreeSpace           = 16 << 40
 )
-
-// hostRoot is where the host's apt configuration is read from; tests move it.
-var hostRoot = "/"
 
 var (
 	resolvModes = []string{"copy-host", "bind-host", "none"}
@@ -207,7 +206,12 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	*c = Config{} // as Packer's SDK does: a config is prepared from scratch
+	// As Packer's SDK does: a config is prepared from scratch. The host is
+	// not configuration.
+	*c = Config{host: c.host}
+	if c.host == nil {
+		c.host = osHost{}
+	}
 	warnings := mountLists(raws)
 	c.configHash = hashConfig(raws)
 	var errs *packersdk.MultiError
@@ -327,7 +331,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 	if c.Bootstrap != nil {
-		for _, e := range c.Bootstrap.prepare() {
+		for _, e := range c.Bootstrap.prepare(c.host.Root()) {
 			errs = packersdk.MultiErrorAppend(errs, e)
 		}
 	}
@@ -354,11 +358,11 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 
 	c.prepareOutputs(add)
 	if c.Bootstrap != nil {
-		if _, err := lookPath("mmdebstrap"); err != nil {
+		if _, err := c.host.LookPath("mmdebstrap"); err != nil {
 			add("bootstrap: needs mmdebstrap on the build host; install the mmdebstrap package")
 		}
 	}
-	if c.chrootPath, err = lookPath("chroot"); err != nil {
+	if c.chrootPath, err = c.host.LookPath("chroot"); err != nil {
 		add("the build host has no chroot(8) (coreutils); install coreutils")
 	}
 	if errs != nil && len(errs.Errors) > 0 {
@@ -417,9 +421,6 @@ func hasAnySuffix(s string, suffixes []string) bool {
 func hasDotDot(p string) bool {
 	return slices.Contains(strings.Split(p, "/"), "..")
 }
-
-// lookPath finds host programs; tests replace it to check the errors.
-var lookPath = exec.LookPath
 
 // hashConfig is "sha256:<hex>" of the configuration maps as canonical JSON
 // (sorted keys), leaving out Packer's own packer_* keys (run flags such as

@@ -41,7 +41,7 @@ var (
 )
 
 // prepare checks the bootstrap block and fills in its defaults.
-func (b *BootstrapConfig) prepare() []error {
+func (b *BootstrapConfig) prepare(hostRoot string) []error {
 	var errs []error
 	add := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if b.Suite == "" {

@@ -47,12 +47,12 @@ func (c *Config) prepareOutputs(add func(format string, a ...interface{})) {
 		add("squashfs_compression: %v", err)
 	}
 	if seen["ext4"] {
-		if _, err := lookPath("mke2fs"); err != nil {
+		if _, err := c.host.LookPath("mke2fs"); err != nil {
 			add("formats: ext4 needs mke2fs on the build host; install e2fsprogs")
 		}
 	}
 	if seen["squashfs"] {
-		if _, err := lookPath("mksquashfs"); err != nil {
+		if _, err := c.host.LookPath("mksquashfs"); err != nil {
 			add("formats: squashfs needs mksquashfs on the build host; install squashfs-tools")
 		}
 	}

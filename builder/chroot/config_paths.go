@@ -41,17 +41,18 @@ func checkOverlayUpper(dir string) error {
 	}
 }
 
-// preparePaths makes store_dir, work_dir, package_cache.dir, output_dir and
-// mount_path absolute, refuses / for any of them, and checks that they do
-// not overlap (checkOverlaps).
+// preparePaths makes the build's directories (dirOptions) absolute, with
+// mount_path defaulting to rootfs in the work dir, refuses / for any of
+// them, and checks that they do not overlap (checkOverlaps).
 func (c *Config) preparePaths(layout storeroot.Layout) []error {
 	var errs []error
 	bad := func(format string, a ...interface{}) { errs = append(errs, fmt.Errorf(format, a...)) }
-	paths := []struct {
-		opt string
-		p   *string
-	}{{"store_dir", &c.StoreDir}, {"work_dir", &c.WorkDir}, {"package_cache.dir", &c.PackageCache.Dir}, {"output_dir", &c.OutputDir}}
-	for _, p := range paths {
+	for _, p := range c.dirOptions() {
+		if p.p == &c.MountPath && c.MountPath == "" {
+			// work_dir, before it in the list, is absolute by now.
+			c.MountPath = filepath.Join(c.WorkDir, "rootfs")
+			continue
+		}
 		abs, err := filepath.Abs(*p.p)
 		if err != nil {
 			bad("%s: %v", p.opt, err)
@@ -61,11 +62,6 @@ func (c *Config) preparePaths(layout storeroot.Layout) []error {
 		if abs == "/" {
 			bad("%s: must not be /; choose a directory of its own", p.opt)
 		}
-	}
-	if c.MountPath == "" {
-		c.MountPath = filepath.Join(c.WorkDir, "rootfs")
-	} else if abs, err := filepath.Abs(c.MountPath); err == nil {
-		c.MountPath = abs
 	}
 	return append(errs, c.checkOverlaps(layout)...)
 }

@@ -1,7 +1,6 @@
 package chroot
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,17 +8,16 @@ import (
 	"testing"
 )
 
-// withHostSources points the host apt configuration at a temp dir with one mirror.
-func withHostSources(t *testing.T, sources string) {
+// withHostSources is a host whose apt configuration (read in a temp dir)
+// has one mirror.
+func withHostSources(t *testing.T, sources string) host {
 	t.Helper()
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc/apt"), 0o755)
 	if sources != "" {
 		os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), []byte(sources), 0o644)
 	}
-	old := hostRoot
-	hostRoot = root
-	t.Cleanup(func() { hostRoot = old })
+	return osHost{root: root}
 }
 
 func baseConfig(t *testing.T) map[string]interface{} {
@@ -31,9 +29,9 @@ func baseConfig(t *testing.T) map[string]interface{} {
 }
 
 func TestPrepareDefaults(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
-	var c Config
+	c := Config{host: h}
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +72,7 @@ func TestPrepareDefaults(t *testing.T) {
 // allowed_setuid_extra adds to allowed_setuid, whether that is the default
 // list or the template's own.
 func TestPrepareAllowedSetuidExtra(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	for name, c := range map[string]struct {
 		own         []string
 		want, wantN []string
@@ -87,7 +85,7 @@ func TestPrepareAllowedSetuidExtra(t *testing.T) {
 		if c.own != nil {
 			raw["allowed_setuid"] = c.own
 		}
-		var cfg Config
+		cfg := Config{host: h}
 		if _, err := cfg.Prepare(raw); err != nil {
 			t.Fatal(err)
 		}
@@ -105,12 +103,12 @@ func TestPrepareAllowedSetuidExtra(t *testing.T) {
 }
 
 func TestPrepareStoreFromEnv(t *testing.T) {
-	withHostSources(t, "deb http://m.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://m.test/debian bookworm main\n")
 	dir := t.TempDir()
 	t.Setenv("STRATA_HOME", dir)
 	raw := baseConfig(t)
 	delete(raw, "store_dir")
-	var c Config
+	c := Config{host: h}
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +120,7 @@ func TestPrepareStoreFromEnv(t *testing.T) {
 // TestPrepareErrors checks that every bad option gives an error naming it,
 // and that one Prepare reports all of them at once.
 func TestPrepareErrors(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	archive := filepath.Join(t.TempDir(), "root.tar.zst")
 	os.WriteFile(archive, []byte("x"), 0o644)
 	cases := []struct {
@@ -251,7 +249,7 @@ func TestPrepareErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := baseConfig(t)
 			tc.change(raw)
-			var c Config
+			c := Config{host: h}
 			_, err := c.Prepare(raw)
 			if err == nil {
 				t.Fatal("Prepare accepted a bad config")
@@ -267,9 +265,9 @@ func TestPrepareErrors(t *testing.T) {
 
 // checkedHost prepares raw, which must be a valid template, and checks the
 // host for it as a build does first.
-func checkedHost(t *testing.T, raw map[string]interface{}) error {
+func checkedHost(t *testing.T, h host, raw map[string]interface{}) error {
 	t.Helper()
-	var c Config
+	c := Config{host: h}
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatalf("Prepare checks only the template, and this one is good: %v", err)
 	}
@@ -280,12 +278,12 @@ func checkedHost(t *testing.T, raw map[string]interface{}) error {
 // not put there, or other builds' work dirs, is refused: a build recovers
 // and removes what is in its work dir.
 func TestCheckHostRefusesForeignWorkDir(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
 	work := t.TempDir()
 	os.WriteFile(filepath.Join(work, "precious.txt"), []byte("x"), 0o644)
 	raw["work_dir"] = work
-	if err := checkedHost(t, raw); err == nil || !strings.Contains(err.Error(), "not a strata work dir") {
+	if err := checkedHost(t, h, raw); err == nil || !strings.Contains(err.Error(), "not a strata work dir") {
 		t.Fatalf("a work dir with foreign files was accepted: %v", err)
 	}
 	parent := t.TempDir()
@@ -293,7 +291,7 @@ func TestCheckHostRefusesForeignWorkDir(t *testing.T) {
 	os.MkdirAll(filepath.Join(parent, "other"), 0o700)
 	os.WriteFile(filepath.Join(parent, "other", workMarker), nil, 0o600)
 	raw["work_dir"] = parent
-	if err := checkedHost(t, raw); err == nil || !strings.Contains(err.Error(), "another build") {
+	if err := checkedHost(t, h, raw); err == nil || !strings.Contains(err.Error(), "another build") {
 		t.Fatalf("a work dir holding another build's work dir was accepted: %v", err)
 	}
 }
@@ -301,7 +299,7 @@ func TestCheckHostRefusesForeignWorkDir(t *testing.T) {
 // TestCheckHostStorePermissions: a store owned by another user or writable
 // by others is refused, naming the fix.
 func TestCheckHostStorePermissions(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	for name, setup := range map[string]func(dir string){
 		"other owner":       func(dir string) { os.Chown(dir, 65534, 65534) },
 		"writable by all":   func(dir string) { os.Chmod(dir, 0o777) },
@@ -313,7 +311,7 @@ func TestCheckHostStorePermissions(t *testing.T) {
 			os.Mkdir(store, 0o700)
 			setup(store)
 			raw["store_dir"] = store
-			err := checkedHost(t, raw)
+			err := checkedHost(t, h, raw)
 			if err == nil || !strings.Contains(err.Error(), "store_dir") {
 				t.Fatalf("accepted: %v", err)
 			}
@@ -324,7 +322,7 @@ func TestCheckHostStorePermissions(t *testing.T) {
 	os.Mkdir(open, 0o777)
 	os.Chmod(open, 0o777)
 	raw["store_dir"] = filepath.Join(open, "store")
-	if err := checkedHost(t, raw); err == nil || !strings.Contains(err.Error(), "writable by every user") {
+	if err := checkedHost(t, h, raw); err == nil || !strings.Contains(err.Error(), "writable by every user") {
 		t.Fatalf("a store under a world-writable dir was accepted: %v", err)
 	}
 }
@@ -333,14 +331,14 @@ func TestCheckHostStorePermissions(t *testing.T) {
 // works in JSON templates; its entries for mounts the builder makes itself
 // are dropped with a warning.
 func TestPrepareAmazonMountList(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
 	raw["chroot_mounts"] = []interface{}{
 		[]interface{}{"proc", "proc", "/proc"},
 		[]interface{}{"bind", "/dev", "/dev"},
 		[]interface{}{"tmpfs", "tmpfs", "/var/tmp/build"},
 	}
-	var c Config
+	c := Config{host: h}
 	warns, err := c.Prepare(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -356,12 +354,12 @@ func TestPrepareAmazonMountList(t *testing.T) {
 // TestPrepareTemplateContext: hooks and the wrapper see user variables and
 // build_name like every other option.
 func TestPrepareTemplateContext(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
 	raw["packer_user_variables"] = map[string]string{"who": "tester"}
 	raw["post_mount_commands"] = []string{"echo {{user `who`}} {{build_name}} {{ .MountPath }}"}
 	raw["command_wrapper"] = "env BUILD={{build_name}} {{ .Command }}"
-	var c Config
+	c := Config{host: h}
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatal(err)
 	}
@@ -376,14 +374,14 @@ func TestPrepareTemplateContext(t *testing.T) {
 
 // TestPrepareErrorOrder: errors come out in the same order every time.
 func TestPrepareErrorOrder(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	var first string
 	for i := 0; i < 20; i++ {
 		raw := baseConfig(t)
 		raw["store_dir"] = "/"
 		raw["work_dir"] = "/"
 		raw["package_cache_dir"] = "/"
-		var c Config
+		c := Config{host: h}
 		_, err := c.Prepare(raw)
 		if err == nil {
 			t.Fatal("accepted")
@@ -397,12 +395,12 @@ func TestPrepareErrorOrder(t *testing.T) {
 }
 
 func TestPrepareCollectsAllErrors(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
 	raw["resolv_conf"] = "bad"
 	raw["formats"] = []string{"zip"}
 	raw["ext4_free_space"] = "x"
-	var c Config
+	c := Config{host: h}
 	_, err := c.Prepare(raw)
 	if err == nil {
 		t.Fatal("accepted")
@@ -415,8 +413,8 @@ func TestPrepareCollectsAllErrors(t *testing.T) {
 }
 
 func TestPrepareMirrorFromHostOrError(t *testing.T) {
-	withHostSources(t, "")
-	var c Config
+	h := withHostSources(t, "")
+	c := Config{host: h}
 	_, err := c.Prepare(baseConfig(t))
 	if err == nil || !strings.Contains(err.Error(), "bootstrap.mirror") || !strings.Contains(err.Error(), "set mirror") {
 		t.Fatalf("want a bootstrap.mirror error telling to set mirror, got %v", err)
@@ -424,20 +422,20 @@ func TestPrepareMirrorFromHostOrError(t *testing.T) {
 	withHostSources(t, "")
 	raw := baseConfig(t)
 	raw["bootstrap"] = map[string]interface{}{"suite": "bookworm", "mirror": "http://given.test/debian"}
-	var c2 Config
+	c2 := Config{host: h}
 	if _, err := c2.Prepare(raw); err != nil {
 		t.Fatalf("an explicit mirror needs no host sources: %v", err)
 	}
 }
 
 func TestPrepareMissingHostTools(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
-	old := lookPath
-	lookPath = func(string) (string, error) { return "", errors.New("not found") }
-	t.Cleanup(func() { lookPath = old })
+	h := newFakeHost(withHostSources(t, "deb http://mirror.test/debian bookworm main\n").Root())
+	for _, p := range []string{"mke2fs", "mksquashfs", "mmdebstrap"} {
+		h.missing[p] = true
+	}
 	raw := baseConfig(t)
 	raw["formats"] = []string{"ext4", "squashfs"}
-	var c Config
+	c := Config{host: h}
 	_, err := c.Prepare(raw)
 	for _, w := range []string{"install e2fsprogs", "install squashfs-tools", "install the mmdebstrap package"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
@@ -461,14 +459,14 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestConfigHash(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	hash := func(extra map[string]interface{}) string {
 		raw := baseConfig(t)
 		raw["store_dir"] = "/tmp/strata-hash-test"
 		for k, v := range extra {
 			raw[k] = v
 		}
-		var c Config
+		c := Config{host: h}
 		c.Prepare(raw)
 		return c.configHash
 	}
@@ -484,11 +482,11 @@ func TestConfigHash(t *testing.T) {
 // packer validate hands a data source's unknown answer over as "<unknown>":
 // the parent is checked at build time instead.
 func TestPrepareUnknownParentUnderValidate(t *testing.T) {
-	withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
+	h := withHostSources(t, "deb http://mirror.test/debian bookworm main\n")
 	raw := baseConfig(t)
 	delete(raw, "bootstrap")
 	raw["parent"] = "<unknown>"
-	var c Config
+	c := Config{host: h}
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatalf("an unknown parent under validate: %v", err)
 	}

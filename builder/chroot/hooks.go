@@ -26,14 +26,15 @@ func (c *Config) wrap(cmd string) (string, error) {
 // stepHostCommands runs one of the host hooks (pre_mount_commands, ...),
 // each in a process group of its own that dies with the build.
 //
-// Reads stateConfig, stateLedger.
+// Uses cfg, ledger.
 type stepHostCommands struct {
 	option   string
 	commands func(*Config) []string
 }
 
 func (s *stepHostCommands) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	cmds := s.commands(cfg)
 	if len(cmds) == 0 {
@@ -52,7 +53,7 @@ func (s *stepHostCommands) Run(ctx context.Context, state multistep.StateBag) mu
 		ui.Message(wrapped)
 		cmd := hostexec.Command(ctx, "/bin/sh", "-c", wrapped)
 		cmd.Env = append(cmd.Env, "MOUNT_PATH="+cfg.MountPath)
-		if err := hostexec.Lines(cmd, ledgerOf(state), ui.Message); err != nil {
+		if err := b.host.Run(cmd, b.ledger, ui.Message); err != nil {
 			return halt(state, fmt.Errorf("%s[%d] failed: %w", s.option, i, err))
 		}
 	}

@@ -16,6 +16,9 @@ type dirOption struct {
 	p   *string
 }
 
+// dirOptions are the build's directories, each made absolute by
+// preparePaths and replaced by where it leads by checkHost. work_dir comes
+// before mount_path, which defaults to a directory in it.
 func (c *Config) dirOptions() []dirOption {
 	return []dirOption{{"store_dir", &c.StoreDir}, {"work_dir", &c.WorkDir}, {"mount_path", &c.MountPath},
 		{"package_cache.dir", &c.PackageCache.Dir}, {"output_dir", &c.OutputDir}}

@@ -317,11 +317,11 @@ func measureImage(root string) (imageSize, error) {
 }
 
 // isBuildState says whether the in-image path rel is build-time state the
-// commit leaves out (scrub.go's buildState).
+// commit leaves out (scrub.go's buildTimeState).
 func isBuildState(rel string) bool {
 	dir, name := path.Split(rel)
 	dir = strings.TrimSuffix(dir, "/")
-	for _, b := range buildState {
+	for _, b := range buildTimeState {
 		if b.dir == dir && !keepInState[rel] {
 			if ok, _ := path.Match(b.glob, name); ok {
 				return true

@@ -70,7 +70,7 @@ type madeMount struct {
 // (and created when missing) inside the image at this moment, the mount is
 // made on that handle, and it must land inside the root, and on or under
 // the builder's own mounts only where it is one of them.
-func mountInImage(root *inroot.Root, ledger *mount.Ledger, m plannedMount) (*madeMount, error) {
+func mountInImage(h host, root *inroot.Root, ledger *mount.Ledger, m plannedMount) (*madeMount, error) {
 	made := &madeMount{InImage: m.Target}
 	var times *inroot.DirTimes
 	if !root.Exists(m.Target) {
@@ -78,21 +78,21 @@ func mountInImage(root *inroot.Root, ledger *mount.Ledger, m plannedMount) (*mad
 			times = t
 		}
 	}
-	var h *os.File
+	var at *os.File
 	var err error
 	if m.File {
-		h, made.created, err = ensureFile(root, m.Target)
+		at, made.created, err = ensureFile(root, m.Target)
 	} else {
-		h, made.created, err = root.MkdirAll(m.Target, 0o755)
+		at, made.created, err = root.MkdirAll(m.Target, 0o755)
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer h.Close()
+	defer at.Close()
 	if len(made.created) > 0 {
 		made.times = times
 	}
-	host, err := root.HostPath(h)
+	host, err := root.HostPath(at)
 	if err != nil {
 		return made, fmt.Errorf("%s: %w", m.Target, err)
 	}
@@ -111,7 +111,7 @@ func mountInImage(root *inroot.Root, ledger *mount.Ledger, m plannedMount) (*mad
 	if err := ledger.Intend(host, m.FSType); err != nil {
 		return made, err
 	}
-	if err := mount.MountAt(spec, h, func() (*os.File, error) { return root.OpenPath(m.Target) }); err != nil {
+	if err := h.MountAt(spec, at, func() (*os.File, error) { return root.OpenPath(m.Target) }); err != nil {
 		ledger.Unmounted(host)
 		return made, err
 	}
@@ -120,7 +120,7 @@ func mountInImage(root *inroot.Root, ledger *mount.Ledger, m plannedMount) (*mad
 		return made, err
 	}
 	defer top.Close()
-	id, err := mount.IDOf(top)
+	id, err := h.MountIDOf(top)
 	if err != nil {
 		return made, err
 	}

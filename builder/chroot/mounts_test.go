@@ -51,7 +51,7 @@ func TestMountInImageStaysInRoot(t *testing.T) {
 	r := openRoot(t, root)
 
 	// /proc first, as the builder does, so that /proc/self/root exists.
-	if _, err := mountInImage(r, ledger, plannedMount{Spec: mount.Spec{FSType: "proc", Source: "proc", Target: "/proc"}, Own: true}); err != nil {
+	if _, err := mountInImage(osHost{}, r, ledger, plannedMount{Spec: mount.Spec{FSType: "proc", Source: "proc", Target: "/proc"}, Own: true}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -73,7 +73,7 @@ func TestMountInImageStaysInRoot(t *testing.T) {
 			if err := os.Symlink(c.link, filepath.Join(root, dir)); err != nil {
 				t.Fatal(err)
 			}
-			made, err := mountInImage(r, ledger, c.m)
+			made, err := mountInImage(osHost{}, r, ledger, c.m)
 			if ms, _ := mount.Under(canary); len(ms) > 0 {
 				t.Fatalf("mounted on the host: %+v", ms)
 			}

@@ -14,19 +14,20 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// fakeHost gives the test its own "host" resolv.conf, so that a write to
-// the host's file would be seen.
-func fakeHost(t *testing.T) (hostFile string, content []byte) {
+// hostWithResolvConf is the real host with its own resolv.conf in a temp
+// dir, so that a write to the host's file would be seen.
+func hostWithResolvConf(t *testing.T) (h host, hostFile string, content []byte) {
 	t.Helper()
-	hostFile = filepath.Join(t.TempDir(), "host-resolv.conf")
+	dir := t.TempDir()
+	hostFile = filepath.Join(dir, "etc/resolv.conf")
 	content = []byte("nameserver 192.0.2.53\n")
+	if err := os.MkdirAll(filepath.Dir(hostFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(hostFile, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	old := hostResolvConf
-	hostResolvConf = hostFile
-	t.Cleanup(func() { hostResolvConf = old })
-	return hostFile, content
+	return osHost{root: dir}, hostFile, content
 }
 
 func imageRoot(t *testing.T) string {
@@ -110,14 +111,14 @@ func TestResolvConfModes(t *testing.T) {
 	for _, mode := range []string{"copy-host", "bind-host"} {
 		for name, setup := range setups {
 			t.Run(mode+"/"+name, func(t *testing.T) {
-				hostFile, hostContent := fakeHost(t)
+				h, hostFile, hostContent := hostWithResolvConf(t)
 				root := imageRoot(t)
 				setup(t, root, hostFile)
 				p := filepath.Join(root, "etc/resolv.conf")
 				before := stateOf(t, p)
 				etcBefore := stateOf(t, filepath.Join(root, "etc"))
 
-				restore, err := useHostResolvConf(openRoot(t, root), testLedger(t), mode)
+				restore, err := useHostResolvConf(h, openRoot(t, root), testLedger(t), mode)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -156,9 +157,9 @@ func TestResolvConfModes(t *testing.T) {
 }
 
 func TestResolvConfImageWithoutEtc(t *testing.T) {
-	fakeHost(t)
+	h, _, _ := hostWithResolvConf(t)
 	root := t.TempDir()
-	if _, err := useHostResolvConf(openRoot(t, root), testLedger(t), "copy-host"); err == nil {
+	if _, err := useHostResolvConf(h, openRoot(t, root), testLedger(t), "copy-host"); err == nil {
 		t.Fatal("want an error for an image without /etc")
 	}
 }
@@ -222,7 +223,7 @@ func TestSavePathResolvesInsideRoot(t *testing.T) {
 // nameserver) keeps its version; the builder's temporary copy alone is
 // taken back.
 func TestResolvConfProvisionerWins(t *testing.T) {
-	fakeHost(t)
+	h, _, _ := hostWithResolvConf(t)
 	for name, change := range map[string]func(p string){
 		"own file": func(p string) { os.Remove(p); os.WriteFile(p, []byte("nameserver 10.9.9.9\n"), 0o644) },
 		"rewritten in place": func(p string) {
@@ -236,7 +237,7 @@ func TestResolvConfProvisionerWins(t *testing.T) {
 			root := imageRoot(t)
 			p := filepath.Join(root, "etc/resolv.conf")
 			os.WriteFile(p, []byte("nameserver 127.0.0.1\n"), 0o644)
-			restore, err := useHostResolvConf(openRoot(t, root), testLedger(t), "copy-host")
+			restore, err := useHostResolvConf(h, openRoot(t, root), testLedger(t), "copy-host")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,14 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// buildState is what a build leaves that never belongs in a layer: package
+// buildTimeState is what a build leaves that never belongs in a layer: package
 // lists and caches apt fetched, temporary files, logs written during the
 // build, files that differ from run to run. Each is a directory in the
 // image and a glob of names in it. They are removed from the new layer
 // before commit (for a child, that puts the parent's version back): the
 // build needs them while it runs, so keeping them off the layer with tmpfs
 // mounts would break provisioners that expect them on disk.
-var buildState = []struct{ dir, glob string }{
+var buildTimeState = []struct{ dir, glob string }{
 	{"var/lib/apt/lists", "*"},
 	{"var/cache/apt", "*.bin"},
 	{"var/cache/apt/archives", "*.deb"},
@@ -39,7 +39,7 @@ var buildState = []struct{ dir, glob string }{
 // keepInState are names the globs match that must stay: apt's partial dir.
 var keepInState = map[string]bool{"var/lib/apt/lists/partial": true, "var/cache/apt/archives/partial": true}
 
-// scrubBuildState removes buildState from a layer's tree (an upper dir, or
+// scrubBuildState removes buildTimeState from a layer's tree (an upper dir, or
 // a base image's tree) and empties /etc/machine-id, which must exist but
 // be unique per machine. A child's directory that held nothing but
 // build-time state goes back to the parent's entirely (its times too). It
@@ -48,11 +48,11 @@ var keepInState = map[string]bool{"var/lib/apt/lists/partial": true, "var/cache/
 func scrubBuildState(tree string, lowers []string) ([]string, error) {
 	var removed []string
 	defer func() {
-		for _, s := range buildState {
+		for _, s := range buildTimeState {
 			revertEmptyDir(tree, s.dir, lowers)
 		}
 	}()
-	for _, s := range buildState {
+	for _, s := range buildTimeState {
 		dir, ok := realDir(tree, s.dir)
 		if !ok {
 			continue

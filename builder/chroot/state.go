@@ -7,41 +7,61 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
-// State bag keys. Each step's comment says which it reads and writes.
+// The state bag holds what Packer's SDK reads and writes (besides its own
+// cancelled and halted flags), and the build's own state under stateBuild.
 const (
-	stateConfig = "config" // *Config
-	stateUI     = "ui"     // packersdk.Ui
-	stateHook   = "hook"   // packersdk.Hook
-	stateError  = "error"  // error, for Packer
-	// stateLedger is the work dir's *mount.Ledger: every mount and host
-	// program group of the build, recorded ahead.
-	stateLedger = "strata_ledger"
-	// stateMountPath is the image root on the host (string), set once the
-	// root is mounted there.
-	stateMountPath = "mount_path"
-	// stateRoot is the mounted image root, held open (*inroot.Root).
-	stateRoot = "strata_root"
-	// stateUndos is what stepEarlyCleanup takes back ([]*undo).
-	stateUndos = "strata_undos"
-	// stateLayers is the store's *layer.Store.
-	stateLayers = "strata_layers"
-	// stateRootfs is the image root's own mount (*rootfsMount), from the
-	// root file system step until the commit takes it down.
-	stateRootfs = "strata_rootfs"
-	// stateImage is the committed *layer.Image.
-	stateImage = "strata_image"
-	// statePackageCache is the build's *pkgcache.Server, when the cache is on.
-	statePackageCache = "strata_package_cache"
-	// stateArtifact is the build's *Artifact.
-	stateArtifact = "artifact"
-	// stateCommunicator is the key Packer's provisioners read.
-	stateCommunicator = "communicator"
+	stateUI           = "ui"           // packersdk.Ui
+	stateHook         = "hook"         // packersdk.Hook
+	stateError        = "error"        // error, for Packer
+	stateCommunicator = "communicator" // packersdk.Communicator, for the provisioners
+	// stateGeneratedData holds the build.* variables: packerbuilderdata's
+	// GeneratedData and StepProvision keep them under this key (the SDK
+	// names it nowhere as a constant).
+	stateGeneratedData = "generated_data"
+	// stateBuild is the build's *buildState.
+	stateBuild = "strata_build"
 )
 
-func configOf(state multistep.StateBag) *Config       { return state.Get(stateConfig).(*Config) }
-func uiOf(state multistep.StateBag) packersdk.Ui      { return state.Get(stateUI).(packersdk.Ui) }
-func ledgerOf(state multistep.StateBag) *mount.Ledger { return state.Get(stateLedger).(*mount.Ledger) }
-func rootOf(state multistep.StateBag) *inroot.Root    { return state.Get(stateRoot).(*inroot.Root) }
-func layersOf(state multistep.StateBag) *layer.Store  { return state.Get(stateLayers).(*layer.Store) }
+// buildState is what the steps hand each other, one field a thing; each
+// field says which step sets it. A step's own bookkeeping for its Cleanup
+// stays in the step.
+type buildState struct {
+	cfg *Config
+	// host makes every change to the build host outside the image and the
+	// store: mounts, unmounts, host programs, killing chroot processes.
+	host host
+	// ledger records every mount and host program group of the build,
+	// ahead (stepWorkDir).
+	ledger *mount.Ledger
+	// layers is the layer store (stepStore).
+	layers *layer.Store
+	// cache is the build's package cache, nil when it is off
+	// (stepPackageCache).
+	cache *pkgcache.Server
+	// rootfs is the image root's own mount at mount_path (stepRootfs), until
+	// stepCommit takes it down.
+	rootfs *rootfsMount
+	// root is the writable image root, held open while rootfs is mounted
+	// (stepRootfs); the rootfs' unmount closes it and sets it nil.
+	root *inroot.Root
+	// mountPath is mount_path once the image root was mounted there
+	// (stepRootfs); empty before.
+	mountPath string
+	// undos are what stepMount, stepResolvConf and stepPolicyRcD take back,
+	// in the order they ran; earlyCleanup runs them before the commit.
+	undos []*undo
+	// image is the committed image (stepCommit).
+	image *layer.Image
+	// view is the committed image mounted read-only for the export
+	// (stepImageView).
+	view *inroot.Root
+	// artifact is the build's result (stepExport).
+	artifact *Artifact
+}
+
+func buildOf(state multistep.StateBag) *buildState { return state.Get(stateBuild).(*buildState) }
+func configOf(state multistep.StateBag) *Config    { return buildOf(state).cfg }
+func uiOf(state multistep.StateBag) packersdk.Ui   { return state.Get(stateUI).(packersdk.Ui) }

@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
-	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
 // Where the chroot's apt finds the cache: files on the build's own /run
@@ -26,16 +25,16 @@ const (
 
 // stepAptCache points apt in the chroot at the package cache.
 //
-// Reads statePackageCache, stateRoot.
+// Uses cache, root.
 type stepAptCache struct{}
 
 func (s *stepAptCache) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	v, ok := state.GetOk(statePackageCache)
-	if !ok {
+	b := buildOf(state)
+	server := b.cache
+	if server == nil {
 		return multistep.ActionContinue
 	}
-	server := v.(*pkgcache.Server)
-	root := rootOf(state)
+	root := b.root
 	d, _, err := root.MkdirAll(aptCacheDir, 0o755)
 	if err != nil {
 		return halt(state, fmt.Errorf("package cache: %w", err))

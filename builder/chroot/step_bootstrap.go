@@ -20,21 +20,21 @@ import (
 // mergedUsrHooks is mmdebstrap's hook directory that sets up merged /usr
 // itself. Without it, minbase of bookworm pulls in usrmerge and with it perl
 // (132 MB instead of 82 MB for the same 88 packages debootstrap installs).
-var mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
+const mergedUsrHooks = "/usr/share/mmdebstrap/hooks/merged-usr"
 
 // stepBootstrap builds the root file system with mmdebstrap into the
 // mounted image root, through the package cache when it is on (apt on the
 // host uses it as its proxy; the option file mmdebstrap leaves in the image
 // is removed).
 //
-// Reads stateConfig, stateLedger, stateRoot, statePackageCache.
+// Uses cfg, ledger, root, cache.
 type stepBootstrap struct{}
 
 // mmdebstrapArgs builds the mmdebstrap command line for b into root, with
 // extra apt options (option strings, or files whose content mmdebstrap
 // copies: the package cache's, so its credentials stay off the command
-// line).
-func mmdebstrapArgs(b *BootstrapConfig, root string, aptopts []string) []string {
+// line), and mmdebstrap's merged-/usr hooks when h has them.
+func mmdebstrapArgs(h host, b *BootstrapConfig, root string, aptopts []string) []string {
 	args := []string{
 		"--mode=root",
 		"--format=directory",
@@ -51,8 +51,9 @@ func mmdebstrapArgs(b *BootstrapConfig, root string, aptopts []string) []string 
 	if b.Keyring != "" {
 		args = append(args, "--keyring="+b.Keyring)
 	}
-	if fi, err := os.Stat(mergedUsrHooks); err == nil && fi.IsDir() {
-		args = append(args, "--hook-dir="+mergedUsrHooks)
+	hooks := hostPath(h, mergedUsrHooks)
+	if fi, err := os.Stat(hooks); err == nil && fi.IsDir() {
+		args = append(args, "--hook-dir="+hooks)
 	}
 	// mmdebstrap writes its --aptopt lines into the image; they are the
 	// build's, not the image's.
@@ -61,29 +62,30 @@ func mmdebstrapArgs(b *BootstrapConfig, root string, aptopts []string) []string 
 }
 
 func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	build := buildOf(state)
+	cfg := build.cfg
 	ui := uiOf(state)
 	b := cfg.Bootstrap
 	var aptopts []string
-	if _, ok := state.GetOk(statePackageCache); ok {
+	if build.cache != nil {
 		aptopts = []string{cacheAptConfPath(cfg)}
 	}
 	ui.Say(fmt.Sprintf("Bootstrapping %s (%s) from %s with mmdebstrap ...", b.Suite, b.Variant, b.Mirror))
 	start := time.Now()
-	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(b, cfg.MountPath, aptopts)...)
+	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(build.host, b, cfg.MountPath, aptopts)...)
 	if cfg.SourceDateEpoch != nil {
 		// mmdebstrap then clamps times and empties machine-id itself.
 		cmd.Env = append(cmd.Env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(*cfg.SourceDateEpoch, 10))
 	}
-	if err := hostexec.Lines(cmd, ledgerOf(state), ui.Message); err != nil {
+	if err := build.host.Run(cmd, build.ledger, ui.Message); err != nil {
 		return halt(state, fmt.Errorf("mmdebstrap failed: %w", err))
 	}
 	// The customize hook removed mmdebstrap's copy of the apt options (the
 	// cache's credentials); a build whose image still has it stops here.
-	if rootOf(state).Exists("/etc/apt/apt.conf.d/99mmdebstrap") && len(aptopts) > 0 {
+	if build.root.Exists("/etc/apt/apt.conf.d/99mmdebstrap") && len(aptopts) > 0 {
 		return halt(state, fmt.Errorf("mmdebstrap left /etc/apt/apt.conf.d/99mmdebstrap in the image; it holds the package cache's credentials"))
 	}
-	for _, f := range dropHostCopies(rootOf(state)) {
+	for _, f := range dropHostCopies(build.host, build.root) {
 		ui.Message("removed " + f + ": mmdebstrap copied it from the build host")
 	}
 	t, _ := treesize.Measure(cfg.MountPath)
@@ -97,11 +99,11 @@ func (s *stepBootstrap) Cleanup(multistep.StateBag) {}
 // they are byte-for-byte the build host's: mmdebstrap copies both in for the
 // bootstrap and leaves them, and an image must not carry the build host's
 // resolver or name. A symlink or a file of the image's own stays.
-func dropHostCopies(root *inroot.Root) []string {
+func dropHostCopies(h host, root *inroot.Root) []string {
 	var removed []string
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hostname"} {
 		data, err := root.ReadRegular(f, maxSavedFileSize)
-		host, herr := os.ReadFile(f)
+		host, herr := os.ReadFile(hostPath(h, f))
 		if err != nil || herr != nil || !bytes.Equal(host, data) {
 			continue
 		}

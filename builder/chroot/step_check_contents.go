@@ -26,15 +26,16 @@ import (
 // bits cleared, with strip_setuid). A violation fails the build, listing
 // every offender, and leaves no layer, image or output.
 //
-// Reads stateConfig, stateRoot.
+// Uses cfg, root.
 type stepCheckContents struct{}
 
 func (s *stepCheckContents) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	var problems []string
 	if len(cfg.AllowedPackages) > 0 || len(cfg.DeniedPackages) > 0 {
-		pkgs, err := dpkg.ReadImage(rootOf(state))
+		pkgs, err := dpkg.ReadImage(b.root)
 		if err != nil {
 			return halt(state, err)
 		}
@@ -66,7 +67,7 @@ func (s *stepCheckContents) Run(ctx context.Context, state multistep.StateBag) m
 		}
 	}
 	if len(offenders) > 0 {
-		owners := setuidOwners(rootOf(state), offenders)
+		owners := setuidOwners(b.root, offenders)
 		described := make([]string, len(offenders))
 		for i, f := range offenders {
 			described[i] = f.describe(owners[f.path])

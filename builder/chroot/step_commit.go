@@ -19,7 +19,7 @@ import (
 // ID. A build that fails after this removes the image and the layer again
 // (the layer only when no other image uses it).
 //
-// Reads stateConfig, stateLedger, stateLayers, stateRootfs; writes stateImage.
+// Uses cfg, ledger, layers, rootfs (takes it down, closing root); sets image.
 type stepCommit struct {
 	store        *layer.Store
 	image        *layer.Image
@@ -31,11 +31,12 @@ type stepCommit struct {
 }
 
 func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
-	s.store = layersOf(state)
-	rootfs := state.Get(stateRootfs).(*rootfsMount)
-	if err := rootfs.unmount(ui, ledgerOf(state), cfg.MountPath); err != nil {
+	s.store = b.layers
+	rootfs := b.rootfs
+	if err := b.unmountRootfs(ui); err != nil {
 		return halt(state, err)
 	}
 	ui.Say("Committing the layer ...")
@@ -80,7 +81,7 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	ui.Message(fmt.Sprintf("Layer %s: %s in %d entries%s", s.layer.DiffID, bytesize.Human(s.layer.Size), s.layer.Entries, reuse))
 	ui.Message(fmt.Sprintf("Image %s: %d layer(s), committed in %s", s.image.ID, len(s.image.Layers), time.Since(start).Round(time.Millisecond)))
-	state.Put(stateImage, s.image)
+	b.image = s.image
 	return multistep.ActionContinue
 }
 

@@ -10,17 +10,18 @@ import (
 // stepCommunicator hands Packer's provisioners the chroot communicator and
 // publishes the build's generated data (build.MountPath, build.WorkDir).
 //
-// Reads stateConfig, stateRoot; writes stateCommunicator.
+// Uses cfg, root, cache; puts the communicator and generated data.
 type stepCommunicator struct{}
 
 func (s *stepCommunicator) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	env := cfg.chrootEnv()
-	if _, ok := state.GetOk(statePackageCache); ok {
+	if b.cache != nil {
 		env = append(env, "APT_CONFIG="+aptCacheConfig)
 	}
 	state.Put(stateCommunicator, &Communicator{
-		Root:       rootOf(state),
+		Root:       b.root,
 		Wrap:       cfg.wrap,
 		Env:        env,
 		ChrootProg: cfg.chrootPath,

@@ -6,47 +6,30 @@ import (
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 // stepEarlyCleanup takes the chroot down (policy-rc.d, resolv.conf,
 // processes, runtime mounts) before the export, so the tree is complete and
 // quiet when it is read. The image root itself stays mounted.
 //
-// Reads stateConfig, stateLedger, stateUndos.
+// Uses cfg, ledger; runs the undos.
 type stepEarlyCleanup struct{}
 
 func (s *stepEarlyCleanup) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	b := buildOf(state)
 	ui := uiOf(state)
 	// Nothing in the chroot may run while the builder puts files back.
-	cfg := configOf(state)
-	n, err := mount.KillRootedUnderSince(cfg.MountPath, ledgerOf(state).Owner().Start, 5*time.Second)
+	n, err := b.host.KillChroot(b.cfg.MountPath, b.ledger.Owner().Start, 5*time.Second)
 	if n > 0 {
 		ui.Message(fmt.Sprintf("stopped %d process(es) still running in the chroot", n))
 	}
 	if err != nil {
 		return halt(state, err)
 	}
-	if err := (&stepEarlyCleanupUndos{}).run(state); err != nil {
+	if err := b.runUndos(ui); err != nil {
 		return halt(state, err)
 	}
 	return multistep.ActionContinue
-}
-
-// stepEarlyCleanupUndos runs every undo, latest first, stopping at the
-// first that fails (its step's Cleanup tries it again).
-type stepEarlyCleanupUndos struct{}
-
-func (stepEarlyCleanupUndos) run(state multistep.StateBag) error {
-	ui := uiOf(state)
-	undos := undosOf(state)
-	for i := len(undos) - 1; i >= 0; i-- {
-		if err := undos[i].run(ui); err != nil {
-			return fmt.Errorf("tearing down %s: %w", undos[i].name, err)
-		}
-	}
-	return nil
 }
 
 func (s *stepEarlyCleanup) Cleanup(multistep.StateBag) {}

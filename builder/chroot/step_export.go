@@ -15,7 +15,6 @@ import (
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
-	"github.com/strata-build/packer-plugin-strata/layer"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
@@ -24,18 +23,18 @@ import (
 // sha256 beside each output, the package manifest read from the image's own
 // dpkg database and artifact.json, and makes the artifact.
 //
-// Reads stateConfig, stateRoot, stateLedger, stateLayers, stateImage;
-// writes stateArtifact and the ImageID, ParentImageID and OutputDir
-// generated data.
+// Uses cfg, view, ledger, layers, image, cache; sets artifact and puts the
+// ImageID, ParentImageID and OutputDir generated data.
 type stepExport struct{}
 
 func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	outDir := cfg.OutputDir
-	img := state.Get(stateImage).(*layer.Image)
+	img := b.image
 
-	pkgs, err := dpkg.ReadImage(rootOf(state))
+	pkgs, err := dpkg.ReadImage(b.view)
 	if err != nil {
 		return halt(state, fmt.Errorf("package manifest: %w", err))
 	}
@@ -44,8 +43,8 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	var files []string
 	manifest := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}
-	if v, ok := state.GetOk(statePackageCache); ok {
-		rel := v.(*pkgcache.Server).Releases()
+	if b.cache != nil {
+		rel := b.cache.Releases()
 		if len(rel) > 0 {
 			snap := &export.PackageSnapshot{ID: pkgcache.SnapshotID(rel), Releases: map[string]string{}}
 			for u, h := range rel {
@@ -61,7 +60,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		}
 		files = append(files, p)
 		manifest.Packages = export.PackagesName
-		osID, osVersion, err := osRelease(rootOf(state))
+		osID, osVersion, err := osRelease(b.view)
 		if err != nil {
 			return halt(state, fmt.Errorf("making the SBOM: %w", err))
 		}
@@ -85,7 +84,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		SquashfsCompression: cfg.SquashfsCompression,
 		OCI:                 export.OCIOptions{Compression: cfg.OCICompression, Version: cfg.ImageVersion, BaseName: cfg.ParentName},
 		Report:              ui.Message,
-		Tracker:             ledgerOf(state),
+		Tracker:             b.ledger,
 	}
 	opt.Warn = func(m string) { ui.Error("Warning: " + m) }
 	if t, ok := cfg.clampTime(); ok {
@@ -93,7 +92,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	}
 	ui.Say(fmt.Sprintf("Exporting %s to %s ...", strings.Join(cfg.Formats, ", "), outDir))
 	start := time.Now()
-	res, err := export.Export(ctx, export.Source{Root: cfg.MountPath, Store: layersOf(state), Image: img}, outDir, opt)
+	res, err := export.Export(ctx, export.Source{Root: cfg.MountPath, Store: b.layers, Image: img}, outDir, opt)
 	if err != nil {
 		return halt(state, fmt.Errorf("export: %w", err))
 	}
@@ -125,7 +124,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	data.Put("ImageID", img.ID)
 	data.Put("ParentImageID", img.Parent)
 	data.Put("OutputDir", outDir)
-	state.Put(stateArtifact, &Artifact{
+	b.artifact = &Artifact{
 		ImageID:       img.ID,
 		ParentID:      img.Parent,
 		Layers:        img.Layers,
@@ -137,11 +136,11 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		buildName:     cfg.PackerBuildName,
 		source:        sourceLabel(cfg),
 		manifest:      manifest,
-		generatedData: state.Get("generated_data").(map[string]interface{}),
+		generatedData: state.Get(stateGeneratedData).(map[string]interface{}),
 		runUUID:       os.Getenv("PACKER_RUN_UUID"),
 		configHash:    cfg.configHash,
 		storeDir:      cfg.StoreDir,
-	})
+	}
 	return multistep.ActionContinue
 }
 

@@ -15,11 +15,12 @@ import (
 // stepExtractArchive unpacks source_archive into the image root, keeping
 // numeric owners, modes, xattrs, capabilities and holes in sparse files.
 //
-// Reads stateConfig, stateLedger.
+// Uses cfg, ledger.
 type stepExtractArchive struct{}
 
 func (s *stepExtractArchive) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	ui.Say("Extracting " + cfg.SourceArchive + " ...")
 	start := time.Now()
@@ -27,7 +28,7 @@ func (s *stepExtractArchive) Run(ctx context.Context, state multistep.StateBag) 
 	// land outside the target directory.
 	cmd := hostexec.Command(ctx, "tar", "--extract", "--file", cfg.SourceArchive, "--directory", cfg.MountPath,
 		"--numeric-owner", "--same-permissions", "--same-owner", "--xattrs", "--xattrs-include=*", "--acls")
-	if _, err := hostexec.Output(cmd, ledgerOf(state)); err != nil {
+	if _, err := b.host.Output(cmd, b.ledger); err != nil {
 		return halt(state, fmt.Errorf("source_archive: extracting %s: %w", cfg.SourceArchive, err))
 	}
 	t, err := treesize.Measure(cfg.MountPath)

@@ -15,16 +15,16 @@ import (
 // export: an overlay of its layers, or the one layer bound read-only. It is
 // the last thing the build unmounts.
 //
-// Reads stateConfig, stateLedger, stateLayers, stateImage; writes stateRoot.
+// Uses cfg, ledger, layers, image; sets view.
 type stepImageView struct {
 	rec  *mount.MountRecord
 	root *inroot.Root
 }
 
 func (s *stepImageView) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
-	img := state.Get(stateImage).(*layer.Image)
-	lowers, err := layersOf(state).LowerDirs(img)
+	b := buildOf(state)
+	cfg := b.cfg
+	lowers, err := b.layers.LowerDirs(b.image)
 	if err != nil {
 		return halt(state, err)
 	}
@@ -32,24 +32,26 @@ func (s *stepImageView) Run(ctx context.Context, state multistep.StateBag) multi
 	if len(lowers) > 1 {
 		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: "ro," + layer.OverlayOptions(lowers, "", "")}
 	}
-	if s.rec, err = mountHost(ledgerOf(state), spec); err != nil {
+	if s.rec, err = mountHost(b.host, b.ledger, spec); err != nil {
 		return halt(state, fmt.Errorf("mounting the image for the export: %w", err))
 	}
 	if s.root, err = inroot.Open(cfg.MountPath); err != nil {
 		return halt(state, err)
 	}
-	state.Put(stateRoot, s.root)
+	b.view = s.root
 	return multistep.ActionContinue
 }
 
 func (s *stepImageView) Cleanup(state multistep.StateBag) {
+	b := buildOf(state)
 	if s.root != nil {
 		s.root.Close()
+		s.root, b.view = nil, nil
 	}
 	if s.rec == nil {
 		return
 	}
-	if err := unmountRecords(uiOf(state), ledgerOf(state), []mount.MountRecord{*s.rec}); err != nil {
+	if err := unmountRecords(uiOf(state), b.host, b.ledger, []mount.MountRecord{*s.rec}); err != nil {
 		uiOf(state).Error(fmt.Sprintf("unmounting the image view: %v", err))
 		return
 	}

@@ -17,7 +17,7 @@ import (
 // the dpkg path-exclude rules that keep later installs as slim, and prints
 // the size and entry count before and after.
 //
-// Reads stateConfig, stateRoot.
+// Uses cfg, root.
 type stepMinimize struct{}
 
 func (s *stepMinimize) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -37,7 +37,7 @@ func (s *stepMinimize) Run(ctx context.Context, state multistep.StateBag) multis
 	if err != nil {
 		return halt(state, fmt.Errorf("minimize: %w", err))
 	}
-	root := rootOf(state)
+	root := buildOf(state).root
 	d, _, err := root.MkdirAll("/etc/dpkg/dpkg.cfg.d", 0o755)
 	if err != nil {
 		return halt(state, fmt.Errorf("minimize: /etc/dpkg/dpkg.cfg.d: %w", err))

@@ -19,25 +19,26 @@ import (
 // and provisioners mounted there), removes the mount points it created and
 // checks that only the root itself is still mounted.
 //
-// Reads stateConfig, stateLedger, stateRoot; pushes an undo.
+// Uses cfg, ledger, root; pushes an undo.
 type stepMount struct {
 	undo *undo
 }
 
 func (s *stepMount) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
-	root := rootOf(state)
-	ledger := ledgerOf(state)
+	root := b.root
+	ledger := b.ledger
 
 	plan := planMounts(cfg.ChrootMounts)
 	var done []*madeMount
-	s.undo = pushUndo(state, "mounts", func(ui packersdk.Ui) error {
-		return teardownChroot(ui, root, ledger, cfg.MountPath, done)
+	s.undo = b.pushUndo("mounts", func(ui packersdk.Ui) error {
+		return teardownChroot(ui, b.host, root, ledger, cfg.MountPath, done)
 	})
 	ui.Say(fmt.Sprintf("Mounting %d file systems in %s ...", len(plan), cfg.MountPath))
 	for _, m := range plan {
-		made, err := mountInImage(root, ledger, m)
+		made, err := mountInImage(b.host, root, ledger, m)
 		if made != nil && (made.ID != 0 || len(made.created) > 0) {
 			done = append(done, made)
 		}
@@ -54,9 +55,9 @@ func (s *stepMount) Cleanup(state multistep.StateBag) { cleanupUndo(state, s.und
 // teardownChroot stops the chroot's processes, unmounts everything on the
 // image root (children first), removes the mount points the build created
 // and verifies that nothing but the root itself is mounted at or under it.
-func teardownChroot(ui packersdk.Ui, root *inroot.Root, ledger *mount.Ledger, mountPath string, made []*madeMount) error {
+func teardownChroot(ui packersdk.Ui, h host, root *inroot.Root, ledger *mount.Ledger, mountPath string, made []*madeMount) error {
 	start := time.Now()
-	n, err := mount.KillRootedUnderSince(mountPath, ledger.Owner().Start, 5*time.Second)
+	n, err := h.KillChroot(mountPath, ledger.Owner().Start, 5*time.Second)
 	if n > 0 {
 		ui.Message(fmt.Sprintf("stopped %d process(es) still running in the chroot", n))
 	}
@@ -69,14 +70,14 @@ func teardownChroot(ui packersdk.Ui, root *inroot.Root, ledger *mount.Ledger, mo
 			recs = append(recs, m.MountRecord)
 		}
 	}
-	if err := unmountRecords(ui, ledger, recs); err != nil {
+	if err := unmountRecords(ui, h, ledger, recs); err != nil {
 		return err
 	}
 	rootRec, err := rootRecord(ledger, mountPath)
 	if err != nil {
 		return err
 	}
-	extra, lazy, err := mount.UnmountBelow(rootRec)
+	extra, lazy, err := h.UnmountBelow(rootRec)
 	for _, l := range lazy {
 		ui.Error("Warning: lazily unmounted " + l)
 	}
@@ -91,7 +92,7 @@ func teardownChroot(ui packersdk.Ui, root *inroot.Root, ledger *mount.Ledger, mo
 			return fmt.Errorf("removing the mount point %s the build created: %w", made[i].InImage, err)
 		}
 	}
-	ms, err := mount.Under(mountPath)
+	ms, err := h.Under(mountPath)
 	if err != nil {
 		return err
 	}

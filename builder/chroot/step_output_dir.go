@@ -22,7 +22,7 @@ import (
 // anything is deleted. A build that fails removes what it wrote: the
 // output dir when it made it, else the files it may have written there.
 //
-// Reads stateConfig.
+// Uses cfg.
 type stepOutputDir struct {
 	made bool // this build created the directory
 	used bool // this build writes into it (made, or emptied under -force)

@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
-	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
@@ -22,19 +21,20 @@ import (
 // written into the work dir. At the end it records what the build used and
 // prints the cache's line.
 //
-// Reads stateConfig; writes statePackageCache.
+// Uses cfg, root (once mounted); sets cache.
 type stepPackageCache struct {
 	server *pkgcache.Server
 }
 
 func (s *stepPackageCache) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	pc := cfg.PackageCache
 	if !*pc.Enabled {
 		return multistep.ActionContinue
 	}
-	keyrings := pkgcache.HostKeyrings("/")
+	keyrings := pkgcache.HostKeyrings(b.host.Root())
 	if cfg.Bootstrap != nil && cfg.Bootstrap.Keyring != "" {
 		if fi, err := os.Stat(cfg.Bootstrap.Keyring); err == nil && fi.Mode().IsRegular() {
 			keyrings = append(keyrings, cfg.Bootstrap.Keyring)
@@ -47,8 +47,8 @@ func (s *stepPackageCache) Run(ctx context.Context, state multistep.StateBag) mu
 		// sources.list.d): the image's own, read inside its root when a
 		// request names an archive the list lacks.
 		SourcesMore: func() []string {
-			if v, ok := state.GetOk(stateRoot); ok {
-				return pkgcache.ImageSources(v.(*inroot.Root))
+			if root := b.root; root != nil {
+				return pkgcache.ImageSources(root)
 			}
 			return nil
 		},
@@ -82,7 +82,7 @@ func (s *stepPackageCache) Run(ctx context.Context, state multistep.StateBag) mu
 	}
 	files, bytes, _ := server.Store().Size()
 	ui.Say(fmt.Sprintf("Package cache on %s (%s): %d files, %s in %s", server.Addr(), mode, files, bytesize.Human(bytes), pc.Dir))
-	state.Put(statePackageCache, server)
+	b.cache = server
 	return multistep.ActionContinue
 }
 
@@ -131,7 +131,7 @@ func cacheSources(cfg *Config) []string {
 	if cfg.Bootstrap != nil && cfg.Bootstrap.Mirror != "" {
 		out = append(out, cfg.Bootstrap.Mirror)
 	}
-	if srcs, err := pkgcache.HostSources("/"); err == nil {
+	if srcs, err := pkgcache.HostSources(cfg.host.Root()); err == nil {
 		for _, s := range srcs {
 			out = append(out, s.URI)
 		}

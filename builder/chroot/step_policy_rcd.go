@@ -16,18 +16,19 @@ const policyRcD = "#!/bin/sh\n# Installed by strata-chroot for the duration of t
 // stepPolicyRcD installs /usr/sbin/policy-rc.d during the build when
 // prevent_service_start is on, and restores what was there afterwards.
 //
-// Reads stateConfig, stateRoot; pushes an undo.
+// Uses cfg, root; pushes an undo.
 type stepPolicyRcD struct {
 	undo *undo
 }
 
 func (s *stepPolicyRcD) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	if !*cfg.PreventServiceStart {
 		return multistep.ActionContinue
 	}
-	root := rootOf(state)
+	root := b.root
 	if st, err := root.Lstat("/usr/sbin"); err != nil || st.Mode&unix.S_IFMT == unix.S_IFREG {
 		ui.Message("The image has no /usr/sbin, so no invoke-rc.d to block: no policy-rc.d")
 		return multistep.ActionContinue
@@ -40,7 +41,7 @@ func (s *stepPolicyRcD) Run(ctx context.Context, state multistep.StateBag) multi
 		return halt(state, fmt.Errorf("prevent_service_start: writing policy-rc.d: %w", err))
 	}
 	ui.Message("Service starts blocked by /usr/sbin/policy-rc.d for the build")
-	s.undo = pushUndo(state, "policy-rc.d", func(ui packersdk.Ui) error {
+	s.undo = b.pushUndo("policy-rc.d", func(ui packersdk.Ui) error {
 		kept, err := saved.restore()
 		if kept {
 			ui.Message("/usr/sbin/policy-rc.d was replaced by a provisioner; the image keeps the provisioner's")

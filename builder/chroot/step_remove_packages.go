@@ -17,7 +17,7 @@ import (
 // runs there, so it comes before the teardown), refusing an Essential one
 // without force.
 //
-// Reads stateConfig, stateRoot, stateCommunicator.
+// Uses cfg, root and the communicator.
 type stepRemovePackages struct{}
 
 func (s *stepRemovePackages) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -27,7 +27,7 @@ func (s *stepRemovePackages) Run(ctx context.Context, state multistep.StateBag) 
 		return multistep.ActionContinue
 	}
 	ui := uiOf(state)
-	pkgs, err := dpkg.ReadImage(rootOf(state))
+	pkgs, err := dpkg.ReadImage(buildOf(state).root)
 	if err != nil {
 		return halt(state, fmt.Errorf("minimize.remove_packages: %w", err))
 	}

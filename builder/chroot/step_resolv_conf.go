@@ -13,32 +13,30 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// hostResolvConf is the host's resolver configuration; tests move it.
-var hostResolvConf = "/etc/resolv.conf"
-
 // stepResolvConf gives the chroot name resolution for the build by the
 // resolv_conf mode, and afterwards puts the image's own /etc/resolv.conf
 // (file, relative or absolute symlink, or nothing) back exactly, unless a
 // provisioner replaced the builder's copy with its own: that one stays. The
 // host's file is only ever read.
 //
-// Reads stateConfig, stateRoot, stateLedger; pushes an undo.
+// Uses cfg, root, ledger; pushes an undo.
 type stepResolvConf struct {
 	undo *undo
 }
 
 func (s *stepResolvConf) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
 	if cfg.ResolvConf == "none" {
 		return multistep.ActionContinue
 	}
-	restore, err := useHostResolvConf(rootOf(state), ledgerOf(state), cfg.ResolvConf)
+	restore, err := useHostResolvConf(b.host, b.root, b.ledger, cfg.ResolvConf)
 	if err != nil {
 		return halt(state, fmt.Errorf("resolv_conf = %q: %w", cfg.ResolvConf, err))
 	}
 	ui.Message(fmt.Sprintf("resolv.conf: %s", cfg.ResolvConf))
-	s.undo = pushUndo(state, "resolv.conf", restore)
+	s.undo = b.pushUndo("resolv.conf", restore)
 	return multistep.ActionContinue
 }
 
@@ -46,11 +44,12 @@ func (s *stepResolvConf) Cleanup(state multistep.StateBag) { cleanupUndo(state, 
 
 // useHostResolvConf applies mode ("copy-host" or "bind-host") to the image
 // and returns the function that undoes it.
-func useHostResolvConf(root *inroot.Root, ledger *mount.Ledger, mode string) (func(packersdk.Ui) error, error) {
+func useHostResolvConf(h host, root *inroot.Root, ledger *mount.Ledger, mode string) (func(packersdk.Ui) error, error) {
 	saved, err := savePath(root, "/etc/resolv.conf")
 	if err != nil {
 		return nil, err
 	}
+	hostResolvConf := hostPath(h, "/etc/resolv.conf")
 	hostFile, err := filepath.EvalSymlinks(hostResolvConf)
 	if err != nil {
 		return nil, fmt.Errorf("the host has no usable %s: %w", hostResolvConf, err)
@@ -78,14 +77,14 @@ func useHostResolvConf(root *inroot.Root, ledger *mount.Ledger, mode string) (fu
 			saved.restore()
 			return nil, err
 		}
-		made, err := mountInImage(root, ledger, plannedMount{Spec: mount.Spec{FSType: "bind", Source: hostFile, Target: "/etc/resolv.conf", Options: "ro"}, File: true})
+		made, err := mountInImage(h, root, ledger, plannedMount{Spec: mount.Spec{FSType: "bind", Source: hostFile, Target: "/etc/resolv.conf", Options: "ro"}, File: true})
 		if err != nil {
 			saved.restore()
 			return nil, err
 		}
 		return func(ui packersdk.Ui) error {
 			if made.ID != 0 {
-				if err := unmountRecords(ui, ledger, []mount.MountRecord{made.MountRecord}); err != nil {
+				if err := unmountRecords(ui, h, ledger, []mount.MountRecord{made.MountRecord}); err != nil {
 					return err
 				}
 				made.ID = 0

@@ -21,29 +21,29 @@ import (
 // the parent's layers with the upper dir on top for a child. Everything the
 // build mounts later sits on it, so the build owns all of it.
 type rootfsMount struct {
-	rec *mount.MountRecord
-	// root is the mounted root held open; it goes first at unmount (an open
-	// handle keeps the mount busy).
-	root   *inroot.Root
+	rec    *mount.MountRecord
 	upper  string
 	parent *layer.Image
 	lowers []string // the parent's layer trees, top first
 }
 
-// unmount stops what still runs in the chroot, then unmounts the root and
+// unmountRootfs stops what still runs in the chroot, closes the image
+// root (an open handle keeps the mount busy), then unmounts the root and
 // everything on it.
-func (r *rootfsMount) unmount(ui packersdk.Ui, ledger *mount.Ledger, mountPath string) error {
+func (b *buildState) unmountRootfs(ui packersdk.Ui) error {
+	r := b.rootfs
 	if r == nil || r.rec == nil {
 		return nil
 	}
-	if _, err := mount.KillRootedUnderSince(mountPath, ledger.Owner().Start, 5*time.Second); err != nil {
+	mountPath := b.cfg.MountPath
+	if _, err := b.host.KillChroot(mountPath, b.ledger.Owner().Start, 5*time.Second); err != nil {
 		return err
 	}
-	if r.root != nil {
-		r.root.Close()
-		r.root = nil
+	if b.root != nil {
+		b.root.Close()
+		b.root = nil
 	}
-	if err := unmountRecords(ui, ledger, []mount.MountRecord{*r.rec}); err != nil {
+	if err := unmountRecords(ui, b.host, b.ledger, []mount.MountRecord{*r.rec}); err != nil {
 		return fmt.Errorf("unmounting the image root %s: %w", mountPath, err)
 	}
 	r.rec = nil
@@ -53,17 +53,16 @@ func (r *rootfsMount) unmount(ui packersdk.Ui, ledger *mount.Ledger, mountPath s
 // stepRootfs mounts the image root at mount_path and holds the parent's
 // layers against garbage collection for the rest of the build.
 //
-// Reads stateConfig, stateLedger, stateLayers; writes stateMountPath,
-// stateRoot, stateRootfs.
+// Uses cfg, ledger, layers; sets rootfs, root and mountPath.
 type stepRootfs struct {
-	rootfs  *rootfsMount
 	release func()
 }
 
 func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	cfg := configOf(state)
+	b := buildOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
-	ledger := ledgerOf(state)
+	ledger := b.ledger
 	upper := filepath.Join(cfg.WorkDir, upperDirName)
 	if err := os.Mkdir(upper, 0o755); err != nil {
 		return halt(state, fmt.Errorf("creating the new layer's directory: %w", err))
@@ -74,10 +73,11 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 	if err := ledger.SetMountPath(cfg.MountPath); err != nil {
 		return halt(state, err)
 	}
-	s.rootfs = &rootfsMount{upper: upper}
+	rootfs := &rootfsMount{upper: upper}
+	b.rootfs = rootfs
 	spec := mount.Spec{FSType: "bind", Source: upper, Target: cfg.MountPath}
 	if cfg.parentID != "" {
-		store := layersOf(state)
+		store := b.layers
 		parent, err := store.Image(cfg.parentID)
 		if err != nil {
 			return halt(state, fmt.Errorf("parent: %w", err))
@@ -104,21 +104,19 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 		if err := os.Mkdir(work, 0o700); err != nil {
 			return halt(state, err)
 		}
-		s.rootfs.parent, s.rootfs.lowers = parent, lowers
+		rootfs.parent, rootfs.lowers = parent, lowers
 		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: layer.OverlayOptions(lowers, upper, work)}
 		ui.Say(fmt.Sprintf("Building on %s: %d layer(s) as the overlay's lower dirs, nothing copied", parent.ID, len(parent.Layers)))
 	}
-	rec, err := mountHost(ledger, spec)
+	rec, err := mountHost(b.host, ledger, spec)
 	if err != nil {
 		return halt(state, fmt.Errorf("mounting the image root at %s: %w", cfg.MountPath, err))
 	}
-	s.rootfs.rec = rec
-	state.Put(stateRootfs, s.rootfs)
-	if s.rootfs.root, err = inroot.Open(cfg.MountPath); err != nil {
+	rootfs.rec = rec
+	if b.root, err = inroot.Open(cfg.MountPath); err != nil {
 		return halt(state, err)
 	}
-	state.Put(stateMountPath, cfg.MountPath)
-	state.Put(stateRoot, s.rootfs.root)
+	b.mountPath = cfg.MountPath
 	return multistep.ActionContinue
 }
 
@@ -126,7 +124,7 @@ func (s *stepRootfs) Cleanup(state multistep.StateBag) {
 	if s.release != nil {
 		defer s.release()
 	}
-	if err := s.rootfs.unmount(uiOf(state), ledgerOf(state), configOf(state).MountPath); err != nil {
+	if err := buildOf(state).unmountRootfs(uiOf(state)); err != nil {
 		uiOf(state).Error(err.Error())
 	}
 }
@@ -148,15 +146,15 @@ func copyDirAttrs(from, to string) error {
 
 // mountHost mounts spec on a host path (not inside an image), recording it
 // in the ledger ahead and with its mount ID once made.
-func mountHost(ledger *mount.Ledger, spec mount.Spec) (*mount.MountRecord, error) {
+func mountHost(h host, ledger *mount.Ledger, spec mount.Spec) (*mount.MountRecord, error) {
 	if err := ledger.Intend(spec.Target, spec.FSType); err != nil {
 		return nil, err
 	}
-	if err := mount.Mount(spec); err != nil {
+	if err := h.Mount(spec); err != nil {
 		ledger.Unmounted(spec.Target)
 		return nil, err
 	}
-	id, err := mount.IDAt(spec.Target)
+	id, err := h.MountIDAt(spec.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +166,8 @@ func mountHost(ledger *mount.Ledger, spec mount.Spec) (*mount.MountRecord, error
 
 // unmountRecords unmounts recs and everything stacked on them, children
 // first, and forgets them in the ledger once they are gone.
-func unmountRecords(ui interface{ Error(string) }, ledger *mount.Ledger, recs []mount.MountRecord) error {
-	_, lazy, err := mount.UnmountOwned(recs)
+func unmountRecords(ui interface{ Error(string) }, h host, ledger *mount.Ledger, recs []mount.MountRecord) error {
+	_, lazy, err := h.UnmountOwned(recs)
 	for _, l := range lazy {
 		ui.Error(fmt.Sprintf("Warning: %s stayed busy and was unmounted lazily", l))
 	}

@@ -18,7 +18,7 @@ import (
 // trusted before that holds. Then it opens the layer store, which removes
 // what an interrupted commit left.
 //
-// Reads stateConfig; writes stateLayers.
+// Uses cfg; sets layers.
 type stepStore struct{}
 
 func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -35,7 +35,7 @@ func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep
 	if err != nil {
 		return halt(state, fmt.Errorf("store_dir: %w", err))
 	}
-	state.Put(stateLayers, store)
+	buildOf(state).layers = store
 	return multistep.ActionContinue
 }
 

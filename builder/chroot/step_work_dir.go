@@ -27,7 +27,7 @@ const (
 // its ledger (that build's processes and mounts, nothing else), refuses
 // mounts it did not make, and starts a fresh ledger.
 //
-// Reads stateConfig; writes stateLedger.
+// Uses cfg; sets ledger.
 type stepWorkDir struct {
 	lock   *os.File
 	ledger *mount.Ledger
@@ -60,7 +60,7 @@ func (s *stepWorkDir) Run(ctx context.Context, state multistep.StateBag) multist
 		return halt(state, fmt.Errorf("work_dir: reading what the last build left: %w", err))
 	}
 	if prior != nil {
-		rep, err := mount.Recover(prior)
+		rep, err := buildOf(state).host.Recover(prior)
 		if !rep.Empty() {
 			ui.Say(fmt.Sprintf("Cleaned up after an earlier build in %s: stopped %d process(es), unmounted %d mount(s), removed %d unfinished file(s)",
 				cfg.WorkDir, rep.Killed, len(rep.Unmounted), len(rep.Removed)))
@@ -90,7 +90,7 @@ func (s *stepWorkDir) Run(ctx context.Context, state multistep.StateBag) multist
 	if err != nil {
 		return halt(state, fmt.Errorf("work_dir: %w", err))
 	}
-	state.Put(stateLedger, s.ledger)
+	buildOf(state).ledger = s.ledger
 	return multistep.ActionContinue
 }
 
@@ -105,7 +105,7 @@ func (s *stepWorkDir) Cleanup(state multistep.StateBag) {
 	cfg := configOf(state)
 	ui := uiOf(state)
 	st := s.ledger.State()
-	table, err := mount.Table()
+	table, err := buildOf(state).host.Table()
 	if err != nil || len(mount.Owned(table, st.Mounts)) > 0 || len(st.Groups) > 0 {
 		// Keep the ledger: the next build with this work dir undoes it.
 		ui.Error(fmt.Sprintf("Some of this build's mounts or processes are still there; the next build with work_dir %s cleans them up", cfg.WorkDir))

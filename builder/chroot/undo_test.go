@@ -12,16 +12,19 @@ import (
 // teardown runs again from Cleanup; one that succeeded never runs twice.
 func TestUndoRetriedAfterFailure(t *testing.T) {
 	state := new(multistep.BasicStateBag)
-	state.Put(stateUI, packersdk.TestUi(t))
+	ui := packersdk.TestUi(t)
+	state.Put(stateUI, ui)
+	b := &buildState{}
+	state.Put(stateBuild, b)
 	calls, fail := 0, true
-	u := pushUndo(state, "flaky", func(packersdk.Ui) error {
+	u := b.pushUndo("flaky", func(packersdk.Ui) error {
 		calls++
 		if fail {
 			return errors.New("busy")
 		}
 		return nil
 	})
-	if (&stepEarlyCleanupUndos{}).run(state) == nil {
+	if b.runUndos(ui) == nil {
 		t.Fatal("the failing undo was not reported")
 	}
 	fail = false

@@ -1,0 +1,205 @@
+package chroot
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+// fakeHost is a build host that changes nothing: it records every effect
+// in calls, in order, keeps a mount table of its own, and fails an effect
+// whose call is a key of fail. Its files are read under root.
+//
+// Calls read "mount <fstype> <target>", "unmount <target>", "kill <dir>",
+// "recover" and "run <argv>".
+type fakeHost struct {
+	root   string
+	calls  []string
+	fail   map[string]error
+	mounts []fakeMount
+	nextID int
+	// missing programs LookPath does not find.
+	missing map[string]bool
+	// run is what a host program does, when it does anything.
+	run func(cmd *exec.Cmd) error
+	// killed is how many processes KillChroot reports.
+	killed int
+}
+
+type fakeMount struct {
+	mount.Info
+	made string // a file the mount brought (a devpts' ptmx)
+}
+
+func newFakeHost(root string) *fakeHost {
+	return &fakeHost{root: root, fail: map[string]error{}, missing: map[string]bool{}, nextID: 100}
+}
+
+// do records call and returns its injected failure.
+func (f *fakeHost) do(call string) error {
+	f.calls = append(f.calls, call)
+	return f.fail[call]
+}
+
+func (f *fakeHost) mounted(spec mount.Spec, target string) error {
+	if err := f.do("mount " + spec.FSType + " " + target); err != nil {
+		return err
+	}
+	f.nextID++
+	m := fakeMount{Info: mount.Info{ID: f.nextID, MountPoint: target, FSType: spec.FSType, Source: spec.Source, Options: spec.Options}}
+	if spec.FSType == "devpts" {
+		// A new devpts instance comes with its ptmx.
+		m.made = filepath.Join(target, "ptmx")
+		if err := os.WriteFile(m.made, nil, 0o666); err != nil {
+			return err
+		}
+	}
+	f.mounts = append(f.mounts, m)
+	return nil
+}
+
+func (f *fakeHost) Mount(spec mount.Spec) error { return f.mounted(spec, spec.Target) }
+
+func (f *fakeHost) MountAt(spec mount.Spec, target *os.File, _ func() (*os.File, error)) error {
+	p, err := fdPath(target)
+	if err != nil {
+		return err
+	}
+	return f.mounted(spec, p)
+}
+
+func fdPath(fh *os.File) (string, error) {
+	return os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fh.Fd())))
+}
+
+// MountIDAt is the latest mount at path, else 1 (the host's root).
+func (f *fakeHost) MountIDAt(path string) (int, error) {
+	for i := len(f.mounts) - 1; i >= 0; i-- {
+		if f.mounts[i].MountPoint == path {
+			return f.mounts[i].ID, nil
+		}
+	}
+	return 1, nil
+}
+
+func (f *fakeHost) MountIDOf(fh *os.File) (int, error) {
+	p, err := fdPath(fh)
+	if err != nil {
+		return 0, err
+	}
+	return f.MountIDAt(p)
+}
+
+func atOrUnder(p, dir string) bool { return p == dir || within(p, dir) }
+
+// unmount takes down the mounts pick chooses, deepest and latest first,
+// stopping at the first injected failure.
+func (f *fakeHost) unmount(pick func(fakeMount) bool) (unmounted []string, err error) {
+	var todo []fakeMount
+	for i := len(f.mounts) - 1; i >= 0; i-- {
+		if pick(f.mounts[i]) {
+			todo = append(todo, f.mounts[i])
+		}
+	}
+	sort.SliceStable(todo, func(i, j int) bool {
+		return strings.Count(todo[i].MountPoint, "/") > strings.Count(todo[j].MountPoint, "/")
+	})
+	for _, m := range todo {
+		if err := f.do("unmount " + m.MountPoint); err != nil {
+			return unmounted, err
+		}
+		if m.made != "" {
+			os.Remove(m.made)
+		}
+		for i := range f.mounts {
+			if f.mounts[i].ID == m.ID {
+				f.mounts = append(f.mounts[:i], f.mounts[i+1:]...)
+				break
+			}
+		}
+		unmounted = append(unmounted, m.MountPoint)
+	}
+	return unmounted, nil
+}
+
+func (f *fakeHost) UnmountOwned(recs []mount.MountRecord) ([]string, []string, error) {
+	un, err := f.unmount(func(m fakeMount) bool {
+		for _, r := range recs {
+			if (m.MountPoint == r.Target && (m.ID == r.ID || r.ID == 0 && m.FSType == r.FSType)) ||
+				within(m.MountPoint, r.Target) {
+				return true
+			}
+		}
+		return false
+	})
+	return un, nil, err
+}
+
+func (f *fakeHost) UnmountBelow(rec mount.MountRecord) ([]string, []string, error) {
+	un, err := f.unmount(func(m fakeMount) bool { return m.ID != rec.ID && atOrUnder(m.MountPoint, rec.Target) })
+	return un, nil, err
+}
+
+func (f *fakeHost) Under(dir string) ([]mount.Info, error) {
+	var out []mount.Info
+	for i := len(f.mounts) - 1; i >= 0; i-- {
+		if atOrUnder(f.mounts[i].MountPoint, dir) {
+			out = append(out, f.mounts[i].Info)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeHost) Table() ([]mount.Info, error) { return f.Under("/") }
+
+func (f *fakeHost) KillChroot(dir string, _ uint64, _ time.Duration) (int, error) {
+	if err := f.do("kill " + dir); err != nil {
+		return 0, err
+	}
+	return f.killed, nil
+}
+
+func (f *fakeHost) Recover(st *mount.State) (mount.Recovery, error) {
+	var r mount.Recovery
+	if err := f.do("recover"); err != nil {
+		return r, err
+	}
+	un, _, err := f.UnmountOwned(st.Mounts)
+	r.Unmounted = un
+	return r, err
+}
+
+func (f *fakeHost) Run(cmd *exec.Cmd, _ hostexec.Tracker, each func(string)) error {
+	_, err := f.Output(cmd, nil)
+	return err
+}
+
+func (f *fakeHost) Output(cmd *exec.Cmd, _ hostexec.Tracker) ([]byte, error) {
+	if err := f.do("run " + strings.Join(cmd.Args, " ")); err != nil {
+		return nil, err
+	}
+	if f.run != nil {
+		return nil, f.run(cmd)
+	}
+	return nil, nil
+}
+
+func (f *fakeHost) LookPath(name string) (string, error) {
+	if f.missing[name] {
+		return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+	}
+	return "/usr/bin/" + name, nil
+}
+
+func (f *fakeHost) Root() string { return f.root }
+
+var errInjected = errors.New("injected failure")
