@@ -17,7 +17,7 @@ import (
 
 // fakeHost is a build host that changes nothing: it records every effect
 // in calls, in order, keeps a mount table of its own, and fails an effect
-// whose call is a key of fail. Its files are read under root.
+// whose call is a key of fail (once). Its files are read under root.
 //
 // Calls read "mount <fstype> <target>", "unmount <target>", "kill <dir>",
 // "recover" and "run <argv>".
@@ -44,10 +44,12 @@ func newFakeHost(root string) *fakeHost {
 	return &fakeHost{root: root, fail: map[string]error{}, missing: map[string]bool{}, nextID: 100}
 }
 
-// do records call and returns its injected failure.
+// do records call and returns its injected failure, once.
 func (f *fakeHost) do(call string) error {
 	f.calls = append(f.calls, call)
-	return f.fail[call]
+	err := f.fail[call]
+	delete(f.fail, call)
+	return err
 }
 
 func (f *fakeHost) mounted(spec mount.Spec, target string) error {
