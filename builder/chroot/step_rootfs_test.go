@@ -3,6 +3,7 @@ package chroot
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -54,5 +55,36 @@ func TestStepRootfsMountFails(t *testing.T) {
 	s.wantCalls()
 	if _, err := os.Stat(filepath.Join(s.b.cfg.WorkDir, upperDirName)); err != nil {
 		t.Fatalf("the upper dir stays for stepWorkDir's Cleanup: %v", err)
+	}
+}
+
+// TestStepRootfsOnParent: a child's root is an overlay of its parent's
+// layers (checked, and held against gc for the build) with the new upper
+// dir on top; Cleanup unmounts it and lets the hold go.
+func TestStepRootfsOnParent(t *testing.T) {
+	s := newStepTest(t, nil)
+	s.committed().Cleanup(s.state) // the parent build is done: its holds go
+	parent := s.b.image
+	s.b.cfg.parentID = parent.ID
+	s.b.rootfs, s.b.mountPath = nil, ""
+	os.RemoveAll(filepath.Join(s.b.cfg.WorkDir, upperDirName))
+	s.host.calls = nil
+	step := &stepRootfs{}
+	if s.run(step) != multistep.ActionContinue {
+		t.Fatal(s.err())
+	}
+	s.wantCalls("mount overlay " + s.mp)
+	if s.b.rootfs.parent == nil || s.b.rootfs.parent.ID != parent.ID || len(s.b.rootfs.lowers) != 1 || step.release == nil {
+		t.Fatalf("rootfs %+v, held %v", s.b.rootfs, step.release != nil)
+	}
+	opts := s.host.mounts[0].Options
+	if !strings.Contains(opts, "lowerdir="+s.b.rootfs.lowers[0]) || !strings.Contains(opts, "upperdir="+s.b.rootfs.upper) {
+		t.Fatalf("overlay options %q", opts)
+	}
+	step.Cleanup(s.state)
+	s.wantCalls("kill "+s.mp, "unmount "+s.mp)
+	// Released: the parent can go now.
+	if err := s.b.layers.RemoveImage(parent.ID); err != nil {
+		t.Fatalf("the parent is still held: %v", err)
 	}
 }
