@@ -7,7 +7,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
@@ -17,22 +16,15 @@ import (
 //
 // Reads stateConfig, stateLedger, stateLayers, stateImage; writes stateRoot.
 type stepImageView struct {
-	rec  *mount.MountRecord
+	view *layer.View
 	root *inroot.Root
 }
 
 func (s *stepImageView) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
 	img := state.Get(stateImage).(*layer.Image)
-	lowers, err := layersOf(state).LowerDirs(img)
-	if err != nil {
-		return halt(state, err)
-	}
-	spec := mount.Spec{FSType: "bind", Source: lowers[0], Target: cfg.MountPath, Options: "ro"}
-	if len(lowers) > 1 {
-		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: "ro," + layer.OverlayOptions(lowers, "", "")}
-	}
-	if s.rec, err = mountHost(ledgerOf(state), spec); err != nil {
+	var err error
+	if s.view, err = layersOf(state).MountView(img, cfg.MountPath, ledgerOf(state)); err != nil {
 		return halt(state, fmt.Errorf("mounting the image for the export: %w", err))
 	}
 	if s.root, err = inroot.Open(cfg.MountPath); err != nil {
@@ -46,12 +38,9 @@ func (s *stepImageView) Cleanup(state multistep.StateBag) {
 	if s.root != nil {
 		s.root.Close()
 	}
-	if s.rec == nil {
-		return
+	lazy, err := s.view.Unmount()
+	warnLazy(uiOf(state), lazy)
+	if err != nil {
+		uiOf(state).Error(err.Error())
 	}
-	if err := unmountRecords(uiOf(state), ledgerOf(state), []mount.MountRecord{*s.rec}); err != nil {
-		uiOf(state).Error(fmt.Sprintf("unmounting the image view: %v", err))
-		return
-	}
-	s.rec = nil
 }

@@ -149,37 +149,20 @@ func copyDirAttrs(from, to string) error {
 // mountHost mounts spec on a host path (not inside an image), recording it
 // in the ledger ahead and with its mount ID once made.
 func mountHost(ledger *mount.Ledger, spec mount.Spec) (*mount.MountRecord, error) {
-	if err := ledger.Intend(spec.Target, spec.FSType); err != nil {
-		return nil, err
-	}
-	if err := mount.Mount(spec); err != nil {
-		ledger.Unmounted(spec.Target)
-		return nil, err
-	}
-	id, err := mount.IDAt(spec.Target)
-	if err != nil {
-		return nil, err
-	}
-	if err := ledger.Mounted(spec.Target, id); err != nil {
-		return nil, err
-	}
-	return &mount.MountRecord{Target: spec.Target, FSType: spec.FSType, ID: id}, nil
+	return mount.MountRecorded(ledger, spec)
 }
 
 // unmountRecords unmounts recs and everything stacked on them, children
 // first, and forgets them in the ledger once they are gone.
 func unmountRecords(ui interface{ Error(string) }, ledger *mount.Ledger, recs []mount.MountRecord) error {
-	_, lazy, err := mount.UnmountOwned(recs)
+	lazy, err := mount.UnmountRecorded(ledger, recs)
+	warnLazy(ui, lazy)
+	return err
+}
+
+// warnLazy tells of mounts that stayed busy and were detached lazily.
+func warnLazy(ui interface{ Error(string) }, lazy []string) {
 	for _, l := range lazy {
 		ui.Error(fmt.Sprintf("Warning: %s stayed busy and was unmounted lazily", l))
 	}
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if err := ledger.Unmounted(r.Target); err != nil {
-			return err
-		}
-	}
-	return nil
 }
