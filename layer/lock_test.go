@@ -72,26 +72,16 @@ func TestGCRacingCommitOfAReusedLayer(t *testing.T) {
 func TestGCRacingCommitConcurrently(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	gcErrs := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
+	stop := inBackground(func() bool {
+		if _, err := s.GC(GCOptions{}); err != nil {
 			select {
-			case <-stop:
-				return
+			case gcErrs <- err:
 			default:
 			}
-			if _, err := s.GC(GCOptions{}); err != nil {
-				select {
-				case gcErrs <- err:
-				default:
-				}
-			}
 		}
-	}()
+		return true
+	})
 	for i := 0; i < 60; i++ {
 		l, _, release, err := s.Commit(ctx, tree(t, map[string]string{"etc/app": "same"}), CommitOptions{ClampTime: clamp})
 		must(t, err)
@@ -108,8 +98,7 @@ func TestGCRacingCommitConcurrently(t *testing.T) {
 		releaseImage()
 		release()
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	select {
 	case err := <-gcErrs:
 		t.Fatalf("gc: %v", err)
@@ -269,23 +258,13 @@ func TestBlobStagingSurvivesOpen(t *testing.T) {
 func TestStagingLockBeatsTheCleaner(t *testing.T) {
 	s, err := Open(t.TempDir())
 	must(t, err)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				if err := s.cleanTmp(); err != nil {
-					t.Error(err)
-					return
-				}
-			}
+	stop := inBackground(func() bool {
+		if err := s.cleanTmp(); err != nil {
+			t.Error(err)
+			return false
 		}
-	}()
+		return true
+	})
 	for i := 0; i < 200; i++ {
 		staged, release, err := s.staging("layer-")
 		must(t, err)
@@ -295,8 +274,7 @@ func TestStagingLockBeatsTheCleaner(t *testing.T) {
 		os.RemoveAll(staged)
 		release()
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	// A writer that died: its lock file stays, unlocked.
 	staged, _, err := s.staging("layer-")
 	must(t, err)
@@ -309,4 +287,24 @@ func TestStagingLockBeatsTheCleaner(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(s.Root(), tmpDir)); len(ents) != 0 {
 		t.Fatalf("tmp/ still holds %v", ents)
 	}
+}
+
+// inBackground calls fn over and over in a goroutine, until fn returns false
+// or the returned stop is called; stop returns once fn has returned.
+func inBackground(fn func() bool) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if !fn() {
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }

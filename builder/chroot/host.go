@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // host is every effect the build has on the build host beyond files in its
@@ -14,18 +15,20 @@ import (
 // the chroot, and where the host's own files are read. The builder runs on
 // osHost; the step tests on a fake that records the calls.
 type host interface {
-	// Mount mounts spec on the host path spec.Target.
-	Mount(spec mount.Spec) error
+	// MountRecorded mounts spec on the host path spec.Target, written down
+	// in rec first; UnmountRecorded takes recs down (and what is stacked on
+	// them, children first) and forgets them in rec.
+	MountRecorded(rec mount.Recorder, spec mount.Spec) (*mount.MountRecord, error)
+	UnmountRecorded(rec mount.Recorder, recs []mount.MountRecord) (lazy []string, err error)
+	// MountView mounts img read-only at target, recorded in rec
+	// (layer.Store.MountView); unmount takes it down.
+	MountView(layers *layer.Store, img *layer.Image, target string, rec mount.Recorder) (unmount func() (lazy []string, err error), err error)
 	// MountAt mounts spec on what target holds open (a path resolved inside
 	// an image); reopen opens the path again once something is mounted on it.
 	MountAt(spec mount.Spec, target *os.File, reopen func() (*os.File, error)) error
-	// MountIDAt and MountIDOf are the kernel's ID of the mount at the top of
-	// path, and of the one f is on.
-	MountIDAt(path string) (int, error)
+	// MountIDOf is the kernel's ID of the mount f is on.
 	MountIDOf(f *os.File) (int, error)
-	// UnmountOwned unmounts recs and whatever is stacked on them, children
-	// first; UnmountBelow what is stacked on or below rec, but not rec.
-	UnmountOwned(recs []mount.MountRecord) (unmounted, lazy []string, err error)
+	// UnmountBelow unmounts what is stacked on or below rec, but not rec.
 	UnmountBelow(rec mount.MountRecord) (unmounted, lazy []string, err error)
 	// Under lists the mounts at or below dir, deepest first; Table all.
 	Under(dir string) ([]mount.Info, error)
@@ -50,15 +53,23 @@ type host interface {
 // when empty): a test that mounts for real gives its own.
 type osHost struct{ root string }
 
-func (osHost) Mount(spec mount.Spec) error { return mount.Mount(spec) }
+func (osHost) MountRecorded(rec mount.Recorder, spec mount.Spec) (*mount.MountRecord, error) {
+	return mount.MountRecorded(rec, spec)
+}
+func (osHost) UnmountRecorded(rec mount.Recorder, recs []mount.MountRecord) ([]string, error) {
+	return mount.UnmountRecorded(rec, recs)
+}
+func (osHost) MountView(layers *layer.Store, img *layer.Image, target string, rec mount.Recorder) (func() ([]string, error), error) {
+	v, err := layers.MountView(img, target, rec)
+	if err != nil {
+		return nil, err
+	}
+	return v.Unmount, nil
+}
 func (osHost) MountAt(spec mount.Spec, target *os.File, reopen func() (*os.File, error)) error {
 	return mount.MountAt(spec, target, reopen)
 }
-func (osHost) MountIDAt(path string) (int, error) { return mount.IDAt(path) }
-func (osHost) MountIDOf(f *os.File) (int, error)  { return mount.IDOf(f) }
-func (osHost) UnmountOwned(recs []mount.MountRecord) ([]string, []string, error) {
-	return mount.UnmountOwned(recs)
-}
+func (osHost) MountIDOf(f *os.File) (int, error) { return mount.IDOf(f) }
 func (osHost) UnmountBelow(rec mount.MountRecord) ([]string, []string, error) {
 	return mount.UnmountBelow(rec)
 }

@@ -13,13 +13,15 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // fakeHost is a build host that changes nothing: it records every effect
 // in calls, in order, keeps a mount table of its own, and fails an effect
 // whose call is a key of fail (once). Its files are read under root.
 //
-// Calls read "mount <fstype> <target>", "unmount <target>", "kill <dir>",
+// Calls read "mount <fstype> <target>" ("mount view <target>" for an image
+// view), "unmount <target>", "kill <dir>",
 // "recover" and "run <argv>".
 type fakeHost struct {
 	root   string
@@ -70,6 +72,42 @@ func (f *fakeHost) mounted(spec mount.Spec, target string) error {
 }
 
 func (f *fakeHost) Mount(spec mount.Spec) error { return f.mounted(spec, spec.Target) }
+
+func (f *fakeHost) MountRecorded(rec mount.Recorder, spec mount.Spec) (*mount.MountRecord, error) {
+	if err := rec.Intend(spec.Target, spec.FSType); err != nil {
+		return nil, err
+	}
+	if err := f.Mount(spec); err != nil {
+		rec.Unmounted(spec.Target)
+		return nil, err
+	}
+	id := f.mounts[len(f.mounts)-1].ID
+	if err := rec.Mounted(spec.Target, id); err != nil {
+		return nil, err
+	}
+	return &mount.MountRecord{Target: spec.Target, FSType: spec.FSType, ID: id}, nil
+}
+
+func (f *fakeHost) UnmountRecorded(rec mount.Recorder, recs []mount.MountRecord) ([]string, error) {
+	if _, _, err := f.UnmountOwned(recs); err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if err := rec.Unmounted(r.Target); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// MountView records "mount view <target>".
+func (f *fakeHost) MountView(_ *layer.Store, img *layer.Image, target string, rec mount.Recorder) (func() ([]string, error), error) {
+	r, err := f.MountRecorded(rec, mount.Spec{FSType: "view", Source: img.ID, Target: target, Options: "ro"})
+	if err != nil {
+		return nil, err
+	}
+	return func() ([]string, error) { return f.UnmountRecorded(rec, []mount.MountRecord{*r}) }, nil
+}
 
 func (f *fakeHost) MountAt(spec mount.Spec, target *os.File, _ func() (*os.File, error)) error {
 	p, err := fdPath(target)

@@ -54,7 +54,7 @@ func TestStepWorkDirRecoversAndCleansUp(t *testing.T) {
 	prior := s.b.ledger
 	prior.SetMountPath(s.mp)
 	os.MkdirAll(s.mp, 0o755)
-	if _, err := mountHost(s.host, prior, mountSpec("bind", s.mp)); err != nil {
+	if _, err := s.host.MountRecorded(prior, mountSpec("bind", s.mp)); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(work, workMarker), nil, 0o600)
@@ -97,7 +97,7 @@ func TestStepWorkDirKeepsLedgerWhileMounted(t *testing.T) {
 	}
 	s.b.ledger.SetMountPath(s.mp)
 	os.MkdirAll(filepath.Join(s.mp, "etc"), 0o755)
-	if _, err := mountHost(s.host, s.b.ledger, mountSpec("bind", s.mp)); err != nil {
+	if _, err := s.host.MountRecorded(s.b.ledger, mountSpec("bind", s.mp)); err != nil {
 		t.Fatal(err)
 	}
 	step.Cleanup(s.state)

@@ -139,7 +139,7 @@ func TestStepImageViewAndExport(t *testing.T) {
 	if s.run(view) != multistep.ActionContinue {
 		t.Fatal(s.err())
 	}
-	s.wantCalls("mount bind " + s.mp)
+	s.wantCalls("mount view " + s.mp)
 	if s.b.view == nil || s.b.root != nil {
 		t.Fatalf("view %v, writable root %v: want the view alone", s.b.view, s.b.root)
 	}

@@ -7,8 +7,6 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
-	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // stepImageView mounts the committed image read-only at mount_path for the
@@ -17,22 +15,15 @@ import (
 //
 // Uses cfg, ledger, layers, image; sets view.
 type stepImageView struct {
-	rec  *mount.MountRecord
-	root *inroot.Root
+	unmount func() (lazy []string, err error)
+	root    *inroot.Root
 }
 
 func (s *stepImageView) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	b := buildOf(state)
 	cfg := b.cfg
-	lowers, err := b.layers.LowerDirs(b.image)
-	if err != nil {
-		return halt(state, err)
-	}
-	spec := mount.Spec{FSType: "bind", Source: lowers[0], Target: cfg.MountPath, Options: "ro"}
-	if len(lowers) > 1 {
-		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: "ro," + layer.OverlayOptions(lowers, "", "")}
-	}
-	if s.rec, err = mountHost(b.host, b.ledger, spec); err != nil {
+	var err error
+	if s.unmount, err = b.host.MountView(b.layers, b.image, cfg.MountPath, b.ledger); err != nil {
 		return halt(state, fmt.Errorf("mounting the image for the export: %w", err))
 	}
 	if s.root, err = inroot.Open(cfg.MountPath); err != nil {
@@ -48,12 +39,14 @@ func (s *stepImageView) Cleanup(state multistep.StateBag) {
 		s.root.Close()
 		s.root, b.view = nil, nil
 	}
-	if s.rec == nil {
+	if s.unmount == nil {
 		return
 	}
-	if err := unmountRecords(uiOf(state), b.host, b.ledger, []mount.MountRecord{*s.rec}); err != nil {
-		uiOf(state).Error(fmt.Sprintf("unmounting the image view: %v", err))
+	lazy, err := s.unmount()
+	warnLazy(uiOf(state), lazy)
+	if err != nil {
+		uiOf(state).Error(err.Error())
 		return
 	}
-	s.rec = nil
+	s.unmount = nil
 }

@@ -108,7 +108,7 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: layer.OverlayOptions(lowers, upper, work)}
 		ui.Say(fmt.Sprintf("Building on %s: %d layer(s) as the overlay's lower dirs, nothing copied", parent.ID, len(parent.Layers)))
 	}
-	rec, err := mountHost(b.host, ledger, spec)
+	rec, err := b.host.MountRecorded(ledger, spec)
 	if err != nil {
 		return halt(state, fmt.Errorf("mounting the image root at %s: %w", cfg.MountPath, err))
 	}
@@ -144,40 +144,17 @@ func copyDirAttrs(from, to string) error {
 	return unix.UtimesNano(to, []unix.Timespec{st.Atim, st.Mtim})
 }
 
-// mountHost mounts spec on a host path (not inside an image), recording it
-// in the ledger ahead and with its mount ID once made.
-func mountHost(h host, ledger *mount.Ledger, spec mount.Spec) (*mount.MountRecord, error) {
-	if err := ledger.Intend(spec.Target, spec.FSType); err != nil {
-		return nil, err
-	}
-	if err := h.Mount(spec); err != nil {
-		ledger.Unmounted(spec.Target)
-		return nil, err
-	}
-	id, err := h.MountIDAt(spec.Target)
-	if err != nil {
-		return nil, err
-	}
-	if err := ledger.Mounted(spec.Target, id); err != nil {
-		return nil, err
-	}
-	return &mount.MountRecord{Target: spec.Target, FSType: spec.FSType, ID: id}, nil
-}
-
 // unmountRecords unmounts recs and everything stacked on them, children
 // first, and forgets them in the ledger once they are gone.
 func unmountRecords(ui interface{ Error(string) }, h host, ledger *mount.Ledger, recs []mount.MountRecord) error {
-	_, lazy, err := h.UnmountOwned(recs)
+	lazy, err := h.UnmountRecorded(ledger, recs)
+	warnLazy(ui, lazy)
+	return err
+}
+
+// warnLazy tells of mounts that stayed busy and were detached lazily.
+func warnLazy(ui interface{ Error(string) }, lazy []string) {
 	for _, l := range lazy {
 		ui.Error(fmt.Sprintf("Warning: %s stayed busy and was unmounted lazily", l))
 	}
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		if err := ledger.Unmounted(r.Target); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -143,18 +143,11 @@ func exportImage(ctx context.Context, store *layer.Store, img *layer.Image, stor
 		return nil, nil, err
 	}
 	defer release()
-	lowers, err := store.LowerDirs(img)
+	v, err := store.MountView(img, view, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	spec := mount.Spec{FSType: "bind", Source: lowers[0], Target: view, Options: "ro"}
-	if len(lowers) > 1 {
-		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: view, Options: "ro," + layer.OverlayOptions(lowers, "", "")}
-	}
-	if err := mount.Mount(spec); err != nil {
-		return nil, nil, err
-	}
-	defer mount.UnmountOwned([]mount.MountRecord{{Target: view, FSType: spec.FSType}})
+	defer v.Unmount()
 	root, err := inroot.Open(view)
 	if err != nil {
 		return nil, nil, err
