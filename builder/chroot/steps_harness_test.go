@@ -1,18 +1,21 @@
 package chroot
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
-	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 )
 
 // stepTest is one build over temp dirs on a fakeHost: the step tests run
@@ -59,10 +62,12 @@ func newStepTest(t *testing.T, change func(raw map[string]interface{})) *stepTes
 	return &stepTest{t: t, b: b, host: h, state: state, mp: c.MountPath}
 }
 
-// withLedger makes the work dir and the build's ledger, as stepWorkDir does.
+// withLedger makes the work dir and the build's ledger, as stepWorkDir does
+// (without its checks of the dirs above: in asImageRoot's namespace, the
+// host's root owns them as nobody).
 func (s *stepTest) withLedger() *stepTest {
 	s.t.Helper()
-	if err := storeroot.Ensure(s.b.cfg.WorkDir); err != nil {
+	if err := os.MkdirAll(s.b.cfg.WorkDir, 0o700); err != nil {
 		s.t.Fatal(err)
 	}
 	l, err := mount.NewLedger(s.b.cfg.WorkDir)
@@ -148,4 +153,27 @@ func (haltStep) Cleanup(multistep.StateBag) {}
 
 func mountSpec(fstype, target string) mount.Spec {
 	return mount.Spec{FSType: fstype, Source: fstype, Target: target}
+}
+
+// asImageRoot runs the calling test again, when the tests do not run as
+// root, in a user namespace of its own where their user is root (which
+// gives no privilege on the host): the builder makes the files it writes
+// into an image root's, and only root may give a file to root. It says
+// whether the test ran there; the caller then returns.
+func asImageRoot(t *testing.T) bool {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return false
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^"+regexp.QuoteMeta(t.Name())+"$", "-test.count=1", "-test.v")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}},
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
+		t.Fatalf("%s as root of a user namespace: %v\n%s", t.Name(), err, out)
+	}
+	return true
 }
