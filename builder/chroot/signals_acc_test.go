@@ -1,0 +1,179 @@
+package chroot
+
+// End-to-end tests of builds stopped from outside: SIGINT to the process
+// group mid-provision, a killed build followed by a new one, and
+// -on-error=abort keeping the chroot mounted for debugging.
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+)
+
+// waitForFile waits for the provisioner's marker inside the chroot.
+func waitForFile(t *testing.T, r *run, p string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		select {
+		case <-r.doneCh:
+			t.Fatalf("packer ended before provisioning started:\n%s", r.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatalf("provisioning never started:\n%s", r.out.String())
+}
+
+func TestAccInterruptMidProvision(t *testing.T) {
+	e := acceptance(t)
+	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 600")
+	dir := t.TempDir()
+	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
+	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	// A second build with the same work dir is refused and disturbs nothing.
+	second := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	if second.code == 0 || !strings.Contains(second.out.String(), "in use by another running build") {
+		t.Fatalf("a concurrent build on the same work dir was not refused:\n%s", second.out.String())
+	}
+	if ms, _ := mount.Under(filepath.Join(vars["store_dir"], "work")); len(ms) == 0 {
+		t.Fatal("the refused build tore down the running build's mounts")
+	}
+	// Ctrl-C as a terminal sends it: to the whole process group.
+	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
+	r.wait(t, 2*time.Minute)
+	if r.code == 0 {
+		t.Fatalf("an interrupted build exited 0:\n%s", r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "output-app")); err == nil {
+		t.Error("output dir left after an interrupted build")
+	}
+	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+}
+
+// pluginPIDs finds the plugin processes among packer's descendants (packer
+// re-executes itself once before it starts plugins).
+func pluginPIDs(packerPID int) []int {
+	parent := map[int]int{}
+	comm := map[int]string{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		fields := strings.Fields(s[close+1:])
+		if open < 0 || len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		parent[pid] = ppid
+		comm[pid] = s[open+1 : close]
+	}
+	var pids []int
+	for pid := range parent {
+		for p := parent[pid]; p > 1; p = parent[p] {
+			if p == packerPID {
+				if strings.HasPrefix(comm[pid], "packer-plugin-s") {
+					pids = append(pids, pid)
+				}
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// packerPIDs is packer and its re-executed child.
+func packerPIDs(top int) []int {
+	pids := []int{top}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			s := string(stat)
+			fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+			if len(fields) > 1 && fields[1] == strconv.Itoa(top) && strings.Contains(s, "(packer)") {
+				pid, _ := strconv.Atoi(e.Name())
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+func TestAccKilledBuildThenRebuild(t *testing.T) {
+	e := acceptance(t)
+	archive := baseArchive(t)
+	vars := archiveVars(t, archive, "touch /tmp/provisioning", "sleep 600")
+	workDir := filepath.Join(vars["store_dir"], "work")
+	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	waitForFile(t, r, filepath.Join(workDir, "app", "rootfs", "tmp", "provisioning"))
+	plugins := pluginPIDs(r.cmd.Process.Pid)
+	t.Logf("packer %d, plugins %v", r.cmd.Process.Pid, plugins)
+	if len(plugins) == 0 {
+		t.Fatal("no plugin process found under packer")
+	}
+	// Every packer process (packer re-executes itself) and the plugin; the
+	// provisioner's own process in the chroot is left, as a real kill leaves it.
+	for _, p := range append(plugins, packerPIDs(r.cmd.Process.Pid)...) {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	r.wait(t, time.Minute)
+	if r.code == 0 {
+		t.Fatal("a killed packer exited 0")
+	}
+	// What a killed run leaves: mounts and the provisioner's process.
+	if ms, _ := mount.Under(workDir); len(ms) == 0 {
+		t.Fatal("expected the killed run's mounts to be left behind")
+	}
+	if pids, _ := mount.RootedUnder(workDir); len(pids) == 0 {
+		t.Fatal("expected the killed run's chroot process to be left behind")
+	}
+	vars2 := archiveVars(t, archive, "echo second build")
+	vars2["store_dir"] = vars["store_dir"]
+	r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars2)
+	if r2.code != 0 {
+		t.Fatalf("the rebuild failed:\n%s", r2.out.String())
+	}
+	if !strings.Contains(r2.out.String(), "Cleaned up after an earlier build") {
+		t.Errorf("the rebuild did not report cleaning up:\n%s", r2.out.String())
+	}
+	assertClean(t, workDir)
+}
+
+func TestAccOnErrorAbortKeepsMounts(t *testing.T) {
+	e := acceptance(t)
+	archive := baseArchive(t)
+	vars := archiveVars(t, archive, "exit 1")
+	workDir := filepath.Join(vars["store_dir"], "work")
+	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars, "-on-error=abort")
+	if r.code != 1 {
+		t.Fatalf("exit code %d:\n%s", r.code, r.out.String())
+	}
+	if !strings.Contains(r.out.String(), "stays mounted at") {
+		t.Errorf("-on-error=abort does not say where the mounts are:\n%s", r.out.String())
+	}
+	if ms, _ := mount.Under(workDir); len(ms) == 0 {
+		t.Fatal("-on-error=abort should keep the mounts")
+	}
+	vars2 := archiveVars(t, archive, "true")
+	vars2["store_dir"] = vars["store_dir"]
+	if r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars2); r2.code != 0 {
+		t.Fatalf("the next build failed:\n%s", r2.out.String())
+	}
+	assertClean(t, workDir)
+}
