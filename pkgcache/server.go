@@ -101,9 +101,12 @@ type Server struct {
 	parsed   map[string]bool     // blobs parsed as Packages
 	parses   sync.WaitGroup
 	releases map[string]string // InRelease URL -> blob used in this build
-	used     map[string]bool   // blobs served
-	warned   map[string]bool
-	stats    Stats
+	// preloaded are the InRelease files shared lists were made from
+	// (Preload), used by the build unless apt fetched the URL itself.
+	preloaded map[string]string
+	used      map[string]bool // blobs served
+	warned    map[string]bool
+	stats     Stats
 }
 
 // Start opens the cache at dir and serves it on 127.0.0.1 on a free port.
@@ -162,12 +165,13 @@ func Start(dir string, opt Options) (*Server, error) {
 			}
 			return nil
 		}},
-		indexes:  map[string]expected{},
-		pool:     map[string]expected{},
-		parsed:   map[string]bool{},
-		releases: map[string]string{},
-		used:     map[string]bool{},
-		warned:   map[string]bool{},
+		indexes:   map[string]expected{},
+		pool:      map[string]expected{},
+		parsed:    map[string]bool{},
+		releases:  map[string]string{},
+		preloaded: map[string]string{},
+		used:      map[string]bool{},
+		warned:    map[string]bool{},
 	}
 	s.auth = []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(proxyUser+":"+s.secret)))
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 30 * time.Second}
@@ -213,6 +217,9 @@ func (s *Server) Releases() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]string{}
+	for k, v := range s.preloaded {
+		out[k] = v
+	}
 	for k, v := range s.releases {
 		out[k] = v
 	}
