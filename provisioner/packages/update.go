@@ -21,8 +21,11 @@ type sharedIndexes struct {
 }
 
 // missingListsCommand prints each package list apt's current sources need
-// that /var/lib/apt/lists lacks (apt-get indextargets names them).
-const missingListsCommand = `apt-get indextargets --format '$(FILENAME)' 'Created-By: Packages' | while read -r f; do [ -e "$f" ] || echo "$f"; done`
+// that /var/lib/apt/lists lacks: apt-get indextargets names them all (with
+// --no-release-info also those never fetched; optional ones, such as
+// binary-all, left out), kept plain or compressed.
+const missingListsCommand = `apt-get indextargets --no-release-info --format '$(FILENAME)' 'Created-By: Packages' 'Optional: no' | ` +
+	`while read -r f; do for g in "$f" "$f".*; do [ -e "$g" ] && continue 2; done; echo "$f"; done`
 
 // needUpdate decides, by the update option, whether to run apt-get update,
 // and says why not when it does not.
