@@ -1,6 +1,7 @@
 package pkgcache
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,7 +25,7 @@ import (
 // build whose InRelease files did not change starts with ready lists:
 //
 //	indexes/<key>/lists/<apt's file names>   the verified lists
-//	indexes/<key>/cache/                     empty: see below
+//	indexes/<key>/cache/srcpkgcache.bin      apt's binary cache of the lists, made on the host
 //	indexes/<key>/index.json                 what the key stands for
 //	indexes/checked/<key>                    its mtime: when a build last saw upstream confirm the InRelease files
 //
@@ -37,9 +38,11 @@ import (
 // signature checked by the cache) lists and its size and sha256 are what
 // that InRelease says; files are opened without following links and
 // copied while hashed. apt's binary caches (pkgcache.bin, srcpkgcache.bin)
-// are never shared: they are memory images apt maps and trusts, and
-// nothing short of parsing them proves that one written in the chroot
-// describes the lists it sits beside. Each build regenerates its own.
+// a chroot wrote are never shared: they are memory images apt maps and
+// trusts, and nothing short of parsing them proves that one written in the
+// chroot describes the lists it sits beside. The copy's srcpkgcache.bin is
+// made from the verified lists by the host's apt (srccache.go); each build
+// adds its own dpkg status into its own pkgcache.bin.
 
 // IndexSet names the indexes one build's apt needs.
 type IndexSet struct {
@@ -171,6 +174,10 @@ type PublishResult struct {
 	Skipped string
 	// Refused are the lists left out (not as signed, not a regular file).
 	Refused []string
+	// SourceCache says why the copy has no srcpkgcache.bin ("": it has
+	// one, made in SourceCacheTime).
+	SourceCache     string
+	SourceCacheTime time.Duration
 }
 
 // PublishIndexes takes the lists a build left in the directory lists (a
@@ -267,6 +274,16 @@ func (s *Store) PublishIndexes(set IndexSet, lists *os.File) (PublishResult, err
 			res.Skipped = n + " is missing or not as signed (apt-get update did not finish?)"
 			return res, nil
 		}
+	}
+	start := time.Now()
+	if err := makeSourceCache(context.Background(), filepath.Join(tmp, "lists"), filepath.Join(tmp, "cache"), set); err != nil {
+		res.SourceCache = err.Error()
+		os.RemoveAll(filepath.Join(tmp, "cache"))
+		if err := os.Mkdir(filepath.Join(tmp, "cache"), 0o755); err != nil {
+			return res, err
+		}
+	} else {
+		res.SourceCacheTime = time.Since(start)
 	}
 	info := struct {
 		Key      string            `json:"key"`

@@ -13,7 +13,6 @@ import (
 
 const testMirror = "http://mirror.test/debian"
 
-
 // testIndexes is a suite's Release (unsigned: PublishIndexes trusts the
 // digests the server verified, and reads the SHA256 list) and its lists,
 // named as apt names them.
@@ -71,7 +70,7 @@ func (ti testIndexes) writeLists(t *testing.T) (string, *os.File) {
 
 func TestAptListName(t *testing.T) {
 	for in, want := range map[string]string{
-		"http://deb.example/debian/dists/bookworm/InRelease":                  "deb.example_debian_dists_bookworm_InRelease",
+		"http://deb.example/debian/dists/bookworm/InRelease":                   "deb.example_debian_dists_bookworm_InRelease",
 		"https://user:pw@deb.example:8080/debian/dists/bookworm/main/x":        "deb.example:8080_debian_dists_bookworm_main_x",
 		"http://deb.example/debian-security/dists/bookworm-security/InRelease": "deb.example_debian-security_dists_bookworm-security_InRelease",
 		"http://deb.example/a_b~c/dists/s/InRelease":                           "deb.example_a%5fb%7ec_dists_s_InRelease",
@@ -151,7 +150,8 @@ func TestPublishIndexes(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(si.Lists, main)); err != nil || !fi.ModTime().Equal(old) {
 		t.Errorf("the copy does not keep the list's time (apt compares it): %v %v", fi.ModTime(), err)
 	}
-	if ents, _ := os.ReadDir(si.Cache); len(ents) != 0 {
+	// Binary caches: only the host's apt's srcpkgcache.bin, if any.
+	if ents, _ := os.ReadDir(si.Cache); len(ents) > 1 || len(ents) == 1 && ents[0].Name() != SourceCacheName {
 		t.Errorf("the copy shares binary caches: %v", ents)
 	}
 	// Publishing again changes nothing.
@@ -273,5 +273,39 @@ func TestPublishIndexesRace(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(s.Dir(), "tmp")); len(ents) != 0 {
 		t.Errorf("left in tmp: %v", ents)
+	}
+}
+
+// TestPublishIndexesMakesSourceCache: the copy carries a srcpkgcache.bin
+// the host's apt made from the verified lists (never one from the chroot).
+func TestPublishIndexesMakesSourceCache(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: apt-cache runs in a private mount namespace")
+	}
+	s, _ := OpenStore(t.TempDir())
+	ti := newTestIndexes(t, s, "Package: a\nVersion: 1.0\nArchitecture: amd64\nFilename: pool/a.deb\n\n", "Package: b\nVersion: 2.0\nArchitecture: all\n\n")
+	dir, f := ti.writeLists(t)
+	os.WriteFile(filepath.Join(dir, SourceCacheName), []byte("from the chroot"), 0o644)
+	res, err := s.PublishIndexes(ti.set, f)
+	if err != nil || !res.Published {
+		t.Fatalf("publish: %+v %v", res, err)
+	}
+	if res.SourceCache != "" {
+		t.Fatalf("no source cache: %s", res.SourceCache)
+	}
+	si, _ := s.SharedIndexes(ti.set.Key())
+	b, err := os.ReadFile(filepath.Join(si.Cache, SourceCacheName))
+	if err != nil || len(b) < 1000 || bytes.Contains(b, []byte("from the chroot")) {
+		t.Fatalf("srcpkgcache.bin: %d bytes, %v", len(b), err)
+	}
+	if _, err := os.Stat(filepath.Join(si.Lists, SourceCacheName)); err == nil {
+		t.Error("the chroot's binary cache entered the copy")
+	}
+	if ents, _ := os.ReadDir(si.Cache); len(ents) != 1 {
+		t.Errorf("cache/ holds %v, want srcpkgcache.bin alone", ents)
+	}
+	// The host's own lists were not touched (the namespace was private).
+	if ents, _ := os.ReadDir(si.Lists); len(ents) != 3 {
+		t.Errorf("lists/ holds %d files", len(ents))
 	}
 }

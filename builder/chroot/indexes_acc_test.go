@@ -202,7 +202,7 @@ func TestAccSharedIndexes(t *testing.T) {
 	if match(hitRe, offline.log) != key2 || version(t, offline, "strata-hello") != "2.0" {
 		t.Fatalf("the offline build did not use the cache's current copy %s:\n%s", key2, offline.log)
 	}
-	if dirs, _ := filepath.Glob(filepath.Join(cache, "indexes", "[0-9a-f]*")); len(dirs) != 2 {
+	if dirs, _ := filepath.Glob(filepath.Join(cache, "indexes", strings.Repeat("[0-9a-f]", 64))); len(dirs) != 2 {
 		t.Errorf("shared copies %v, want 2", dirs)
 	}
 }

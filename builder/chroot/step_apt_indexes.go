@@ -199,8 +199,12 @@ func harvestIndexes(ui packersdk.Ui, server *pkgcache.Server, root *inroot.Root,
 	case err != nil:
 		ui.Error("Warning: package indexes: not shared: " + err.Error())
 	case res.Published:
-		ui.Message(fmt.Sprintf("package indexes: published shared copy %s (%d verified lists, %d MiB) in %s",
-			short(key), res.Files, res.Bytes>>20, time.Since(start).Round(time.Millisecond)))
+		bin := fmt.Sprintf("srcpkgcache.bin made by the host's apt in %s", res.SourceCacheTime.Round(time.Millisecond))
+		if res.SourceCache != "" {
+			bin = "no srcpkgcache.bin: " + res.SourceCache
+		}
+		ui.Message(fmt.Sprintf("package indexes: published shared copy %s (%d verified lists, %d MiB; %s) in %s",
+			short(key), res.Files, res.Bytes>>20, bin, time.Since(start).Round(time.Millisecond)))
 	case res.Skipped != "":
 		ui.Message("package indexes: not shared: " + res.Skipped)
 	}
