@@ -55,8 +55,8 @@ build {
 
   provisioner "shell" {
     inline = var.base_only ? ["true"] : [
-      "apt-get update -qq",
-      "apt-get install -y -qq --no-install-recommends jq >/dev/null",
+      "t=$(date +%s%N); apt-get update -qq; echo \"bench: apt-get update $(( ($(date +%s%N) - t) / 1000000 )) ms\"",
+      "t=$(date +%s%N); apt-get install -y -qq --no-install-recommends jq >/dev/null; echo \"bench: apt-get install $(( ($(date +%s%N) - t) / 1000000 )) ms\"",
       "printf '{\"service\": \"bench\", \"level\": 3}\\n' > /etc/bench.json",
     ]
   }

@@ -36,11 +36,11 @@ for i in $(seq "$ROUNDS"); do
   echo "layers: round $i/$ROUNDS ..." >&2
   t0=$(now); build "$WORK/lchild" -var parent="$BASE"; t1=$(now); child+=("$(secs "$t0" "$t1")")
   t0=$(now); build "$WORK/larchive" -var archive="$ARCHIVE"; t1=$(now); archive+=("$(secs "$t0" "$t1")")
-  t0=$(now); build_pkgs "$WORK/lpkgs"; t1=$(now); pkgs+=("$(secs "$t0" "$t1")")
+  if [ "${LAYER_PKGS:-1}" = 1 ]; then t0=$(now); build_pkgs "$WORK/lpkgs"; t1=$(now); pkgs+=("$(secs "$t0" "$t1")"); fi
   if [ "${LAYER_FULL:-1}" = 1 ]; then t0=$(now); build "$WORK/lfull"; t1=$(now); full+=("$(secs "$t0" "$t1")"); fi
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-mc=$(median "${child[@]}"); ma=$(median "${archive[@]}"); mp=$(median "${pkgs[@]}")
+mc=$(median "${child[@]}"); ma=$(median "${archive[@]}"); mp=$(median "${pkgs[@]:-0}")
 mf=$(median "${full[@]:-0}")
 
 # What the change really added: the files of the packages apt installed on
@@ -68,7 +68,10 @@ printf '| %-52s | %9s | %11sx | %11sx |\n' "same steps on the parent's tarball (
 printf '| %-52s | %9s | %11sx | %11sx |\n' "child on the base image (shell apt-get)" "$mc" "$(ratio "$mc" "$ma")" "$(ratio "$mc" "$mf")"
 printf '| %-52s | %9s | %11sx | %11sx |\n' "child on the base image (strata-packages)" "$mp" "$(ratio "$mp" "$ma")" "$(ratio "$mp" "$mf")"
 echo
-echo "rounds: child ${child[*]}; tarball ${archive[*]}; strata-packages ${pkgs[*]}; full ${full[*]:-not run}"
+echo "rounds: child ${child[*]}; tarball ${archive[*]}; strata-packages ${pkgs[*]:-not run}; full ${full[*]:-not run}"
+for f in "$WORK"/lchild.log "$WORK"/larchive.log; do
+  echo "$(basename "$f" .log) (last round): $(grep -ho 'bench: apt-get [a-z]* [0-9]* ms' "$f" | sed 's/bench: //' | paste -sd, -)"
+done
 grep -h "strata: step times" "$WORK/lchild.log" | sed 's/^.*strata: /last shell child: /' || true
 grep -h "strata: step times" "$WORK/lpkgs.log" | sed 's/^.*strata: /last strata-packages child: /' || true
 grep -h "package indexes\|apt-get update took\|Not updating" "$WORK/lpkgs.log" | sed 's/^ */  /' || true

@@ -3,6 +3,7 @@ package pkgcache
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path"
 	"strings"
 )
@@ -27,16 +28,8 @@ func (s *Server) Preload(ctx context.Context, releases map[string]string) error 
 				return err
 			}
 		}
+		files := s.useRelease(u, h, data, s.preloaded)
 		dir := strings.TrimSuffix(u, path.Base(u))
-		files := releaseFiles(data)
-		s.mu.Lock()
-		for p, e := range files {
-			s.indexes[dir+p] = e
-			s.indexes[dir+path.Dir(p)+"/by-hash/SHA256/"+e.SHA256] = e
-		}
-		s.preloaded[u] = h
-		s.used[h] = true
-		s.mu.Unlock()
 		for p, e := range files {
 			if isPackagesIndex(p) && s.store.Has(e.SHA256) {
 				s.parsePackages(dir+p, e, e.SHA256)
@@ -52,9 +45,5 @@ func (s *Server) Preload(ctx context.Context, releases map[string]string) error 
 func (s *Server) Fetched() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range s.releases {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.releases)
 }
