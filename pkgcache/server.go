@@ -3,6 +3,7 @@ package pkgcache
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -298,6 +299,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 			w.WriteHeader(status)
 			return
 		}
+		if s.notModified(w, r, u, data) {
+			return
+		}
 		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 		if r.Method == http.MethodGet {
 			w.Write(data)
@@ -339,6 +343,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 		s.parsePackages(u, exp, hex)
 	}
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// notModified answers 304 when apt's copy of the InRelease u is the one the
+// cache serves, so apt keeps its list files (and the binary caches made
+// from them, shared indexes' included, stay valid): the InRelease is
+// served with Last-Modified set to when the cache stored that content (its
+// own clock, never a date upstream sent), which apt gives its file; an
+// If-Modified-Since no earlier than that means apt got it from the cache
+// after the cache had it. Anything else (a snapshot's pinned copy, no
+// record) is served whole.
+func (s *Server) notModified(w http.ResponseWriter, r *http.Request, u string, data []byte) bool {
+	rec, ok := s.store.lastOf(u)
+	if !ok || rec.Fetched.IsZero() || rec.SHA256 != sha256Hex(data) {
+		return false
+	}
+	lm := rec.Fetched.UTC().Truncate(time.Second)
+	w.Header().Set("Last-Modified", lm.Format(http.TimeFormat))
+	ims, err := http.ParseTime(r.Header.Get("If-Modified-Since"))
+	if err != nil || ims.Before(lm) {
+		return false
+	}
+	w.WriteHeader(http.StatusNotModified)
+	return true
 }
 
 // lookup finds what u must be: an index (or its by-hash name) a verified
@@ -388,4 +415,9 @@ func (s *Server) count(f func(*Stats)) {
 	s.mu.Lock()
 	f(&s.stats)
 	s.mu.Unlock()
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
