@@ -43,6 +43,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int(
 mc=$(median "${child[@]}"); ma=$(median "${archive[@]}"); mp=$(median "${pkgs[@]:-0}")
 mf=$(median "${full[@]:-0}")
 
+if [ "${LAYER_FULL:-1}" = 1 ]; then
 # What the change really added: the files of the packages apt installed on
 # top of the base (dpkg -L, regular files), and the config file.
 layer_size=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][-1]["size"])' "$WORK/lchild/output-bench/artifact.json")
@@ -59,6 +60,7 @@ conf=$(stat -c %s "$tree/etc/bench.json")
 added=$((added + conf))
 
 echo
+fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 echo "## layered child build vs the same steps on the parent's tarball and the full rebuild (jq + a config file, output oci; median of $ROUNDS, same run)"
 printf '| %-52s | %9s | %12s | %12s |\n' "build" "seconds" "vs tarball" "vs full"
@@ -75,8 +77,10 @@ done
 grep -h "strata: step times" "$WORK/lchild.log" | sed 's/^.*strata: /last shell child: /' || true
 grep -h "strata: step times" "$WORK/lpkgs.log" | sed 's/^.*strata: /last strata-packages child: /' || true
 grep -h "package indexes\|apt-get update took\|Not updating" "$WORK/lpkgs.log" | sed 's/^ */  /' || true
+if [ "${LAYER_FULL:-1}" = 1 ]; then
 echo "the change added $added bytes (dpkg -L jq libjq1 libonig5: $((added - conf)), the config file: $conf)"
 echo "child layer: $layer_files bytes in regular files, $(awk -v a="$layer_files" -v b="$added" 'BEGIN { printf "%.1f%%", (a - b) * 100 / b }') over; $layer_size bytes as an uncompressed tar, $(awk -v a="$layer_size" -v b="$added" 'BEGIN { printf "%.1f%%", (a - b) * 100 / b }') over"
 echo "what the layer holds besides the packages' files:"
 tar -tvzf "$oci/blobs/sha256/$blob" | awk '$1 ~ /^-/ && $6 !~ /^.\/usr\// { printf "  %8d %s\n", $3, $6 }' | sort -rn | head -8
 grep -E "^\s+strata-chroot.bench: (Layer|Image|Committed|build-time|[0-9]+ entries)" "$WORK/lchild.log" | sed 's/^ */  /' || true
+fi
