@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Layered build against the full rebuild of the same result (jq and a config
-# file, output oci), 3 rounds, medians; and the child layer's size against
+# Layered build against the same steps on the parent's rootfs tarball
+# (source_archive) and the full rebuild of the same result (jq and a config
+# file, output oci), and the child with strata-packages (shared package
+# indexes) instead of a shell apt-get; $LAYER_ROUNDS (5) rounds, medians; and
+# the child layer's size against
 # the bytes the change really added (dpkg -L of the new packages, plus the
 # config file). Run by bench/run.sh with $WORK, $MIRROR and the plugin
 # installed.
 set -euo pipefail
 ROOT=${ROOT:-$PWD}
-ROUNDS=${LAYER_ROUNDS:-3}
+ROUNDS=${LAYER_ROUNDS:-5}
 STORE=$WORK/layers-store
 CACHE=$WORK/layers-cache
 now() { date +%s.%N; }
@@ -16,22 +19,31 @@ build() { # dir, extra -var args...
   (cd "$dir" && "$ROOT/bin/packer" build -force -color=false -var store_dir="$STORE" -var cache_dir="$CACHE" \
      -var mirror="$MIRROR" "$@" "$ROOT/bench/layers.pkr.hcl") >"$dir.log" 2>&1 || { tail -30 "$dir.log"; exit 1; }
 }
+build_pkgs() { # dir
+  rm -rf "$1" && mkdir -p "$1"
+  (cd "$1" && "$ROOT/bin/packer" build -force -color=false -var store_dir="$STORE" -var cache_dir="$CACHE" \
+     -var parent="$BASE" "$ROOT/bench/packages.pkr.hcl") >"$1.log" 2>&1 || { tail -30 "$1.log"; exit 1; }
+}
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 image_id() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$1/output-bench/artifact.json"; }
 
 echo "layers: building the base image ..." >&2
-build "$WORK/lbase" -var base_only=true
+build "$WORK/lbase" -var base_only=true -var 'formats=["oci", "tar"]'
 BASE=$(image_id "$WORK/lbase")
-declare -a child full
+ARCHIVE=$WORK/lbase/output-bench/rootfs.tar
+declare -a child archive pkgs full
 for i in $(seq "$ROUNDS"); do
   echo "layers: round $i/$ROUNDS ..." >&2
-  t0=$(now); build "$WORK/lchild" -var parent="$BASE"; t1=$(now)
-  child+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
-  t0=$(now); build "$WORK/lfull"; t1=$(now)
-  full+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+  t0=$(now); build "$WORK/lchild" -var parent="$BASE"; t1=$(now); child+=("$(secs "$t0" "$t1")")
+  t0=$(now); build "$WORK/larchive" -var archive="$ARCHIVE"; t1=$(now); archive+=("$(secs "$t0" "$t1")")
+  if [ "${LAYER_PKGS:-1}" = 1 ]; then t0=$(now); build_pkgs "$WORK/lpkgs"; t1=$(now); pkgs+=("$(secs "$t0" "$t1")"); fi
+  if [ "${LAYER_FULL:-1}" = 1 ]; then t0=$(now); build "$WORK/lfull"; t1=$(now); full+=("$(secs "$t0" "$t1")"); fi
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-mc=$(median "${child[@]}"); mf=$(median "${full[@]}")
+mc=$(median "${child[@]}"); ma=$(median "${archive[@]}"); mp=$(median "${pkgs[@]:-0}")
+mf=$(median "${full[@]:-0}")
 
+if [ "${LAYER_FULL:-1}" = 1 ]; then
 # What the change really added: the files of the packages apt installed on
 # top of the base (dpkg -L, regular files), and the config file.
 layer_size=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][-1]["size"])' "$WORK/lchild/output-bench/artifact.json")
@@ -48,15 +60,27 @@ conf=$(stat -c %s "$tree/etc/bench.json")
 added=$((added + conf))
 
 echo
-echo "## layered child build vs full rebuild (jq + a config file, output oci; median of $ROUNDS, same run)"
-printf '| %-34s | %9s | %7s |\n' "build" "seconds" "ratio"
-printf '|%s|%s|%s|\n' "------------------------------------" "-----------" "---------"
-printf '| %-34s | %9s | %6sx |\n' "full rebuild (bootstrap + steps)" "$mf" "1.00"
-printf '| %-34s | %9s | %6sx |\n' "child on the base image" "$mc" "$(awk -v a="$mc" -v b="$mf" 'BEGIN { printf "%.3f", a / b }')"
+fi
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
+echo "## layered child build vs the same steps on the parent's tarball and the full rebuild (jq + a config file, output oci; median of $ROUNDS, same run)"
+printf '| %-52s | %9s | %12s | %12s |\n' "build" "seconds" "vs tarball" "vs full"
+printf '|%s|%s|%s|%s|\n' "------------------------------------------------------" "-----------" "--------------" "--------------"
+printf '| %-52s | %9s | %11sx | %11sx |\n' "full rebuild (bootstrap + steps)" "$mf" "$(ratio "$mf" "$ma")" "1.000"
+printf '| %-52s | %9s | %11sx | %11sx |\n' "same steps on the parent's tarball (source_archive)" "$ma" "1.000" "$(ratio "$ma" "$mf")"
+printf '| %-52s | %9s | %11sx | %11sx |\n' "child on the base image (shell apt-get)" "$mc" "$(ratio "$mc" "$ma")" "$(ratio "$mc" "$mf")"
+printf '| %-52s | %9s | %11sx | %11sx |\n' "child on the base image (strata-packages)" "$mp" "$(ratio "$mp" "$ma")" "$(ratio "$mp" "$mf")"
 echo
-echo "rounds: child ${child[*]}; full ${full[*]}"
+echo "rounds: child ${child[*]}; tarball ${archive[*]}; strata-packages ${pkgs[*]:-not run}; full ${full[*]:-not run}"
+for f in "$WORK"/lchild.log "$WORK"/larchive.log; do
+  echo "$(basename "$f" .log) (last round): $(grep -ho 'bench: apt-get [a-z]* [0-9]* ms' "$f" | sed 's/bench: //' | paste -sd, -)"
+done
+grep -h "strata: step times" "$WORK/lchild.log" | sed 's/^.*strata: /last shell child: /' || true
+grep -h "strata: step times" "$WORK/lpkgs.log" | sed 's/^.*strata: /last strata-packages child: /' || true
+grep -h "package indexes\|apt-get update took\|Not updating" "$WORK/lpkgs.log" | sed 's/^ */  /' || true
+if [ "${LAYER_FULL:-1}" = 1 ]; then
 echo "the change added $added bytes (dpkg -L jq libjq1 libonig5: $((added - conf)), the config file: $conf)"
 echo "child layer: $layer_files bytes in regular files, $(awk -v a="$layer_files" -v b="$added" 'BEGIN { printf "%.1f%%", (a - b) * 100 / b }') over; $layer_size bytes as an uncompressed tar, $(awk -v a="$layer_size" -v b="$added" 'BEGIN { printf "%.1f%%", (a - b) * 100 / b }') over"
 echo "what the layer holds besides the packages' files:"
 tar -tvzf "$oci/blobs/sha256/$blob" | awk '$1 ~ /^-/ && $6 !~ /^.\/usr\// { printf "  %8d %s\n", $3, $6 }' | sort -rn | head -8
 grep -E "^\s+strata-chroot.bench: (Layer|Image|Committed|build-time|[0-9]+ entries)" "$WORK/lchild.log" | sed 's/^ */  /' || true
+fi

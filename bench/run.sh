@@ -94,6 +94,8 @@ go run ./bench/table "$WORK/squashfs.txt"
 
 # 3. Layers: a child build against the full rebuild of the same result.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/layers.sh
+# 3b. A no-op child against Packer's own null builder: strata's own cost.
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/noop.sh
 
 # 4. The package cache: cold and warm, a fast and a throttled mirror, two at once.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/cache.sh

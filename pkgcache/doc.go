@@ -4,7 +4,10 @@
 // apt fetch through. server.go is the front (credentials, the allow-list,
 // serving from the cache), upstream.go fetches and revalidates what the
 // cache lacks, tunnel.go answers CONNECT for https sources, origins.go is
-// the allow-list and verify.go the InRelease signature check.
+// the allow-list and verify.go the InRelease signature check. indexes.go
+// keeps apt's lists, verified, per set of sources, architecture and
+// InRelease digests for builds to start from, and preload.go readies a
+// server for a build that starts from them.
 //
 // What it must never do:
 //   - serve anyone but its own build: every request carries the build's

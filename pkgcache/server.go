@@ -3,6 +3,7 @@ package pkgcache
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -101,9 +102,12 @@ type Server struct {
 	parsed   map[string]bool     // blobs parsed as Packages
 	parses   sync.WaitGroup
 	releases map[string]string // InRelease URL -> blob used in this build
-	used     map[string]bool   // blobs served
-	warned   map[string]bool
-	stats    Stats
+	// preloaded are the InRelease files shared lists were made from
+	// (Preload), used by the build unless apt fetched the URL itself.
+	preloaded map[string]string
+	used      map[string]bool // blobs served
+	warned    map[string]bool
+	stats     Stats
 }
 
 // Start opens the cache at dir and serves it on 127.0.0.1 on a free port.
@@ -162,12 +166,13 @@ func Start(dir string, opt Options) (*Server, error) {
 			}
 			return nil
 		}},
-		indexes:  map[string]expected{},
-		pool:     map[string]expected{},
-		parsed:   map[string]bool{},
-		releases: map[string]string{},
-		used:     map[string]bool{},
-		warned:   map[string]bool{},
+		indexes:   map[string]expected{},
+		pool:      map[string]expected{},
+		parsed:    map[string]bool{},
+		releases:  map[string]string{},
+		preloaded: map[string]string{},
+		used:      map[string]bool{},
+		warned:    map[string]bool{},
 	}
 	s.auth = []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(proxyUser+":"+s.secret)))
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.handle), ReadHeaderTimeout: 30 * time.Second}
@@ -213,6 +218,9 @@ func (s *Server) Releases() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]string{}
+	for k, v := range s.preloaded {
+		out[k] = v
+	}
 	for k, v := range s.releases {
 		out[k] = v
 	}
@@ -291,6 +299,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 			w.WriteHeader(status)
 			return
 		}
+		if s.notModified(w, r, u, data) {
+			return
+		}
 		w.Header().Set("Content-Length", fmt.Sprint(len(data)))
 		if r.Method == http.MethodGet {
 			w.Write(data)
@@ -332,6 +343,29 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, u string) {
 		s.parsePackages(u, exp, hex)
 	}
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// notModified answers 304 when apt's copy of the InRelease u is the one the
+// cache serves, so apt keeps its list files (and the binary caches made
+// from them, shared indexes' included, stay valid): the InRelease is
+// served with Last-Modified set to when the cache stored that content (its
+// own clock, never a date upstream sent), which apt gives its file; an
+// If-Modified-Since no earlier than that means apt got it from the cache
+// after the cache had it. Anything else (a snapshot's pinned copy, no
+// record) is served whole.
+func (s *Server) notModified(w http.ResponseWriter, r *http.Request, u string, data []byte) bool {
+	rec, ok := s.store.lastOf(u)
+	if !ok || rec.Fetched.IsZero() || rec.SHA256 != sha256Hex(data) {
+		return false
+	}
+	lm := rec.Fetched.UTC().Truncate(time.Second)
+	w.Header().Set("Last-Modified", lm.Format(http.TimeFormat))
+	ims, err := http.ParseTime(r.Header.Get("If-Modified-Since"))
+	if err != nil || ims.Before(lm) {
+		return false
+	}
+	w.WriteHeader(http.StatusNotModified)
+	return true
 }
 
 // lookup finds what u must be: an index (or its by-hash name) a verified
@@ -381,4 +415,9 @@ func (s *Server) count(f func(*Stats)) {
 	s.mu.Lock()
 	f(&s.stats)
 	s.mu.Unlock()
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

@@ -198,3 +198,10 @@ func readDeb822(data []byte, path string) []Source {
 	}
 	return out
 }
+
+// ImageSourceEntries are the apt source entries an image names now, read
+// inside its root as ImageSources reads them.
+func ImageSourceEntries(root *inroot.Root) []Source {
+	srcs, _ := readSources(imageFiles{root})
+	return srcs
+}

@@ -22,6 +22,7 @@ import (
 //	usage/<id>.json      what one build used, for prune, and its snapshot
 //	locks/<hex>          per-file locks, so each file is fetched once
 //	tmp/                 downloads in progress
+//	indexes/<key>/       verified apt lists builds share (indexes.go)
 //
 // A blob enters only after its size and sha256 were checked, by rename: a
 // partial or corrupt download is never seen.

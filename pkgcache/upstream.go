@@ -193,17 +193,24 @@ func (s *Server) release(ctx context.Context, u string) ([]byte, int, error) {
 			}
 		}
 	}
+	s.useRelease(u, hex, data, s.releases)
+	return data, http.StatusOK, nil
+}
+
+// useRelease makes the indexes the InRelease u (blob hex, content data)
+// lists servable, and records it in into (releases, or preloaded).
+func (s *Server) useRelease(u, hex string, data []byte, into map[string]string) map[string]expected {
 	dir := strings.TrimSuffix(u, path.Base(u))
 	files := releaseFiles(data)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for p, e := range files {
 		s.indexes[dir+p] = e
 		s.indexes[dir+path.Dir(p)+"/by-hash/SHA256/"+e.SHA256] = e
 	}
-	s.releases[u] = hex
+	into[u] = hex
 	s.used[hex] = true
-	s.mu.Unlock()
-	return data, http.StatusOK, nil
+	return files
 }
 
 // trust says why an InRelease may not be used by this build, or nil when

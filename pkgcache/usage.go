@@ -41,6 +41,9 @@ func (s *Server) Record(build string) (*Usage, error) {
 	s.parses.Wait()
 	s.mu.Lock()
 	u := &Usage{Created: time.Now().UTC(), Build: build, Releases: map[string]string{}, Stats: s.stats, Files: []string{}}
+	for k, v := range s.preloaded {
+		u.Releases[k] = v
+	}
 	for k, v := range s.releases {
 		u.Releases[k] = v
 	}

@@ -65,6 +65,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepHostCommands{option: "post_mount_commands", commands: func(c *Config) []string { return c.PostMountCommands }},
 		&stepResolvConf{},
 		&stepAptCache{},
+		&stepAptIndexes{},
 		&stepPolicyRcD{},
 		&stepCommunicator{},
 		&commonsteps.StepProvision{},
@@ -77,8 +78,10 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepImageView{},
 		&stepExport{},
 	}
-	b.runner = commonsteps.NewRunner(steps, cfg.PackerConfig, ui)
+	times := new(stepTimes)
+	b.runner = commonsteps.NewRunner(timeSteps(steps, times), cfg.PackerConfig, ui)
 	b.runner.Run(ctx, state)
+	ui.Say(times.String())
 
 	if err, ok := state.GetOk(stateError); ok {
 		if cfg.PackerOnError == "abort" {

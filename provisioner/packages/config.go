@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/common"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -40,9 +41,22 @@ type Config struct {
 	// Install only what packages depend on, not what they recommend.
 	// Defaults to `true`.
 	NoInstallRecommends *bool `mapstructure:"no_install_recommends" required:"false"`
-	// Refresh the package indexes first (`apt-get update`). Defaults to
-	// `true`.
-	Update *bool `mapstructure:"update" required:"false"`
+	// When to refresh the package indexes first (`apt-get update`):
+	// `"auto"` (the default) skips it when the indexes apt has for the
+	// image's current sources are shared ones (strata-chroot's package
+	// cache keeps them per set of sources, architecture and InRelease
+	// digests) that were checked against the mirror less than
+	// `update_max_age` ago, or are pinned (`package_cache.offline` or
+	// `snapshot`); anywhere else, and when a source has no list, it runs
+	// the update. `"always"` runs it every time (it costs a revalidation
+	// of each InRelease when nothing changed); `"never"` never does, and
+	// fails when a source of the image has no package list. `true` and
+	// `false` mean `"always"` and `"never"`.
+	Update string `mapstructure:"update" required:"false"`
+	// How old shared package indexes may be for `update = "auto"` to skip
+	// `apt-get update`, as a Go duration such as `"30m"` or `"6h"`.
+	// Defaults to `"1h"`; `"0s"` updates unless the indexes are pinned.
+	UpdateMaxAge string `mapstructure:"update_max_age" required:"false"`
 	// A lock file on the machine running Packer, such as
 	// `packages.lock`. When it does not exist, the provisioner writes the
 	// exact version of every package the install resolved: the packages
@@ -57,8 +71,16 @@ type Config struct {
 	// `sudo -n {{ .Command }}`.
 	ExecuteCommand string `mapstructure:"execute_command" required:"false"`
 
-	ctx interpolate.Context
+	ctx          interpolate.Context
+	updateMaxAge time.Duration
 }
+
+// The values of update.
+const (
+	updateAuto   = "auto"
+	updateAlways = "always"
+	updateNever  = "never"
+)
 
 var (
 	releaseRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]*$`)
@@ -119,8 +141,24 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	if c.NoInstallRecommends == nil {
 		c.NoInstallRecommends = &t
 	}
-	if c.Update == nil {
-		c.Update = &t
+	switch c.Update {
+	case "":
+		c.Update = updateAuto
+	case "true", "1": // a boolean, as older templates set it
+		c.Update = updateAlways
+	case "false", "0":
+		c.Update = updateNever
+	case updateAuto, updateAlways, updateNever:
+	default:
+		add("update: %q is none of \"auto\", \"always\" or \"never\"", c.Update)
+	}
+	if c.UpdateMaxAge == "" {
+		c.UpdateMaxAge = "1h"
+	}
+	if d, err := time.ParseDuration(c.UpdateMaxAge); err != nil || d < 0 {
+		add("update_max_age: %q is not a duration such as \"1h\" or \"30m\"", c.UpdateMaxAge)
+	} else {
+		c.updateMaxAge = d
 	}
 	if c.ExecuteCommand == "" {
 		c.ExecuteCommand = "{{.Command}}"

@@ -23,7 +23,8 @@ type FlatConfig struct {
 	Upgrade             *bool             `mapstructure:"upgrade" required:"false" cty:"upgrade" hcl:"upgrade"`
 	Hold                []string          `mapstructure:"hold" required:"false" cty:"hold" hcl:"hold"`
 	NoInstallRecommends *bool             `mapstructure:"no_install_recommends" required:"false" cty:"no_install_recommends" hcl:"no_install_recommends"`
-	Update              *bool             `mapstructure:"update" required:"false" cty:"update" hcl:"update"`
+	Update              *string           `mapstructure:"update" required:"false" cty:"update" hcl:"update"`
+	UpdateMaxAge        *string           `mapstructure:"update_max_age" required:"false" cty:"update_max_age" hcl:"update_max_age"`
 	LockFile            *string           `mapstructure:"lock_file" required:"false" cty:"lock_file" hcl:"lock_file"`
 	UpdateLock          *bool             `mapstructure:"update_lock" required:"false" cty:"update_lock" hcl:"update_lock"`
 	ExecuteCommand      *string           `mapstructure:"execute_command" required:"false" cty:"execute_command" hcl:"execute_command"`
@@ -54,7 +55,8 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"upgrade":                    &hcldec.AttrSpec{Name: "upgrade", Type: cty.Bool, Required: false},
 		"hold":                       &hcldec.AttrSpec{Name: "hold", Type: cty.List(cty.String), Required: false},
 		"no_install_recommends":      &hcldec.AttrSpec{Name: "no_install_recommends", Type: cty.Bool, Required: false},
-		"update":                     &hcldec.AttrSpec{Name: "update", Type: cty.Bool, Required: false},
+		"update":                     &hcldec.AttrSpec{Name: "update", Type: cty.String, Required: false},
+		"update_max_age":             &hcldec.AttrSpec{Name: "update_max_age", Type: cty.String, Required: false},
 		"lock_file":                  &hcldec.AttrSpec{Name: "lock_file", Type: cty.String, Required: false},
 		"update_lock":                &hcldec.AttrSpec{Name: "update_lock", Type: cty.Bool, Required: false},
 		"execute_command":            &hcldec.AttrSpec{Name: "execute_command", Type: cty.String, Required: false},

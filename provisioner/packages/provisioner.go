@@ -72,11 +72,19 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		}
 	}
 
-	if *c.Update {
+	update, why, err := sh.needUpdate(ctx)
+	if err != nil {
+		return err
+	}
+	if update {
 		ui.Say("Updating the package indexes (apt-get update) ...")
+		updated := time.Now()
 		if err := sh.apt(ctx, "apt-get update", apt.Get("update")); err != nil {
 			return err
 		}
+		ui.Message(fmt.Sprintf("apt-get update took %s", time.Since(updated).Round(time.Millisecond)))
+	} else {
+		ui.Say("Not updating the package indexes: " + why)
 	}
 	before, err := sh.installed(ctx)
 	if err != nil {

@@ -21,8 +21,8 @@ func TestPrepareDefaultsAndErrors(t *testing.T) {
 	if err := c.Prepare(map[string]interface{}{"install": []string{"jq", "curl=7.88.1-10+deb12u5", "nginx/bookworm-backports", "libc6:i386"}}); err != nil {
 		t.Fatal(err)
 	}
-	if !*c.NoInstallRecommends || !*c.Update || c.ExecuteCommand != "{{.Command}}" {
-		t.Errorf("defaults: recommends %v update %v execute %q", *c.NoInstallRecommends, *c.Update, c.ExecuteCommand)
+	if !*c.NoInstallRecommends || c.Update != "auto" || c.updateMaxAge != time.Hour || c.ExecuteCommand != "{{.Command}}" {
+		t.Errorf("defaults: recommends %v update %v (max age %s) execute %q", *c.NoInstallRecommends, c.Update, c.updateMaxAge, c.ExecuteCommand)
 	}
 	reqs := c.requests()
 	if reqs[1].Version != "7.88.1-10+deb12u5" || reqs[2].Release != "bookworm-backports" || reqs[3].Name != "libc6:i386" {
@@ -61,6 +61,37 @@ func TestPrepareDefaultsAndErrors(t *testing.T) {
 		var c Config
 		if err := c.Prepare(raw); err == nil || !strings.Contains(err.Error(), "nothing to do") {
 			t.Errorf("%v: %v", raw, err)
+		}
+	}
+	// update: the three values, the booleans of old templates, and bad values.
+	for _, tc := range []struct {
+		update interface{}
+		age    string
+		want   string
+		err    string
+	}{
+		{"auto", "30m", "auto", ""},
+		{"always", "", "always", ""},
+		{"never", "", "never", ""},
+		{true, "", "always", ""},
+		{false, "", "never", ""},
+		{"sometimes", "", "", `update: "sometimes" is none of "auto", "always" or "never"`},
+		{"auto", "an hour", "", `update_max_age: "an hour" is not a duration`},
+		{"auto", "-1h", "", `update_max_age: "-1h" is not a duration`},
+	} {
+		var c Config
+		raw := map[string]interface{}{"install": []string{"jq"}, "update": tc.update}
+		if tc.age != "" {
+			raw["update_max_age"] = tc.age
+		}
+		err := c.Prepare(raw)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("update %v, max age %q: error %v, want %q", tc.update, tc.age, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("update %v: %v", tc.update, err)
+		case tc.err == "" && c.Update != tc.want:
+			t.Errorf("update %v: got %q, want %q", tc.update, c.Update, tc.want)
 		}
 	}
 	var c2 Config
@@ -137,6 +168,11 @@ type fakeApt struct {
 	mirror    map[string][]string // name -> versions, newest last
 	deps      map[string][]string // name -> dependencies
 	commands  []string
+	// missingLists are the package lists apt-get indextargets names and
+	// the pretend system lacks; indexesInfo what strata-chroot's
+	// description of its shared indexes holds ("": none).
+	missingLists []string
+	indexesInfo  string
 }
 
 var aptArgsRe = regexp.MustCompile(`apt-get -y -q .*--force-confold (.*)$`)
@@ -153,6 +189,15 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 		write("/usr/bin/apt-get\n")
 	case cmd == "dpkg --print-architecture":
 		write("amd64\n")
+	case cmd == missingListsCommand:
+		for _, l := range f.missingLists {
+			write(l + "\n")
+		}
+	case cmd == "cat "+sharedIndexesInfo:
+		if f.indexesInfo == "" {
+			status = 1
+		}
+		write(f.indexesInfo)
 	case cmd == readStatusCommand:
 		for n, v := range f.installed {
 			write(fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v))

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A no-op child (parent image, no provisioner, output dir) against `packer
+# build` of Packer's own null builder with the same template shape: the
+# cost of strata itself over Packer's. Medians of $NOOP_ROUNDS (5). Run by
+# bench/run.sh after bench/layers.sh (it reuses that base image, or builds
+# one), with $WORK and the plugin installed.
+set -euo pipefail
+ROOT=${ROOT:-$PWD}
+ROUNDS=${NOOP_ROUNDS:-5}
+STORE=$WORK/layers-store
+CACHE=$WORK/layers-cache
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+if [ ! -f "$WORK/lbase/output-bench/artifact.json" ]; then
+  echo "noop: building the base image ..." >&2
+  mkdir -p "$WORK/lbase"
+  (cd "$WORK/lbase" && "$ROOT/bin/packer" build -force -color=false -var store_dir="$STORE" -var cache_dir="$CACHE" \
+     -var mirror="$MIRROR" -var base_only=true "$ROOT/bench/layers.pkr.hcl") >"$WORK/lbase.log" 2>&1 || { tail -30 "$WORK/lbase.log"; exit 1; }
+fi
+BASE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$WORK/lbase/output-bench/artifact.json")
+declare -a noop null
+for i in $(seq "$ROUNDS"); do
+  rm -rf "$WORK/noop" && mkdir -p "$WORK/noop"
+  t0=$(now)
+  (cd "$WORK/noop" && "$ROOT/bin/packer" build -force -color=false -var store_dir="$STORE" -var cache_dir="$CACHE" \
+     -var parent="$BASE" "$ROOT/bench/noop.pkr.hcl") >"$WORK/noop.log" 2>&1 || { tail -30 "$WORK/noop.log"; exit 1; }
+  t1=$(now)
+  noop+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+  t0=$(now)
+  (cd "$WORK/noop" && "$ROOT/bin/packer" build -force -color=false "$ROOT/bench/null.pkr.hcl") >"$WORK/null.log" 2>&1 || { tail -30 "$WORK/null.log"; exit 1; }
+  t1=$(now)
+  null+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+done
+mn=$(median "${noop[@]}"); mu=$(median "${null[@]}")
+echo
+echo "## no-op child (parent, no provisioner, output dir) vs Packer's null builder (median of $ROUNDS, same run)"
+printf '| %-40s | %9s | %12s |\n' "build" "seconds" "over null"
+printf '|%s|%s|%s|\n' "------------------------------------------" "-----------" "--------------"
+printf '| %-40s | %9s | %12s |\n' "packer build, null builder" "$mu" "-"
+printf '| %-40s | %9s | %11ss |\n' "strata-chroot no-op child" "$mn" "$(awk -v a="$mn" -v b="$mu" 'BEGIN { printf "%.3f", a - b }')"
+echo "rounds: noop ${noop[*]}; null ${null[*]}"
+grep -h "strata: step times" "$WORK/noop.log" | sed 's/^.*strata: /  last no-op child: /' || true

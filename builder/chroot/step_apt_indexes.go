@@ -1,0 +1,243 @@
+package chroot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/internal/mount"
+	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/pkgcache"
+)
+
+// Where apt keeps its lists and binary caches in the chroot, and where the
+// builder tells strata-packages about the shared indexes it mounted (on
+// the build's own /run, never in a layer).
+const (
+	aptListsDir     = "/var/lib/apt/lists"
+	aptCacheDirPath = "/var/cache/apt"
+	aptIndexesInfo  = aptCacheDir + "/apt-indexes.json"
+)
+
+// aptIndexesInfoFile is what aptIndexesInfo holds; strata-packages reads it
+// (update = "auto").
+type aptIndexesInfoFile struct {
+	Key     string    `json:"key,omitempty"`
+	Shared  bool      `json:"shared"`
+	Checked time.Time `json:"checked,omitempty"`
+	// Pinned: offline or snapshot builds, whose indexes cannot change.
+	Pinned bool `json:"pinned"`
+}
+
+// stepAptIndexes gives the build a private copy-on-write view of the
+// package indexes every build on the host shares (pkgcache's shared
+// indexes): overlays at /var/lib/apt/lists and /var/cache/apt whose lower
+// dir is the shared copy for the image's sources, architecture and
+// InRelease digests (an empty dir when there is none yet) and whose upper
+// dir is in the work dir. Nothing apt writes there enters a layer. Its
+// undo takes the verified lists the build left into a new shared copy
+// when the InRelease files changed, then unmounts.
+//
+// Reads stateConfig, statePackageCache, stateRoot, stateLedger; pushes an undo.
+type stepAptIndexes struct {
+	undo *undo
+}
+
+func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	v, ok := state.GetOk(statePackageCache)
+	if !ok {
+		return multistep.ActionContinue // without the cache, nothing vouches for shared lists
+	}
+	server := v.(*pkgcache.Server)
+	cfg := configOf(state)
+	ui := uiOf(state)
+	root := rootOf(state)
+	ledger := ledgerOf(state)
+	store := server.Store()
+
+	set := imageIndexSet(root)
+	pinned := cfg.PackageCache.Offline || cfg.snapshot != nil
+	urls := pkgcache.ReleaseURLs(set.Sources)
+	if cfg.snapshot != nil {
+		set.Releases = map[string]string{}
+		for _, u := range urls {
+			if h, ok := cfg.snapshot[u]; ok {
+				set.Releases[u] = h
+			}
+		}
+	} else {
+		set.Releases, _ = store.LatestReleases(urls)
+	}
+	key := set.Key()
+	shared, hit := store.SharedIndexes(key)
+	if hit {
+		if err := server.Preload(ctx, set.Releases); err != nil {
+			ui.Error(fmt.Sprintf("Warning: package indexes: not using the shared copy %s: %v", short(key), err))
+			hit = false
+		}
+	}
+
+	base := filepath.Join(cfg.WorkDir, "apt-indexes")
+	if err := os.RemoveAll(base); err != nil {
+		return halt(state, fmt.Errorf("package indexes: %w", err))
+	}
+	for _, d := range []string{"empty", "lists/upper", "lists/work", "cache/upper", "cache/work"} {
+		if err := os.MkdirAll(filepath.Join(base, d), 0o755); err != nil {
+			return halt(state, fmt.Errorf("package indexes: %w", err))
+		}
+	}
+	lowers := map[string]string{aptListsDir: filepath.Join(base, "empty"), aptCacheDirPath: filepath.Join(base, "empty")}
+	if hit {
+		lowers[aptListsDir], lowers[aptCacheDirPath] = shared.Lists, shared.Cache
+	}
+	var done []*madeMount
+	s.undo = pushUndo(state, "package indexes", func(ui packersdk.Ui) error {
+		harvestIndexes(ui, server, root, pinned)
+		var recs []mount.MountRecord
+		for _, m := range done {
+			if m.ID != 0 {
+				recs = append(recs, m.MountRecord)
+			}
+		}
+		if err := unmountRecords(ui, ledger, recs); err != nil {
+			return err
+		}
+		for i := len(done) - 1; i >= 0; i-- {
+			if err := removeCreated(root, done[i]); err != nil {
+				return fmt.Errorf("removing the mount point %s the build created: %w", done[i].InImage, err)
+			}
+		}
+		done = nil
+		return os.RemoveAll(base)
+	})
+	for _, target := range []string{aptListsDir, aptCacheDirPath} {
+		name := filepath.Base(target)
+		if target == aptCacheDirPath {
+			name = "cache"
+		}
+		opts := layer.OverlayOptions([]string{lowers[target]}, filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
+		made, err := mountInImage(root, ledger, plannedMount{
+			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev," + opts},
+			Own:  true,
+		})
+		if made != nil && (made.ID != 0 || len(made.created) > 0) {
+			done = append(done, made)
+		}
+		if err != nil {
+			return halt(state, fmt.Errorf("package indexes: mounting %s: %w", target, err))
+		}
+	}
+
+	info := aptIndexesInfoFile{Pinned: pinned}
+	if hit {
+		info.Key, info.Shared, info.Checked = key, true, shared.Checked.UTC()
+		age := "never checked"
+		if !shared.Checked.IsZero() {
+			age = "checked " + time.Since(shared.Checked).Round(time.Second).String() + " ago"
+		}
+		ui.Message(fmt.Sprintf("package indexes: shared copy %s (hit, %s)", short(key), age))
+	} else {
+		ui.Message("package indexes: no shared copy for these sources and InRelease files yet (miss); apt-get update makes one")
+	}
+	b, _ := json.Marshal(info)
+	if err := root.WriteFile(aptIndexesInfo, bytes.NewReader(b), inroot.FileSpec{Mode: 0o644}); err != nil {
+		return halt(state, fmt.Errorf("package indexes: %w", err))
+	}
+	return multistep.ActionContinue
+}
+
+func (s *stepAptIndexes) Cleanup(state multistep.StateBag) { cleanupUndo(state, s.undo) }
+
+// harvestIndexes publishes the lists the build left as a new shared copy
+// (pkgcache verifies every file against the InRelease files the cache
+// served this build), or, when the build revalidated the InRelease files
+// of an existing copy, records that they are still current. A failure
+// here costs the next build time, never this one its result.
+func harvestIndexes(ui packersdk.Ui, server *pkgcache.Server, root *inroot.Root, pinned bool) {
+	set := imageIndexSet(root)
+	set.Releases = server.Releases()
+	key := set.Key()
+	if key == "" {
+		return
+	}
+	store := server.Store()
+	if _, ok := store.SharedIndexes(key); ok {
+		fetched := server.Fetched()
+		for _, u := range pkgcache.ReleaseURLs(set.Sources) {
+			if fetched[u] != set.Releases[u] {
+				return // apt did not revalidate them all: nothing learned
+			}
+		}
+		if !pinned {
+			if err := store.MarkIndexesChecked(key); err != nil {
+				ui.Error("Warning: package indexes: " + err.Error())
+			}
+		}
+		return
+	}
+	dir, err := root.OpenPath(aptListsDir)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	start := time.Now()
+	res, err := store.PublishIndexes(set, dir)
+	if len(res.Refused) > 0 {
+		ui.Message(fmt.Sprintf("package indexes: left out %d list(s) the InRelease files do not vouch for: %s", len(res.Refused), strings.Join(res.Refused, "; ")))
+	}
+	switch {
+	case err != nil:
+		ui.Error("Warning: package indexes: not shared: " + err.Error())
+	case res.Published:
+		bin := fmt.Sprintf("srcpkgcache.bin made by the host's apt in %s", res.SourceCacheTime.Round(time.Millisecond))
+		if res.SourceCache != "" {
+			bin = "no srcpkgcache.bin: " + res.SourceCache
+		}
+		ui.Message(fmt.Sprintf("package indexes: published shared copy %s (%d verified lists, %d MiB; %s) in %s",
+			short(key), res.Files, res.Bytes>>20, bin, time.Since(start).Round(time.Millisecond)))
+	case res.Skipped != "":
+		ui.Message("package indexes: not shared: " + res.Skipped)
+	}
+}
+
+// imageIndexSet is the image's apt sources and architecture, read inside
+// its root now.
+func imageIndexSet(root *inroot.Root) pkgcache.IndexSet {
+	return pkgcache.IndexSet{Arch: imageArch(root), Sources: pkgcache.ImageSourceEntries(root)}
+}
+
+// imageArch is the image's dpkg architecture: /var/lib/dpkg/arch's first
+// line when the image has one, else the build host's.
+func imageArch(root *inroot.Root) string {
+	if b, err := root.ReadRegular("/var/lib/dpkg/arch", 4096); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 && len(f[0]) < 32 && strings.Trim(f[0], "abcdefghijklmnopqrstuvwxyz0123456789-") == "" {
+			return f[0]
+		}
+	}
+	switch runtime.GOARCH {
+	case "386":
+		return "i386"
+	case "arm":
+		return "armhf"
+	case "ppc64le":
+		return "ppc64el"
+	}
+	return runtime.GOARCH
+}
+
+func short(key string) string {
+	if len(key) > 12 {
+		return key[:12]
+	}
+	return key
+}
