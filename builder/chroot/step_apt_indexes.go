@@ -48,21 +48,21 @@ type aptIndexesInfoFile struct {
 // undo takes the verified lists the build left into a new shared copy
 // when the InRelease files changed, then unmounts.
 //
-// Reads stateConfig, statePackageCache, stateRoot, stateLedger; pushes an undo.
+// Uses cfg, cache, root, ledger, host; pushes an undo.
 type stepAptIndexes struct {
 	undo *undo
 }
 
 func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	v, ok := state.GetOk(statePackageCache)
-	if !ok {
+	b := buildOf(state)
+	server := b.cache
+	if server == nil {
 		return multistep.ActionContinue // without the cache, nothing vouches for shared lists
 	}
-	server := v.(*pkgcache.Server)
-	cfg := configOf(state)
+	cfg := b.cfg
 	ui := uiOf(state)
-	root := rootOf(state)
-	ledger := ledgerOf(state)
+	root := b.root
+	ledger := b.ledger
 	store := server.Store()
 
 	set := imageIndexSet(root)
@@ -101,7 +101,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		lowers[aptListsDir], lowers[aptCacheDirPath] = shared.Lists, shared.Cache
 	}
 	var done []*madeMount
-	s.undo = pushUndo(state, "package indexes", func(ui packersdk.Ui) error {
+	s.undo = b.pushUndo("package indexes", func(ui packersdk.Ui) error {
 		harvestIndexes(ui, server, root, pinned)
 		var recs []mount.MountRecord
 		for _, m := range done {
@@ -109,7 +109,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 				recs = append(recs, m.MountRecord)
 			}
 		}
-		if err := unmountRecords(ui, ledger, recs); err != nil {
+		if err := unmountRecords(ui, b.host, ledger, recs); err != nil {
 			return err
 		}
 		for i := len(done) - 1; i >= 0; i-- {
@@ -126,7 +126,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 			name = "cache"
 		}
 		opts := layer.OverlayOptions([]string{lowers[target]}, filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
-		made, err := mountInImage(root, ledger, plannedMount{
+		made, err := mountInImage(b.host, root, ledger, plannedMount{
 			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev," + opts},
 			Own:  true,
 		})
@@ -149,8 +149,8 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 	} else {
 		ui.Message("package indexes: no shared copy for these sources and InRelease files yet (miss); apt-get update makes one")
 	}
-	b, _ := json.Marshal(info)
-	if err := root.WriteFile(aptIndexesInfo, bytes.NewReader(b), inroot.FileSpec{Mode: 0o644}); err != nil {
+	data, _ := json.Marshal(info)
+	if err := root.WriteFile(aptIndexesInfo, bytes.NewReader(data), inroot.FileSpec{Mode: 0o644}); err != nil {
 		return halt(state, fmt.Errorf("package indexes: %w", err))
 	}
 	return multistep.ActionContinue
