@@ -85,6 +85,9 @@ func releaseURL(uri, suite string) string {
 // Key names the set: the architecture, the source entries and the
 // InRelease digests. "" when a source's InRelease has no digest.
 func (s IndexSet) Key() string {
+	if len(ReleaseURLs(s.Sources)) == 0 {
+		return "" // no sources: nothing to share
+	}
 	lines := []string{"arch " + s.Arch}
 	for _, src := range s.Sources {
 		lines = append(lines, "source "+strings.TrimRight(src.URI, "/")+" "+strings.Join(src.Suites, ",")+" "+strings.Join(src.Components, ","))

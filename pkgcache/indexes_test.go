@@ -108,6 +108,9 @@ func TestIndexSetKey(t *testing.T) {
 	if missing.Key() != "" {
 		t.Error("a key without the InRelease digest")
 	}
+	if (IndexSet{Arch: "amd64"}).Key() != "" {
+		t.Error("a key for an image without sources")
+	}
 	if got := ReleaseURLs(base.Sources); len(got) != 1 || got[0] != testMirror+"/dists/bookworm/InRelease" {
 		t.Errorf("ReleaseURLs %q", got)
 	}
