@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
@@ -51,7 +53,7 @@ func (d *diskPlan) fstab() string {
 // not zero.
 func (e *exporter) rootPartition(root *inroot.Root, img string, d *diskPlan, size int64) (int64, error) {
 	st, err := root.Lstat("/etc")
-	if err != nil || inroot.ModeOf(st)&os.ModeType != os.ModeDir {
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return 0, fmt.Errorf("the image's /etc is not a directory: a disk needs one for its fstab")
 	}
 	fstab := filepath.Join(filepath.Dir(img), "fstab")
