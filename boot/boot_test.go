@@ -367,7 +367,7 @@ func TestOptionErrors(t *testing.T) {
 
 func TestParseStartupFinished(t *testing.T) {
 	for line, want := range map[string]time.Duration{
-		"[   12.3] systemd[1]: Startup finished in 2.5s (kernel) + 10.25s (userspace) = 12.75s.": 12750 * time.Millisecond,
+		"[   12.3] systemd[1]: Startup finished in 2.5s (kernel) + 10.25s (userspace) = 12.75s.":                                    12750 * time.Millisecond,
 		"Startup finished in 900ms (firmware) + 120ms (loader) + 1.1s (kernel) + 2s (initrd) + 1min 2.5s (userspace) = 1min 6.62s.": 65600 * time.Millisecond,
 	} {
 		got, ok := ParseStartupFinished(line)
@@ -403,4 +403,3 @@ func TestVarsBeside(t *testing.T) {
 		t.Errorf("custom.fd: got %q", got)
 	}
 }
-
