@@ -89,4 +89,3 @@ func (c *Config) prepareBootcheck(add func(format string, a ...interface{})) {
 		add("bootcheck: needs UEFI firmware (/usr/share/OVMF/OVMF_CODE_4M.fd) on the build host; install the Debian package ovmf")
 	}
 }
-
