@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig,MinimizeConfig,DiskConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig,MinimizeConfig,DiskConfig,BootcheckConfig
 //go:generate packer-sdc struct-markdown
 
 package chroot
@@ -129,6 +129,9 @@ type Config struct {
 	ImageVersion string `mapstructure:"image_version" required:"false"`
 	// What to leave out of the image. See the `minimize` block.
 	Minimize *MinimizeConfig `mapstructure:"minimize" required:"false"`
+	// Boot the `disk` output under QEMU before the build succeeds. See the
+	// `bootcheck` block.
+	Bootcheck *BootcheckConfig `mapstructure:"bootcheck" required:"false"`
 	// Globs of the only packages the finished image may hold, such as
 	// `["lib*", "apt", "base-files", "nginx*"]`. A package matching none
 	// fails the build, listing every offender. Empty: any package.
@@ -358,6 +361,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 
 	c.prepareOutputs(add)
 	c.prepareDisk(add)
+	c.prepareBootcheck(add)
 	if c.Bootstrap != nil {
 		if _, err := lookPath("mmdebstrap"); err != nil {
 			add("bootstrap: needs mmdebstrap on the build host; install the mmdebstrap package")

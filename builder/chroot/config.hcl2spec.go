@@ -7,6 +7,37 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
+// FlatBootcheckConfig is an auto-generated flat version of BootcheckConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatBootcheckConfig struct {
+	Enabled *bool   `mapstructure:"enabled" required:"false" cty:"enabled" hcl:"enabled"`
+	Timeout *string `mapstructure:"timeout" required:"false" cty:"timeout" hcl:"timeout"`
+	Expect  *string `mapstructure:"expect" required:"false" cty:"expect" hcl:"expect"`
+	Memory  *int    `mapstructure:"memory" required:"false" cty:"memory" hcl:"memory"`
+	Accel   *string `mapstructure:"accel" required:"false" cty:"accel" hcl:"accel"`
+}
+
+// FlatMapstructure returns a new FlatBootcheckConfig.
+// FlatBootcheckConfig is an auto-generated flat version of BootcheckConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*BootcheckConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatBootcheckConfig)
+}
+
+// HCL2Spec returns the hcl spec of a BootcheckConfig.
+// This spec is used by HCL to read the fields of BootcheckConfig.
+// The decoded values from this spec will then be applied to a FlatBootcheckConfig.
+func (*FlatBootcheckConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"enabled": &hcldec.AttrSpec{Name: "enabled", Type: cty.Bool, Required: false},
+		"timeout": &hcldec.AttrSpec{Name: "timeout", Type: cty.String, Required: false},
+		"expect":  &hcldec.AttrSpec{Name: "expect", Type: cty.String, Required: false},
+		"memory":  &hcldec.AttrSpec{Name: "memory", Type: cty.Number, Required: false},
+		"accel":   &hcldec.AttrSpec{Name: "accel", Type: cty.String, Required: false},
+	}
+	return s
+}
+
 // FlatBootstrapConfig is an auto-generated flat version of BootstrapConfig.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatBootstrapConfig struct {
@@ -74,6 +105,7 @@ type FlatConfig struct {
 	Labels              map[string]string       `mapstructure:"labels" required:"false" cty:"labels" hcl:"labels"`
 	ImageVersion        *string                 `mapstructure:"image_version" required:"false" cty:"image_version" hcl:"image_version"`
 	Minimize            *FlatMinimizeConfig     `mapstructure:"minimize" required:"false" cty:"minimize" hcl:"minimize"`
+	Bootcheck           *FlatBootcheckConfig    `mapstructure:"bootcheck" required:"false" cty:"bootcheck" hcl:"bootcheck"`
 	AllowedPackages     []string                `mapstructure:"allowed_packages" required:"false" cty:"allowed_packages" hcl:"allowed_packages"`
 	DeniedPackages      []string                `mapstructure:"denied_packages" required:"false" cty:"denied_packages" hcl:"denied_packages"`
 	AllowedSetuid       []string                `mapstructure:"allowed_setuid" required:"false" cty:"allowed_setuid" hcl:"allowed_setuid"`
@@ -129,6 +161,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"labels":                     &hcldec.AttrSpec{Name: "labels", Type: cty.Map(cty.String), Required: false},
 		"image_version":              &hcldec.AttrSpec{Name: "image_version", Type: cty.String, Required: false},
 		"minimize":                   &hcldec.BlockSpec{TypeName: "minimize", Nested: hcldec.ObjectSpec((*FlatMinimizeConfig)(nil).HCL2Spec())},
+		"bootcheck":                  &hcldec.BlockSpec{TypeName: "bootcheck", Nested: hcldec.ObjectSpec((*FlatBootcheckConfig)(nil).HCL2Spec())},
 		"allowed_packages":           &hcldec.AttrSpec{Name: "allowed_packages", Type: cty.List(cty.String), Required: false},
 		"denied_packages":            &hcldec.AttrSpec{Name: "denied_packages", Type: cty.List(cty.String), Required: false},
 		"allowed_setuid":             &hcldec.AttrSpec{Name: "allowed_setuid", Type: cty.List(cty.String), Required: false},
