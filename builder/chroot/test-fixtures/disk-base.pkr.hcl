@@ -29,9 +29,8 @@ source "strata-chroot" "kbase" {
   }
   formats           = ["disk"]
   source_date_epoch = 1700000000
-  disk {
-    free_space = "256M"
-  }
+  # The disk block's defaults (ext4 root, systemd-boot, free_space 512M):
+  # what `strata export --format disk` writes, which must give the same bytes.
   bootcheck {
     enabled = var.bootcheck
     timeout = "240s"
