@@ -2,10 +2,12 @@ package export
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -76,14 +78,35 @@ func (e *exporter) rootPartition(root *inroot.Root, img string, d *diskPlan, siz
 
 // ext4WriteFstab replaces /etc/fstab in the ext4 image with debugfs (the
 // file system is a file; nothing is mounted), stamped with the disk's time,
-// and reads it back.
+// and reads it back. It also sets every inode's access and change times to
+// the disk's time: mke2fs -d copies them from the tree, where they tell when
+// a layer was unpacked or last read, not what the image is.
 func (e *exporter) ext4WriteFstab(img, fstab string, d *diskPlan) error {
 	t := d.when.Format("20060102150405")
-	script := strings.Join([]string{
-		"set_current_time " + t,
+	if strings.ContainsAny(fstab, "\"\n") {
+		return fmt.Errorf("%s: the output directory's path must not hold a double quote or a newline", fstab)
+	}
+	var b strings.Builder
+	b.WriteString("set_current_time " + t + "\n")
+	err := filepath.WalkDir(e.root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, e.root), "/")
+		// A name debugfs cannot be given keeps the tree's times.
+		if strings.ContainsAny(rel, "\"\n") || !utf8.ValidString(rel) {
+			return nil
+		}
+		fmt.Fprintf(&b, "sif \"%s\" atime %s\nsif \"%s\" ctime %s\n", rel, t, rel, t)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing the tree for its times: %w", err)
+	}
+	b.WriteString(strings.Join([]string{
 		"cd /etc",
 		"rm fstab",
-		"write " + fstab + " fstab",
+		"write \"" + fstab + "\" fstab",
 		"sif fstab mode 0100644",
 		"sif fstab uid 0",
 		"sif fstab gid 0",
@@ -91,7 +114,8 @@ func (e *exporter) ext4WriteFstab(img, fstab string, d *diskPlan) error {
 		"sif fstab atime " + t,
 		"sif fstab ctime " + t,
 		"sif fstab crtime " + t,
-	}, "\n") + "\n"
+	}, "\n") + "\n")
+	script := b.String()
 	cmdFile := filepath.Join(filepath.Dir(img), "debugfs.cmd")
 	if err := os.WriteFile(cmdFile, []byte(script), 0o600); err != nil {
 		return err
