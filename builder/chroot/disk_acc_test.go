@@ -100,6 +100,19 @@ func diskLayout(t *testing.T, raw string) (sfdiskTable, int64) {
 	return tab, root.Start * p.SectorSize
 }
 
+// logDiskExport logs what the build said of the disk's making (times and
+// sizes, for the record).
+func logDiskExport(t *testing.T, log string) {
+	t.Helper()
+	for _, l := range strings.Split(log, "\n") {
+		for _, k := range []string{"Tree:", "root partition (", "EFI system partition:", "GPT:", "Wrote disk", "Export done", "Boot check passed"} {
+			if strings.Contains(l, k) {
+				t.Log(strings.TrimSpace(l))
+			}
+		}
+	}
+}
+
 // assertNoLoop: no loop device is backed by a file under dir.
 func assertNoLoop(t *testing.T, dir string) {
 	t.Helper()
@@ -142,6 +155,7 @@ func TestAccDisk(t *testing.T) {
 		}
 		bc := bootCheckOf(t, out)
 		t.Logf("boot check: %+v", bc)
+		logDiskExport(t, log)
 		runIn(t, out, "sha256sum", "-c", "disk.raw.sha256")
 		raw := filepath.Join(out, "disk.raw")
 		tab, rootOff := diskLayout(t, raw)
@@ -226,6 +240,7 @@ func TestAccDisk(t *testing.T) {
 		cout := filepath.Join(cdir, "output-child")
 		bc := bootCheckOf(t, cout)
 		t.Logf("boot check: %+v", bc)
+		logDiskExport(t, cr.out.String())
 		for _, f := range []string{"disk.raw", "disk.qcow2"} {
 			runIn(t, cout, "sha256sum", "-c", f+".sha256")
 		}
