@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
@@ -291,6 +293,33 @@ func TestAccDisk(t *testing.T) {
 			if !strings.Contains(log, want) {
 				t.Errorf("the failure lacks %q:\n%s", want, log)
 			}
+		}
+		assertClean(t, filepath.Join(store, "work"))
+		assertNoLoop(t, cdir)
+	})
+
+	t.Run("SIGTERMDuringExport", func(t *testing.T) {
+		// SIGTERM to the build's process group (as CI and systemd stop a
+		// job) while the root partition is being made: the build stops, and
+		// leaves no output, no temporary file, no mount, no loop device and
+		// no program of its own running.
+		cdir := t.TempDir()
+		cvars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base.ImageID, "install": `["less"]`}
+		cr := e.start(t, cdir, fixture("disk-child.pkr.hcl"), cvars)
+		cout := filepath.Join(cdir, "output-child")
+		waitForFile(t, cr, filepath.Join(cout, ".disk.raw.tmp.parts", "root.img"))
+		syscall.Kill(-cr.cmd.Process.Pid, syscall.SIGTERM)
+		cr.wait(t, 2*time.Minute)
+		if cr.code == 0 {
+			t.Fatalf("a build stopped by SIGTERM exited 0:\n%s", cr.out.String())
+		}
+		if ents, err := os.ReadDir(cout); err == nil {
+			for _, en := range ents {
+				t.Errorf("the stopped build left %s in its output dir", en.Name())
+			}
+		}
+		if out, _ := exec.Command("pgrep", "-af", cdir).Output(); len(out) > 0 {
+			t.Errorf("programs of the stopped build still run:\n%s", out)
 		}
 		assertClean(t, filepath.Join(store, "work"))
 		assertNoLoop(t, cdir)
