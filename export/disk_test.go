@@ -6,14 +6,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // newc writes a newc cpio archive of files (name -> content; a name ending
@@ -152,5 +155,67 @@ func TestDiskIdentifiers(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("sfdisk script lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestExportDisk: a tree with a kernel and an initramfs (stand-ins: nothing
+// boots them here; TestAccDisk boots real ones) becomes a GPT disk with the
+// ESP and root types, the loader entry and the disk's fstab finding the
+// root by PARTUUID, and nothing of it in the tree. Exported again, and
+// from a copy of the tree (other inode numbers, access and change times),
+// it is the same disk, byte for byte.
+func TestExportDisk(t *testing.T) {
+	root := makeTree(t)
+	const v = "6.1.0-9-cloud-amd64"
+	os.MkdirAll(filepath.Join(root, "boot"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "fstab"), []byte("# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "boot", "vmlinuz-"+v), []byte("kernel"), 0o644)
+	os.WriteFile(filepath.Join(root, "boot", "initrd.img-"+v), newc([][2]string{{"init", "#!/bin/sh"},
+		{"usr/lib/modules/" + v + "/modules.builtin", "kernel/fs/ext4/ext4.ko\n"}}), 0o644)
+	os.Remove(filepath.Join(root, "sparse.img")) // 2 GiB of holes: the ext4 root would be large for nothing
+	img := &layer.Image{ID: "sha256:0123", Created: time.Unix(1700000000, 0)}
+	export := func(root string) (string, string) {
+		out := t.TempDir()
+		res, err := Export(context.Background(), Source{Root: root, Image: img}, out, Options{Formats: []string{"disk"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Outputs) != 1 || res.Outputs[0].Path != filepath.Join(out, "disk.raw") {
+			t.Fatalf("outputs %+v", res.Outputs)
+		}
+		return res.Outputs[0].SHA256, res.Outputs[0].Path
+	}
+	sum, raw := export(root)
+	out, err := exec.Command("sfdisk", "--json", raw).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root2 := filepath.Join(t.TempDir(), "copy")
+	if b, err := exec.Command("cp", "-a", root, root2).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, b)
+	}
+	rootUUID := derivedUUID(img.ID, "root")
+	for _, want := range []string{`"label":"gpt"`, strings.ToUpper(ESPType), strings.ToUpper(RootX8664Type), strings.ToUpper(rootUUID)} {
+		if !strings.Contains(strings.ReplaceAll(strings.ReplaceAll(string(out), " ", ""), "\n", ""), strings.ReplaceAll(want, " ", "")) {
+			t.Errorf("sfdisk --json lacks %s:\n%s", want, out)
+		}
+	}
+	entry, err := exec.Command("mtype", "-i", raw+"@@1048576", "::/loader/entries/strata-"+derived(img.ID, "token")[:12]+".conf").CombinedOutput()
+	if err != nil || !strings.Contains(string(entry), "options root=PARTUUID="+rootUUID+" ro console=ttyS0") {
+		t.Errorf("loader entry: %v\n%s", err, entry)
+	}
+	fstab, err := exec.Command("debugfs", "-R", "cat /etc/fstab", fmt.Sprintf("%s?offset=%d", raw, (1+minESP>>20)<<20)).Output()
+	if err != nil || !strings.Contains(string(fstab), "PARTUUID="+rootUUID+" / ext4 defaults 0 1") {
+		t.Errorf("the disk's fstab: %v\n%s", err, fstab)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc", "fstab")); !strings.HasPrefix(string(b), "# UNCONFIGURED") {
+		t.Errorf("the tree's fstab changed: %s", b)
+	}
+	if again, _ := export(root); again != sum {
+		t.Errorf("the same tree gave another disk: %s, then %s", sum, again)
+	}
+	if copied, _ := export(root2); copied != sum {
+		t.Errorf("a copy of the tree gave another disk: %s, then %s", sum, copied)
 	}
 }
