@@ -1,9 +1,9 @@
 package export
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,8 +56,15 @@ func (o DiskOptions) withDefaults() DiskOptions {
 	if o.Kernel == "" {
 		o.Kernel = "auto"
 	}
+	if o.Size == 0 && o.FreeSpace == 0 {
+		o.FreeSpace = DefaultDiskFreeSpace
+	}
 	return o
 }
+
+// DefaultDiskFreeSpace is the free space of an ext4 root when neither the
+// disk's size nor the free space is given.
+const DefaultDiskFreeSpace = 512 << 20
 
 // diskPlan is what a disk export found before it writes anything.
 type diskPlan struct {
@@ -198,17 +205,7 @@ func (e *exporter) disk() ([]Output, error) {
 	defer e.temp(tmp)()
 
 	e.opt.Report("  " + d.describe())
-	// The root partition: when the disk's size is given, the root takes
-	// what the ESP leaves of it.
-	rootImg := filepath.Join(work, "root.img")
 	start := time.Now()
-	rootSize, err := e.rootPartition(root, rootImg, d)
-	if err != nil {
-		return nil, fmt.Errorf("the root partition: %w", err)
-	}
-	e.opt.Report(fmt.Sprintf("  root partition (%s): %s in %s", d.opt.RootFilesystem, bytesize.Human(rootSize), time.Since(start).Round(time.Millisecond)))
-
-	start = time.Now()
 	files := []espFile{
 		{espDir(d.token, d.kernel.Version) + "/linux", filepath.Join(work, "linux")},
 		{espDir(d.token, d.kernel.Version) + "/initrd", filepath.Join(work, "initrd")},
@@ -230,17 +227,33 @@ func (e *exporter) disk() ([]Output, error) {
 	}
 	e.opt.Report(fmt.Sprintf("  EFI system partition: %s with %s in %s", bytesize.Human(espSize), from, time.Since(start).Round(time.Millisecond)))
 
+	// The root partition: when the disk's size is given, the root takes
+	// what the ESP and the partition table leave of it.
+	var rootTarget int64
+	if d.opt.Size > 0 {
+		rootTarget = (d.opt.Size - espSize - 2*gptAlign) / gptAlign * gptAlign
+		if rootTarget <= 0 {
+			return nil, fmt.Errorf("disk.size %s leaves no room for the root partition beside the %s ESP", bytesize.Human(d.opt.Size), bytesize.Human(espSize))
+		}
+	}
+	rootImg := filepath.Join(work, "root.img")
+	start = time.Now()
+	rootSize, err := e.rootPartition(root, rootImg, d, rootTarget)
+	if err != nil {
+		return nil, fmt.Errorf("the root partition: %w", err)
+	}
+	e.opt.Report(fmt.Sprintf("  root partition (%s): %s in %s", d.opt.RootFilesystem, bytesize.Human(rootSize), time.Since(start).Round(time.Millisecond)))
+	if rootTarget > 0 {
+		if rootSize > rootTarget {
+			return nil, fmt.Errorf("disk.size %s is too small: the root file system needs %s beside the %s ESP; make the disk at least %d MiB", bytesize.Human(d.opt.Size), bytesize.Human(rootSize), bytesize.Human(espSize), (rootSize+espSize+2*gptAlign)>>20)
+		}
+		rootSize = rootTarget
+	}
+
 	parts := []partition{
 		{name: "esp", typ: ESPType, uuid: d.espUUID, img: espImg, size: espSize},
 		{name: "root-x86-64", typ: RootX8664Type, uuid: d.rootUUID, img: rootImg, size: alignUp(rootSize, gptAlign),
 			readOnly: d.opt.RootFilesystem == RootSquashfs},
-	}
-	if d.opt.Size > 0 {
-		need := layoutGPT(parts)
-		if d.opt.Size < need {
-			return nil, fmt.Errorf("disk.size %s is too small: this image needs at least %s (%d MiB)", bytesize.Human(d.opt.Size), bytesize.Human(need), need>>20)
-		}
-		parts[1].size += (d.opt.Size - need) / gptAlign * gptAlign
 	}
 	total, err := e.assembleGPT(tmp, d.diskGUID, parts)
 	if err != nil {

@@ -24,8 +24,8 @@ const (
 	// systemdBootEFI is systemd-boot in the image (Debian's systemd-boot-efi
 	// package), and on the build host when the image has none.
 	systemdBootEFI = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
-	// grubEFIModules are the host's GRUB modules (grub-efi-amd64-bin).
-	grubEFIModules = "/usr/lib/grub/x86_64-efi"
+	// GrubModulesDir holds the host's GRUB EFI modules (grub-efi-amd64-bin).
+	GrubModulesDir = "/usr/lib/grub/x86_64-efi"
 )
 
 // grubModules are what the GRUB image needs to find the ESP, read the
@@ -66,11 +66,11 @@ func (e *exporter) bootLoaderFiles(root *inroot.Root, tmp string, d *diskPlan, k
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, "", err
 		}
-		args := append([]string{"-O", "x86_64-efi", "-d", grubEFIModules, "-p", "/EFI/BOOT", "-c", cfgPath, "-o", loader}, grubModules...)
+		args := append([]string{"-O", "x86_64-efi", "-d", GrubModulesDir, "-p", "/EFI/BOOT", "-c", cfgPath, "-o", loader}, grubModules...)
 		if err := e.run("grub-mkimage", args...); err != nil {
 			return nil, "", err
 		}
-		return []espFile{{"/EFI/BOOT/BOOTX64.EFI", loader}}, "GRUB from the build host (" + grubEFIModules + ", grub-mkimage with an embedded configuration)", nil
+		return []espFile{{"/EFI/BOOT/BOOTX64.EFI", loader}}, "GRUB from the build host (" + GrubModulesDir + ", grub-mkimage with an embedded configuration)", nil
 	default:
 		from := "the image's " + systemdBootEFI
 		if err := copyOut(root, systemdBootEFI, loader); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
@@ -47,10 +49,11 @@ func (d *diskPlan) fstab() string {
 
 // rootPartition makes the root partition's file system of the tree in the
 // file img, with the disk's own /etc/fstab (only there: never in the tree
-// or its layers), and returns its size.
-func (e *exporter) rootPartition(root *inroot.Root, img string, d *diskPlan) (int64, error) {
+// or its layers), and returns its size. An ext4 root fills size when it is
+// not zero.
+func (e *exporter) rootPartition(root *inroot.Root, img string, d *diskPlan, size int64) (int64, error) {
 	st, err := root.Lstat("/etc")
-	if err != nil || inroot.ModeOf(st)&os.ModeType != os.ModeDir {
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return 0, fmt.Errorf("the image's /etc is not a directory: a disk needs one for its fstab")
 	}
 	fstab := filepath.Join(filepath.Dir(img), "fstab")
@@ -60,8 +63,7 @@ func (e *exporter) rootPartition(root *inroot.Root, img string, d *diskPlan) (in
 	if d.opt.RootFilesystem == RootSquashfs {
 		return e.squashfsRoot(root, img, d, fstab)
 	}
-	free := d.opt.FreeSpace
-	size, err := e.mkExt4(img, ext4Spec{label: "root", free: free, inodeRatio: e.opt.Ext4InodeRatio,
+	got, err := e.mkExt4(img, ext4Spec{label: "root", free: d.opt.FreeSpace, size: size, inodeRatio: e.opt.Ext4InodeRatio,
 		uuid: d.fsUUID, hashSeed: d.hashSeed, when: d.when})
 	if err != nil {
 		return 0, err
@@ -69,7 +71,7 @@ func (e *exporter) rootPartition(root *inroot.Root, img string, d *diskPlan) (in
 	if err := e.ext4WriteFstab(img, fstab, d); err != nil {
 		return 0, err
 	}
-	return size, nil
+	return got, nil
 }
 
 // ext4WriteFstab replaces /etc/fstab in the ext4 image with debugfs (the

@@ -201,11 +201,12 @@ func exportTree(ctx context.Context, root, outDir string, want map[string]bool, 
 		images = append(images, o...)
 	}
 	t := <-tarDone
-	if t.err != nil {
-		return nil, t.err
-	}
+	// An image's error first: the tar stream's is then only the cancel.
 	if imageErr != nil {
 		return nil, imageErr
+	}
+	if t.err != nil {
+		return nil, t.err
 	}
 	res.RootfsDigest = "sha256:" + t.digest
 	res.Outputs = append(append(res.Outputs, t.outs...), images...)

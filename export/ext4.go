@@ -26,8 +26,10 @@ func ext4Geometry(tree treesize.Stats, free, inodeRatio int64) (bytes, inodes in
 
 // ext4Spec is an ext4 file system mkExt4 makes of the tree.
 type ext4Spec struct {
-	label      string
-	free       int64
+	label string
+	free  int64
+	// size, when not zero, is the file system's exact size: no retry.
+	size       int64
 	inodeRatio int64
 	// For a reproducible file system: its UUID, directory hash seed and
 	// the time mke2fs writes (zero: mke2fs's own, random and now).
@@ -40,6 +42,12 @@ type ext4Spec struct {
 // image and tries again when the estimate was short.
 func (e *exporter) mkExt4(tmp string, s ext4Spec) (int64, error) {
 	bytes, inodes := ext4Geometry(e.tree, s.free, s.inodeRatio)
+	tries := 3
+	if s.size > 0 {
+		need, _ := ext4Geometry(e.tree, 0, s.inodeRatio)
+		_, inodes = ext4Geometry(e.tree, max(s.size-need, 0), s.inodeRatio)
+		bytes, tries = s.size, 1
+	}
 	ext := "root_owner=0:0"
 	var env []string
 	if s.hashSeed != "" {
@@ -51,9 +59,11 @@ func (e *exporter) mkExt4(tmp string, s ext4Spec) (int64, error) {
 		env = append(env, fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", s.when.Unix()))
 	}
 	var err error
-	for attempt := 0; attempt < 3; attempt++ {
+	for attempt := 0; attempt < tries; attempt++ {
 		os.Remove(tmp)
-		bytes = alignUp(bytes, 1<<20)
+		if s.size == 0 {
+			bytes = alignUp(bytes, 1<<20)
+		}
 		args := []string{"-q", "-F", "-t", "ext4", "-b", "4096", "-N", fmt.Sprint(inodes), "-L", s.label, "-E", ext}
 		if s.uuid != "" {
 			args = append(args, "-U", s.uuid)

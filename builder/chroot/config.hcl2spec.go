@@ -115,6 +115,7 @@ type FlatConfig struct {
 	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
 	Ext4InodeRatio      *int                    `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
 	SquashfsCompression *string                 `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
+	Disk                *FlatDiskConfig         `mapstructure:"disk" required:"false" cty:"disk" hcl:"disk"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -170,6 +171,42 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
 		"ext4_inode_ratio":           &hcldec.AttrSpec{Name: "ext4_inode_ratio", Type: cty.Number, Required: false},
 		"squashfs_compression":       &hcldec.AttrSpec{Name: "squashfs_compression", Type: cty.String, Required: false},
+		"disk":                       &hcldec.BlockSpec{TypeName: "disk", Nested: hcldec.ObjectSpec((*FlatDiskConfig)(nil).HCL2Spec())},
+	}
+	return s
+}
+
+// FlatDiskConfig is an auto-generated flat version of DiskConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatDiskConfig struct {
+	Size           *string `mapstructure:"size" required:"false" cty:"size" hcl:"size"`
+	FreeSpace      *string `mapstructure:"free_space" required:"false" cty:"free_space" hcl:"free_space"`
+	RootFilesystem *string `mapstructure:"root_filesystem" required:"false" cty:"root_filesystem" hcl:"root_filesystem"`
+	Bootloader     *string `mapstructure:"bootloader" required:"false" cty:"bootloader" hcl:"bootloader"`
+	Kernel         *string `mapstructure:"kernel" required:"false" cty:"kernel" hcl:"kernel"`
+	KernelCmdline  *string `mapstructure:"kernel_cmdline" required:"false" cty:"kernel_cmdline" hcl:"kernel_cmdline"`
+	QCOW2          *bool   `mapstructure:"qcow2" required:"false" cty:"qcow2" hcl:"qcow2"`
+}
+
+// FlatMapstructure returns a new FlatDiskConfig.
+// FlatDiskConfig is an auto-generated flat version of DiskConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*DiskConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatDiskConfig)
+}
+
+// HCL2Spec returns the hcl spec of a DiskConfig.
+// This spec is used by HCL to read the fields of DiskConfig.
+// The decoded values from this spec will then be applied to a FlatDiskConfig.
+func (*FlatDiskConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"size":            &hcldec.AttrSpec{Name: "size", Type: cty.String, Required: false},
+		"free_space":      &hcldec.AttrSpec{Name: "free_space", Type: cty.String, Required: false},
+		"root_filesystem": &hcldec.AttrSpec{Name: "root_filesystem", Type: cty.String, Required: false},
+		"bootloader":      &hcldec.AttrSpec{Name: "bootloader", Type: cty.String, Required: false},
+		"kernel":          &hcldec.AttrSpec{Name: "kernel", Type: cty.String, Required: false},
+		"kernel_cmdline":  &hcldec.AttrSpec{Name: "kernel_cmdline", Type: cty.String, Required: false},
+		"qcow2":           &hcldec.AttrSpec{Name: "qcow2", Type: cty.Bool, Required: false},
 	}
 	return s
 }
