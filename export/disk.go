@@ -200,8 +200,12 @@ func (e *exporter) disk() ([]Output, error) {
 	if err := os.Mkdir(work, 0o700); err != nil {
 		return nil, err
 	}
-	defer e.temp(work)()
 	defer os.RemoveAll(work)
+	// A killed build's next start removes the temporary files the ledger
+	// names (regular files only): every one this export may write.
+	for _, f := range diskPartFiles {
+		defer e.temp(filepath.Join(work, f))()
+	}
 	defer e.temp(tmp)()
 
 	e.opt.Report("  " + d.describe())
@@ -274,6 +278,11 @@ func (e *exporter) disk() ([]Output, error) {
 	}
 	return outs, nil
 }
+
+// diskPartFiles are the files a disk export writes in its temporary
+// directory.
+var diskPartFiles = []string{"linux", "initrd", "esp.img", "root.img", "BOOTX64.EFI", "grub-embedded.cfg",
+	"loader.conf", "entry.conf", "fstab", "debugfs.cmd", "strata-overlay-dirs.service"}
 
 // qcow2 converts the raw disk to disk.qcow2 (holes stay unallocated).
 func (e *exporter) qcow2(raw string) (Output, error) {

@@ -74,48 +74,31 @@ func checkInitramfs(ctx context.Context, root *inroot.Root, k bootKernel, fs str
 // host's decompressor).
 func readInitramfs(ctx context.Context, data []byte) (*initramfsContents, error) {
 	c := &initramfsContents{names: map[string]bool{}, builtin: map[string]bool{}}
-	for len(data) > 0 {
-		// Archives are padded with zeros between them.
-		i := 0
-		for i < len(data) && data[i] == 0 {
-			i++
-		}
-		data = data[i:]
+	return c, c.readArchives(ctx, data, true)
+}
+
+// readArchives reads the cpio archives in data, padded with zeros between
+// them. A compressed one runs to the end of the file (it may hold several
+// archives one after another); it is read when compressed is true.
+func (c *initramfsContents) readArchives(ctx context.Context, data []byte, compressed bool) error {
+	for {
+		data = bytes.TrimLeft(data, "\x00")
 		if len(data) == 0 {
-			break
+			return nil
 		}
-		if bytes.HasPrefix(data, []byte("0707")) {
-			n, err := c.readCpio(data)
+		if !bytes.HasPrefix(data, []byte("0707")) && compressed {
+			plain, err := decompress(ctx, data)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			data = data[n:]
-			continue
+			return c.readArchives(ctx, plain, false)
 		}
-		plain, err := decompress(ctx, data)
+		n, err := c.readCpio(data)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		// A compressed archive runs to the end of the file (it may hold
-		// several cpio archives one after another).
-		for len(plain) > 0 {
-			j := 0
-			for j < len(plain) && plain[j] == 0 {
-				j++
-			}
-			plain = plain[j:]
-			if len(plain) == 0 {
-				break
-			}
-			n, err := c.readCpio(plain)
-			if err != nil {
-				return nil, err
-			}
-			plain = plain[n:]
-		}
-		break
+		data = data[n:]
 	}
-	return c, nil
 }
 
 // decompress undoes the compression data starts with.

@@ -322,11 +322,13 @@ func timedAll(report func(string), format, tmp string, f func() ([]Output, error
 		if err != nil {
 			return Output{}, err
 		}
+		return outs[0], nil
+	})
+	if err == nil {
 		for _, o := range outs[1:] {
 			report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), short(o.SHA256)))
 		}
-		return outs[0], nil
-	})
+	}
 	return outs, err
 }
 
