@@ -298,6 +298,16 @@ func (o *Options) fill() error {
 	} else if o.Vars == "" {
 		o.Vars = varsBeside(o.Firmware)
 	}
+	// QEMU runs in a temporary directory: relative paths would miss.
+	for _, p := range []*string{&o.Disk, &o.Firmware, &o.Vars} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return err
+			}
+			*p = abs
+		}
+	}
 	return nil
 }
 
@@ -515,7 +525,12 @@ func (v *vm) wait() { <-v.done }
 func (v *vm) stop() {
 	pgid := v.cmd.Process.Pid
 	v.once.Do(func() { close(v.stopped) })
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	select {
+	case <-v.done:
+		// Reaped, and its group killed then: the number may be another's now.
+	default:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 	v.wait()
 	if v.tracker != nil {
 		v.tracker.GroupEnded(pgid)

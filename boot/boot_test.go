@@ -200,8 +200,12 @@ func TestCheckCustomExpectTimesFromConsole(t *testing.T) {
 	t.Setenv("FAKE_MODE", "console")
 	opt := f.options(AccelTCG)
 	opt.Expect = `^custom: ready$`
-	opt.Disk = filepath.Join(f.dir, "disk.qcow2")
-	os.WriteFile(opt.Disk, nil, 0o644)
+	// A relative path works although QEMU runs elsewhere.
+	os.WriteFile(filepath.Join(f.dir, "disk.qcow2"), nil, 0o644)
+	wd, _ := os.Getwd()
+	t.Cleanup(func() { os.Chdir(wd) })
+	os.Chdir(f.dir)
+	opt.Disk = "disk.qcow2"
 	res, err := Check(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +214,7 @@ func TestCheckCustomExpectTimesFromConsole(t *testing.T) {
 	if res.BootTimeSource != "console" || res.BootTime < 200*time.Millisecond || res.BootTime > res.Total {
 		t.Errorf("boot time %s from %s (total %s): want the host clock from the kernel's first line", res.BootTime, res.BootTimeSource, res.Total)
 	}
-	if !strings.Contains(f.read("args"), "format=qcow2") {
+	if !strings.Contains(f.read("args"), "file="+filepath.Join(f.dir, "disk.qcow2")+",format=qcow2") {
 		t.Errorf("a .qcow2 disk should be opened as qcow2: %s", f.read("args"))
 	}
 }

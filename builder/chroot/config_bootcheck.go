@@ -24,7 +24,7 @@ type BootcheckConfig struct {
 	Enabled bool `mapstructure:"enabled" required:"false"`
 	// The whole boot's time limit, firmware included, as a Go duration
 	// such as `90s` or `5m`. Defaults to `120s`; a boot under TCG (no
-	// working KVM) takes 20 to 40 seconds of one core.
+	// working KVM) takes 20 to 60 seconds of one core, more on a busy host.
 	Timeout string `mapstructure:"timeout" required:"false"`
 	// A regular expression (Go syntax) for the console line that means the
 	// image is up, such as `"login: $"` or a line a unit of yours prints.
