@@ -7,9 +7,11 @@ PLUGIN        := $(BIN)/packer-plugin-strata
 SDC           := $(BIN)/packer-sdc
 STRATA        := $(BIN)/strata
 PLUGIN_SOURCE := github.com/strata-build/strata
-HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg
+HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg qemu-system-x86 ovmf qemu-utils dosfstools mtools fdisk systemd-boot-efi grub-efi-amd64-bin
 # What the end-to-end tests drive besides: Ansible (through packer-plugin-ansible).
 TEST_PACKAGES := ansible-core openssh-client umoci skopeo apt-utils apt-cacher-ng gnupg
+# The peers bench/disk.sh compares with (systemd-repart is in systemd).
+BENCH_PACKAGES := mkosi debootstrap
 ANSIBLE_PLUGIN := $(BIN)/packer-plugin-ansible
 # One package cache for every test run on this machine, outside any image and any clone.
 export STRATA_TEST_CACHE ?= /var/cache/strata-test/apt
@@ -104,6 +106,7 @@ vet:
 
 ## bench: the comparison tables (needs the network to the Debian mirror).
 bench: deps build
+	@$(MAKE) -s apt-install PACKAGES="$(BENCH_PACKAGES)"
 	bash bench/run.sh
 
 fmt:

@@ -8,7 +8,8 @@
 #      minimized images are compared with slimmed mmdebstrap in table 5.
 #   2. exporting that tree as tar.zst: strata's exporter against `tar | zstd`,
 #      and as squashfs against mksquashfs (each row says what it includes).
-#   3. layers, 4. the package cache, 5. image size with minimize, 6. the catalog.
+#   3. layers, 4. the package cache, 5. image size with minimize, 6. the catalog,
+#   7. bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -103,3 +104,6 @@ ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/minimize.sh
 
 # 6. The catalog: promote/rollback latency and listing on 10,000 versions.
 go run ./bench/catalogbench
+
+# 7. Bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/disk.sh

@@ -16,16 +16,17 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
+	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // Formats lists every output format, in the order Export writes them.
-var Formats = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "dir", "oci"}
+var Formats = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "disk", "dir", "oci"}
 
 // flattened are the formats that hold the whole tree as one.
-var flattened = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "dir"}
+var flattened = []string{"tar", "tar.gz", "tar.zst", "squashfs", "ext4", "disk", "dir"}
 
 // IsFormat reports whether f is a known format.
 func IsFormat(f string) bool { return slices.Contains(Formats, f) }
@@ -37,6 +38,10 @@ func FileName(f string) string {
 		return "rootfs"
 	case "oci":
 		return "oci"
+	case "disk":
+		return "disk.raw"
+	case QCOW2Format:
+		return "disk.qcow2"
 	}
 	return "rootfs." + f
 }
@@ -72,6 +77,8 @@ type Options struct {
 	// SquashfsCompression is a compressor as ParseSquashfsCompression reads it.
 	SquashfsCompression string
 	OCI                 OCIOptions
+	// Disk shapes the disk format.
+	Disk DiskOptions
 	treetar.Options
 	// Report receives progress lines for people (what runs, sizes, timings).
 	Report func(string)
@@ -111,10 +118,24 @@ func Export(ctx context.Context, src Source, outDir string, opt Options) (*Resul
 		}
 		want[f] = true
 	}
+	var disk *diskPlan
+	if want["disk"] {
+		// The kernel, the initramfs and the options are checked before
+		// anything is written.
+		root, err := inroot.Open(src.Root)
+		if err != nil {
+			return nil, err
+		}
+		disk, err = planDisk(ctx, root, src, opt)
+		root.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
 	res := &Result{}
 	if slices.ContainsFunc(flattened, func(f string) bool { return want[f] }) {
 		var err error
-		if res, err = exportTree(ctx, src.Root, outDir, want, opt); err != nil {
+		if res, err = exportTree(ctx, src.Root, outDir, want, opt, disk); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +155,7 @@ func Export(ctx context.Context, src Source, outDir string, opt Options) (*Resul
 }
 
 // exportTree writes the flattened formats of the tree at root.
-func exportTree(ctx context.Context, root, outDir string, want map[string]bool, opt Options) (*Result, error) {
+func exportTree(ctx context.Context, root, outDir string, want map[string]bool, opt Options, disk *diskPlan) (*Result, error) {
 	tree, err := treesize.Measure(root)
 	if err != nil {
 		return nil, fmt.Errorf("measuring %s: %w", root, err)
@@ -161,30 +182,31 @@ func exportTree(ctx context.Context, root, outDir string, want map[string]bool, 
 	}()
 
 	res := &Result{Tree: tree}
-	e := exporter{ctx: ctx, root: root, outDir: outDir, opt: opt, tree: tree}
+	e := exporter{ctx: ctx, root: root, outDir: outDir, opt: opt, tree: tree, diskPlan: disk}
 	var images []Output
 	var imageErr error
 	for _, f := range []struct {
 		format string
-		write  func() (Output, error)
-	}{{"squashfs", e.squashfs}, {"ext4", e.ext4}} {
+		write  func() ([]Output, error)
+	}{{"squashfs", one(e.squashfs)}, {"ext4", one(e.ext4)}, {"disk", e.disk}} {
 		if !want[f.format] || imageErr != nil {
 			continue
 		}
-		o, err := timed(opt.Report, f.format, tmpName(outDir, f.format), f.write)
+		o, err := timedAll(opt.Report, f.format, tmpName(outDir, f.format), f.write)
 		if err != nil {
 			imageErr = err
 			cancel()
 			continue
 		}
-		images = append(images, o)
+		images = append(images, o...)
 	}
 	t := <-tarDone
-	if t.err != nil {
-		return nil, t.err
-	}
+	// An image's error first: the tar stream's is then only the cancel.
 	if imageErr != nil {
 		return nil, imageErr
+	}
+	if t.err != nil {
+		return nil, t.err
 	}
 	res.RootfsDigest = "sha256:" + t.digest
 	res.Outputs = append(append(res.Outputs, t.outs...), images...)
@@ -205,11 +227,40 @@ type exporter struct {
 	outDir string
 	opt    Options
 	tree   treesize.Stats
+	// diskPlan is what the disk format checked before the export began.
+	diskPlan *diskPlan
+}
+
+// one makes a writer of one output a writer of several.
+func one(f func() (Output, error)) func() ([]Output, error) {
+	return func() ([]Output, error) {
+		o, err := f()
+		if err != nil {
+			return nil, err
+		}
+		return []Output{o}, nil
+	}
 }
 
 // run runs a host tool in its own process group, tracked.
 func (e *exporter) run(name string, args ...string) error {
+	return e.runEnv(nil, name, args...)
+}
+
+// runEnv runs a host tool with env added to its environment.
+func (e *exporter) runEnv(env []string, name string, args ...string) error {
+	return e.runCmd(e.command(env, name, args...))
+}
+
+// command prepares a host tool with env added to its environment.
+func (e *exporter) command(env []string, name string, args ...string) *exec.Cmd {
 	cmd := hostexec.Command(e.ctx, name, args...)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// runCmd runs a prepared host tool in its own process group, tracked.
+func (e *exporter) runCmd(cmd *exec.Cmd) error {
 	var t hostexec.Tracker
 	if e.opt.Tracker != nil {
 		t = e.opt.Tracker
@@ -259,6 +310,26 @@ func timed(report func(string), format, tmp string, f func() (Output, error)) (O
 	}
 	report(fmt.Sprintf("Wrote %s: %s in %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), time.Since(start).Round(time.Millisecond), short(o.SHA256)))
 	return o, nil
+}
+
+// timedAll is timed for a writer of several outputs (disk.raw and
+// disk.qcow2).
+func timedAll(report func(string), format, tmp string, f func() ([]Output, error)) ([]Output, error) {
+	var outs []Output
+	_, err := timed(report, format, tmp, func() (Output, error) {
+		var err error
+		outs, err = f()
+		if err != nil {
+			return Output{}, err
+		}
+		return outs[0], nil
+	})
+	if err == nil {
+		for _, o := range outs[1:] {
+			report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), short(o.SHA256)))
+		}
+	}
+	return outs, err
 }
 
 // tmpName is where an external tool writes format f before the rename.

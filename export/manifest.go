@@ -49,6 +49,28 @@ type Manifest struct {
 	// the dir output's tree digest file), each with its size and sha256, so
 	// that nothing a catalog reads from the directory goes unchecked.
 	Files []File `json:"files,omitempty"`
+	// BootCheck is the boot check's result, when the build booted its
+	// disk output (an optional field: older readers ignore it).
+	BootCheck *BootCheck `json:"boot_check,omitempty"`
+}
+
+// BootCheck is what booting the disk output under QEMU showed.
+type BootCheck struct {
+	Passed bool `json:"passed"`
+	// Disk is the output file that was booted (a name in the directory).
+	Disk string `json:"disk"`
+	// Accel is the accelerator the VM ran under: "kvm" or "tcg".
+	Accel string `json:"accel"`
+	// BootTimeMS runs from the kernel's start to the expected console
+	// line; BootTimeSource says how it was measured ("systemd": its
+	// "Startup finished" line; "console": the host's clock between console
+	// lines).
+	BootTimeMS     int64  `json:"boot_time_ms"`
+	BootTimeSource string `json:"boot_time_source,omitempty"`
+	// TotalMS runs from starting QEMU (firmware included) to the line.
+	TotalMS int64 `json:"total_ms"`
+	// Expect is the regular expression the console matched.
+	Expect string `json:"expect"`
 }
 
 // File is one of Manifest.Files.

@@ -48,24 +48,34 @@ func ParseSquashfsCompression(s string) (SquashfsCompression, error) {
 }
 
 func (e *exporter) squashfs() (Output, error) {
+	final := filepath.Join(e.outDir, FileName("squashfs"))
+	tmp := tmpName(e.outDir, "squashfs")
+	defer e.temp(tmp)()
+	if err := e.mkSquashfs(tmp, nil, nil); err != nil {
+		return Output{}, err
+	}
+	return finishFile(tmp, final, "squashfs")
+}
+
+// mkSquashfs makes the squashfs of the tree at root in the file tmp with
+// the build's compression and the extra mksquashfs options (which go last:
+// -e takes every argument after it), in the environment env.
+func (e *exporter) mkSquashfs(tmp string, extra, env []string) error {
 	comp, err := ParseSquashfsCompression(e.opt.SquashfsCompression)
 	if e.opt.SquashfsCompression == "" {
 		comp, err = SquashfsCompression{Compressor: "zstd", Level: 3}, nil
 	}
 	if err != nil {
-		return Output{}, err
+		return err
 	}
-	final := filepath.Join(e.outDir, FileName("squashfs"))
-	tmp := tmpName(e.outDir, "squashfs")
 	os.Remove(tmp)
-	defer e.temp(tmp)()
 	// mksquashfs keeps owners, modes, hard links, devices, holes and (with
 	// -xattrs) extended attributes, which carry file capabilities.
 	args := append([]string{e.root, tmp}, comp.Args()...)
 	args = append(args, "-noappend", "-xattrs", "-no-progress", "-quiet")
-	if err := e.run("mksquashfs", args...); err != nil {
+	if err := e.runEnv(env, "mksquashfs", append(args, extra...)...); err != nil {
 		os.Remove(tmp)
-		return Output{}, err
+		return err
 	}
-	return finishFile(tmp, final, "squashfs")
+	return nil
 }

@@ -130,6 +130,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	acctest.Cleanup()
+	cleanupDiskBase()
 	if baseRun != nil {
 		if _, err := mount.CleanUnder(baseRun.dir); err == nil {
 			os.RemoveAll(baseRun.dir)

@@ -36,7 +36,7 @@ var generatedData = []string{"MountPath", "WorkDir", "ImageID", "ParentImageID",
 
 // Run is the flow of one build: store, work dir (and recovery of a killed
 // earlier build), output dir, the image root, mounts, provisioning,
-// teardown, export. Each step's Cleanup undoes exactly what its Run did.
+// teardown, export, boot check. Each step's Cleanup undoes exactly what its Run did.
 func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook) (packersdk.Artifact, error) {
 	cfg := &b.config
 	mount.CloseOnExecInherited()
@@ -75,6 +75,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepCommit{},
 		&stepImageView{},
 		&stepExport{},
+		&stepBootCheck{},
 	}
 	b.runner = commonsteps.NewRunner(steps, cfg.PackerConfig, ui)
 	b.runner.Run(ctx, state)

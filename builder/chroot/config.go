@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig,MinimizeConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BootstrapConfig,MountConfig,PackageCacheConfig,MinimizeConfig,DiskConfig,BootcheckConfig
 //go:generate packer-sdc struct-markdown
 
 package chroot
@@ -114,8 +114,10 @@ type Config struct {
 	// again before anything is deleted.
 	OutputDir string `mapstructure:"output_dir" required:"false"`
 	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`,
-	// `ext4` (a raw ext4 file system image) and `oci` (an OCI image layout
-	// directory, one blob per layer). Defaults to `["tar.zst"]`.
+	// `ext4` (a raw ext4 file system image), `disk` (`disk.raw`, a GPT disk
+	// image that boots under UEFI; see the `disk` block) and `oci` (an OCI
+	// image layout directory, one blob per layer). Defaults to
+	// `["tar.zst"]`.
 	Formats []string `mapstructure:"formats" required:"false"`
 	// The `oci` output's layer compression: `gzip` or `zstd`. Defaults to
 	// `gzip`, which every OCI tool reads.
@@ -127,6 +129,9 @@ type Config struct {
 	ImageVersion string `mapstructure:"image_version" required:"false"`
 	// What to leave out of the image. See the `minimize` block.
 	Minimize *MinimizeConfig `mapstructure:"minimize" required:"false"`
+	// Boot the `disk` output under QEMU before the build succeeds. See the
+	// `bootcheck` block.
+	Bootcheck *BootcheckConfig `mapstructure:"bootcheck" required:"false"`
 	// Globs of the only packages the finished image may hold, such as
 	// `["lib*", "apt", "base-files", "nginx*"]`. A package matching none
 	// fails the build, listing every offender. Empty: any package.
@@ -167,6 +172,8 @@ type Config struct {
 	// `gzip` or `lz4`. Defaults to `zstd:3`, which writes about as fast as
 	// `tar.zst`; `zstd:19` or `xz` make smaller images much more slowly.
 	SquashfsCompression string `mapstructure:"squashfs_compression" required:"false"`
+	// The `disk` output's shape. See the `disk` block.
+	Disk *DiskConfig `mapstructure:"disk" required:"false"`
 
 	ext4FreeBytes int64
 	// configHash is "sha256:<hex>" of the configuration Packer handed the
@@ -353,6 +360,8 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	}
 
 	c.prepareOutputs(add)
+	c.prepareDisk(add)
+	c.prepareBootcheck(add)
 	if c.Bootstrap != nil {
 		if _, err := lookPath("mmdebstrap"); err != nil {
 			add("bootstrap: needs mmdebstrap on the build host; install the mmdebstrap package")

@@ -7,6 +7,37 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
+// FlatBootcheckConfig is an auto-generated flat version of BootcheckConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatBootcheckConfig struct {
+	Enabled *bool   `mapstructure:"enabled" required:"false" cty:"enabled" hcl:"enabled"`
+	Timeout *string `mapstructure:"timeout" required:"false" cty:"timeout" hcl:"timeout"`
+	Expect  *string `mapstructure:"expect" required:"false" cty:"expect" hcl:"expect"`
+	Memory  *int    `mapstructure:"memory" required:"false" cty:"memory" hcl:"memory"`
+	Accel   *string `mapstructure:"accel" required:"false" cty:"accel" hcl:"accel"`
+}
+
+// FlatMapstructure returns a new FlatBootcheckConfig.
+// FlatBootcheckConfig is an auto-generated flat version of BootcheckConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*BootcheckConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatBootcheckConfig)
+}
+
+// HCL2Spec returns the hcl spec of a BootcheckConfig.
+// This spec is used by HCL to read the fields of BootcheckConfig.
+// The decoded values from this spec will then be applied to a FlatBootcheckConfig.
+func (*FlatBootcheckConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"enabled": &hcldec.AttrSpec{Name: "enabled", Type: cty.Bool, Required: false},
+		"timeout": &hcldec.AttrSpec{Name: "timeout", Type: cty.String, Required: false},
+		"expect":  &hcldec.AttrSpec{Name: "expect", Type: cty.String, Required: false},
+		"memory":  &hcldec.AttrSpec{Name: "memory", Type: cty.Number, Required: false},
+		"accel":   &hcldec.AttrSpec{Name: "accel", Type: cty.String, Required: false},
+	}
+	return s
+}
+
 // FlatBootstrapConfig is an auto-generated flat version of BootstrapConfig.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatBootstrapConfig struct {
@@ -74,6 +105,7 @@ type FlatConfig struct {
 	Labels              map[string]string       `mapstructure:"labels" required:"false" cty:"labels" hcl:"labels"`
 	ImageVersion        *string                 `mapstructure:"image_version" required:"false" cty:"image_version" hcl:"image_version"`
 	Minimize            *FlatMinimizeConfig     `mapstructure:"minimize" required:"false" cty:"minimize" hcl:"minimize"`
+	Bootcheck           *FlatBootcheckConfig    `mapstructure:"bootcheck" required:"false" cty:"bootcheck" hcl:"bootcheck"`
 	AllowedPackages     []string                `mapstructure:"allowed_packages" required:"false" cty:"allowed_packages" hcl:"allowed_packages"`
 	DeniedPackages      []string                `mapstructure:"denied_packages" required:"false" cty:"denied_packages" hcl:"denied_packages"`
 	AllowedSetuid       []string                `mapstructure:"allowed_setuid" required:"false" cty:"allowed_setuid" hcl:"allowed_setuid"`
@@ -83,6 +115,7 @@ type FlatConfig struct {
 	Ext4FreeSpace       *string                 `mapstructure:"ext4_free_space" required:"false" cty:"ext4_free_space" hcl:"ext4_free_space"`
 	Ext4InodeRatio      *int                    `mapstructure:"ext4_inode_ratio" required:"false" cty:"ext4_inode_ratio" hcl:"ext4_inode_ratio"`
 	SquashfsCompression *string                 `mapstructure:"squashfs_compression" required:"false" cty:"squashfs_compression" hcl:"squashfs_compression"`
+	Disk                *FlatDiskConfig         `mapstructure:"disk" required:"false" cty:"disk" hcl:"disk"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -128,6 +161,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"labels":                     &hcldec.AttrSpec{Name: "labels", Type: cty.Map(cty.String), Required: false},
 		"image_version":              &hcldec.AttrSpec{Name: "image_version", Type: cty.String, Required: false},
 		"minimize":                   &hcldec.BlockSpec{TypeName: "minimize", Nested: hcldec.ObjectSpec((*FlatMinimizeConfig)(nil).HCL2Spec())},
+		"bootcheck":                  &hcldec.BlockSpec{TypeName: "bootcheck", Nested: hcldec.ObjectSpec((*FlatBootcheckConfig)(nil).HCL2Spec())},
 		"allowed_packages":           &hcldec.AttrSpec{Name: "allowed_packages", Type: cty.List(cty.String), Required: false},
 		"denied_packages":            &hcldec.AttrSpec{Name: "denied_packages", Type: cty.List(cty.String), Required: false},
 		"allowed_setuid":             &hcldec.AttrSpec{Name: "allowed_setuid", Type: cty.List(cty.String), Required: false},
@@ -137,6 +171,42 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"ext4_free_space":            &hcldec.AttrSpec{Name: "ext4_free_space", Type: cty.String, Required: false},
 		"ext4_inode_ratio":           &hcldec.AttrSpec{Name: "ext4_inode_ratio", Type: cty.Number, Required: false},
 		"squashfs_compression":       &hcldec.AttrSpec{Name: "squashfs_compression", Type: cty.String, Required: false},
+		"disk":                       &hcldec.BlockSpec{TypeName: "disk", Nested: hcldec.ObjectSpec((*FlatDiskConfig)(nil).HCL2Spec())},
+	}
+	return s
+}
+
+// FlatDiskConfig is an auto-generated flat version of DiskConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatDiskConfig struct {
+	Size           *string `mapstructure:"size" required:"false" cty:"size" hcl:"size"`
+	FreeSpace      *string `mapstructure:"free_space" required:"false" cty:"free_space" hcl:"free_space"`
+	RootFilesystem *string `mapstructure:"root_filesystem" required:"false" cty:"root_filesystem" hcl:"root_filesystem"`
+	Bootloader     *string `mapstructure:"bootloader" required:"false" cty:"bootloader" hcl:"bootloader"`
+	Kernel         *string `mapstructure:"kernel" required:"false" cty:"kernel" hcl:"kernel"`
+	KernelCmdline  *string `mapstructure:"kernel_cmdline" required:"false" cty:"kernel_cmdline" hcl:"kernel_cmdline"`
+	QCOW2          *bool   `mapstructure:"qcow2" required:"false" cty:"qcow2" hcl:"qcow2"`
+}
+
+// FlatMapstructure returns a new FlatDiskConfig.
+// FlatDiskConfig is an auto-generated flat version of DiskConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*DiskConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatDiskConfig)
+}
+
+// HCL2Spec returns the hcl spec of a DiskConfig.
+// This spec is used by HCL to read the fields of DiskConfig.
+// The decoded values from this spec will then be applied to a FlatDiskConfig.
+func (*FlatDiskConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"size":            &hcldec.AttrSpec{Name: "size", Type: cty.String, Required: false},
+		"free_space":      &hcldec.AttrSpec{Name: "free_space", Type: cty.String, Required: false},
+		"root_filesystem": &hcldec.AttrSpec{Name: "root_filesystem", Type: cty.String, Required: false},
+		"bootloader":      &hcldec.AttrSpec{Name: "bootloader", Type: cty.String, Required: false},
+		"kernel":          &hcldec.AttrSpec{Name: "kernel", Type: cty.String, Required: false},
+		"kernel_cmdline":  &hcldec.AttrSpec{Name: "kernel_cmdline", Type: cty.String, Required: false},
+		"qcow2":           &hcldec.AttrSpec{Name: "qcow2", Type: cty.Bool, Required: false},
 	}
 	return s
 }

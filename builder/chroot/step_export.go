@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,14 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	ui := uiOf(state)
 	outDir := cfg.OutputDir
 	img := state.Get(stateImage).(*layer.Image)
+	if slices.Contains(cfg.Formats, "disk") {
+		// A disk without a bootable kernel fails here, before any output.
+		how, err := export.CheckDisk(ctx, cfg.MountPath, cfg.diskOptions())
+		if err != nil {
+			return halt(state, err)
+		}
+		ui.Message("Disk: " + how)
+	}
 
 	pkgs, err := dpkg.ReadImage(rootOf(state))
 	if err != nil {
@@ -84,6 +93,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		Ext4InodeRatio:      int64(cfg.Ext4InodeRatio),
 		SquashfsCompression: cfg.SquashfsCompression,
 		OCI:                 export.OCIOptions{Compression: cfg.OCICompression, Version: cfg.ImageVersion, BaseName: cfg.ParentName},
+		Disk:                cfg.diskOptions(),
 		Report:              ui.Message,
 		Tracker:             ledgerOf(state),
 	}

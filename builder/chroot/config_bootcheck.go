@@ -1,0 +1,91 @@
+//go:generate packer-sdc struct-markdown
+
+package chroot
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/strata-build/packer-plugin-strata/boot"
+)
+
+// BootcheckConfig boots the finished `disk` output under QEMU
+// (qemu-system-x86_64 with Debian's OVMF UEFI firmware, a serial console,
+// no network, the disk in snapshot mode so it is never written) and fails
+// the build unless the console shows `expect` within `timeout`; the
+// failure shows the console's last 50 lines. The result (passed, the
+// accelerator, the boot time from the kernel's start to the expected line)
+// is recorded in artifact.json. It needs `"disk"` in `formats`, and the
+// Debian packages qemu-system-x86 and ovmf on the build host.
+type BootcheckConfig struct {
+	// Boot the disk after the export. Defaults to `false`.
+	Enabled bool `mapstructure:"enabled" required:"false"`
+	// The whole boot's time limit, firmware included, as a Go duration
+	// such as `90s` or `5m`. Defaults to `120s`; a boot under TCG (no
+	// working KVM) takes 20 to 60 seconds of one core, more on a busy host.
+	Timeout string `mapstructure:"timeout" required:"false"`
+	// A regular expression (Go syntax) for the console line that means the
+	// image is up, such as `"login: $"` or a line a unit of yours prints.
+	// Defaults to the line systemd prints when `multi-user.target` is
+	// reached: `Reached target.*(multi-user\.target|Multi-User System)`.
+	Expect string `mapstructure:"expect" required:"false"`
+	// The VM's memory in MiB. Defaults to `1024`.
+	Memory int `mapstructure:"memory" required:"false"`
+	// The accelerator: `auto` boots under KVM when a short probe boot of
+	// the firmware under it works (on some hosts /dev/kvm opens but the
+	// firmware dies under it) and under TCG otherwise; `kvm` or `tcg` force
+	// one. Defaults to `auto`.
+	Accel string `mapstructure:"accel" required:"false"`
+
+	timeout time.Duration
+}
+
+// The host's firmware and QEMU, as boot finds them; tests replace them.
+var (
+	findQEMU     = boot.FindQEMU
+	findFirmware = func() error { _, _, err := boot.FindFirmware(); return err }
+)
+
+// prepareBootcheck checks the bootcheck block and fills in its defaults.
+func (c *Config) prepareBootcheck(add func(format string, a ...interface{})) {
+	b := c.Bootcheck
+	if b == nil {
+		return
+	}
+	if b.Timeout == "" {
+		b.timeout = boot.DefaultTimeout
+	} else if d, err := time.ParseDuration(b.Timeout); err != nil || d <= 0 {
+		add("bootcheck.timeout: %q is not a positive duration such as \"90s\" or \"5m\"", b.Timeout)
+	} else {
+		b.timeout = d
+	}
+	if b.Expect == "" {
+		b.Expect = boot.DefaultExpect
+	} else if _, err := regexp.Compile(b.Expect); err != nil {
+		add("bootcheck.expect: %q is not a regular expression: %v", b.Expect, err)
+	}
+	if b.Memory == 0 {
+		b.Memory = boot.DefaultMemoryMiB
+	} else if b.Memory < 128 || b.Memory > 1<<20 {
+		add("bootcheck.memory: %d MiB is out of range; use 128 to 1048576 (default %d)", b.Memory, boot.DefaultMemoryMiB)
+	}
+	if b.Accel == "" {
+		b.Accel = boot.AccelAuto
+	} else if boot.ValidAccel(b.Accel) != nil {
+		add("bootcheck.accel: %q is not one of %s", b.Accel, strings.Join(boot.Accels, ", "))
+	}
+	if !b.Enabled {
+		return
+	}
+	if !slices.Contains(c.Formats, "disk") {
+		add("bootcheck: enabled needs the disk output to boot: add \"disk\" to formats, or set bootcheck { enabled = false }")
+	}
+	if _, err := findQEMU(); err != nil {
+		add("bootcheck: needs qemu-system-x86_64 on the build host; install the Debian package qemu-system-x86")
+	}
+	if err := findFirmware(); err != nil {
+		add("bootcheck: needs UEFI firmware (/usr/share/OVMF/OVMF_CODE_4M.fd) on the build host; install the Debian package ovmf")
+	}
+}
