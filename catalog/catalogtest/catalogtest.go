@@ -41,6 +41,14 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Diff", testDiff},
 		{"GC", testGC},
 		{"ConcurrentPromoteRollback", testConcurrent},
+		{"Evidence", testEvidence},
+		{"PolicyMissingKind", testPolicyMissingKind},
+		{"PolicyFailedEvidence", testPolicyFailedEvidence},
+		{"PolicyFromAndMinAge", testPolicyFromAndAge},
+		{"PolicyOverrideRecorded", testPolicyOverride},
+		{"PolicyHistory", testPolicyHistory},
+		{"PolicyRollbackNotBlocked", testPolicyRollback},
+		{"PolicyConcurrentPromote", testPolicyConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
