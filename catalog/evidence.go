@@ -15,6 +15,7 @@ const (
 const (
 	SourcePostProcessor = "post-processor"
 	SourceCLI           = "cli"
+	SourceBuilder       = "builder" // the builder's boot check
 )
 
 // Evidence is one test result recorded on a version. It is append-only:

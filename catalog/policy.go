@@ -133,9 +133,8 @@ func checkPolicy(p *Policy) error {
 func (c *Catalog) appendPolicy(ctx context.Context, p Policy) (*Policy, error) {
 	p.Time = c.Now().UTC()
 	err := c.store.Update(ctx, func(tx Tx) error {
-		if err := requireImage(tx, p.Image); err != nil {
-			return err
-		}
+		// A policy may come before the image's first version (a pipeline
+		// sets its rules up first): LockImage creates the image.
 		if err := tx.LockImage(p.Image); err != nil {
 			return err
 		}

@@ -213,8 +213,10 @@ func testPolicyHistory(t *testing.T, c *catalog.Catalog) {
 	register(t, c, "web", "1", "")
 	_, err := c.SetPolicy(ctx, catalog.Policy{Image: "web", Channel: "production"})
 	mustIs(t, err, catalog.ErrInvalid) // asks nothing
-	_, err = c.SetPolicy(ctx, catalog.Policy{Image: "nope", Channel: "production", Require: []string{"tests"}})
-	mustIs(t, err, catalog.ErrNotFound)
+	// Before the image's first version: in force at its registration.
+	setPolicy(t, c, catalog.Policy{Image: "new", Channel: "production", Require: []string{"tests"}})
+	_, err = c.Register(ctx, &catalog.Version{Image: "new", Version: "1", ImageID: digest("new1")}, catalog.RegisterOptions{Channels: []string{"production"}})
+	refused(t, err, "no passing tests evidence")
 	_, err = c.SetPolicy(ctx, catalog.Policy{Image: "web", Channel: "production", From: "production", Require: []string{"tests"}})
 	mustIs(t, err, catalog.ErrInvalid)
 	setPolicy(t, c, catalog.Policy{Image: "web", Channel: "production", Require: []string{"tests"}})
