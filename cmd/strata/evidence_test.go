@@ -137,4 +137,3 @@ func TestCLIEvidenceAndPolicy(t *testing.T) {
 	c.fails(2, "needs --require, --from or --min-age", "policy", "set", "web", "production")
 	c.fails(2, "policy needs a subcommand", "policy")
 }
-
