@@ -281,33 +281,19 @@ func testPolicyConcurrent(t *testing.T, c *catalog.Catalog) {
 	setPolicy(t, c, catalog.Policy{Image: "hot", Channel: "production", Require: []string{"tests"}})
 	var mu sync.Mutex
 	changes, refusals := 0, 0
-	var wg sync.WaitGroup
-	errs := make(chan error, 12*20)
-	for g := 0; g < 12; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			r := rand.New(rand.NewSource(int64(g)))
-			for i := 0; i < 20; i++ {
-				_, changed, err := c.Promote(ctx, "hot", "production", fmt.Sprint(1+r.Intn(6)), catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
-				mu.Lock()
-				switch {
-				case errors.Is(err, catalog.ErrPolicy):
-					refusals++
-				case err != nil:
-					errs <- err
-				case changed:
-					changes++
-				}
-				mu.Unlock()
-			}
-		}(g)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Errorf("concurrent promote failed: %v", err)
-	}
+	hammer(t, 12, 20, func(g int, r *rand.Rand) error {
+		_, changed, err := c.Promote(ctx, "hot", "production", fmt.Sprint(1+r.Intn(6)), catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
+		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(err, catalog.ErrPolicy) {
+			refusals++
+			return nil
+		}
+		if changed {
+			changes++
+		}
+		return err
+	})
 	h, err := c.History(ctx, "hot", "production")
 	if err != nil {
 		t.Fatal(err)

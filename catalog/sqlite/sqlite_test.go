@@ -53,25 +53,33 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 	}
 }
 
-// A catalog made before migration 2 (description, layers) opens, migrates,
-// and its versions read back unchanged.
-func TestMigrationFromSchema1(t *testing.T) {
+// oldCatalog makes a catalog at schema version upTo, holding what stmts
+// insert, as an older strata left it.
+func oldCatalog(t *testing.T, upTo int, stmts ...string) string {
 	path := filepath.Join(t.TempDir(), "catalog.db")
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{}, "", sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT")[:1]); err != nil {
+	defer db.Close()
+	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{}, "", sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT")[:upTo]); err != nil {
 		t.Fatal(err)
 	}
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// A catalog made before migration 2 (description, layers) opens, migrates,
+// and its versions read back unchanged.
+func TestMigrationFromSchema1(t *testing.T) {
 	id := "sha256:" + strings.Repeat("ab", 32)
-	if _, err := db.Exec(`INSERT INTO images (name, created_ns) VALUES ('old', 1)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, ?, 1)`, id); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	path := oldCatalog(t, 1,
+		`INSERT INTO images (name, created_ns) VALUES ('old', 1)`,
+		`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, '`+id+`', 1)`)
 	c, err := catalog.Open("sqlite://" + path)
 	if err != nil {
 		t.Fatal(err)
@@ -87,25 +95,11 @@ func TestMigrationFromSchema1(t *testing.T) {
 // migrates, keeps its versions and channel history, and takes evidence and
 // policies afterwards.
 func TestMigrationFromSchema2(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "catalog.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{}, "", sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT")[:2]); err != nil {
-		t.Fatal(err)
-	}
 	id := "sha256:" + strings.Repeat("cd", 32)
-	for _, q := range []string{
+	path := oldCatalog(t, 2,
 		`INSERT INTO images (name, created_ns) VALUES ('old', 1)`,
-		`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, '` + id + `', 1)`,
-		`INSERT INTO channel_history (image, channel, version, action, at_ns) VALUES ('old', 'dev', '1.0.0', 'promote', 2)`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
+		`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, '`+id+`', 1)`,
+		`INSERT INTO channel_history (image, channel, version, action, at_ns) VALUES ('old', 'dev', '1.0.0', 'promote', 2)`)
 	c, err := catalog.Open("sqlite://" + path)
 	if err != nil {
 		t.Fatal(err)
