@@ -16,14 +16,25 @@ import (
 )
 
 func evidenceCmd(g *globals) *cobra.Command {
+	return groupCmd("evidence", "Record and list test evidence on versions (what channel policies require)",
+		evidenceAddCmd(g), evidenceListCmd(g))
+}
+
+// groupCmd is a command that only holds subcommands: without one it is a
+// usage error that names them.
+func groupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	var names []string
+	for _, s := range subs {
+		names = append(names, s.Name())
+	}
 	cmd := &cobra.Command{
-		Use:   "evidence",
-		Short: "Record and list test evidence on versions (what channel policies require)",
+		Use:   use,
+		Short: short,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("evidence needs a subcommand: add or list")}
+			return usageError{fmt.Errorf("%s needs a subcommand: %s", use, strings.Join(names, ", "))}
 		},
 	}
-	cmd.AddCommand(evidenceAddCmd(g), evidenceListCmd(g))
+	cmd.AddCommand(subs...)
 	return cmd
 }
 

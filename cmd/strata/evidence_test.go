@@ -135,5 +135,5 @@ func TestCLIEvidenceAndPolicy(t *testing.T) {
 		t.Fatalf("policy show --json after clear: %+v", ps)
 	}
 	c.fails(2, "needs --require, --from or --min-age", "policy", "set", "web", "production")
-	c.fails(2, "policy needs a subcommand", "policy")
+	c.fails(2, "policy needs a subcommand: set, show, clear", "policy")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -13,15 +12,8 @@ import (
 )
 
 func policyCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "policy",
-		Short: "Channel policies: the evidence, source channel and age a promotion needs",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("policy needs a subcommand: set, show or clear")}
-		},
-	}
-	cmd.AddCommand(policySetCmd(g), policyShowCmd(g), policyClearCmd(g))
-	return cmd
+	return groupCmd("policy", "Channel policies: the evidence, source channel and age a promotion needs",
+		policySetCmd(g), policyShowCmd(g), policyClearCmd(g))
 }
 
 func policySetCmd(g *globals) *cobra.Command {
