@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
 )
@@ -58,5 +59,46 @@ func FromOutput(ctx context.Context, v *Version, dir string, m *export.Manifest)
 	for _, p := range pkgs {
 		v.Packages = append(v.Packages, Package{Name: p[0], Version: p[1], Arch: p[2]})
 	}
+	v.Evidence = EvidenceFromOutput(abs, m)
 	return nil
+}
+
+// EvidenceFromOutput is the evidence an output directory's artifact.json
+// records: each of its evidence entries (source post-processor), and a
+// bootcheck derived from its boot_check (source builder) unless an entry
+// is of that kind already. Report and statement become paths in dir; the
+// report's sha256 is the one files records (VerifyOutputs checked it).
+func EvidenceFromOutput(dir string, m *export.Manifest) []Evidence {
+	var out []Evidence
+	has := map[string]bool{}
+	for _, e := range m.Evidence {
+		has[e.Kind] = true
+		r := fromExport(dir, e)
+		r.Source = SourcePostProcessor
+		out = append(out, r)
+	}
+	if m.BootCheck != nil && !has[KindBootCheck] {
+		r := fromExport(dir, export.BootCheckEvidence(m.BootCheck, time.Time{}))
+		r.Source = SourceBuilder
+		out = append(out, r)
+	}
+	return out
+}
+
+func fromExport(dir string, e export.Evidence) Evidence {
+	r := Evidence{Kind: e.Kind, Passed: e.Passed, Time: e.Time.UTC(), BootTimeMS: e.BootTimeMS,
+		Counts: Counts{Passed: e.Counts.Passed, Failed: e.Counts.Failed, Skipped: e.Counts.Skipped}, ReportSHA256: e.ReportSHA256}
+	if e.Report != "" {
+		r.Report = filepath.Join(dir, e.Report)
+	}
+	if e.Statement != "" {
+		r.Statement = filepath.Join(dir, e.Statement)
+	}
+	return r
+}
+
+// ToExport is e as artifact.json and the in-toto statement describe it.
+func (e Evidence) ToExport() export.Evidence {
+	return export.Evidence{Kind: e.Kind, Passed: e.Passed, Time: e.Time, BootTimeMS: e.BootTimeMS, Report: e.Report, ReportSHA256: e.ReportSHA256,
+		Statement: e.Statement, Counts: export.TestCounts{Passed: e.Counts.Passed, Failed: e.Counts.Failed, Skipped: e.Counts.Skipped}}
 }

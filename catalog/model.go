@@ -32,6 +32,10 @@ type Version struct {
 	Packages  []Package  `json:"packages,omitempty"`
 	Build     BuildInfo  `json:"build"`
 	Created   time.Time  `json:"created"`
+	// Evidence are the test results recorded on the version, oldest
+	// first (filled when one version is read; Register records those it
+	// is given in the registering transaction).
+	Evidence []Evidence `json:"evidence,omitempty"`
 
 	Revoked       bool       `json:"revoked"`
 	RevokedReason string     `json:"revoked_reason,omitempty"`
@@ -94,6 +98,9 @@ type ChannelEntry struct {
 	Actor    string    `json:"actor,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Time     time.Time `json:"time"`
+	// Override is what a channel policy found missing when a promotion
+	// went ahead anyway (--override): "" for an ordinary move.
+	Override string `json:"override,omitempty"`
 }
 
 // Channel is a channel's current assignment.
@@ -112,6 +119,8 @@ var (
 	ErrRevoked    = errors.New("revoked")
 	ErrNoRollback = errors.New("nothing to roll back to")
 	ErrInvalid    = errors.New("invalid")
+	// ErrPolicy is a promotion a channel policy refuses.
+	ErrPolicy = errors.New("refused by the channel policy")
 )
 
 func notFound(format string, a ...interface{}) error {

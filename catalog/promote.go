@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // MoveOptions say who moves a channel and why.
@@ -15,6 +16,10 @@ type MoveOptions struct {
 	// To, for Rollback: the version to go back to instead of the newest
 	// earlier one; it must be in the channel's rollback history.
 	To string
+	// Override, for Promote: promote although the channel's policy
+	// refuses; Reason is then required, and what was missing is recorded
+	// in the channel's history.
+	Override bool
 }
 
 // Promote points channel at version (or, with From and no version, at what
@@ -52,6 +57,9 @@ func checkMove(channel string, opt MoveOptions) error {
 	}
 	if err := checkText("actor", opt.Actor); err != nil {
 		return err
+	}
+	if opt.Override && strings.TrimSpace(opt.Reason) == "" {
+		return invalid("--override needs --reason: the channel's history records why a policy was overridden")
 	}
 	return checkText("reason", opt.Reason)
 }
@@ -101,7 +109,30 @@ func (c *Catalog) promoteTx(tx Tx, image, channel, version string, opt MoveOptio
 			return &last, false, nil
 		}
 	}
+	override, err := c.enforcePolicy(tx, channel, v, opt)
+	if err != nil {
+		return nil, false, err
+	}
 	entry := &ChannelEntry{Image: image, Channel: channel, Version: version, Previous: prev,
-		Action: ActionPromote, Actor: opt.Actor, Reason: opt.Reason, Time: c.Now().UTC()}
+		Action: ActionPromote, Actor: opt.Actor, Reason: opt.Reason, Time: c.Now().UTC(), Override: override}
 	return entry, true, tx.AppendChannelEntry(entry)
+}
+
+// enforcePolicy refuses a promotion of v to channel that the channel's
+// policy does not allow, unless opt.Override; then it returns what was
+// missing, for the history.
+func (c *Catalog) enforcePolicy(tx Tx, channel string, v *Version, opt MoveOptions) (string, error) {
+	p, err := policyTx(tx, v.Image, channel)
+	if err != nil || p == nil {
+		return "", err
+	}
+	missing, err := c.policyMissing(tx, p, v)
+	if err != nil || len(missing) == 0 {
+		return "", err
+	}
+	if opt.Override {
+		return strings.Join(missing, "; "), nil
+	}
+	return "", fmt.Errorf("%w: %s may not go to %s: %s (the policy requires %s); record evidence with strata evidence add, or promote with --override --reason",
+		ErrPolicy, v.Ref(), channel, strings.Join(missing, "; "), p.Describe())
 }

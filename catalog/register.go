@@ -61,6 +61,12 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 			return nil, err
 		}
 	}
+	for i := range v.Evidence {
+		e := &v.Evidence[i]
+		if err := checkEvidence(e); err != nil {
+			return nil, err
+		}
+	}
 	channels := opt.Channels
 	if opt.Promote != "" {
 		channels = append([]string{opt.Promote}, channels...)
@@ -109,6 +115,19 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 		out.Revoked, out.RevokedReason, out.RevokedAt = false, "", nil
 		if err := tx.InsertVersion(&out); err != nil {
 			return err
+		}
+		// The evidence goes in before any channel moves: the channels'
+		// policies see it.
+		out.Evidence = slices.Clone(v.Evidence)
+		for i := range out.Evidence {
+			e := &out.Evidence[i]
+			e.Image, e.Version = out.Image, out.Version
+			if e.Time.IsZero() {
+				e.Time = out.Created
+			}
+			if err := tx.InsertEvidence(e); err != nil {
+				return err
+			}
 		}
 		for _, ch := range channels {
 			if _, _, err := c.promoteTx(tx, out.Image, ch, out.Version, opt.Move); err != nil {

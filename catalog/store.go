@@ -43,4 +43,15 @@ type Tx interface {
 	History(image, channel string) ([]ChannelEntry, error)
 	// ChannelNames lists the image's channels that have any history.
 	ChannelNames(image string) ([]string, error)
+
+	// InsertEvidence records e on its version and sets e.ID.
+	InsertEvidence(e *Evidence) error
+	// Evidence lists a version's evidence, oldest first.
+	Evidence(image, version string) ([]Evidence, error)
+	// AppendPolicy adds an entry to a channel's policy history and sets
+	// p.ID; the newest entry is the channel's policy.
+	AppendPolicy(p *Policy) error
+	// PolicyHistory lists the image's policy entries (of one channel, or
+	// of all when channel is ""), oldest first.
+	PolicyHistory(image, channel string) ([]Policy, error)
 }

@@ -4,7 +4,8 @@
 #   examples/promote.sh IMAGE FROM TO [REASON]
 # Exit codes are strata's, for the CI to act on: 0 promoted (or already
 # there), 3 nothing to promote (no such image, or FROM holds nothing),
-# 4 refused (the version is revoked or its content is gone), 2 bad usage,
+# 4 refused (the version is revoked or its content is gone, or TO's
+# channel policy refuses it: evidence missing, too young), 2 bad usage,
 # 1 anything else. The actor is $STRATA_ACTOR, else the CI's job, else
 # user@host.
 set -uo pipefail
@@ -28,7 +29,7 @@ rc=$?
 case $rc in
   0) ;;
   3) echo "promote.sh: nothing to promote: $image has no channel $from (or no such image, or no catalog)" >&2 ;;
-  4) echo "promote.sh: refused: what $from holds may not go to $to (revoked, or its content is gone); see strata history $image $from" >&2 ;;
+  4) echo "promote.sh: refused: what $from holds may not go to $to (revoked, its content is gone, or the policy of $to refuses it); see strata history $image $from and strata policy show $image $to" >&2 ;;
   *) echo "promote.sh: strata promote failed ($rc)" >&2 ;;
 esac
 exit $rc

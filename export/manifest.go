@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -52,6 +53,10 @@ type Manifest struct {
 	// BootCheck is the boot check's result, when the build booted its
 	// disk output (an optional field: older readers ignore it).
 	BootCheck *BootCheck `json:"boot_check,omitempty"`
+	// Evidence are test results on the image (strata-test appends them;
+	// an optional field: older readers ignore it). Each report and
+	// statement file is also in Files.
+	Evidence []Evidence `json:"evidence,omitempty"`
 }
 
 // BootCheck is what booting the disk output under QEMU showed.
@@ -86,6 +91,13 @@ func describedFiles(m *Manifest) (named, implied []string) {
 	for _, n := range []string{m.Packages, m.SBOM} {
 		if n != "" {
 			named = append(named, n)
+		}
+	}
+	for _, e := range m.Evidence {
+		for _, n := range []string{e.Report, e.Statement} {
+			if n != "" && !slices.Contains(named, n) {
+				named = append(named, n)
+			}
 		}
 	}
 	for _, o := range m.Outputs {
@@ -123,6 +135,11 @@ func WriteManifest(dir string, m *Manifest) error {
 			return fmt.Errorf("hashing %s for %s: %w", name, ManifestName, err)
 		}
 		m.Files = append(m.Files, File{Name: name, Size: n, SHA256: sum})
+	}
+	for i, e := range m.Evidence {
+		if f, ok := m.recorded(e.Report); ok && e.Report != "" {
+			m.Evidence[i].ReportSHA256 = f.SHA256
+		}
 	}
 	rel := *m
 	rel.Outputs = make([]Output, len(m.Outputs))
@@ -178,6 +195,18 @@ func ParseManifest(dir string, b []byte) (*Manifest, error) {
 	for _, f := range m.Files {
 		if !plainName(f.Name) {
 			return nil, fmt.Errorf("%s: file %q is not a file name inside the directory", name, f.Name)
+		}
+	}
+	for _, e := range m.Evidence {
+		for _, n := range []string{e.Report, e.Statement} {
+			if n != "" && !plainName(n) {
+				return nil, fmt.Errorf("%s: evidence %s: %q is not a file name inside the directory", name, e.Kind, n)
+			}
+		}
+		if e.Report != "" {
+			if f, ok := m.recorded(e.Report); ok && e.ReportSHA256 != "" && f.SHA256 != e.ReportSHA256 {
+				return nil, fmt.Errorf("%s: evidence %s: report %s has sha256 %s, but files records %s", name, e.Kind, e.Report, e.ReportSHA256, f.SHA256)
+			}
 		}
 	}
 	return &m, nil

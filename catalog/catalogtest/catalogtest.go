@@ -41,6 +41,14 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Diff", testDiff},
 		{"GC", testGC},
 		{"ConcurrentPromoteRollback", testConcurrent},
+		{"Evidence", testEvidence},
+		{"PolicyMissingKind", testPolicyMissingKind},
+		{"PolicyFailedEvidence", testPolicyFailedEvidence},
+		{"PolicyFromAndMinAge", testPolicyFromAndAge},
+		{"PolicyOverrideRecorded", testPolicyOverride},
+		{"PolicyHistory", testPolicyHistory},
+		{"PolicyRollbackNotBlocked", testPolicyRollback},
+		{"PolicyConcurrentPromote", testPolicyConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -483,36 +491,51 @@ func testConcurrent(t *testing.T, c *catalog.Catalog) {
 	c.Promote(ctx, "hot", "production", "1", catalog.MoveOptions{})
 	var mu sync.Mutex
 	changes := 1
+	hammer(t, 16, 20, func(g int, r *rand.Rand) error {
+		if r.Intn(3) == 0 {
+			_, _, err := c.Rollback(ctx, "hot", "production", catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
+			if err != nil && !errors.Is(err, catalog.ErrNoRollback) {
+				return err
+			}
+			if err == nil {
+				mu.Lock()
+				changes++
+				mu.Unlock()
+			}
+			return nil
+		}
+		_, changed, err := c.Promote(ctx, "hot", "production", fmt.Sprint(1+r.Intn(5)), catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
+		if changed {
+			mu.Lock()
+			changes++
+			mu.Unlock()
+		}
+		return err
+	})
+	h, err := c.History(ctx, "hot", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != changes {
+		t.Fatalf("history has %d entries, but %d changes succeeded", len(h), changes)
+	}
+	checkChain(t, h)
+}
+
+// hammer runs step steps times in each of n goroutines at once (each with
+// its own seeded random source) and reports every error a step returns.
+func hammer(t *testing.T, n, steps int, step func(g int, r *rand.Rand) error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 16*20)
-	for g := 0; g < 16; g++ {
+	errs := make(chan error, n*steps)
+	for g := 0; g < n; g++ {
 		wg.Add(1)
 		go func(g int) {
 			defer wg.Done()
 			r := rand.New(rand.NewSource(int64(g)))
-			for i := 0; i < 20; i++ {
-				if r.Intn(3) == 0 {
-					_, _, err := c.Rollback(ctx, "hot", "production", catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
-					if err != nil && !errors.Is(err, catalog.ErrNoRollback) {
-						errs <- err
-						continue
-					}
-					if err == nil {
-						mu.Lock()
-						changes++
-						mu.Unlock()
-					}
-					continue
-				}
-				_, changed, err := c.Promote(ctx, "hot", "production", fmt.Sprint(1+r.Intn(5)), catalog.MoveOptions{Actor: fmt.Sprint("g", g)})
-				if err != nil {
+			for i := 0; i < steps; i++ {
+				if err := step(g, r); err != nil {
 					errs <- err
-					continue
-				}
-				if changed {
-					mu.Lock()
-					changes++
-					mu.Unlock()
 				}
 			}
 		}(g)
@@ -522,14 +545,6 @@ func testConcurrent(t *testing.T, c *catalog.Catalog) {
 	for err := range errs {
 		t.Errorf("concurrent move failed: %v", err)
 	}
-	h, err := c.History(ctx, "hot", "production")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(h) != changes {
-		t.Fatalf("history has %d entries, but %d changes succeeded", len(h), changes)
-	}
-	checkChain(t, h)
 }
 
 // crashEnv tells a re-executed test binary to be the writer that gets killed.

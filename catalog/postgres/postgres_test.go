@@ -1,8 +1,11 @@
 package postgres_test
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/catalog/catalogtest"
 	"github.com/strata-build/packer-plugin-strata/catalog/postgres"
 	"github.com/strata-build/packer-plugin-strata/catalog/postgres/pgtest"
+	"github.com/strata-build/packer-plugin-strata/catalog/sqlstore"
 )
 
 var server *pgtest.Server
@@ -74,5 +78,54 @@ func TestTwoHostsMigrateOnce(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("concurrent open/migrate: %v", err)
 		}
+	}
+}
+
+// A catalog made at schema 2 (before evidence and policies) migrates on
+// open, keeps its versions and history, and takes evidence and policies.
+func TestMigrationFromSchema2(t *testing.T) {
+	u := freshURL(t)
+	db, err := sql.Open("pgx", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{Numbered: true}, "", sqlstore.Migrations("BIGSERIAL PRIMARY KEY")[:2]); err != nil {
+		t.Fatal(err)
+	}
+	id := "sha256:" + strings.Repeat("ef", 32)
+	for _, q := range []string{
+		`INSERT INTO images (name, created_ns) VALUES ('old', 1)`,
+		`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, '` + id + `', 1)`,
+		`INSERT INTO channel_history (image, channel, version, action, at_ns) VALUES ('old', 'staging', '1.0.0', 'promote', 2)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := postgres.Open(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := sqlstore.SchemaVersion(t.Context(), s.Write); err != nil || v != 3 {
+		t.Fatalf("schema version %d %v", v, err)
+	}
+	c := catalog.New(s)
+	defer c.Close()
+	c.ContentExists = func(*catalog.Version) bool { return true }
+	if h, err := c.History(t.Context(), "old", "staging"); err != nil || len(h) != 1 || h[0].Version != "1.0.0" {
+		t.Fatalf("history after migrating: %+v %v", h, err)
+	}
+	if _, err := c.SetPolicy(t.Context(), catalog.Policy{Image: "old", Channel: "production", Require: []string{"tests"}, From: "staging"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Promote(t.Context(), "old", "production", "", catalog.MoveOptions{From: "staging"}); !errors.Is(err, catalog.ErrPolicy) {
+		t.Fatalf("the migrated catalog's policy did not refuse: %v", err)
+	}
+	if _, err := c.AddEvidence(t.Context(), "old", "1.0.0", catalog.Evidence{Kind: "tests", Passed: true, Source: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Promote(t.Context(), "old", "production", "", catalog.MoveOptions{From: "staging"}); err != nil {
+		t.Fatal(err)
 	}
 }

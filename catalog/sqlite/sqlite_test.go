@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, err := sqlstore.SchemaVersion(t.Context(), s.Write)
-		if err != nil || v != 2 {
+		if err != nil || v != 3 {
 			t.Fatalf("schema version %d %v", v, err)
 		}
 		var mode string
@@ -52,25 +53,33 @@ func TestMigrationsAreVersionedAndIdempotent(t *testing.T) {
 	}
 }
 
-// A catalog made before migration 2 (description, layers) opens, migrates,
-// and its versions read back unchanged.
-func TestMigrationFromSchema1(t *testing.T) {
+// oldCatalog makes a catalog at schema version upTo, holding what stmts
+// insert, as an older strata left it.
+func oldCatalog(t *testing.T, upTo int, stmts ...string) string {
 	path := filepath.Join(t.TempDir(), "catalog.db")
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{}, "", sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT")[:1]); err != nil {
+	defer db.Close()
+	if err := sqlstore.Migrate(t.Context(), db, sqlstore.Dialect{}, "", sqlstore.Migrations("INTEGER PRIMARY KEY AUTOINCREMENT")[:upTo]); err != nil {
 		t.Fatal(err)
 	}
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// A catalog made before migration 2 (description, layers) opens, migrates,
+// and its versions read back unchanged.
+func TestMigrationFromSchema1(t *testing.T) {
 	id := "sha256:" + strings.Repeat("ab", 32)
-	if _, err := db.Exec(`INSERT INTO images (name, created_ns) VALUES ('old', 1)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, ?, 1)`, id); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	path := oldCatalog(t, 1,
+		`INSERT INTO images (name, created_ns) VALUES ('old', 1)`,
+		`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, '`+id+`', 1)`)
 	c, err := catalog.Open("sqlite://" + path)
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +88,43 @@ func TestMigrationFromSchema1(t *testing.T) {
 	v, err := c.Get(t.Context(), "old", "1.0.0")
 	if err != nil || v.ImageID != id || v.Description != "" || len(v.Layers) != 0 {
 		t.Fatalf("a schema 1 version after migrating: %+v %v", v, err)
+	}
+}
+
+// A catalog made at schema 2 (before evidence and policies) opens,
+// migrates, keeps its versions and channel history, and takes evidence and
+// policies afterwards.
+func TestMigrationFromSchema2(t *testing.T) {
+	id := "sha256:" + strings.Repeat("cd", 32)
+	path := oldCatalog(t, 2,
+		`INSERT INTO images (name, created_ns) VALUES ('old', 1)`,
+		`INSERT INTO versions (image, version, seq, image_id, created_ns) VALUES ('old', '1.0.0', 1, '`+id+`', 1)`,
+		`INSERT INTO channel_history (image, channel, version, action, at_ns) VALUES ('old', 'dev', '1.0.0', 'promote', 2)`)
+	c, err := catalog.Open("sqlite://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.ContentExists = func(*catalog.Version) bool { return true }
+	v, err := c.Get(t.Context(), "old", "1.0.0")
+	if err != nil || v.ImageID != id || len(v.Evidence) != 0 {
+		t.Fatalf("a schema 2 version after migrating: %+v %v", v, err)
+	}
+	h, err := c.History(t.Context(), "old", "dev")
+	if err != nil || len(h) != 1 || h[0].Override != "" {
+		t.Fatalf("a schema 2 history after migrating: %+v %v", h, err)
+	}
+	if _, err := c.SetPolicy(t.Context(), catalog.Policy{Image: "old", Channel: "prod", Require: []string{"tests"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Promote(t.Context(), "old", "prod", "1.0.0", catalog.MoveOptions{}); !errors.Is(err, catalog.ErrPolicy) {
+		t.Fatalf("the migrated catalog's policy did not refuse: %v", err)
+	}
+	if _, err := c.AddEvidence(t.Context(), "old", "1.0.0", catalog.Evidence{Kind: "tests", Passed: true, Source: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Promote(t.Context(), "old", "prod", "1.0.0", catalog.MoveOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

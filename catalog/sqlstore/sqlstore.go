@@ -209,7 +209,13 @@ func (t *txn) Version(image, version string) (*catalog.Version, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s@%s", catalog.ErrNotFound, image, version)
 	}
-	return v, err
+	if err != nil {
+		return nil, err
+	}
+	if v.Evidence, err = t.Evidence(image, version); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func (t *txn) queryFull(query string, args ...interface{}) ([]*catalog.Version, error) {
@@ -292,6 +298,9 @@ func (t *txn) SetRevoked(image, version string, revoked bool, reason string, at 
 }
 
 func (t *txn) DeleteVersion(image, version string) error {
+	if _, err := t.exec(`DELETE FROM evidence WHERE image = ? AND version = ?`, image, version); err != nil {
+		return err
+	}
 	_, err := t.exec(`DELETE FROM versions WHERE image = ? AND version = ?`, image, version)
 	return err
 }
@@ -303,9 +312,9 @@ func (t *txn) MaxSeq(image string) (int64, error) {
 }
 
 func (t *txn) AppendChannelEntry(e *catalog.ChannelEntry) error {
-	err := t.tx.QueryRow(t.q(`INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-		e.Image, e.Channel, e.Version, e.Previous, string(e.Action), e.Actor, e.Reason, e.Time.UnixNano()).Scan(&e.ID)
+	err := t.tx.QueryRow(t.q(`INSERT INTO channel_history (image, channel, version, previous, action, actor, reason, at_ns, override)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		e.Image, e.Channel, e.Version, e.Previous, string(e.Action), e.Actor, e.Reason, e.Time.UnixNano(), e.Override).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("catalog: recording %s %s: %w", e.Action, e.Channel, err)
 	}
@@ -313,7 +322,7 @@ func (t *txn) AppendChannelEntry(e *catalog.ChannelEntry) error {
 }
 
 func (t *txn) History(image, channel string) ([]catalog.ChannelEntry, error) {
-	rows, err := t.tx.Query(t.q(`SELECT id, version, previous, action, actor, reason, at_ns FROM channel_history
+	rows, err := t.tx.Query(t.q(`SELECT id, version, previous, action, actor, reason, at_ns, override FROM channel_history
 		WHERE image = ? AND channel = ? ORDER BY id`), image, channel)
 	if err != nil {
 		return nil, err
@@ -324,7 +333,7 @@ func (t *txn) History(image, channel string) ([]catalog.ChannelEntry, error) {
 		e := catalog.ChannelEntry{Image: image, Channel: channel}
 		var action string
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Version, &e.Previous, &action, &e.Actor, &e.Reason, &at); err != nil {
+		if err := rows.Scan(&e.ID, &e.Version, &e.Previous, &action, &e.Actor, &e.Reason, &at, &e.Override); err != nil {
 			return nil, err
 		}
 		e.Action = catalog.Action(action)
@@ -454,5 +463,127 @@ func Migrations(autoID string) []Migration {
 			`ALTER TABLE versions ADD COLUMN description TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE versions ADD COLUMN layers TEXT NOT NULL DEFAULT '[]'`,
 		}},
+		// Evidence on versions, channel policies with their history, and
+		// what an overriding promotion overrode. Existing catalogs gain
+		// empty tables: no version has evidence, no channel a policy.
+		{Version: 3, SQL: []string{
+			`CREATE TABLE evidence (
+				id ` + autoID + `,
+				image TEXT NOT NULL,
+				version TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				passed INTEGER NOT NULL,
+				at_ns BIGINT NOT NULL,
+				passed_count BIGINT NOT NULL DEFAULT 0,
+				failed_count BIGINT NOT NULL DEFAULT 0,
+				skipped_count BIGINT NOT NULL DEFAULT 0,
+				report TEXT NOT NULL DEFAULT '',
+				report_sha256 TEXT NOT NULL DEFAULT '',
+				statement TEXT NOT NULL DEFAULT '',
+				boot_time_ms BIGINT NOT NULL DEFAULT 0,
+				source TEXT NOT NULL DEFAULT '',
+				actor TEXT NOT NULL DEFAULT '',
+				FOREIGN KEY (image, version) REFERENCES versions(image, version))`,
+			`CREATE INDEX evidence_by_version ON evidence (image, version, id)`,
+			`CREATE TABLE channel_policies (
+				id ` + autoID + `,
+				image TEXT NOT NULL REFERENCES images(name),
+				channel TEXT NOT NULL,
+				require TEXT NOT NULL DEFAULT '[]',
+				from_channel TEXT NOT NULL DEFAULT '',
+				min_age_ns BIGINT NOT NULL DEFAULT 0,
+				cleared INTEGER NOT NULL DEFAULT 0,
+				actor TEXT NOT NULL DEFAULT '',
+				reason TEXT NOT NULL DEFAULT '',
+				at_ns BIGINT NOT NULL)`,
+			`CREATE INDEX channel_policies_by_channel ON channel_policies (image, channel, id)`,
+			`ALTER TABLE channel_history ADD COLUMN override TEXT NOT NULL DEFAULT ''`,
+		}},
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (t *txn) InsertEvidence(e *catalog.Evidence) error {
+	err := t.tx.QueryRow(t.q(`INSERT INTO evidence (image, version, kind, passed, at_ns, passed_count, failed_count, skipped_count, report, report_sha256, statement, boot_time_ms, source, actor)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		e.Image, e.Version, e.Kind, b2i(e.Passed), e.Time.UnixNano(), e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped,
+		e.Report, e.ReportSHA256, e.Statement, e.BootTimeMS, e.Source, e.Actor).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("catalog: recording %s evidence on %s@%s: %w", e.Kind, e.Image, e.Version, err)
+	}
+	return nil
+}
+
+func (t *txn) Evidence(image, version string) ([]catalog.Evidence, error) {
+	rows, err := t.tx.Query(t.q(`SELECT id, kind, passed, at_ns, passed_count, failed_count, skipped_count, report, report_sha256, statement, boot_time_ms, source, actor
+		FROM evidence WHERE image = ? AND version = ? ORDER BY id`), image, version)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Evidence
+	for rows.Next() {
+		e := catalog.Evidence{Image: image, Version: version}
+		var passed int
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Kind, &passed, &at, &e.Counts.Passed, &e.Counts.Failed, &e.Counts.Skipped,
+			&e.Report, &e.ReportSHA256, &e.Statement, &e.BootTimeMS, &e.Source, &e.Actor); err != nil {
+			return nil, err
+		}
+		e.Passed = passed != 0
+		e.Time = time.Unix(0, at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) AppendPolicy(p *catalog.Policy) error {
+	req, err := marshal(p.Require)
+	if err != nil {
+		return err
+	}
+	err = t.tx.QueryRow(t.q(`INSERT INTO channel_policies (image, channel, require, from_channel, min_age_ns, cleared, actor, reason, at_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		p.Image, p.Channel, req, p.From, int64(p.MinAge), b2i(p.Cleared), p.Actor, p.Reason, p.Time.UnixNano()).Scan(&p.ID)
+	if err != nil {
+		return fmt.Errorf("catalog: recording the policy of %s: %w", p.Channel, err)
+	}
+	return nil
+}
+
+func (t *txn) PolicyHistory(image, channel string) ([]catalog.Policy, error) {
+	query, args := `SELECT id, channel, require, from_channel, min_age_ns, cleared, actor, reason, at_ns FROM channel_policies WHERE image = ?`, []interface{}{image}
+	if channel != "" {
+		query += ` AND channel = ?`
+		args = append(args, channel)
+	}
+	rows, err := t.tx.Query(t.q(query+` ORDER BY id`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Policy
+	for rows.Next() {
+		p := catalog.Policy{Image: image}
+		var req string
+		var minAge, at int64
+		var cleared int
+		if err := rows.Scan(&p.ID, &p.Channel, &req, &p.From, &minAge, &cleared, &p.Actor, &p.Reason, &at); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(req), &p.Require); err != nil {
+			return nil, fmt.Errorf("catalog: decoding the policy of %s: %w", p.Channel, err)
+		}
+		p.MinAge = catalog.Duration(minAge)
+		p.Cleared = cleared != 0
+		p.Time = time.Unix(0, at).UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }

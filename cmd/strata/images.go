@@ -82,7 +82,7 @@ func versionsCmd(g *globals) *cobra.Command {
 func showCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show NAME@VERSION",
-		Short: "Show one version: content, artifacts, packages, build, channels",
+		Short: "Show one version: content, artifacts, packages, build, channels, evidence",
 		Args:  args(1, "NAME@VERSION"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			name, version, err := splitRef(a[0])
@@ -135,6 +135,14 @@ func showCmd(g *globals) *cobra.Command {
 						printEsc(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", art.Format, art.Path, art.Size, short(art.SHA256))
 					}
 					printEsc(w, "Packages:\t%d\n", len(v.Packages))
+					for _, e := range v.Evidence {
+						boot := ""
+						if e.BootTimeMS > 0 {
+							boot = fmt.Sprintf(", boot %dms", e.BootTimeMS)
+						}
+						printEsc(w, "Evidence:\t%s %s\t%s\t%d passed, %d failed, %d skipped%s\t%s\t%s\n", e.Kind, passFail(e.Passed), ts(e.Time),
+							e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped, boot, e.Source, e.Report)
+					}
 				})
 			})
 		},

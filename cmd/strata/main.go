@@ -3,7 +3,7 @@
 //
 // Exit codes: 0 done, 1 failed, 2 bad usage or input, 3 not found (the
 // catalog itself included), 4 refused (conflict, revoked target, nothing to
-// roll back to). Under --json an error is also a JSON object on stdout.
+// roll back to, a channel policy). Under --json an error is also a JSON object on stdout.
 package main
 
 import (
@@ -107,7 +107,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, catalog.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, catalog.ErrConflict), errors.Is(err, catalog.ErrRevoked), errors.Is(err, catalog.ErrNoRollback):
+	case errors.Is(err, catalog.ErrConflict), errors.Is(err, catalog.ErrRevoked), errors.Is(err, catalog.ErrNoRollback),
+		errors.Is(err, catalog.ErrPolicy):
 		return exitRefused
 	}
 	return exitFailed

@@ -39,12 +39,16 @@ func promoteCmd(g *globals) *cobra.Command {
 						return
 					}
 					printEsc(w, "%s: %s -> %s@%s\n", a[1], orNone(e.Previous), name, e.Version)
+					if e.Override != "" {
+						printEsc(w, "policy of %s overridden (%s): %s\n", a[1], opt.Reason, e.Override)
+					}
 				})
 			})
 		},
 	}
 	moveFlags(cmd, &opt)
 	cmd.Flags().StringVar(&opt.From, "from", "", "only promote what this channel holds (e.g. staging for production)")
+	cmd.Flags().BoolVar(&opt.Override, "override", false, "promote although the channel's policy refuses (needs --reason; recorded in the history)")
 	return cmd
 }
 
@@ -75,14 +79,23 @@ func rollbackCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				// Never blocked by a policy, but said.
+				lacks, err := c.MissingEvidence(cmd.Context(), a[0], a[1], e.Version)
+				if err != nil {
+					return err
+				}
 				return g.emit(struct {
 					*catalog.ChannelEntry
-					Skipped []catalog.RollbackTarget `json:"skipped"`
-				}{e, skipped}, func(w *tabwriter.Writer) {
+					Skipped       []catalog.RollbackTarget `json:"skipped"`
+					LacksEvidence []string                 `json:"lacks_evidence"`
+				}{e, skipped, append([]string{}, lacks...)}, func(w *tabwriter.Writer) {
 					for _, s := range skipped {
 						printEsc(w, "skipped %s@%s: %s\n", a[0], s.Version, s.Skipped)
 					}
 					printEsc(w, "%s: %s@%s -> %s@%s (rollback)\n", a[1], a[0], e.Previous, a[0], e.Version)
+					if len(lacks) > 0 {
+						printEsc(w, "warning: %s@%s lacks evidence the policy of %s requires now: %s\n", a[0], e.Version, a[1], strings.Join(lacks, "; "))
+					}
 				})
 			})
 		},
@@ -109,7 +122,11 @@ func historyCmd(g *globals) *cobra.Command {
 				return g.emit(h, func(w *tabwriter.Writer) {
 					fmt.Fprintln(w, "#\tTIME\tACTION\tFROM\tTO\tACTOR\tREASON")
 					for _, e := range h {
-						printEsc(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, ts(e.Time), e.Action, orNone(e.Previous), e.Version, e.Actor, e.Reason)
+						action := string(e.Action)
+						if e.Override != "" {
+							action += " (policy overridden: " + e.Override + ")"
+						}
+						printEsc(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, ts(e.Time), action, orNone(e.Previous), e.Version, e.Actor, e.Reason)
 					}
 				})
 			})

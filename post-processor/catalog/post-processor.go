@@ -7,8 +7,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,6 +81,9 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		if err := catalogdb.FromOutput(ctx, v, dir, m); err != nil {
 			return nil, false, false, fmt.Errorf("strata-catalog: %w", err)
 		}
+		if err := writeStatements(dir, c.ImageName, v); err != nil {
+			return nil, false, false, fmt.Errorf("strata-catalog: %w", err)
+		}
 	default:
 		if err := fromRegistryMetadata(ctx, v, in); err != nil {
 			return nil, false, false, err
@@ -115,19 +121,36 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 			ui.Message(fmt.Sprintf("No version in the catalog has the parent %s: recorded as a base from outside", v.ParentID))
 		}
 	}
+	// A version with failed evidence (strata-test's on_failure =
+	// "register") is registered for inspection only: no channel moves.
+	failed := failedKinds(v.Evidence)
+	channels := c.Channels
+	if len(failed) > 0 {
+		channels = nil
+	}
 	scheme := catalogdb.VersionScheme(c.VersionScheme)
 	out, err := cat.Register(ctx, v, catalogdb.RegisterOptions{
 		Scheme:         scheme,
 		AllowDuplicate: c.AllowDuplicate,
-		Channels:       c.Channels,
+		Channels:       channels,
 		Move:           catalogdb.MoveOptions{Actor: c.Actor, Reason: reason},
 	})
+	if errors.Is(err, catalogdb.ErrPolicy) {
+		return nil, false, false, fmt.Errorf("strata-catalog: nothing registered: the channels option asks for a move a channel policy refuses (see strata policy show %s): %w", c.ImageName, err)
+	}
 	if err != nil {
 		return nil, false, false, fmt.Errorf("strata-catalog: registering %s: %w", c.ImageName, err)
 	}
 	ui.Say(fmt.Sprintf("Registered %s (%s): %d file(s), %d package(s), %d layer(s)%s in %s",
 		out.Ref(), out.ImageID, len(out.Artifacts), len(out.Packages), len(out.Layers), parentNote(out), time.Since(start).Round(time.Millisecond)))
-	for _, ch := range c.Channels {
+	for _, e := range out.Evidence {
+		ui.Message(fmt.Sprintf("Evidence %s: %s (%d passed, %d failed, %d skipped)", e.Kind, passFail(e.Passed), e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped))
+	}
+	if len(failed) > 0 {
+		return nil, false, false, fmt.Errorf("strata-catalog: registered %s with failed evidence (%s) for inspection only: no channel was moved, and no channel whose policy requires that evidence will take it",
+			out.Ref(), strings.Join(failed, ", "))
+	}
+	for _, ch := range channels {
 		ui.Message(fmt.Sprintf("%s -> %s", ch, out.Ref()))
 	}
 	gd := map[string]interface{}{}
@@ -135,6 +158,46 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		gd[k] = x
 	}
 	return &Artifact{Version: out, URL: url, generatedData: gd}, true, false, nil
+}
+
+// writeStatements writes an in-toto statement into the output directory
+// dir for each piece of v's evidence that has none yet (the boot check's):
+// strata-test writes its own beside its reports.
+func writeStatements(dir, name string, v *catalogdb.Version) error {
+	for i := range v.Evidence {
+		e := &v.Evidence[i]
+		if e.Statement != "" {
+			continue
+		}
+		st, err := export.TestStatement(name, v.ImageID, e.ToExport())
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, export.StatementName(e.ToExport()))
+		if _, err := export.WriteStatement(path, st); err != nil {
+			return err
+		}
+		e.Statement = path
+	}
+	return nil
+}
+
+// failedKinds lists the kinds of evidence that failed.
+func failedKinds(ev []catalogdb.Evidence) []string {
+	var out []string
+	for _, e := range ev {
+		if !e.Passed && !slices.Contains(out, e.Kind) {
+			out = append(out, e.Kind)
+		}
+	}
+	return out
+}
+
+func passFail(passed bool) string {
+	if passed {
+		return "passed"
+	}
+	return "FAILED"
 }
 
 func parentNote(v *catalogdb.Version) string {

@@ -3,10 +3,13 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
@@ -230,5 +233,120 @@ func TestSaysWhenItCreatesTheCatalog(t *testing.T) {
 		if got := strings.Contains(out.String(), "Created a new catalog at "+url); got != want {
 			t.Fatalf("registration %d: says it created the catalog: %v, want %v\n%s", i+1, got, want, out.String())
 		}
+	}
+}
+
+// withEvidence adds to a chroot artifact's manifest a passed boot check and
+// a tests evidence entry (with its report and statement in the directory,
+// both in files), as strata-chroot and strata-test hand them over.
+func withEvidence(t *testing.T, in *fakeArtifact, id string, testsPassed bool) string {
+	dir := in.state["output_dir"].(string)
+	m := in.state[stateManifest].(map[interface{}]interface{})
+	m["image_id"] = id
+	report := filepath.Join(dir, "strata-test.json")
+	os.WriteFile(report, []byte(`{"checks":[{"name":"nginx","passed":true}]}`), 0o644)
+	st := filepath.Join(dir, "strata-test.json.intoto.json")
+	os.WriteFile(st, []byte(`{"_type":"https://in-toto.io/Statement/v1"}`), 0o644)
+	rsum, rsize, _ := export.FileSHA256(report)
+	ssum, ssize, _ := export.FileSHA256(st)
+	files := m["files"].([]interface{})
+	m["files"] = append(files,
+		rpcMap(map[string]interface{}{"name": "strata-test.json", "size": rsize, "sha256": rsum}),
+		rpcMap(map[string]interface{}{"name": "strata-test.json.intoto.json", "size": ssize, "sha256": ssum}))
+	m["boot_check"] = rpcMap(map[string]interface{}{"passed": true, "disk": "disk.raw", "accel": "kvm", "boot_time_ms": int64(1850), "total_ms": int64(4000), "expect": "login:"})
+	failed := 0
+	if !testsPassed {
+		failed = 1
+	}
+	m["evidence"] = []interface{}{rpcMap(map[string]interface{}{
+		"kind": "tests", "passed": testsPassed, "time": "2026-03-01T12:00:00Z",
+		"counts": rpcMap(map[string]interface{}{"passed": int64(4), "failed": int64(failed), "skipped": int64(1)}),
+		"report": "strata-test.json", "report_sha256": rsum, "statement": "strata-test.json.intoto.json",
+	})}
+	return rsum
+}
+
+// Evidence in artifact.json is registered in the registering transaction:
+// a channel whose policy requires it moves at once; a channel whose policy
+// it does not meet fails the build and registers nothing; failed evidence
+// registers the version for inspection and moves no channel.
+func TestRegisterEvidence(t *testing.T) {
+	store := t.TempDir()
+	url := "sqlite://" + filepath.Join(store, "catalog.db")
+	c, err := catalogdb.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.SetPolicy(ctx, catalogdb.Policy{Image: "web", Channel: "staging", Require: []string{"bootcheck", "tests"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetPolicy(ctx, catalogdb.Policy{Image: "web", Channel: "production", Require: []string{"tests"}, From: "staging"}); err != nil {
+		t.Fatal(err)
+	}
+	p := configure(t, map[string]interface{}{"catalog": url, "image_name": "web", "channels": []string{"staging"}, "packer_build_name": "web"})
+
+	in, _ := chrootArtifact(t, store)
+	rsum := withEvidence(t, in, digest("5"), true)
+	dir := in.state["output_dir"].(string)
+	if _, _, _, err := p.PostProcess(ctx, packersdk.TestUi(t), in); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Get(ctx, "web", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Evidence) != 2 {
+		t.Fatalf("evidence: %+v", v.Evidence)
+	}
+	tests, boot := v.Evidence[0], v.Evidence[1]
+	if tests.Kind != "tests" || !tests.Passed || tests.Counts != (catalogdb.Counts{Passed: 4, Skipped: 1}) || tests.Source != "post-processor" ||
+		tests.Report != filepath.Join(dir, "strata-test.json") || tests.ReportSHA256 != rsum || tests.Statement != filepath.Join(dir, "strata-test.json.intoto.json") ||
+		!tests.Time.Equal(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("tests evidence: %+v", tests)
+	}
+	if boot.Kind != "bootcheck" || !boot.Passed || boot.BootTimeMS != 1850 || boot.Source != "builder" || boot.Statement != filepath.Join(dir, "bootcheck.intoto.json") {
+		t.Fatalf("boot check evidence: %+v", boot)
+	}
+	var st export.Statement
+	b, err := os.ReadFile(boot.Statement)
+	if err != nil || json.Unmarshal(b, &st) != nil || st.Subject[0].Digest["sha256"] != strings.Repeat("5", 64) || st.Predicate.Result != "PASSED" ||
+		st.PredicateType != export.TestResultPredicateType {
+		t.Fatalf("boot check statement: %s %v", b, err)
+	}
+	if ch, err := c.Resolve(ctx, "web", "staging"); err != nil || ch.Version != "1.0.0" {
+		t.Fatalf("staging: %+v %v", ch, err)
+	}
+
+	// Only a boot check: the staging policy refuses, nothing is registered.
+	in2, _ := chrootArtifact(t, store)
+	in2.state[stateManifest].(map[interface{}]interface{})["image_id"] = digest("6")
+	in2.state[stateManifest].(map[interface{}]interface{})["boot_check"] = rpcMap(map[string]interface{}{"passed": true, "disk": "disk.raw", "boot_time_ms": int64(900)})
+	_, _, _, err = p.PostProcess(ctx, packersdk.TestUi(t), in2)
+	if err == nil || !strings.Contains(err.Error(), "policy") || !strings.Contains(err.Error(), "no passing tests evidence") || !strings.Contains(err.Error(), "staging") {
+		t.Fatalf("a channel its policy refuses: %v", err)
+	}
+	if vs, _ := c.Versions(ctx, "web"); len(vs) != 1 {
+		t.Fatalf("a refused registration left %d versions", len(vs))
+	}
+
+	// Failed tests (on_failure = "register"): registered, no channel moved,
+	// the build fails, and promotion is refused.
+	in3, _ := chrootArtifact(t, store)
+	withEvidence(t, in3, digest("7"), false)
+	_, _, _, err = p.PostProcess(ctx, packersdk.TestUi(t), in3)
+	if err == nil || !strings.Contains(err.Error(), "failed evidence (tests)") || !strings.Contains(err.Error(), "no channel was moved") {
+		t.Fatalf("failed evidence: %v", err)
+	}
+	v3, err := c.Get(ctx, "web", "1.0.1")
+	if err != nil || len(v3.Evidence) != 2 || v3.Evidence[0].Passed {
+		t.Fatalf("the failed version: %+v %v", v3, err)
+	}
+	if ch, _ := c.Resolve(ctx, "web", "staging"); ch.Version != "1.0.0" {
+		t.Fatalf("failed evidence moved staging to %s", ch.Version)
+	}
+	if _, _, err := c.Promote(ctx, "web", "staging", "1.0.1", catalogdb.MoveOptions{}); !errors.Is(err, catalogdb.ErrPolicy) {
+		t.Fatalf("a version with failed tests was promoted: %v", err)
 	}
 }
