@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // TestAccBootCheck: a minimized bookworm with linux-image-cloud-amd64 and
@@ -14,6 +16,7 @@ import (
 // build fails with the console's tail. No VM is left either way.
 func TestAccBootCheck(t *testing.T) {
 	e := acceptance(t)
+	acctest.Slow(t)
 	store := scratch(t)
 	vars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
@@ -232,6 +233,7 @@ func TestAccDisk(t *testing.T) {
 	})
 
 	t.Run("ChildSquashfsGrub", func(t *testing.T) {
+		acctest.Slow(t)
 		cdir := t.TempDir()
 		cvars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base.ImageID,
 			"install": `["less"]`, "root_filesystem": "squashfs", "bootloader": "grub", "qcow2": "true"}

@@ -33,6 +33,16 @@ var (
 	envErr error
 )
 
+// Slow skips a test unless the slow end-to-end checks are on
+// (STRATA_SLOW=1: `make test-slow`): those that boot more VMs under TCG
+// than `make test`'s budget holds.
+func Slow(t *testing.T) {
+	t.Helper()
+	if os.Getenv("STRATA_SLOW") == "" {
+		t.Skip("slow end-to-end check: set STRATA_SLOW=1 (make test-slow does)")
+	}
+}
+
 // Setup skips the test unless end-to-end tests are on, and installs the
 // plugin (and packer-plugin-ansible when STRATA_ANSIBLE_PLUGIN names it)
 // once per test binary.
