@@ -29,8 +29,10 @@ type fakeHost struct {
 	fail   map[string]error
 	mounts []fakeMount
 	nextID int
-	// missing programs LookPath does not find.
+	// missing programs LookPath does not find; paths those it finds
+	// elsewhere than /usr/bin.
 	missing map[string]bool
+	paths   map[string]string
 	// run is what a host program does, when it does anything.
 	run func(cmd *exec.Cmd) error
 	// killed is how many processes KillChroot reports.
@@ -236,6 +238,9 @@ func (f *fakeHost) Output(cmd *exec.Cmd, _ hostexec.Tracker) ([]byte, error) {
 func (f *fakeHost) LookPath(name string) (string, error) {
 	if f.missing[name] {
 		return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+	}
+	if p, ok := f.paths[name]; ok {
+		return p, nil
 	}
 	return "/usr/bin/" + name, nil
 }

@@ -24,7 +24,7 @@ const bootCheckProgress = 15 * time.Second
 // kills its VM before it returns, whatever happened: there is nothing to
 // clean up.
 //
-// Uses cfg, ledger, artifact; rewrites artifact.json.
+// Uses cfg, host, ledger, artifact; rewrites artifact.json.
 type stepBootCheck struct{}
 
 func (s *stepBootCheck) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -65,7 +65,20 @@ func (s *stepBootCheck) Run(ctx context.Context, state multistep.StateBag) multi
 			}
 		}
 	}()
+	// QEMU and the firmware as the host seam finds them (Prepare checked
+	// they are there).
+	qemu, err := b.host.LookPath(boot.DefaultQEMU)
+	if err != nil {
+		return halt(state, fmt.Errorf("bootcheck: %w", err))
+	}
+	code, vars, err := boot.FindFirmwareIn(b.host.Root())
+	if err != nil {
+		return halt(state, fmt.Errorf("bootcheck: %w", err))
+	}
 	res, err := boot.Check(ctx, boot.Options{
+		QEMU:      qemu,
+		Firmware:  code,
+		Vars:      vars,
 		Disk:      disk,
 		Timeout:   bc.timeout,
 		Expect:    bc.Expect,
