@@ -17,6 +17,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
+	"github.com/strata-build/packer-plugin-strata/internal/ticker"
 	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -286,25 +287,15 @@ var progressEvery = 5 * time.Second
 func timed(report func(string), format, tmp string, f func() (Output, error)) (Output, error) {
 	report(fmt.Sprintf("Writing %s ...", format))
 	start := time.Now()
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				so := ""
-				if fi, err := os.Stat(tmp); err == nil && fi.Mode().IsRegular() {
-					so = bytesize.Human(fi.Size()) + " so far, "
-				}
-				report(fmt.Sprintf("  still writing %s: %s%s", format, so, time.Since(start).Round(time.Second)))
-			}
+	stop := ticker.Every(progressEvery, func(elapsed time.Duration) {
+		so := ""
+		if fi, err := os.Stat(tmp); err == nil && fi.Mode().IsRegular() {
+			so = bytesize.Human(fi.Size()) + " so far, "
 		}
-	}()
+		report(fmt.Sprintf("  still writing %s: %s%s", format, so, elapsed.Round(time.Second)))
+	})
 	o, err := f()
-	close(done)
+	stop()
 	if err != nil {
 		return o, fmt.Errorf("writing %s: %w", format, err)
 	}

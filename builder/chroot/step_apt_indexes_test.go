@@ -13,17 +13,7 @@ import (
 // aptIndexesTest is a build with the package cache on (offline: no
 // upstream) and the image root mounted, ready for stepAptIndexes.
 func aptIndexesTest(t *testing.T) (*stepTest, *stepPackageCache) {
-	s := newStepTest(t, func(raw map[string]interface{}) {
-		raw["package_cache"] = map[string]interface{}{"enabled": true, "offline": true}
-	})
-	s.withLedger()
-	if err := os.MkdirAll(s.b.cfg.PackageCache.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cache := &stepPackageCache{}
-	if s.run(cache) != multistep.ActionContinue {
-		t.Fatal(s.err())
-	}
+	s, cache := withPackageCache(t)
 	t.Cleanup(func() { cache.Cleanup(s.state) })
 	s.mounted()
 	if s.run(&stepAptCache{}) != multistep.ActionContinue { // makes the build's /run/strata

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/boot"
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/ticker"
 )
 
 // bootCheckProgress is how often the UI hears that a boot is still going.
@@ -50,21 +51,9 @@ func (s *stepBootCheck) Run(ctx context.Context, state multistep.StateBag) multi
 	// The console goes to Packer's log (PACKER_LOG=1); the UI hears how
 	// long the boot has run and its latest line.
 	con := &consoleLog{}
-	done := make(chan struct{})
-	defer close(done)
-	start := time.Now()
-	go func() {
-		t := time.NewTicker(bootCheckProgress)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				ui.Message(fmt.Sprintf("still booting, %s elapsed; console: %s", time.Since(start).Round(time.Second), con.last()))
-			}
-		}
-	}()
+	defer ticker.Every(bootCheckProgress, func(elapsed time.Duration) {
+		ui.Message(fmt.Sprintf("still booting, %s elapsed; console: %s", elapsed.Round(time.Second), con.last()))
+	})()
 	// QEMU and the firmware as the host seam finds them (Prepare checked
 	// they are there).
 	qemu, err := b.host.LookPath(boot.DefaultQEMU)

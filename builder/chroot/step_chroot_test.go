@@ -112,17 +112,7 @@ func TestStepPackageCacheAndAptCache(t *testing.T) {
 	if asImageRoot(t) {
 		return
 	}
-	s := newStepTest(t, func(raw map[string]interface{}) {
-		raw["package_cache"] = map[string]interface{}{"enabled": true, "offline": true}
-	})
-	s.withLedger()
-	if err := os.MkdirAll(s.b.cfg.PackageCache.Dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cache := &stepPackageCache{}
-	if s.run(cache) != multistep.ActionContinue {
-		t.Fatal(s.err())
-	}
+	s, cache := withPackageCache(t)
 	if s.b.cache == nil {
 		t.Fatal("no cache in the build state")
 	}
@@ -215,4 +205,22 @@ func TestStepRemovePackages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withPackageCache is a build whose package cache runs (offline: no
+// upstream), as stepPackageCache starts it.
+func withPackageCache(t *testing.T) (*stepTest, *stepPackageCache) {
+	t.Helper()
+	s := newStepTest(t, func(raw map[string]interface{}) {
+		raw["package_cache"] = map[string]interface{}{"enabled": true, "offline": true}
+	})
+	s.withLedger()
+	if err := os.MkdirAll(s.b.cfg.PackageCache.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cache := &stepPackageCache{}
+	if s.run(cache) != multistep.ActionContinue {
+		t.Fatal(s.err())
+	}
+	return s, cache
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -160,19 +161,13 @@ func evidenceListCmd(g *globals) *cobra.Command {
 		Use:   "list NAME@VERSION",
 		Short: "List a version's evidence, oldest first",
 		Args:  args(1, "NAME@VERSION"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			name, version, err := splitRef(a[0])
+		RunE: g.onVersion(func(ctx context.Context, c *catalog.Catalog, name, version string) error {
+			ev, err := c.EvidenceOf(ctx, name, version)
 			if err != nil {
 				return err
 			}
-			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
-				ev, err := c.EvidenceOf(cmd.Context(), name, version)
-				if err != nil {
-					return err
-				}
-				return g.emit(ev, func(w *tabwriter.Writer) { evidenceTable(w, ev) })
-			})
-		},
+			return g.emit(ev, func(w *tabwriter.Writer) { evidenceTable(w, ev) })
+		}),
 	}
 }
 

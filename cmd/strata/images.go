@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -84,68 +85,62 @@ func showCmd(g *globals) *cobra.Command {
 		Use:   "show NAME@VERSION",
 		Short: "Show one version: content, artifacts, packages, build, channels, evidence",
 		Args:  args(1, "NAME@VERSION"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			name, version, err := splitRef(a[0])
+		RunE: g.onVersion(func(ctx context.Context, c *catalog.Catalog, name, version string) error {
+			v, err := c.Get(ctx, name, version)
 			if err != nil {
 				return err
 			}
-			return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
-				v, err := c.Get(cmd.Context(), name, version)
-				if err != nil {
-					return err
+			chs, err := c.Channels(ctx, name)
+			if err != nil {
+				return err
+			}
+			on := []string{}
+			for _, ch := range chs {
+				if ch.Version == version {
+					on = append(on, ch.Name)
 				}
-				chs, err := c.Channels(cmd.Context(), name)
-				if err != nil {
-					return err
+			}
+			return g.emit(struct {
+				*catalog.Version
+				Channels []string `json:"channels"`
+			}{v, on}, func(w *tabwriter.Writer) {
+				printEsc(w, "Image:\t%s\nVersion:\t%s\nImage ID:\t%s\nParent:\t%s\nCreated:\t%s\nChannels:\t%s\n",
+					v.Image, v.Version, v.ImageID, v.ParentID, ts(v.Created), strings.Join(on, ", "))
+				if v.Description != "" {
+					printEsc(w, "Description:\t%s\n", v.Description)
 				}
-				on := []string{}
-				for _, ch := range chs {
-					if ch.Version == version {
-						on = append(on, ch.Name)
-					}
+				if v.Revoked && v.RevokedAt != nil {
+					printEsc(w, "Revoked:\t%s (%s)\n", v.RevokedReason, ts(*v.RevokedAt))
 				}
-				return g.emit(struct {
-					*catalog.Version
-					Channels []string `json:"channels"`
-				}{v, on}, func(w *tabwriter.Writer) {
-					printEsc(w, "Image:\t%s\nVersion:\t%s\nImage ID:\t%s\nParent:\t%s\nCreated:\t%s\nChannels:\t%s\n",
-						v.Image, v.Version, v.ImageID, v.ParentID, ts(v.Created), strings.Join(on, ", "))
-					if v.Description != "" {
-						printEsc(w, "Description:\t%s\n", v.Description)
+				for i, l := range v.Layers {
+					printEsc(w, "Layer %d:\t%s\n", i, l)
+				}
+				if v.Build.BuildName != "" || v.Build.PackerRunUUID != "" {
+					printEsc(w, "Build:\t%s run %s template %s\n", v.Build.BuildName, v.Build.PackerRunUUID, v.Build.TemplateHash)
+				}
+				if v.Build.OutputDir != "" {
+					printEsc(w, "Output dir:\t%s\n", v.Build.OutputDir)
+				}
+				for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
+					printEsc(w, "Label:\t%s=%s\n", k, v.Labels[k])
+				}
+				if len(v.Tags) > 0 {
+					printEsc(w, "Tags:\t%s\n", strings.Join(v.Tags, ", "))
+				}
+				for _, art := range v.Artifacts {
+					printEsc(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", art.Format, art.Path, art.Size, short(art.SHA256))
+				}
+				printEsc(w, "Packages:\t%d\n", len(v.Packages))
+				for _, e := range v.Evidence {
+					boot := ""
+					if e.BootTimeMS > 0 {
+						boot = fmt.Sprintf(", boot %dms", e.BootTimeMS)
 					}
-					if v.Revoked && v.RevokedAt != nil {
-						printEsc(w, "Revoked:\t%s (%s)\n", v.RevokedReason, ts(*v.RevokedAt))
-					}
-					for i, l := range v.Layers {
-						printEsc(w, "Layer %d:\t%s\n", i, l)
-					}
-					if v.Build.BuildName != "" || v.Build.PackerRunUUID != "" {
-						printEsc(w, "Build:\t%s run %s template %s\n", v.Build.BuildName, v.Build.PackerRunUUID, v.Build.TemplateHash)
-					}
-					if v.Build.OutputDir != "" {
-						printEsc(w, "Output dir:\t%s\n", v.Build.OutputDir)
-					}
-					for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
-						printEsc(w, "Label:\t%s=%s\n", k, v.Labels[k])
-					}
-					if len(v.Tags) > 0 {
-						printEsc(w, "Tags:\t%s\n", strings.Join(v.Tags, ", "))
-					}
-					for _, art := range v.Artifacts {
-						printEsc(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", art.Format, art.Path, art.Size, short(art.SHA256))
-					}
-					printEsc(w, "Packages:\t%d\n", len(v.Packages))
-					for _, e := range v.Evidence {
-						boot := ""
-						if e.BootTimeMS > 0 {
-							boot = fmt.Sprintf(", boot %dms", e.BootTimeMS)
-						}
-						printEsc(w, "Evidence:\t%s %s\t%s\t%d passed, %d failed, %d skipped%s\t%s\t%s\n", e.Kind, passFail(e.Passed), ts(e.Time),
-							e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped, boot, e.Source, e.Report)
-					}
-				})
+					printEsc(w, "Evidence:\t%s %s\t%s\t%d passed, %d failed, %d skipped%s\t%s\t%s\n", e.Kind, passFail(e.Passed), ts(e.Time),
+						e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped, boot, e.Source, e.Report)
+				}
 			})
-		},
+		}),
 	}
 }
 
@@ -175,5 +170,19 @@ func channelsCmd(g *globals) *cobra.Command {
 				})
 			})
 		},
+	}
+}
+
+// onVersion is the RunE of a command on one NAME@VERSION: it parses the
+// reference and runs run with the catalog open for that image.
+func (g *globals) onVersion(run func(ctx context.Context, c *catalog.Catalog, name, version string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, a []string) error {
+		name, version, err := splitRef(a[0])
+		if err != nil {
+			return err
+		}
+		return g.withImage(cmd.Context(), name, "", func(c *catalog.Catalog) error {
+			return run(cmd.Context(), c, name, version)
+		})
 	}
 }
