@@ -280,6 +280,7 @@ func TestAccDisk(t *testing.T) {
 	})
 
 	t.Run("PanicFailsBootCheck", func(t *testing.T) {
+		acctest.Slow(t)
 		// The last root= wins: the initramfs gives up on a root that is not
 		// there and, with panic=1, reboots; the VM stops and the boot check
 		// fails with the console's last lines.

@@ -53,6 +53,9 @@ type buildState struct {
 	// undos are what stepMount, stepResolvConf and stepPolicyRcD take back,
 	// in the order they ran; earlyCleanup runs them before the commit.
 	undos []*undo
+	// aptIndexes is the undo of the shared package indexes' overlays
+	// (stepAptIndexes), which stepRemovePackages runs early.
+	aptIndexes *undo
 	// image is the committed image (stepCommit).
 	image *layer.Image
 	// view is the committed image mounted read-only for the export

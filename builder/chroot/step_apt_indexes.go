@@ -120,6 +120,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		done = nil
 		return os.RemoveAll(base)
 	})
+	b.aptIndexes = s.undo
 	for _, target := range []string{aptListsDir, aptCacheDirPath} {
 		name := filepath.Base(target)
 		if target == aptCacheDirPath {

@@ -193,7 +193,19 @@ func TestStepRemovePackages(t *testing.T) {
 			os.WriteFile(filepath.Join(s.mp, "var/lib/dpkg/status"), []byte(status), 0o644)
 			comm := new(packersdk.MockCommunicator)
 			s.state.Put(stateCommunicator, comm)
+			// The shared indexes' overlays: taken down before apt runs.
+			var indexesDown bool
+			s.b.aptIndexes = s.b.pushUndo("package indexes", func(packersdk.Ui) error {
+				if comm.StartCalled {
+					t.Error("apt ran before the package indexes were taken down")
+				}
+				indexesDown = true
+				return nil
+			})
 			a := s.run(&stepRemovePackages{})
+			if indexesDown != (c.command != "") {
+				t.Fatalf("package indexes taken down: %v; apt runs: %v", indexesDown, c.command != "")
+			}
 			if (a == multistep.ActionHalt) != c.halt {
 				t.Fatalf("action %v, error %q", a, s.err())
 			}

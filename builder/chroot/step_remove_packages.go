@@ -17,7 +17,7 @@ import (
 // runs there, so it comes before the teardown), refusing an Essential one
 // without force.
 //
-// Uses cfg, root and the communicator.
+// Uses cfg, root, aptIndexes and the communicator.
 type stepRemovePackages struct{}
 
 func (s *stepRemovePackages) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
@@ -54,6 +54,14 @@ func (s *stepRemovePackages) Run(ctx context.Context, state multistep.StateBag) 
 	}
 	if len(todo) == 0 {
 		return multistep.ActionContinue
+	}
+	// apt's own maintainer scripts remove /var/cache/apt and
+	// /var/lib/apt/lists, where the shared package indexes are mounted:
+	// take those down first (their lists are kept for the next build).
+	if u := buildOf(state).aptIndexes; u != nil {
+		if err := u.run(ui); err != nil {
+			return halt(state, fmt.Errorf("minimize.remove_packages: taking down the shared package indexes: %w", err))
+		}
 	}
 	ui.Say("Removing packages: " + strings.Join(todo, " "))
 	args := []string{"purge", "--auto-remove"}
