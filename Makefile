@@ -98,7 +98,7 @@ test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 	  $(GO) test -count=1 -timeout 40m ./...
 
 ## test-slow: the end-to-end checks too slow for `make test` (more disks booted under TCG: a squashfs root
-## with GRUB on a child image, a root that is not there, a kernel that panics in its init), ~15 min on 2 cores.
+## with GRUB on a child image, a root that is not there, a kernel that panics in its init), ~7 min on 2 cores.
 test-slow: test-deps build
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
 	  $(GO) test -count=1 -timeout 60m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
