@@ -299,7 +299,7 @@ func timed(report func(string), format, tmp string, f func() (Output, error)) (O
 	if err != nil {
 		return o, fmt.Errorf("writing %s: %w", format, err)
 	}
-	report(fmt.Sprintf("Wrote %s: %s in %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), time.Since(start).Round(time.Millisecond), short(o.SHA256)))
+	report(fmt.Sprintf("Wrote %s: %s in %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), time.Since(start).Round(time.Millisecond), layer.ShortDigest(o.SHA256)))
 	return o, nil
 }
 
@@ -317,7 +317,7 @@ func timedAll(report func(string), format, tmp string, f func() ([]Output, error
 	})
 	if err == nil {
 		for _, o := range outs[1:] {
-			report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), short(o.SHA256)))
+			report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), layer.ShortDigest(o.SHA256)))
 		}
 	}
 	return outs, err
@@ -326,13 +326,6 @@ func timedAll(report func(string), format, tmp string, f func() ([]Output, error
 // tmpName is where an external tool writes format f before the rename.
 func tmpName(outDir, f string) string {
 	return filepath.Join(outDir, "."+FileName(f)+".tmp")
-}
-
-func short(h string) string {
-	if len(h) > 12 {
-		return h[:12]
-	}
-	return h
 }
 
 // finishFile syncs a file a tool wrote, renames it into place and writes

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/fanout"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // tarFormats are the formats one tar stream feeds.
@@ -121,7 +122,7 @@ func writeTars(ctx context.Context, root, outDir string, want map[string]bool, s
 			return nil, "", err
 		}
 		outs = append(outs, o)
-		report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), short(o.SHA256)))
+		report(fmt.Sprintf("Wrote %s: %s (sha256 %s)", filepath.Base(o.Path), bytesize.Human(o.Size), layer.ShortDigest(o.SHA256)))
 	}
 	report(fmt.Sprintf("Tar stream done in %s", time.Since(start).Round(time.Millisecond)))
 	return outs, hex.EncodeToString(digest.Sum(nil)), nil

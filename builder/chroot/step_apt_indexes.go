@@ -82,7 +82,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 	shared, hit := store.SharedIndexes(key)
 	if hit {
 		if err := server.Preload(ctx, set.Releases); err != nil {
-			ui.Error(fmt.Sprintf("Warning: package indexes: not using the shared copy %s: %v", short(key), err))
+			ui.Error(fmt.Sprintf("Warning: package indexes: not using the shared copy %s: %v", layer.ShortDigest(key), err))
 			hit = false
 		}
 	}
@@ -146,7 +146,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		if !shared.Checked.IsZero() {
 			age = "checked " + time.Since(shared.Checked).Round(time.Second).String() + " ago"
 		}
-		ui.Message(fmt.Sprintf("package indexes: shared copy %s (hit, %s)", short(key), age))
+		ui.Message(fmt.Sprintf("package indexes: shared copy %s (hit, %s)", layer.ShortDigest(key), age))
 	} else {
 		ui.Message("package indexes: no shared copy for these sources and InRelease files yet (miss); apt-get update makes one")
 	}
@@ -205,7 +205,7 @@ func harvestIndexes(ui packersdk.Ui, server *pkgcache.Server, root *inroot.Root,
 			bin = "no srcpkgcache.bin: " + res.SourceCache
 		}
 		ui.Message(fmt.Sprintf("package indexes: published shared copy %s (%d verified lists, %d MiB; %s) in %s",
-			short(key), res.Files, res.Bytes>>20, bin, time.Since(start).Round(time.Millisecond)))
+			layer.ShortDigest(key), res.Files, res.Bytes>>20, bin, time.Since(start).Round(time.Millisecond)))
 	case res.Skipped != "":
 		ui.Message("package indexes: not shared: " + res.Skipped)
 	}
@@ -234,11 +234,4 @@ func imageArch(root *inroot.Root) string {
 		return "ppc64el"
 	}
 	return runtime.GOARCH
-}
-
-func short(key string) string {
-	if len(key) > 12 {
-		return key[:12]
-	}
-	return key
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
 	"github.com/strata-build/packer-plugin-strata/pkgcache"
 )
 
@@ -108,7 +109,7 @@ func cacheCmd(g *globals) *cobra.Command {
 					if sn.Kept {
 						k = "kept"
 					}
-					fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", short(sn.ID), sn.Builds, ts(sn.LastUsed), k, esc(strings.Join(sn.Releases, " ")))
+					fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", layer.ShortDigest(sn.ID), sn.Builds, ts(sn.LastUsed), k, esc(strings.Join(sn.Releases, " ")))
 				}
 			})
 		},

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 func diffCmd(g *globals) *cobra.Command {
@@ -52,7 +53,7 @@ func diffCmd(g *globals) *cobra.Command {
 						printEsc(w, "~ label\t%s\t\"%s\" -> \"%s\"\n", ch.Name, ch.From, ch.To)
 					}
 					for _, ch := range d.ArtifactsChanged {
-						printEsc(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, short(ch.From), short(ch.To))
+						printEsc(w, "~ artifact\t%s\t%s -> %s\n", ch.Name, layer.ShortDigest(ch.From), layer.ShortDigest(ch.To))
 					}
 				})
 			})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 func evidenceCmd(g *globals) *cobra.Command {
@@ -180,7 +181,7 @@ func evidenceTable(w *tabwriter.Writer, ev []catalog.Evidence) {
 		}
 		rep := e.Report
 		if e.ReportSHA256 != "" {
-			rep += " (sha256 " + short(e.ReportSHA256) + ")"
+			rep += " (sha256 " + layer.ShortDigest(e.ReportSHA256) + ")"
 		}
 		printEsc(w, "%s\t%s\t%s\t%d/%d/%d\t%s\t%s\t%s\n", e.Kind, passFail(e.Passed), ts(e.Time), e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped, boot, e.Source, rep)
 	}

@@ -114,7 +114,7 @@ func exportCmd(g *globals) *cobra.Command {
 			}
 			return g.emit(res.Outputs, func(w *tabwriter.Writer) {
 				for _, o := range res.Outputs {
-					fmt.Fprintf(w, "%s\t%s\t%s\tsha256 %s\n", o.Format, o.Path, bytesize.Human(o.Size), short(o.SHA256))
+					fmt.Fprintf(w, "%s\t%s\t%s\tsha256 %s\n", o.Format, o.Path, bytesize.Human(o.Size), layer.ShortDigest(o.SHA256))
 				}
 			})
 		},

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/strata-build/packer-plugin-strata/catalog"
 	"github.com/strata-build/packer-plugin-strata/internal/hint"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 func imagesCmd(g *globals) *cobra.Command {
@@ -72,7 +73,7 @@ func versionsCmd(g *globals) *cobra.Command {
 						if r.Revoked {
 							state = "revoked: " + r.RevokedReason
 						}
-						printEsc(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, short(r.ImageID), short(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
+						printEsc(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, layer.ShortDigest(r.ImageID), layer.ShortDigest(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
 					}
 				})
 			})
@@ -128,7 +129,7 @@ func showCmd(g *globals) *cobra.Command {
 					printEsc(w, "Tags:\t%s\n", strings.Join(v.Tags, ", "))
 				}
 				for _, art := range v.Artifacts {
-					printEsc(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", art.Format, art.Path, art.Size, short(art.SHA256))
+					printEsc(w, "Artifact:\t%s\t%s\t%d bytes\tsha256 %s\n", art.Format, art.Path, art.Size, layer.ShortDigest(art.SHA256))
 				}
 				printEsc(w, "Packages:\t%d\n", len(v.Packages))
 				for _, e := range v.Evidence {

@@ -32,7 +32,7 @@ func layersCmd(g *globals) *cobra.Command {
 				var total int64
 				for _, l := range ls {
 					total += l.Size
-					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", short(l.DiffID), bytesize.Human(l.Size), l.Entries, len(l.Images), ts(l.Created))
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", layer.ShortDigest(l.DiffID), bytesize.Human(l.Size), l.Entries, len(l.Images), ts(l.Created))
 				}
 				fmt.Fprintf(w, "%d layers, %s\n", len(ls), bytesize.Human(total))
 			})

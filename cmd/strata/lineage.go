@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 func lineageCmd(g *globals) *cobra.Command {
@@ -54,11 +55,11 @@ func lineageCmd(g *globals) *cobra.Command {
 				}
 				return g.emit(l, func(w *tabwriter.Writer) {
 					for i := len(l.Ancestors) - 1; i >= 0; i-- {
-						printEsc(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)-1-i), l.Ancestors[i].Ref(), short(l.Ancestors[i].ImageID))
+						printEsc(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)-1-i), l.Ancestors[i].Ref(), layer.ShortDigest(l.Ancestors[i].ImageID))
 					}
-					printEsc(w, "%s%s\t%s\t<- this\n", strings.Repeat("  ", len(l.Ancestors)), l.Version.Ref(), short(l.Version.ImageID))
+					printEsc(w, "%s%s\t%s\t<- this\n", strings.Repeat("  ", len(l.Ancestors)), l.Version.Ref(), layer.ShortDigest(l.Version.ImageID))
 					for _, d := range l.Descendants {
-						printEsc(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)+1), d.Ref(), short(d.ImageID))
+						printEsc(w, "%s%s\t%s\n", strings.Repeat("  ", len(l.Ancestors)+1), d.Ref(), layer.ShortDigest(d.ImageID))
 					}
 				})
 			})

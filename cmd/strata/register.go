@@ -13,6 +13,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/catalog"
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/treesize"
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 func registerCmd(g *globals) *cobra.Command {
@@ -104,7 +105,7 @@ func registerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.emit(out, func(w *tabwriter.Writer) {
-				printEsc(w, "registered %s (%s, %d artifacts, %d packages)\n", out.Ref(), short(out.ImageID), len(out.Artifacts), len(out.Packages))
+				printEsc(w, "registered %s (%s, %d artifacts, %d packages)\n", out.Ref(), layer.ShortDigest(out.ImageID), len(out.Artifacts), len(out.Packages))
 				if opt.Promote != "" {
 					printEsc(w, "%s -> %s\n", opt.Promote, out.Ref())
 				}

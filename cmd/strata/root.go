@@ -196,14 +196,6 @@ func defaultActor() string {
 
 func ts(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04:05Z") }
 
-func short(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
-}
-
 // printEsc prints one line of a table or message with format, every string
 // argument passed through esc: text from the catalog (names, versions,
 // reasons, even those written into the database by hand) can neither

@@ -73,7 +73,7 @@ func verifyOutputDir(cmd *cobra.Command, g *globals, arg string, report bool) er
 	}
 	return g.emit(rows, func(w *tabwriter.Writer) {
 		for _, r := range rows {
-			fmt.Fprintf(w, "%s\t%s\tOK (sha256 %s)\n", r.Format, filepath.Base(r.Path), short(r.SHA256))
+			fmt.Fprintf(w, "%s\t%s\tOK (sha256 %s)\n", r.Format, filepath.Base(r.Path), layer.ShortDigest(r.SHA256))
 		}
 		fmt.Fprintf(w, "%s: every output matches %s, and so does every file it names\n", dir, export.ManifestName)
 	})
@@ -122,7 +122,7 @@ func verifyStore(cmd *cobra.Command, g *globals) error {
 			if !r.OK {
 				state = "DAMAGED: " + r.Error
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\n", r.Kind, short(r.ID), state)
+			fmt.Fprintf(w, "%s\t%s\t%s\n", r.Kind, layer.ShortDigest(r.ID), state)
 		}
 		fmt.Fprintf(w, "%d layer(s) and %d image(s) checked, %d damaged\n", len(ls), len(imgs), len(damaged))
 	}); err != nil {
