@@ -102,3 +102,26 @@ func (e Evidence) ToExport() export.Evidence {
 	return export.Evidence{Kind: e.Kind, Passed: e.Passed, Time: e.Time, BootTimeMS: e.BootTimeMS, Report: e.Report, ReportSHA256: e.ReportSHA256,
 		Statement: e.Statement, Counts: export.TestCounts{Passed: e.Counts.Passed, Failed: e.Counts.Failed, Skipped: e.Counts.Skipped}}
 }
+
+// WriteStatements writes an in-toto statement into the output directory
+// dir for each piece of v's evidence that has none yet (the boot check's):
+// strata-test writes its own beside its reports. The strata-catalog
+// post-processor and `strata register --from-output` both call it.
+func WriteStatements(dir, name string, v *Version) error {
+	for i := range v.Evidence {
+		e := &v.Evidence[i]
+		if e.Statement != "" {
+			continue
+		}
+		st, err := export.TestStatement(name, v.ImageID, e.ToExport())
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, export.StatementName(e.ToExport()))
+		if _, err := export.WriteStatement(path, st); err != nil {
+			return err
+		}
+		e.Statement = path
+	}
+	return nil
+}

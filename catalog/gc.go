@@ -138,15 +138,23 @@ func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
 			if kept {
 				res.Kept[v.Ref()] = why
 			}
-			for _, a := range v.Artifacts {
-				stillNamed[a.Path] = true
+			files, err := versionFiles(tx, v)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				stillNamed[f] = true
 			}
 		}
 		for _, v := range deleted {
-			for _, a := range v.Artifacts {
-				if !stillNamed[a.Path] {
-					stillNamed[a.Path] = true // once
-					res.Files = append(res.Files, a.Path)
+			files, err := versionFiles(tx, v)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				if !stillNamed[f] {
+					stillNamed[f] = true // once
+					res.Files = append(res.Files, f)
 				}
 			}
 			res.Deleted = append(res.Deleted, v)
@@ -162,4 +170,27 @@ func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// versionFiles are the files a version names: its artifacts, and its
+// evidence's reports and in-toto statements (read into v.Evidence, so a
+// collection's result shows them too).
+func versionFiles(tx Tx, v *Version) ([]string, error) {
+	var files []string
+	for _, a := range v.Artifacts {
+		files = append(files, a.Path)
+	}
+	ev, err := tx.Evidence(v.Image, v.Version)
+	if err != nil {
+		return nil, fmt.Errorf("evidence of %s: %w", v.Ref(), err)
+	}
+	v.Evidence = ev
+	for _, e := range ev {
+		for _, f := range []string{e.Report, e.Statement} {
+			if f != "" {
+				files = append(files, f)
+			}
+		}
+	}
+	return files, nil
 }

@@ -137,3 +137,51 @@ func TestCLIEvidenceAndPolicy(t *testing.T) {
 	c.fails(2, "needs --require, --from or --min-age", "policy", "set", "web", "production")
 	c.fails(2, "policy needs a subcommand: set, show, clear", "policy")
 }
+
+// TestCLIRegisterFromOutputWritesBootCheckStatement: register --from-output
+// records the builder's boot check as evidence and writes its in-toto
+// statement beside the outputs, as the strata-catalog post-processor does.
+func TestCLIRegisterFromOutputWritesBootCheckStatement(t *testing.T) {
+	c := cli{t, "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")}
+	dir := fakeOutput(t, "booted", "")
+	m, err := export.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.BootCheck = &export.BootCheck{Passed: true, Disk: "disk.raw", Accel: "tcg", BootTimeMS: 2900, TotalMS: 9000, Expect: "login:"}
+	if err := export.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("register", "web", "--from-output", dir)
+	path := filepath.Join(dir, "bootcheck"+export.StatementSuffix)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no boot check statement: %v", err)
+	}
+	var st struct {
+		Type    string `json:"_type"`
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+		PredicateType string `json:"predicateType"`
+		Predicate     struct {
+			Result string `json:"result"`
+		} `json:"predicate"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Subject) != 1 || "sha256:"+st.Subject[0].Digest["sha256"] != m.ImageID || st.Predicate.Result != "PASSED" {
+		t.Fatalf("statement %s", b)
+	}
+	var v struct {
+		Evidence []struct {
+			Kind      string `json:"kind"`
+			Statement string `json:"statement"`
+		} `json:"evidence"`
+	}
+	json.Unmarshal([]byte(c.ok("show", "web@1.0.0", "--json")), &v)
+	if len(v.Evidence) != 1 || v.Evidence[0].Kind != "bootcheck" || v.Evidence[0].Statement != path {
+		t.Fatalf("evidence %+v", v.Evidence)
+	}
+}

@@ -108,7 +108,7 @@ func gcCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&force, "force", false, "with --apply, allow --keep 0 or --min-age 0 (no safety window)")
 	cmd.Flags().StringVar(&opt.Image, "image", "", "only this image")
 	cmd.Flags().BoolVar(&apply, "apply", false, "delete for real")
-	cmd.Flags().BoolVar(&deleteFiles, "delete-files", false, "with --apply, also remove the deleted versions' artifact files (and their .sha256) that no kept version names: only regular files inside the store or inside the output directory the builder recorded")
+	cmd.Flags().BoolVar(&deleteFiles, "delete-files", false, "with --apply, also remove the deleted versions' artifact files (and their .sha256), evidence reports and in-toto statements that no kept version names: only regular files inside the store or inside the output directory the builder recorded")
 	return cmd
 }
 
@@ -127,6 +127,13 @@ func removeCollectedFiles(res *catalog.GCResult, store string) fileRemoval {
 	for _, v := range res.Deleted {
 		for _, a := range v.Artifacts {
 			outputDir[a.Path] = v.Build.OutputDir
+		}
+		for _, e := range v.Evidence {
+			for _, f := range []string{e.Report, e.Statement} {
+				if f != "" {
+					outputDir[f] = v.Build.OutputDir
+				}
+			}
 		}
 	}
 	for _, f := range res.Files {

@@ -314,6 +314,14 @@ func TestCLIGCDeletesOnlyWhatItMay(t *testing.T) {
 
 	built := fakeOutput(t, "built", "")
 	c.ok("--store", store, "register", "x", "--from-output", built)
+	// Evidence files: a report in the recorded output dir (and the
+	// statement written beside it) go with the version; one outside stays.
+	report := filepath.Join(built, "junit.xml")
+	os.WriteFile(report, []byte("<testsuites/>"), 0o644)
+	c.ok("--store", store, "evidence", "add", "x@1.0.3", "--kind", "tests", "--passed", "--report", report)
+	outReport := filepath.Join(t.TempDir(), "external.xml")
+	os.WriteFile(outReport, []byte("<testsuites/>"), 0o644)
+	c.ok("--store", store, "evidence", "add", "x@1.0.3", "--kind", "external", "--passed", "--report", outReport)
 	c.ok("--store", store, "register", "x", "--image-id", "sha256:"+strings.Repeat("4", 64), "--promote", "production")
 
 	var res struct {
@@ -330,7 +338,14 @@ func TestCLIGCDeletesOnlyWhatItMay(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tree, "etc", "f")); err != nil {
 		t.Fatal("gc deleted a directory tree")
 	}
-	for _, gone := range []string{inStore, inStore + ".sha256", filepath.Join(built, "rootfs.tar.zst"), filepath.Join(built, "rootfs.tar.zst.sha256")} {
+	if _, err := os.Stat(outReport); err != nil {
+		t.Fatal("gc deleted an evidence report outside the store and every recorded output dir")
+	}
+	if !strings.Contains(res.LeftFiles[outReport], "outside the store") {
+		t.Errorf("the outside report is not reported as left: %+v", res.LeftFiles)
+	}
+	for _, gone := range []string{inStore, inStore + ".sha256", filepath.Join(built, "rootfs.tar.zst"), filepath.Join(built, "rootfs.tar.zst.sha256"),
+		report, report + ".intoto.json"} {
 		if _, err := os.Stat(gone); !os.IsNotExist(err) {
 			t.Errorf("%s should be gone: %v", gone, err)
 		}

@@ -46,6 +46,10 @@ func registerCmd(g *globals) *cobra.Command {
 				if err := fromOutput(cmd, &v, fromDir); err != nil {
 					return err
 				}
+				// The boot check's in-toto statement, as the post-processor writes it.
+				if err := catalog.WriteStatements(v.Build.OutputDir, v.Image, &v); err != nil {
+					return fmt.Errorf("--from-output %s: %w", fromDir, err)
+				}
 			}
 			for _, l := range labels {
 				k, val, ok := strings.Cut(l, "=")

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -81,7 +80,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		if err := catalogdb.FromOutput(ctx, v, dir, m); err != nil {
 			return nil, false, false, fmt.Errorf("strata-catalog: %w", err)
 		}
-		if err := writeStatements(dir, c.ImageName, v); err != nil {
+		if err := catalogdb.WriteStatements(dir, c.ImageName, v); err != nil {
 			return nil, false, false, fmt.Errorf("strata-catalog: %w", err)
 		}
 	default:
@@ -158,28 +157,6 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		gd[k] = x
 	}
 	return &Artifact{Version: out, URL: url, generatedData: gd}, true, false, nil
-}
-
-// writeStatements writes an in-toto statement into the output directory
-// dir for each piece of v's evidence that has none yet (the boot check's):
-// strata-test writes its own beside its reports.
-func writeStatements(dir, name string, v *catalogdb.Version) error {
-	for i := range v.Evidence {
-		e := &v.Evidence[i]
-		if e.Statement != "" {
-			continue
-		}
-		st, err := export.TestStatement(name, v.ImageID, e.ToExport())
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(dir, export.StatementName(e.ToExport()))
-		if _, err := export.WriteStatement(path, st); err != nil {
-			return err
-		}
-		e.Statement = path
-	}
-	return nil
 }
 
 // failedKinds lists the kinds of evidence that failed.
