@@ -54,4 +54,14 @@ type Tx interface {
 	// PolicyHistory lists the image's policy entries (of one channel, or
 	// of all when channel is ""), oldest first.
 	PolicyHistory(image, channel string) ([]Policy, error)
+
+	// InsertToken records t (only its hash) and sets t.ID.
+	InsertToken(t *Token) error
+	// Tokens lists every token, oldest first.
+	Tokens() ([]Token, error)
+	// TokenByHash finds a token by the sha256 of its secret (ErrNotFound,
+	// wrapped, when none has it).
+	TokenByHash(hash string) (*Token, error)
+	// RevokeToken marks token id revoked at (unix nanoseconds).
+	RevokeToken(id int64, at int64) error
 }

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PolicyHistory", testPolicyHistory},
 		{"PolicyRollbackNotBlocked", testPolicyRollback},
 		{"PolicyConcurrentPromote", testPolicyConcurrent},
+		{"Tokens", testTokens},
+		{"TokenNamesConcurrent", testTokenNamesConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
