@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/catalog"
-	"github.com/strata-build/packer-plugin-strata/catalog/postgres/pgtest"
 	_ "github.com/strata-build/packer-plugin-strata/catalog/postgres"
+	"github.com/strata-build/packer-plugin-strata/catalog/postgres/pgtest"
 	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
 )
 
