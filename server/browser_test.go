@@ -72,11 +72,11 @@ func TestBrowser(t *testing.T) {
 	}
 	shot := func(name string) {
 		t.Helper()
-		b, err := chromedp.Run(bctx, chromedp.FullScreenshot(90))
+		b, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
-		if err := os.WriteFile(filepath.Join(shots, name+".jpg"), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,12 +146,12 @@ func TestBrowser(t *testing.T) {
 	}
 	do("lineage page", chromedp.Navigate(ts.URL+"/images/base-os/versions/1.0/lineage"))
 	svg := html("#lineage")
-	shot("lineage")
 	if !strings.Contains(svg, "app@1.0") || strings.Contains(svg, "out of date") {
 		// base-os 1.0 is back on production: app@1.0 is current again.
 		t.Errorf("the lineage SVG: %s", svg)
 	}
 	do("lineage page of 1.1", chromedp.Navigate(ts.URL+"/images/base-os/versions/1.1/lineage"))
+	shot("lineage")
 	if svg := html("#lineage"); !strings.Contains(svg, "app@2.0") || !strings.Contains(svg, "stale") {
 		// 1.1 is on no channel now: app@2.0 sits on it.
 		t.Errorf("the lineage SVG of 1.1 does not mark app@2.0 out of date: %s", svg)

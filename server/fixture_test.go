@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -51,7 +52,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 
 var ctx = context.Background()
 
-func digest(s string) string { return fmt.Sprintf("sha256:%064x", []byte(s)[:min(len(s), 32)]) }
+func digest(s string) string { return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(s))) }
 
 // fixture fills a catalog at url: base-os 1.0, 1.1, 1.2 and app 1.0 (on
 // base-os 1.0) and 2.0 (on base-os 1.1); base-os production went 1.0 →
