@@ -441,16 +441,11 @@ func (s *Server) lineage(ctx context.Context, image, version string) (*LineageVi
 	if err != nil {
 		return nil, err
 	}
-	out := &LineageView{Lineage: *l, Stale: map[string]*catalog.Staleness{}}
-	for _, v := range append([]*catalog.Version{l.Version}, l.Descendants...) {
-		st, err := s.cat.Stale(ctx, v.Image, v.Version)
-		if err != nil {
-			return nil, err
-		}
-		if st != nil {
-			out.Stale[v.Ref()] = st
-		}
+	stale, err := s.cat.StaleOf(ctx, append([]*catalog.Version{l.Version}, l.Descendants...))
+	if err != nil {
+		return nil, err
 	}
+	out := &LineageView{Lineage: *l, Stale: stale}
 	if out.Ancestors == nil {
 		out.Ancestors = []*catalog.Version{}
 	}
