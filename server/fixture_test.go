@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,19 +18,20 @@ import (
 	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
 )
 
-var pg *pgtest.Server
+var (
+	pg     *pgtest.Server
+	pgErr  error
+	pgOnce sync.Once
+)
 
-// TestMain starts a throwaway PostgreSQL server for the API tests on that
-// backend.
+// TestMain stops the throwaway PostgreSQL server the API tests started
+// (only those on that backend start it).
 func TestMain(m *testing.M) {
-	var err error
-	if pg, err = pgtest.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	if err := pg.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if pg != nil {
+		if err := pg.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 	}
 	os.Exit(code)
 }
@@ -41,6 +43,10 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 	return map[string]func(t *testing.T) string{
 		"sqlite": func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "catalog.db") },
 		"postgres": func(t *testing.T) string {
+			pgOnce.Do(func() { pg, pgErr = pgtest.Start() })
+			if pgErr != nil {
+				t.Fatalf("starting PostgreSQL: %v", pgErr)
+			}
 			u, err := pg.URL(fmt.Sprintf("serve%d", dbs.Add(1)))
 			if err != nil {
 				t.Fatal(err)
