@@ -2,8 +2,17 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -116,4 +125,68 @@ func TestCLITokenAndServe(t *testing.T) {
 	if strings.Contains(logs.String(), created.Secret[7:]) {
 		t.Fatal("the server's log holds the secret")
 	}
+}
+
+// TestCLIServeTLS: with a certificate the server speaks HTTPS (and may
+// then listen beyond loopback); a bad key pair is a usage error.
+func TestCLIServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	c := cli{t, "sqlite://" + filepath.Join(dir, "catalog.db")}
+	c.ok("register", "web", "--from-output", fakeOutput(t, "one", "apt\t2.6.1\tamd64\n"), "--promote", "production")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	c.fails(2, "--tls-cert/--tls-key", "serve", "--tls-cert", keyFile, "--tls-key", certFile)
+
+	cmd := exec.Command(binary, "--catalog", c.url, "serve", "--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	base := ""
+	for sc.Scan() {
+		if _, addr, ok := strings.Cut(sc.Text(), "listening on "); ok {
+			base = addr
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("listening on %q", base)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(must(x509.ParseCertificate(der)))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	res, err := client.Get(base + "/v1/images/web/channels/production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.TLS == nil {
+		t.Fatalf("over TLS: %d", res.StatusCode)
+	}
+	if _, err := http.Get(strings.Replace(base, "https://", "http://", 1) + "/v1/images"); err == nil {
+		// Plain HTTP to a TLS port gets a TLS alert or a 400 from net/http, never the catalog.
+		res, _ := http.Get(strings.Replace(base, "https://", "http://", 1) + "/v1/images")
+		if res != nil && res.StatusCode == 200 {
+			t.Fatal("plain HTTP served the catalog")
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
