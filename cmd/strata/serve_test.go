@@ -165,7 +165,7 @@ func TestCLIServeTLS(t *testing.T) {
 		t.Fatalf("listening on %q", base)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(must(x509.ParseCertificate(der)))
+	pool.AddCert(tlsMust(x509.ParseCertificate(der)))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	res, err := client.Get(base + "/v1/images/web/channels/production")
 	if err != nil {
@@ -184,7 +184,7 @@ func TestCLIServeTLS(t *testing.T) {
 	}
 }
 
-func must[T any](v T, err error) T {
+func tlsMust[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
