@@ -384,6 +384,12 @@ func testLineage(t *testing.T, c *catalog.Catalog) {
 	if st, _ := c.Stale(ctx, "base", b2.Version); st != nil {
 		t.Fatalf("a base has no ancestor to be stale: %+v", st)
 	}
+	// StaleOf answers the same for many versions in one transaction.
+	l, _ = c.Lineage(ctx, "base", "1")
+	many, err := c.StaleOf(ctx, append([]*catalog.Version{l.Version}, l.Descendants...))
+	if err != nil || len(many) != 3 || many["app@2"] == nil || many["app@2"].Ancestor != "base@1" || many["runtime@1"].Ancestor != "base@1" {
+		t.Fatalf("StaleOf: %+v %v", many, err)
+	}
 	// The base moves back: nothing is out of date.
 	c.Promote(ctx, "base", "production", "1", catalog.MoveOptions{})
 	if ood, _ := c.OutOfDate(ctx, ""); len(ood) != 0 {
