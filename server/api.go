@@ -64,6 +64,9 @@ func write[In, Out any](path, summary, action string, fn func(c *call, in *In) (
 				if err := dec.Decode(in); err != nil {
 					return nil, badRequest("request body: %v", err)
 				}
+				if dec.More() {
+					return nil, badRequest("request body: more than one JSON value")
+				}
 			}
 			return fn(c, in)
 		}}
@@ -272,8 +275,12 @@ func (s *Server) serveRoute(rt route) http.Handler {
 		}
 		k := &call{ctx: r.Context(), r: r}
 		image := r.PathValue("name")
-		if image == "" {
-			image = r.URL.Query().Get("image")
+		if q := r.URL.Query().Get("image"); image == "" && q != "" {
+			if err := catalog.ValidName("image", q); err != nil {
+				writeError(w, r, http.StatusBadRequest, err.Error())
+				return
+			}
+			image = q
 		}
 		if image == "" {
 			image = "*"

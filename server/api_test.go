@@ -287,11 +287,19 @@ func testBadInput(t *testing.T, api apiClient, tok map[string]string) {
 		{"POST", "/v1/images/base-os/channels/staging/promote", `{"version":"1.1","reason":"a\u001b[31m"}`},
 		{"POST", "/v1/images/app/versions/2.0/evidence", `{"kind":"Not A Kind","passed":true}`},
 		{"POST", "/v1/images/app/versions/2.0/evidence", `{"kind":"x","counts":{"passed":-1}}`},
+		{"POST", "/v1/images/app/versions/2.0/evidence", `{"kind":"x","passed":true} {"kind":"y"}`},
+		{"GET", "/v1/out-of-date?image=No!", ""},
 	} {
 		code, _, b := api.do(x.method, x.path, tok["admin"], x.body)
 		want(t, x.method+" "+x.path+" "+x.body, code, 400, b)
 	}
-	code, _, b := api.do("POST", "/v1/images/app/versions/2.0/evidence", tok["admin"], `{"kind":"big","report":"`+strings.Repeat("x", 70<<10)+`"}`)
+	code, h, b := api.do("DELETE", "/v1/images/base-os/channels/production", tok["admin"], "")
+	if want(t, "DELETE", code, 405, b); !strings.Contains(h.Get("Allow"), "GET") {
+		t.Fatalf("405 without Allow: %v", h)
+	}
+	code, _, b = api.do("GET", "/v1/nothing/here", "", "")
+	want(t, "an unknown API path", code, 404, b)
+	code, _, b = api.do("POST", "/v1/images/app/versions/2.0/evidence", tok["admin"], `{"kind":"big","report":"`+strings.Repeat("x", 70<<10)+`"}`)
 	want(t, "a body over the limit", code, 413, b)
 }
 

@@ -89,7 +89,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Header().Set("X-Content-Type-Options", "nosniff")
 	rec.Header().Set("Referrer-Policy", "no-referrer")
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			s.apiNoRoute(rec, r)
+			return
+		}
+	}
 	s.mux.ServeHTTP(rec, r)
+}
+
+// apiNoRoute answers what no API route takes with a JSON error: 405 (with
+// Allow) when the path exists under another method, else 404.
+func (s *Server) apiNoRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := s.mux.Handler(r2); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, r, http.StatusMethodNotAllowed, r.Method+" is not allowed here; use "+strings.Join(allow, " or "))
+		return
+	}
+	writeError(w, r, http.StatusNotFound, "no such API endpoint; GET /v1/openapi.json lists them")
 }
 
 // sanitizePath keeps a logged path to printable text of bounded length.
