@@ -35,6 +35,8 @@ type Tx interface {
 	// Children lists versions whose parent is imageID, in any image.
 	Children(imageID string) ([]*Version, error)
 	SetRevoked(image, version string, revoked bool, reason string, at int64) error
+	// SetRevokedBy records who revoked a version ("" when restored).
+	SetRevokedBy(image, version, actor string) error
 	DeleteVersion(image, version string) error
 	MaxSeq(image string) (int64, error)
 

@@ -518,7 +518,7 @@ func (s *Server) setRevoked(k *call, revoke bool, in *RevokeRequest) (*RevokeRes
 			}
 		}
 	}
-	opt := catalog.RevokeOptions{Reason: in.Reason, Descendants: in.Descendants}
+	opt := catalog.RevokeOptions{Reason: in.Reason, Descendants: in.Descendants, Actor: k.token.Name}
 	var changed []*catalog.Version
 	var err error
 	if revoke {

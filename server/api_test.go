@@ -250,7 +250,7 @@ func testWrites(t *testing.T, api apiClient, c *catalog.Catalog, tok map[string]
 	}
 	code, _, b = api.do("POST", "/v1/images/app/versions/1.0/revoke", tok["appdev"], `{"reason":"cve"}`)
 	want(t, "revoke", code, 200, b)
-	if r := decode[RevokeResult](t, b); len(r.Changed) != 1 || len(r.HeldChannels) != 1 || r.HeldChannels[0].Name != "production" {
+	if r := decode[RevokeResult](t, b); len(r.Changed) != 1 || len(r.HeldChannels) != 1 || r.HeldChannels[0].Name != "production" || r.Changed[0].RevokedBy != "appdev" {
 		t.Fatalf("revoke: %s", b)
 	}
 	code, _, b = api.do("POST", "/v1/images/app/channels/production/promote", tok["appdev"], `{"version":"1.0"}`)

@@ -304,13 +304,13 @@ func testRevoke(t *testing.T, c *catalog.Catalog) {
 	other := register(t, c, "base", "2", "")
 	_, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{})
 	mustIs(t, err, catalog.ErrInvalid)
-	changed, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{Reason: "CVE-1", Descendants: true})
+	changed, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{Reason: "CVE-1", Descendants: true, Actor: "sec-team"})
 	if err != nil || len(changed) != 3 {
 		t.Fatalf("revoke with descendants changed %d: %v", len(changed), err)
 	}
 	for _, ref := range [][2]string{{"base", "1"}, {"runtime", "1"}, {"app", "1"}} {
 		v, _ := c.Get(ctx, ref[0], ref[1])
-		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt == nil || v.RevokedAt.IsZero() {
+		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt == nil || v.RevokedAt.IsZero() || v.RevokedBy != "sec-team" {
 			t.Fatalf("%s@%s not revoked: %+v", ref[0], ref[1], v)
 		}
 	}
@@ -323,6 +323,9 @@ func testRevoke(t *testing.T, c *catalog.Catalog) {
 	}
 	if v, _ := c.Get(ctx, "app", app.Version); !v.Revoked {
 		t.Fatal("restore without descendants restored a descendant")
+	}
+	if v, _ := c.Get(ctx, "base", "1"); v.Revoked || v.RevokedBy != "" {
+		t.Fatalf("restored, still recorded as revoked by someone: %+v", v)
 	}
 	if changed, _ = c.Restore(ctx, "base", "1", catalog.RevokeOptions{Descendants: true}); len(changed) != 2 {
 		t.Fatalf("restore with descendants changed %d, want 2", len(changed))

@@ -174,14 +174,14 @@ func (t *txn) InsertVersion(v *catalog.Version) error {
 	return nil
 }
 
-const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers`
+const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, revoked_by`
 
 func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, error) {
 	var v catalog.Version
 	var labels, tags, arts, pkgs, build, layers string
 	var created, revokedNs int64
 	var revoked int
-	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers); err != nil {
+	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers, &v.RevokedBy); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
@@ -295,6 +295,11 @@ func (t *txn) SetRevoked(image, version string, revoked bool, reason string, at 
 		return fmt.Errorf("%w: %s@%s", catalog.ErrNotFound, image, version)
 	}
 	return nil
+}
+
+func (t *txn) SetRevokedBy(image, version, actor string) error {
+	_, err := t.exec(`UPDATE versions SET revoked_by = ? WHERE image = ? AND version = ?`, actor, image, version)
+	return err
 }
 
 func (t *txn) DeleteVersion(image, version string) error {
@@ -511,6 +516,8 @@ func Migrations(autoID string) []Migration {
 				created_ns BIGINT NOT NULL,
 				revoked_ns BIGINT NOT NULL DEFAULT 0)`,
 			`CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_ns = 0`,
+			// Who revoked a version: a strata serve write records its token's name.
+			`ALTER TABLE versions ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''`,
 		}},
 	}
 }
