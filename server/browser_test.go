@@ -139,7 +139,7 @@ func TestBrowser(t *testing.T) {
 	do("version page", chromedp.Navigate(ts.URL+"/images/base-os/versions/1.1"))
 	versionPage := text("main")
 	shot("version")
-	for _, w := range []string{"jq", "Changes from 1.0", "tests", "infra", "sha256:"} {
+	for _, w := range []string{"jq", "the previous version on production", "tests", "infra", "sha256:"} {
 		if !strings.Contains(versionPage, w) {
 			t.Errorf("the version page lacks %q", w)
 		}

@@ -230,7 +230,8 @@ func (s *Server) imagePage(w http.ResponseWriter, r *http.Request, p *page) (str
 
 type versionView struct {
 	*Shown
-	// DiffFrom is the version the channel held before this one; Diff is
+	// DiffFrom is the version a channel held before this one (DiffChannel),
+	// or else the one registered before it; Diff is
 	// what changed from it.
 	DiffFrom, DiffChannel string
 	Diff                  *catalog.Diff
@@ -264,7 +265,20 @@ func (s *Server) versionPage(w http.ResponseWriter, r *http.Request, p *page) (s
 	}
 	if best != nil {
 		v.DiffFrom, v.DiffChannel = best.Previous, best.Channel
-		if v.Diff, err = s.cat.Diff(r.Context(), name, best.Previous, name, version); err != nil && !errors.Is(err, catalog.ErrNotFound) {
+	} else {
+		// Never moved a channel: against the version registered before it.
+		vs, err := s.cat.Versions(r.Context(), name)
+		if err != nil {
+			return "", err
+		}
+		for i := 1; i < len(vs); i++ {
+			if vs[i].Version == version {
+				v.DiffFrom = vs[i-1].Version
+			}
+		}
+	}
+	if v.DiffFrom != "" {
+		if v.Diff, err = s.cat.Diff(r.Context(), name, v.DiffFrom, name, version); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			return "", err
 		}
 	}

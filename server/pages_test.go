@@ -71,7 +71,9 @@ func TestPages(t *testing.T) {
 	for path, want := range map[string]string{
 		"/":                                    "base-os",
 		"/images/base-os":                      "Policy: passing evidence of tests",
-		"/images/base-os/versions/1.1":         "Changes from 1.0",
+		"/images/base-os/versions/1.1":         "the previous version on production",
+		"/images/base-os/versions/1.0":         "nothing to compare with",
+		"/images/app/versions/2.0":             "registered before it",
 		"/images/base-os/versions/1.0/lineage": "<svg",
 		"/images/app/versions/1.0/lineage":     "out of date",
 		"/signin":                              "strata token create",
