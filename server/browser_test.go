@@ -116,6 +116,7 @@ func TestBrowser(t *testing.T) {
 	rollback("bad kernel")
 	done, head := text("#done"), text("#channel-production h3 a.head")
 	timeline = text("#channel-production ol.timeline")
+	shot("image-after-rollback")
 	if !strings.Contains(done, "rollback of production") || head != "1.0" || !strings.Contains(timeline, "bad kernel") || !strings.Contains(timeline, "by ci") {
 		t.Fatalf("after the rollback: done %q head %q timeline %q", done, head, timeline)
 	}

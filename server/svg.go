@@ -29,7 +29,7 @@ type node struct {
 type edge struct{ X1, Y1, X2, Y2 int }
 
 const (
-	nodeW, nodeH = 190, 44
+	nodeW, nodeH = 210, 44
 	gapX, gapY   = 24, 36
 )
 
@@ -88,7 +88,8 @@ func layoutLineage(l *LineageView) *graph {
 			Title: it.v.Ref() + " " + it.v.ImageID}
 		if st := l.Stale[it.v.Ref()]; st != nil && it.class != "ancestor" {
 			n.Class += " stale"
-			n.Note = "out of date: " + st.Ancestor + " is on no channel"
+			n.Note = "out of date"
+			n.Title += " — out of date: " + st.Ancestor + " is on no channel"
 		}
 		if it.v.Revoked {
 			n.Class += " revoked"
