@@ -93,6 +93,7 @@ func layoutLineage(l *LineageView) *graph {
 		}
 		if it.v.Revoked {
 			n.Class += " revoked"
+			n.Title += " — revoked: " + it.v.RevokedReason
 			if n.Note == "" {
 				n.Note = "revoked"
 			}
