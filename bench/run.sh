@@ -8,7 +8,7 @@
 #      minimized images are compared with slimmed mmdebstrap in table 5.
 #   2. exporting that tree as tar.zst: strata's exporter against `tar | zstd`,
 #      and as squashfs against mksquashfs (each row says what it includes).
-#   3. layers, 4. the package cache, 5. image size with minimize, 6. the catalog,
+#   3. layers, 4. the package cache, 5. image size with minimize, 6. the catalog (6b. strata serve),
 #   7. bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +106,9 @@ ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/minimize.sh
 
 # 6. The catalog: promote/rollback latency and listing on 10,000 versions.
 go run ./bench/catalogbench
+
+# 6b. strata serve: pollers on the channel endpoint and the lineage page against the CLI.
+ROOT=$ROOT bash bench/serve.sh
 
 # 7. Bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/disk.sh

@@ -224,6 +224,30 @@ func (c *Catalog) Stale(ctx context.Context, image, version string) (*Staleness,
 	return out, err
 }
 
+// StaleOf answers Stale for many versions in one transaction (each image's
+// channel heads read once), keyed by image@version; current versions are
+// left out.
+func (c *Catalog) StaleOf(ctx context.Context, vs []*Version) (map[string]*Staleness, error) {
+	out := map[string]*Staleness{}
+	err := c.store.View(ctx, func(tx Tx) error {
+		s := &staleness{tx: tx, heads: map[string]map[string]string{}}
+		for _, v := range vs {
+			if v.ParentID == "" {
+				continue
+			}
+			st, err := s.of(v)
+			if err != nil {
+				return err
+			}
+			if st != nil {
+				out[v.Ref()] = st
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ResolveParent turns what a user names as a parent into one image ID:
 // NAME@VERSION, or an image ID as sha256:<hex> in full or as a prefix of at
 // least 12 hex digits that only one image ID in the catalog starts with. A

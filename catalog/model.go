@@ -40,6 +40,8 @@ type Version struct {
 	Revoked       bool       `json:"revoked"`
 	RevokedReason string     `json:"revoked_reason,omitempty"`
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"` // nil unless revoked
+	// RevokedBy is who revoked it (a user, or a strata serve token's name).
+	RevokedBy string `json:"revoked_by,omitempty"`
 }
 
 // Ref is "image@version".

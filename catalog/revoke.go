@@ -9,6 +9,8 @@ import (
 type RevokeOptions struct {
 	Reason      string
 	Descendants bool // also every version built on it, by lineage
+	// Actor is who revokes, recorded on each version revoked (revoked_by).
+	Actor string
 }
 
 // Revoke marks a version (and optionally its descendants) revoked: the data
@@ -30,6 +32,9 @@ func (c *Catalog) Restore(ctx context.Context, image, version string, opt Revoke
 }
 
 func (c *Catalog) setRevoked(ctx context.Context, image, version string, revoked bool, opt RevokeOptions) ([]*Version, error) {
+	if err := checkText("actor", opt.Actor); err != nil {
+		return nil, err
+	}
 	changed := []*Version{}
 	err := c.store.Update(ctx, func(tx Tx) error {
 		v, err := getVersion(tx, image, version)
@@ -65,7 +70,14 @@ func (c *Catalog) setRevoked(ctx context.Context, image, version string, revoked
 			if err := tx.SetRevoked(t.Image, t.Version, revoked, reason, at.UnixNano()); err != nil {
 				return err
 			}
-			t.Revoked, t.RevokedReason = revoked, reason
+			by := opt.Actor
+			if !revoked {
+				by = ""
+			}
+			if err := tx.SetRevokedBy(t.Image, t.Version, by); err != nil {
+				return err
+			}
+			t.Revoked, t.RevokedReason, t.RevokedBy = revoked, reason, by
 			if revoked {
 				t.RevokedAt = &at
 			} else {

@@ -35,6 +35,8 @@ type Tx interface {
 	// Children lists versions whose parent is imageID, in any image.
 	Children(imageID string) ([]*Version, error)
 	SetRevoked(image, version string, revoked bool, reason string, at int64) error
+	// SetRevokedBy records who revoked a version ("" when restored).
+	SetRevokedBy(image, version, actor string) error
 	DeleteVersion(image, version string) error
 	MaxSeq(image string) (int64, error)
 
@@ -54,4 +56,14 @@ type Tx interface {
 	// PolicyHistory lists the image's policy entries (of one channel, or
 	// of all when channel is ""), oldest first.
 	PolicyHistory(image, channel string) ([]Policy, error)
+
+	// InsertToken records t (only its hash) and sets t.ID.
+	InsertToken(t *Token) error
+	// Tokens lists every token, oldest first.
+	Tokens() ([]Token, error)
+	// TokenByHash finds a token by the sha256 of its secret (ErrNotFound,
+	// wrapped, when none has it).
+	TokenByHash(hash string) (*Token, error)
+	// RevokeToken marks token id revoked at (unix nanoseconds).
+	RevokeToken(id int64, at int64) error
 }

@@ -49,6 +49,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PolicyHistory", testPolicyHistory},
 		{"PolicyRollbackNotBlocked", testPolicyRollback},
 		{"PolicyConcurrentPromote", testPolicyConcurrent},
+		{"Tokens", testTokens},
+		{"TokenNamesConcurrent", testTokenNamesConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -302,13 +304,13 @@ func testRevoke(t *testing.T, c *catalog.Catalog) {
 	other := register(t, c, "base", "2", "")
 	_, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{})
 	mustIs(t, err, catalog.ErrInvalid)
-	changed, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{Reason: "CVE-1", Descendants: true})
+	changed, err := c.Revoke(ctx, "base", "1", catalog.RevokeOptions{Reason: "CVE-1", Descendants: true, Actor: "sec-team"})
 	if err != nil || len(changed) != 3 {
 		t.Fatalf("revoke with descendants changed %d: %v", len(changed), err)
 	}
 	for _, ref := range [][2]string{{"base", "1"}, {"runtime", "1"}, {"app", "1"}} {
 		v, _ := c.Get(ctx, ref[0], ref[1])
-		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt == nil || v.RevokedAt.IsZero() {
+		if !v.Revoked || v.RevokedReason != "CVE-1" || v.RevokedAt == nil || v.RevokedAt.IsZero() || v.RevokedBy != "sec-team" {
 			t.Fatalf("%s@%s not revoked: %+v", ref[0], ref[1], v)
 		}
 	}
@@ -321,6 +323,9 @@ func testRevoke(t *testing.T, c *catalog.Catalog) {
 	}
 	if v, _ := c.Get(ctx, "app", app.Version); !v.Revoked {
 		t.Fatal("restore without descendants restored a descendant")
+	}
+	if v, _ := c.Get(ctx, "base", "1"); v.Revoked || v.RevokedBy != "" {
+		t.Fatalf("restored, still recorded as revoked by someone: %+v", v)
 	}
 	if changed, _ = c.Restore(ctx, "base", "1", catalog.RevokeOptions{Descendants: true}); len(changed) != 2 {
 		t.Fatalf("restore with descendants changed %d, want 2", len(changed))
@@ -381,6 +386,12 @@ func testLineage(t *testing.T, c *catalog.Catalog) {
 	}
 	if st, _ := c.Stale(ctx, "base", b2.Version); st != nil {
 		t.Fatalf("a base has no ancestor to be stale: %+v", st)
+	}
+	// StaleOf answers the same for many versions in one transaction.
+	l, _ = c.Lineage(ctx, "base", "1")
+	many, err := c.StaleOf(ctx, append([]*catalog.Version{l.Version}, l.Descendants...))
+	if err != nil || len(many) != 3 || many["app@2"] == nil || many["app@2"].Ancestor != "base@1" || many["runtime@1"].Ancestor != "base@1" {
+		t.Fatalf("StaleOf: %+v %v", many, err)
 	}
 	// The base moves back: nothing is out of date.
 	c.Promote(ctx, "base", "production", "1", catalog.MoveOptions{})

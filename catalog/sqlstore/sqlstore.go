@@ -174,14 +174,14 @@ func (t *txn) InsertVersion(v *catalog.Version) error {
 	return nil
 }
 
-const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers`
+const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, revoked_by`
 
 func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, error) {
 	var v catalog.Version
 	var labels, tags, arts, pkgs, build, layers string
 	var created, revokedNs int64
 	var revoked int
-	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers); err != nil {
+	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers, &v.RevokedBy); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
@@ -295,6 +295,11 @@ func (t *txn) SetRevoked(image, version string, revoked bool, reason string, at 
 		return fmt.Errorf("%w: %s@%s", catalog.ErrNotFound, image, version)
 	}
 	return nil
+}
+
+func (t *txn) SetRevokedBy(image, version, actor string) error {
+	_, err := t.exec(`UPDATE versions SET revoked_by = ? WHERE image = ? AND version = ?`, actor, image, version)
+	return err
 }
 
 func (t *txn) DeleteVersion(image, version string) error {
@@ -499,6 +504,21 @@ func Migrations(autoID string) []Migration {
 			`CREATE INDEX channel_policies_by_channel ON channel_policies (image, channel, id)`,
 			`ALTER TABLE channel_history ADD COLUMN override TEXT NOT NULL DEFAULT ''`,
 		}},
+		// Bearer tokens of strata serve: only the sha256 of a secret is
+		// kept; a name is unique among the tokens not revoked.
+		{Version: 6, SQL: []string{
+			`CREATE TABLE tokens (
+				id ` + autoID + `,
+				name TEXT NOT NULL,
+				hash TEXT NOT NULL UNIQUE,
+				scopes TEXT NOT NULL DEFAULT '[]',
+				actor TEXT NOT NULL DEFAULT '',
+				created_ns BIGINT NOT NULL,
+				revoked_ns BIGINT NOT NULL DEFAULT 0)`,
+			`CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_ns = 0`,
+			// Who revoked a version: a strata serve write records its token's name.
+			`ALTER TABLE versions ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''`,
+		}},
 	}
 }
 
@@ -586,4 +606,73 @@ func (t *txn) PolicyHistory(image, channel string) ([]catalog.Policy, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+func (t *txn) InsertToken(k *catalog.Token) error {
+	scopes, err := marshal(k.Scopes)
+	if err != nil {
+		return err
+	}
+	err = t.tx.QueryRow(t.q(`INSERT INTO tokens (name, hash, scopes, actor, created_ns) VALUES (?, ?, ?, ?, ?) RETURNING id`),
+		k.Name, k.Hash, scopes, k.Actor, k.Created.UnixNano()).Scan(&k.ID)
+	if err != nil {
+		return fmt.Errorf("catalog: recording token %s: %w", k.Name, err)
+	}
+	return nil
+}
+
+const tokenColumns = `id, name, hash, scopes, actor, created_ns, revoked_ns`
+
+func scanToken(sc interface{ Scan(...interface{}) error }) (*catalog.Token, error) {
+	var k catalog.Token
+	var scopes string
+	var created, revoked int64
+	if err := sc.Scan(&k.ID, &k.Name, &k.Hash, &scopes, &k.Actor, &created, &revoked); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
+		return nil, fmt.Errorf("catalog: decoding token %s: %w", k.Name, err)
+	}
+	k.Created = time.Unix(0, created).UTC()
+	if revoked != 0 {
+		at := time.Unix(0, revoked).UTC()
+		k.Revoked, k.RevokedAt = true, &at
+	}
+	return &k, nil
+}
+
+func (t *txn) Tokens() ([]catalog.Token, error) {
+	rows, err := t.tx.Query(`SELECT ` + tokenColumns + ` FROM tokens ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Token
+	for rows.Next() {
+		k, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *k)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) TokenByHash(hash string) (*catalog.Token, error) {
+	k, err := scanToken(t.tx.QueryRow(t.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`), hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: token", catalog.ErrNotFound)
+	}
+	return k, err
+}
+
+func (t *txn) RevokeToken(id int64, at int64) error {
+	res, err := t.exec(`UPDATE tokens SET revoked_ns = ? WHERE id = ? AND revoked_ns = 0`, at, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: token %d", catalog.ErrNotFound, id)
+	}
+	return nil
 }

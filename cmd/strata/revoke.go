@@ -64,6 +64,7 @@ func revokeCmd(g *globals, revoke bool) *cobra.Command {
 	}
 	if revoke {
 		cmd.Flags().StringVar(&opt.Reason, "reason", "", "why (required)")
+		cmd.Flags().StringVar(&opt.Actor, "actor", defaultActor(), "who, recorded on the version (default $STRATA_ACTOR or user@host)")
 	}
 	cmd.Flags().BoolVar(&opt.Descendants, "descendants", false, "also every version built on it, by lineage")
 	return cmd

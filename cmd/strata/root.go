@@ -55,6 +55,7 @@ func newRoot() *cobra.Command {
 		lineageCmd(g), diffCmd(g), gcCmd(g), verifyCmd(g), layersCmd(g), exportCmd(g), cacheCmd(g), bootCmd(g),
 		evidenceCmd(g), policyCmd(g),
 	)
+	root.AddCommand(serveCmd(g), tokenCmd(g)) // strata serve and its tokens
 	return root
 }
 
