@@ -87,6 +87,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 		return nil, false, false, err
 	}
 	defer os.RemoveAll(jobDir)
+	j.Dir = jobDir
 	if err := writeJob(jobDir, cases); err != nil {
 		return nil, false, false, fmt.Errorf("strata-test: %w", err)
 	}
@@ -106,7 +107,7 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	}
 	why := ""
 	if runErr != nil {
-		why = firstLine(runErr.Error())
+		why = "the run ended before it"
 	}
 	rep := &Report{Kind: c.Kind, Mode: c.Mode, Image: m.ImageID, Build: m.BuildName, Started: started.UTC(),
 		DurationMS: time.Since(started).Milliseconds(), Accel: out.Accel, BootMS: out.Boot.Milliseconds(), ChecksMS: out.Checks.Milliseconds()}
@@ -149,11 +150,6 @@ func passFail(ok bool) string {
 		return "passed"
 	}
 	return "FAILED"
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
 
 // failureText names each failed check with its output.
