@@ -18,6 +18,10 @@ variable "archive" {
   type    = string
   default = ""
 }
+variable "work_dir" {
+  type    = string
+  default = ""
+}
 variable "include" {
   type    = list(string)
   default = []
@@ -55,6 +59,7 @@ source "strata-chroot" "t" {
   }
   source_archive = var.archive
   store_dir      = var.store_dir
+  work_dir       = var.work_dir
   package_cache {
     dir = var.cache_dir
   }
