@@ -159,3 +159,61 @@ func TestAccContainer(t *testing.T) {
 	})
 	t.Cleanup(func() { assertNoTestMounts(t) })
 }
+
+// TestAccVM: a bookworm with a kernel, systemd and a busybox web server
+// as a systemd service, exported as a disk and tested in vm mode under
+// TCG (the one boot make test spends here): a service active, a port
+// listening, an HTTP answer (through bash's /dev/tcp: the image has no
+// curl or wget), a command; registered with the evidence and its boot
+// time; the disk unchanged.
+func TestAccVM(t *testing.T) {
+	e := acctest.Setup(t)
+	t.Parallel()
+	store := acctest.Scratch(t)
+	url := "sqlite://" + filepath.Join(store, "catalog.db")
+	fixture, _ := filepath.Abs("test-fixtures/test.pkr.hcl")
+	dir := t.TempDir()
+	vars := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "catalog": url, "name": "server", "mode": "vm"}
+	r := e.Build(t, dir, fixture, vars,
+		"-var", `include=["linux-image-cloud-amd64","systemd-sysv","busybox"]`,
+		"-var", `formats=["disk"]`,
+		"-var", `inline=["mkdir -p /srv/www && echo hello from the guest > /srv/www/index.html", "printf '[Unit]\nDescription=web\n[Service]\nExecStart=/bin/busybox httpd -f -p 8080 -h /srv/www\n[Install]\nWantedBy=multi-user.target\n' > /etc/systemd/system/web.service", "ln -s /etc/systemd/system/web.service /etc/systemd/system/multi-user.target.wants/web.service"]`,
+		"-var", "checks="+checksVar(t,
+			map[string]string{"name": "web-service", "service": "web"},
+			map[string]string{"name": "web-port", "listening": "tcp:8080"},
+			map[string]string{"name": "web-page", "http": "http://127.0.0.1:8080/", "output_matches": "hello from the guest"},
+			map[string]string{"name": "kernel", "command": "uname -r", "output_matches": "cloud-amd64"},
+		))
+	if r.Code != 0 {
+		t.Fatalf("a passing vm-mode run: exit %d\n%s", r.Code, r.Out)
+	}
+	for _, want := range []string{"PASSED: 4 passed, 0 failed", "vm mode, tcg, boot", "Registered server@1.0.0"} {
+		if !strings.Contains(r.Out, want) {
+			t.Errorf("the build does not say %q:\n%s", want, r.Out)
+		}
+	}
+	out := filepath.Join(dir, "output-t")
+	sum := exec.Command("sha256sum", "-c", "disk.raw.sha256")
+	sum.Dir = out
+	if b, err := sum.CombinedOutput(); err != nil {
+		t.Errorf("the disk after the test boot: %v\n%s", err, b)
+	}
+	c, err := catalogdb.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, err := c.Get(context.Background(), "server", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Evidence) != 1 || !v.Evidence[0].Passed || v.Evidence[0].Counts.Passed != 4 || v.Evidence[0].BootTimeMS <= 0 {
+		t.Errorf("the registered evidence: %+v", v.Evidence)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "strata-test-vm-") {
+			t.Errorf("a test VM is alive: %s", p)
+		}
+	}
+}
