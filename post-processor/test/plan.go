@@ -84,6 +84,7 @@ func serviceScript(svc, mode string) string {
 
 // listeningScript looks for a listening socket in /proc/net (no ss or
 // netstat needed): state 0A is TCP LISTEN, 07 an unconnected UDP socket.
+// tcp:PORT also takes an IPv6 socket (a dual-stack socket serves IPv4).
 func listeningScript(l string) string {
 	m := listenRe.FindStringSubmatch(l)
 	port, _ := strconv.Atoi(m[2])
@@ -91,9 +92,12 @@ func listeningScript(l string) string {
 	if strings.HasPrefix(m[1], "udp") {
 		state = "07"
 	}
-	file := "/proc/net/" + m[1]
-	return fmt.Sprintf("if grep -Eq '^ *[0-9]+: [0-9A-Fa-f]+:%04X [0-9A-Fa-f]+:[0-9A-Fa-f]+ %s ' %s; then echo 'listening on %s'; exit 0; fi\n"+
-		"echo 'nothing listens on %s'; cat %s; exit 1\n", port, state, file, l, l, file)
+	files := "/proc/net/" + m[1]
+	if !strings.HasSuffix(m[1], "6") {
+		files += " /proc/net/" + m[1] + "6"
+	}
+	return fmt.Sprintf("if cat %s 2>/dev/null | grep -Eq '^ *[0-9]+: [0-9A-Fa-f]+:%04X [0-9A-Fa-f]+:[0-9A-Fa-f]+ %s '; then echo 'listening on %s'; exit 0; fi\n"+
+		"echo 'nothing listens on %s'; cat %s 2>/dev/null; exit 1\n", files, port, state, l, l, files)
 }
 
 // httpScript fetches u and prints "HTTP-STATUS: N" and the body.

@@ -362,3 +362,22 @@ func TestParseEntry(t *testing.T) {
 		t.Error("a kernel path out of the ESP was taken")
 	}
 }
+
+func TestListeningScript(t *testing.T) {
+	dir := t.TempDir()
+	tcp := "  sl  local_address rem_address   st\n   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
+	tcp6 := "  sl  local_address rem_address   st\n   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 0\n"
+	for _, c := range []struct {
+		spec string
+		ok   bool
+	}{{"tcp:8080", true}, {"tcp:80", true}, {"tcp6:8080", false}, {"tcp:81", false}} {
+		s := listeningScript(c.spec)
+		s = strings.ReplaceAll(s, "/proc/net/", dir+"/")
+		os.WriteFile(filepath.Join(dir, "tcp"), []byte(tcp), 0o644)
+		os.WriteFile(filepath.Join(dir, "tcp6"), []byte(tcp6), 0o644)
+		err := exec.Command("/bin/sh", "-c", s).Run()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.spec, err, c.ok)
+		}
+	}
+}
