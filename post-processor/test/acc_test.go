@@ -53,6 +53,7 @@ func assertNoTestMounts(t *testing.T) {
 // requiring tests refuses to promote (exit 4).
 func TestAccContainer(t *testing.T) {
 	e := acctest.Setup(t)
+	t.Parallel() // beside TestAccVM's boot
 	store := acctest.Scratch(t)
 	url := "sqlite://" + filepath.Join(store, "catalog.db")
 	fixture, _ := filepath.Abs("test-fixtures/test.pkr.hcl")
