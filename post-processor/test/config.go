@@ -107,7 +107,8 @@ type Check struct {
 	// and in vm mode also active.
 	Service string `mapstructure:"service" required:"false"`
 	// `tcp:PORT`, `tcp6:PORT`, `udp:PORT` or `udp6:PORT` (vm mode): a
-	// socket listening on that port in the guest.
+	// socket listening on that port in the guest (`tcp` and `udp` also
+	// take an IPv6 socket: a dual-stack one serves IPv4 too).
 	Listening string `mapstructure:"listening" required:"false"`
 	// An http:// URL fetched inside the guest (vm mode; with curl or wget
 	// from the image, else a plain HTTP/1.0 request through bash).
