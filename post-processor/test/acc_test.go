@@ -39,7 +39,7 @@ func assertNoTestMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range all {
-		if strings.Contains(m.MountPoint, "/strata-test-") {
+		if strings.HasPrefix(m.MountPoint, filepath.Join(os.TempDir(), "strata-test-")) {
 			t.Errorf("a strata-test mount is left: %+v", m)
 		}
 	}
@@ -68,6 +68,9 @@ func TestAccContainer(t *testing.T) {
 			map[string]string{"name": "bats", "scripts": tests + "/*.bats"},
 			map[string]string{"name": "exe", "scripts": tests + "/hostname.sh"},
 			map[string]string{"name": "exit-code", "command": "exit 3", "exit_code": "3"},
+			// A daemon that leaves the check's process group: killed
+			// before the overlay is taken down.
+			map[string]string{"name": "daemon", "command": "setsid sleep 600.4242 </dev/null >/dev/null 2>&1 & echo started"},
 			// The checks share one throwaway overlay: this one goes last.
 			map[string]string{"name": "writes-vanish", "command": "touch /usr/strata-test-wrote && rm /etc/strata-test-marker && echo wrote"},
 		))
@@ -75,7 +78,7 @@ func TestAccContainer(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("a passing container-mode run: exit %d\n%s", r.Code, r.Out)
 	}
-	for _, want := range []string{"PASSED: 5 passed, 0 failed", "Evidence tests: passed (5 passed, 0 failed, 0 skipped)", "Registered tested@1.0.0"} {
+	for _, want := range []string{"PASSED: 6 passed, 0 failed", "Evidence tests: passed (6 passed, 0 failed, 0 skipped)", "Registered tested@1.0.0"} {
 		if !strings.Contains(r.Out, want) {
 			t.Errorf("the build does not say %q:\n%s", want, r.Out)
 		}
@@ -84,6 +87,12 @@ func TestAccContainer(t *testing.T) {
 	m, err := export.ReadManifest(out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "600.4242") {
+			t.Errorf("a check's daemon outlived the run: %s %q", p, b)
+		}
 	}
 	// Testing changed nothing: the outputs still match their sha256, and
 	// the check's writes are in no layer.
@@ -117,7 +126,7 @@ func TestAccContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Evidence) != 1 || v.Evidence[0].Kind != "tests" || !v.Evidence[0].Passed || v.Evidence[0].Counts.Passed != 5 || v.Evidence[0].ReportSHA256 == "" {
+	if len(v.Evidence) != 1 || v.Evidence[0].Kind != "tests" || !v.Evidence[0].Passed || v.Evidence[0].Counts.Passed != 6 || v.Evidence[0].ReportSHA256 == "" {
 		t.Errorf("the registered evidence: %+v", v.Evidence)
 	}
 
