@@ -186,7 +186,7 @@ func TestAccVM(t *testing.T) {
 	vars := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "catalog": url, "name": "server", "mode": "vm"}
 	r := e.Build(t, dir, fixture, vars,
 		"-var", `include=["linux-image-cloud-amd64","systemd-sysv","busybox"]`,
-		"-var", `formats=["disk"]`,
+		"-var", `formats=["disk","tar.zst"]`,
 		"-var", `inline=["mkdir -p /srv/www && echo hello from the guest > /srv/www/index.html", "printf '[Unit]\nDescription=web\n[Service]\nExecStart=/bin/busybox httpd -f -p 8080 -h /srv/www\n[Install]\nWantedBy=multi-user.target\n' > /etc/systemd/system/web.service", "ln -s /etc/systemd/system/web.service /etc/systemd/system/multi-user.target.wants/web.service"]`,
 		"-var", "checks="+checksVar(t,
 			map[string]string{"name": "web-service", "service": "web"},
@@ -220,6 +220,35 @@ func TestAccVM(t *testing.T) {
 	if len(v.Evidence) != 1 || !v.Evidence[0].Passed || v.Evidence[0].Counts.Passed != 4 || v.Evidence[0].BootTimeMS <= 0 {
 		t.Errorf("the registered evidence: %+v", v.Evidence)
 	}
+	assertNoTestVM(t)
+
+	// Slow: a second boot of the same tree, with a script shipped in on
+	// the second disk and a failing check, on_failure = "register".
+	t.Run("script-and-failure", func(t *testing.T) {
+		acctest.Slow(t)
+		tests, _ := filepath.Abs("test-fixtures/tests")
+		dir := t.TempDir()
+		v := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "catalog": url, "name": "server-inspect", "mode": "vm",
+			"archive": filepath.Join(out, "rootfs.tar.zst"), "on_failure": "register"}
+		r := e.Build(t, dir, fixture, v, "-var", `formats=["disk"]`, "-var", "checks="+checksVar(t,
+			map[string]string{"name": "exe", "scripts": tests + "/hostname.sh"},
+			map[string]string{"name": "ghost", "service": "ghost"},
+		))
+		assertNoTestVM(t)
+		for _, want := range []string{"FAILED: 1 passed, 1 failed", "check ghost (service)", "ghost.service is not enabled", "Registered server-inspect@1.0.0", "Evidence tests: FAILED"} {
+			if !strings.Contains(r.Out, want) {
+				t.Errorf("vm mode with a failing check does not say %q:\n%s", want, r.Out)
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "output-t", "tests.json")); err != nil || !strings.Contains(string(b), "ran as uid 0 in Debian GNU/Linux 12") {
+			t.Errorf("the script's output from the guest: %v\n%s", err, b)
+		}
+	})
+}
+
+// assertNoTestVM: no QEMU of strata-test is alive.
+func assertNoTestVM(t *testing.T) {
+	t.Helper()
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "strata-test-vm-") {
