@@ -102,6 +102,8 @@ test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 test-slow: test-deps build
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
 	  $(GO) test -count=1 -timeout 60m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
+	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
+	  $(GO) test -count=1 -timeout 30m -run 'TestAccVM' ./post-processor/test/
 
 unit:
 	$(GO) test -count=1 ./...
