@@ -77,10 +77,12 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 			return nil, false, false, errors.New(`strata-test: mode = "vm" boots the artifact's disk, and the build wrote none: add "disk" to strata-chroot's formats, or use mode = "container"`)
 		}
 	default:
-		j.Lowers, err = treeOf(storeDir, m)
+		var release func()
+		j.Lowers, release, err = treeOf(storeDir, m)
 		if err != nil {
 			return nil, false, false, fmt.Errorf("strata-test: %w", err)
 		}
+		defer release()
 	}
 	jobDir, err := os.MkdirTemp("", "strata-test-job-")
 	if err != nil {
@@ -176,24 +178,28 @@ func failureText(rep *Report) string {
 }
 
 // treeOf is the image's tree for container mode: its layers in the store
-// (read-only overlay lowers), else the build's dir output.
-func treeOf(storeDir string, m *export.Manifest) ([]string, error) {
+// (read-only overlay lowers, held against garbage collection until release),
+// else the build's dir output.
+func treeOf(storeDir string, m *export.Manifest) ([]string, func(), error) {
 	root, err := storeroot.Resolve(storeDir)
 	if err == nil {
 		if s, err := layer.OpenExisting(storeroot.Layout{Root: root}.Layers()); err == nil {
 			if img, err := s.Image(m.ImageID); err == nil {
-				if lowers, err := s.LowerDirs(img); err == nil && len(lowers) > 0 {
-					return lowers, nil
+				if release, err := s.Hold(img); err == nil {
+					if lowers, err := s.LowerDirs(img); err == nil && len(lowers) > 0 {
+						return lowers, release, nil
+					}
+					release()
 				}
 			}
 		}
 	}
 	for _, o := range m.Outputs {
 		if o.Format == "dir" {
-			return []string{o.Path}, nil
+			return []string{o.Path}, func() {}, nil
 		}
 	}
-	return nil, fmt.Errorf(`container mode needs the image's layers (image %s is not in the store %s) or the build's "dir" output`, m.ImageID, root)
+	return nil, nil, fmt.Errorf(`container mode needs the image's layers (image %s is not in the store %s) or the build's "dir" output`, m.ImageID, root)
 }
 
 // manifestOf is the artifact's artifact.json as strata-chroot hands it
