@@ -97,7 +97,7 @@ build {
       }
       check {
         name           = "hostname"
-        command        = "hostname"
+        command        = "cat /proc/sys/kernel/hostname"
         output_matches = "^server"
       }
     }
