@@ -86,11 +86,11 @@ demo: deps install
 	$(STRATA) channels app
 	$(STRATA) lineage app@$$($(STRATA) --json channels app | python3 -c 'import json,sys; print([c["version"] for c in json.load(sys.stdin) if c["channel"] == "dev"][0])')
 
-## plugin-check: packer-sdc's check that the binary works with Packer, and all four components registered.
+## plugin-check: packer-sdc's check that the binary works with Packer, and all five components registered.
 plugin-check: build $(SDC)
 	cd $(BIN) && ./packer-sdc plugin-check packer-plugin-strata
-	@$(PLUGIN) describe | grep -q '"builders":\["chroot"\],"post_processors":\["catalog"\],"provisioners":\["packages"\],"datasources":\["image"\]' \
-	  || { echo "plugin-check: describe does not list chroot, packages, catalog and image:"; $(PLUGIN) describe; exit 1; }
+	@$(PLUGIN) describe | grep -q '"builders":\["chroot"\],"post_processors":\["catalog","test"\],"provisioners":\["packages"\],"datasources":\["image"\]' \
+	  || { echo "plugin-check: describe does not list chroot, packages, catalog, test and image:"; $(PLUGIN) describe; exit 1; }
 
 ## test: everything: generated files, vet, plugin-check, unit tests and end-to-end builds through bin/packer.
 test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
@@ -102,6 +102,8 @@ test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 test-slow: test-deps build
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
 	  $(GO) test -count=1 -timeout 60m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
+	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
+	  $(GO) test -count=1 -timeout 30m -run 'TestAccVM' ./post-processor/test/
 
 unit:
 	$(GO) test -count=1 ./...

@@ -1,6 +1,6 @@
 // Command packer-plugin-strata is the Packer plugin binary: it registers
 // the strata-chroot builder, the strata-packages provisioner, the
-// strata-catalog post-processor and the strata-image data source with
+// strata-catalog and strata-test post-processors and the strata-image data source with
 // Packer's plugin server. It holds no logic of its own.
 package main
 
@@ -13,6 +13,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/builder/chroot"
 	"github.com/strata-build/packer-plugin-strata/datasource/image"
 	catalogpp "github.com/strata-build/packer-plugin-strata/post-processor/catalog"
+	testpp "github.com/strata-build/packer-plugin-strata/post-processor/test"
 	"github.com/strata-build/packer-plugin-strata/provisioner/packages"
 	"github.com/strata-build/packer-plugin-strata/version"
 )
@@ -22,6 +23,7 @@ func main() {
 	pps.RegisterBuilder("chroot", new(chroot.Builder))
 	pps.RegisterProvisioner("packages", new(packages.Provisioner))
 	pps.RegisterPostProcessor("catalog", new(catalogpp.PostProcessor))
+	pps.RegisterPostProcessor("test", new(testpp.PostProcessor))
 	pps.RegisterDatasource("image", new(image.Datasource))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {

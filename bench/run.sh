@@ -10,6 +10,7 @@
 #      and as squashfs against mksquashfs (each row says what it includes).
 #   3. layers, 4. the package cache, 5. image size with minimize, 6. the catalog (6b. strata serve),
 #   7. bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
+#   8. strata-test: the time it adds to a build in container and vm mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -112,3 +113,6 @@ ROOT=$ROOT bash bench/serve.sh
 
 # 7. Bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/disk.sh
+
+# 8. strata-test: the time it adds to a build, container and vm mode (boot and checks apart).
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/test.sh

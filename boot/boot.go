@@ -75,6 +75,13 @@ type Options struct {
 	// QEMU is the program to run; "" means DefaultQEMU from PATH. Tests
 	// pass a fake.
 	QEMU string
+	// Kernel, Initrd and Append boot a kernel directly (QEMU's -kernel,
+	// -initrd, -append) instead of through the disk's boot loader; the
+	// firmware is then QEMU's own unless Firmware is set (strata-test).
+	Kernel, Initrd, Append string
+	// Drives are more raw disk images, attached read-only after Disk
+	// (the first is /dev/vdb in a Linux guest).
+	Drives []string
 }
 
 // Result is what a successful boot measured.
@@ -160,6 +167,16 @@ func Check(ctx context.Context, opt Options) (*Result, error) {
 	// snapshot=on: writes go to a temporary overlay in TMPDIR (tmp), the
 	// disk itself is only read.
 	args = append(args, "-drive", "file="+qemuPath(opt.Disk)+",format="+format+",if=virtio,snapshot=on")
+	for _, d := range opt.Drives {
+		args = append(args, "-drive", "file="+qemuPath(d)+",format=raw,if=virtio,readonly=on")
+	}
+	if opt.Kernel != "" {
+		args = append(args, "-kernel", opt.Kernel)
+		if opt.Initrd != "" {
+			args = append(args, "-initrd", opt.Initrd)
+		}
+		args = append(args, "-append", opt.Append)
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
@@ -254,7 +271,9 @@ func (o *Options) fill() error {
 	if o.QEMU == "" {
 		o.QEMU = DefaultQEMU
 	}
-	if o.Firmware == "" {
+	if o.Firmware == "" && o.Kernel != "" {
+		// A direct kernel boot needs no UEFI firmware.
+	} else if o.Firmware == "" {
 		code, vars, err := FindFirmware()
 		if err != nil {
 			return err
@@ -267,7 +286,7 @@ func (o *Options) fill() error {
 		o.Vars = varsBeside(o.Firmware)
 	}
 	// QEMU runs in a temporary directory: relative paths would miss.
-	for _, p := range []*string{&o.Disk, &o.Firmware, &o.Vars} {
+	for _, p := range []*string{&o.Disk, &o.Firmware, &o.Vars, &o.Kernel, &o.Initrd} {
 		if *p != "" {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
@@ -275,6 +294,13 @@ func (o *Options) fill() error {
 			}
 			*p = abs
 		}
+	}
+	for i, d := range o.Drives {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return err
+		}
+		o.Drives[i] = abs
 	}
 	return nil
 }

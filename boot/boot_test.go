@@ -407,3 +407,35 @@ func TestVarsBeside(t *testing.T) {
 		t.Errorf("custom.fd: got %q", got)
 	}
 }
+
+// TestCheckDirectKernel: a direct kernel boot (strata-test) passes
+// -kernel, -initrd and -append, attaches the extra drives read-only after
+// the disk, and needs no UEFI firmware.
+func TestCheckDirectKernel(t *testing.T) {
+	f := newFake(t)
+	t.Setenv("FAKE_MODE", "console")
+	for _, n := range []string{"linux", "initrd", "tests.tar"} {
+		os.WriteFile(filepath.Join(f.dir, n), []byte(n), 0o644)
+	}
+	opt := Options{Disk: filepath.Join(f.dir, "disk.raw"), Accel: AccelTCG, Timeout: 20 * time.Second, QEMU: f.qemu,
+		Expect: `^custom: ready$`, Kernel: filepath.Join(f.dir, "linux"), Initrd: filepath.Join(f.dir, "initrd"),
+		Append: "root=PARTUUID=x ro console=ttyS0", Drives: []string{filepath.Join(f.dir, "tests.tar")}}
+	if _, err := Check(context.Background(), opt); err != nil {
+		t.Fatal(err)
+	}
+	f.assertNoneAlive(t)
+	args := f.read("args")
+	disk := strings.Index(args, "file="+opt.Disk+",format=raw,if=virtio,snapshot=on")
+	extra := strings.Index(args, "file="+opt.Drives[0]+",format=raw,if=virtio,readonly=on")
+	if disk < 0 || extra < disk {
+		t.Errorf("the extra drive should follow the disk, read-only: %s", args)
+	}
+	for _, want := range []string{"-kernel " + opt.Kernel, "-initrd " + opt.Initrd, "-append root=PARTUUID=x ro console=ttyS0"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("qemu args lack %q: %s", want, args)
+		}
+	}
+	if strings.Contains(args, "pflash") {
+		t.Errorf("a direct kernel boot got firmware: %s", args)
+	}
+}

@@ -28,12 +28,14 @@ func qemuArgs(code, vars, tmp, accel string, mem int) ([]string, error) {
 		"-serial", "stdio",
 		"-nic", "none",
 		"-no-reboot",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemuPath(code),
+	}
+	if code != "" {
+		args = append(args, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+qemuPath(code))
 	}
 	if accel == AccelKVM {
 		args = append(args, "-cpu", "host")
 	}
-	if vars != "" {
+	if vars != "" && code != "" {
 		data, err := os.ReadFile(vars)
 		if err != nil {
 			return nil, fmt.Errorf("boot: firmware variables: %w", err)

@@ -68,11 +68,31 @@ build {
     ]
   }
 
-  post-processor "strata-catalog" {
-    catalog     = var.catalog
-    image_name  = "app"
-    channels    = var.channels
-    description = "nginx on base-os ${data.strata-image.base.version}"
-    labels      = { base_version = data.strata-image.base.version, base_channel = var.base_channel }
+  post-processors {
+    # The image is tested before it is registered: in a throwaway
+    # read-only overlay of its layers (container mode: nothing is started),
+    # recorded as "tests" evidence that a channel policy can require
+    # (strata policy set app production --require tests). A failed check
+    # fails the build, and nothing is registered.
+    post-processor "strata-test" {
+      check {
+        name = "nginx-config"
+        # minimize removed the logs; the check's writes go to the overlay
+        command        = "mkdir -p /var/log/nginx && nginx -t"
+        output_matches = "syntax is ok"
+      }
+      check {
+        name           = "home-page"
+        command        = "cat /srv/www/index.html"
+        output_matches = "^hello"
+      }
+    }
+    post-processor "strata-catalog" {
+      catalog     = var.catalog
+      image_name  = "app"
+      channels    = var.channels
+      description = "nginx on base-os ${data.strata-image.base.version}"
+      labels      = { base_version = data.strata-image.base.version, base_channel = var.base_channel }
+    }
   }
 }

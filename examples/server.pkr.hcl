@@ -1,7 +1,8 @@
 # A bootable server image on the base image a channel holds: Debian's cloud
 # kernel and systemd as init as one layer on base-os's layers, exported as a
 # GPT/UEFI disk (disk.raw and disk.qcow2), booted under QEMU before the build
-# passes, and registered as server with base-os as its parent.
+# passes, booted again by strata-test to run two checks in it, and
+# registered as server with base-os as its parent and the tests' evidence.
 #   packer build -var base_channel=production server.pkr.hcl
 #   qemu-system-x86_64 -machine q35 -m 1024 -bios /usr/share/ovmf/OVMF.fd -nographic \
 #     -drive file=output-server-on-base-os-1.0.0/disk.qcow2,if=virtio
@@ -83,11 +84,29 @@ build {
     inline = ["echo server > /etc/hostname"]
   }
 
-  post-processor "strata-catalog" {
-    catalog     = var.catalog
-    image_name  = "server"
-    channels    = var.channels
-    description = "bootable server (cloud kernel, systemd) on base-os ${data.strata-image.base.version}"
-    labels      = { base_version = data.strata-image.base.version, base_channel = var.base_channel }
+  post-processors {
+    # The disk booted again with the checks (vm mode: the disk's own
+    # kernel under QEMU, the disk only read), after the builder's boot
+    # check above; the result is "tests" evidence on the version.
+    post-processor "strata-test" {
+      mode    = "vm"
+      timeout = "6m"
+      check {
+        name    = "journald"
+        service = "systemd-journald"
+      }
+      check {
+        name           = "hostname"
+        command        = "cat /proc/sys/kernel/hostname"
+        output_matches = "^server"
+      }
+    }
+    post-processor "strata-catalog" {
+      catalog     = var.catalog
+      image_name  = "server"
+      channels    = var.channels
+      description = "bootable server (cloud kernel, systemd) on base-os ${data.strata-image.base.version}"
+      labels      = { base_version = data.strata-image.base.version, base_channel = var.base_channel }
+    }
   }
 }

@@ -364,7 +364,8 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 
 	// 2. The app, on the base dev holds: one layer on the base's.
 	out = w.run(2)
-	if !strings.Contains(out, "Registered app@1.0.0") || !strings.Contains(out, "parent "+base1) {
+	if !strings.Contains(out, "Registered app@1.0.0") || !strings.Contains(out, "parent "+base1) ||
+		!strings.Contains(out, "PASSED: 2 passed, 0 failed") || !strings.Contains(out, "Evidence tests: passed") {
 		t.Errorf("app build log:\n%s", out)
 	}
 	if !strings.Contains(out, "base-os@1.0.0") {
@@ -397,6 +398,22 @@ func walkthrough(t *testing.T, e *acctest.Env, store, url string) {
 	}
 	if !strings.Contains(out, "release-bot") || !strings.Contains(out, "tests passed on staging") {
 		t.Errorf("strata history base-os production does not show who and why:\n%s", out)
+	}
+	// The policy refused the untested base-os@1.0.0, and took it once the
+	// CI recorded its tests; the app carried strata-test's evidence.
+	if !strings.Contains(out, "refused: exit 4") || !strings.Contains(out, "tests") {
+		t.Errorf("the policy did not refuse the untested base-os@1.0.0:\n%s", out)
+	}
+	var shown struct {
+		Evidence []struct {
+			Kind   string `json:"kind"`
+			Passed bool   `json:"passed"`
+			Source string `json:"source"`
+		} `json:"evidence"`
+	}
+	w.strataJSON(&shown, "show", "app@1.0.0")
+	if len(shown.Evidence) != 1 || shown.Evidence[0].Kind != "tests" || !shown.Evidence[0].Passed {
+		t.Errorf("app@1.0.0's evidence: %+v", shown.Evidence)
 	}
 	if out, code := w.promote("base-os", "canary", "production", "x"); code != 3 {
 		t.Errorf("promote.sh from an empty channel: exit %d, want 3\n%s", code, out)

@@ -24,8 +24,11 @@ type Evidence struct {
 	ReportSHA256 string `json:"report_sha256,omitempty"`
 	// Statement is the in-toto Statement's file name in the directory
 	// (WriteStatement), also listed in Files.
-	Statement  string `json:"statement,omitempty"`
-	BootTimeMS int64  `json:"boot_time_ms,omitempty"`
+	Statement string `json:"statement,omitempty"`
+	// ExtraFiles are more report files of the evidence in the directory
+	// (strata-test's JUnit XML beside its JSON report), also in Files.
+	ExtraFiles []string `json:"extra_files,omitempty"`
+	BootTimeMS int64    `json:"boot_time_ms,omitempty"`
 	// PassedTests and FailedTests name the checks, for the statement.
 	PassedTests []string `json:"passed_tests,omitempty"`
 	FailedTests []string `json:"failed_tests,omitempty"`

@@ -94,7 +94,7 @@ func describedFiles(m *Manifest) (named, implied []string) {
 		}
 	}
 	for _, e := range m.Evidence {
-		for _, n := range []string{e.Report, e.Statement} {
+		for _, n := range append([]string{e.Report, e.Statement}, e.ExtraFiles...) {
 			if n != "" && !slices.Contains(named, n) {
 				named = append(named, n)
 			}
@@ -198,7 +198,7 @@ func ParseManifest(dir string, b []byte) (*Manifest, error) {
 		}
 	}
 	for _, e := range m.Evidence {
-		for _, n := range []string{e.Report, e.Statement} {
+		for _, n := range append([]string{e.Report, e.Statement}, e.ExtraFiles...) {
 			if n != "" && !plainName(n) {
 				return nil, fmt.Errorf("%s: evidence %s: %q is not a file name inside the directory", name, e.Kind, n)
 			}
