@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
 	"github.com/strata-build/packer-plugin-strata/boot"
+	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
 )
 
 // Modes a test run has.
@@ -131,7 +132,6 @@ type Check struct {
 
 var (
 	checkNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	kindRe      = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	listenRe    = regexp.MustCompile(`^(tcp|tcp6|udp|udp6):([0-9]{1,5})$`)
 	unitRe      = regexp.MustCompile(`^[A-Za-z0-9:_.@-]+$`)
 )
@@ -167,8 +167,9 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	}
 	if c.Kind == "" {
 		c.Kind = DefaultKind
-	} else if !kindRe.MatchString(c.Kind) || c.Kind == "bootcheck" {
-		add("kind: %q; use lower-case letters, digits and -, such as tests or smoke (bootcheck is the builder's)", c.Kind)
+	} else if catalogdb.ValidName("evidence kind", c.Kind) != nil || c.Kind == catalogdb.KindBootCheck {
+		// The catalog's rule for evidence kinds, so what this accepts registers.
+		add("kind: %q; use lower-case letters, digits, '.', '_' and '-', such as tests or smoke (bootcheck is the builder's)", c.Kind)
 	}
 	if c.ReportName == "" {
 		c.ReportName = c.Kind
