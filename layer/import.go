@@ -1,0 +1,439 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/treetar"
+)
+
+// ImportBlob describes a compressed layer blob fetched from elsewhere (a
+// registry): what it must hash to before it may enter the store.
+type ImportBlob struct {
+	DiffID      string // sha256 of the uncompressed tar
+	Digest      string // sha256 of the compressed bytes
+	Size        int64  // of the compressed bytes
+	Compression string // Gzip or Zstd
+}
+
+// ErrDigestMismatch is returned (wrapped) for a blob whose bytes do not have
+// the digest or DiffID it was announced with.
+var ErrDigestMismatch = errors.New("content does not match its digest")
+
+// ImportLayer adds the layer a compressed OCI layer blob holds, read from
+// open, unless the store has it. The blob is checked against its digest and
+// size, and its tar against the DiffID, while it is unpacked into a staging
+// dir in one pass; only a layer that matches is renamed into place, with the
+// blob kept as its cached blob (so a later push of the same layer names the
+// same digest). Concurrent imports of one layer, in any process, fetch it
+// once: the others wait for the pull lock, then find the layer stored. The
+// layer comes back held (see lock.go).
+// fetched says whether this call fetched it.
+func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context.Context) (io.ReadCloser, error)) (l *Layer, fetched bool, release func(), err error) {
+	h, err := hexOf(b.DiffID)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if _, err := hexOf(b.Digest); err != nil {
+		return nil, false, nil, err
+	}
+	if b.Compression != Gzip && b.Compression != Zstd {
+		return nil, false, nil, fmt.Errorf("layer %s: compression %q: only gzip and zstd layers can be imported", b.DiffID, b.Compression)
+	}
+	if l, release, err := s.holdLayer(b.DiffID); !errors.Is(err, ErrNotFound) {
+		return l, false, release, err
+	}
+	unlock, err := s.pullLock(h)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	defer unlock()
+	if l, release, err := s.holdLayer(b.DiffID); !errors.Is(err, ErrNotFound) {
+		return l, false, release, err
+	}
+	staged, releaseStaging, err := s.staging("pull-")
+	if err != nil {
+		return nil, false, nil, err
+	}
+	defer releaseStaging()
+	fail := func(err error) (*Layer, bool, func(), error) {
+		os.RemoveAll(staged)
+		return nil, false, nil, err
+	}
+	size, entries, err := fetchLayer(ctx, b, open, staged)
+	if err != nil {
+		return fail(err)
+	}
+	l = &Layer{DiffID: b.DiffID, Size: size, Entries: entries, Created: time.Now().UTC()}
+	meta, _ := json.MarshalIndent(l, "", "  ")
+	if err := writeSynced(filepath.Join(staged, layerMeta), append(meta, '\n')); err != nil {
+		return fail(err)
+	}
+	if err := writeSynced(filepath.Join(staged, lockFile), nil); err != nil {
+		return fail(err)
+	}
+	// The blob goes to blobs/ first: a layer without its blob is only
+	// slower to push, a blob without its layer is removed by gc.
+	base := filepath.Join(s.root, blobsDir, h+"."+b.Compression)
+	if err := os.Rename(filepath.Join(staged, "blob"), base); err != nil {
+		return fail(err)
+	}
+	bm, _ := json.Marshal(&Blob{DiffID: b.DiffID, Digest: b.Digest, Size: b.Size, Compression: b.Compression})
+	if err := writeSynced(filepath.Join(staged, "blob.json"), bm); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(filepath.Join(staged, "blob.json"), base+".json"); err != nil {
+		return fail(err)
+	}
+	hold, err := lockShared(filepath.Join(staged, lockFile))
+	if err != nil {
+		return fail(err)
+	}
+	created, err := publish(staged, filepath.Join(s.root, layersDir, h))
+	if err != nil {
+		hold.Close()
+		return fail(err)
+	}
+	if !created {
+		hold.Close()
+		os.RemoveAll(staged)
+		l, release, err := s.holdLayer(b.DiffID)
+		return l, false, release, err
+	}
+	if l, err = s.Layer(b.DiffID); err != nil {
+		hold.Close()
+		return nil, false, nil, err
+	}
+	return l, true, func() { hold.Close() }, nil
+}
+
+// pullLock takes tmp/pull-<hex>.lock exclusively, waiting for another
+// import of the same layer to finish.
+func (s *Store) pullLock(h string) (func(), error) {
+	p := filepath.Join(s.root, tmpDir, "pull-"+h+".lock")
+	for {
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if !samePath(f, p) { // its holder finished and removed it
+			f.Close()
+			continue
+		}
+		return func() { os.Remove(p); f.Close() }, nil
+	}
+}
+
+// fetchLayer streams the blob into staged/blob and, decompressed, into the
+// tree staged/diff, checking digest, size and DiffID.
+func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (io.ReadCloser, error), staged string) (size, entries int64, err error) {
+	rc, err := open(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rc.Close()
+	out, err := os.Create(filepath.Join(staged, "blob"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer out.Close()
+	blobHash := sha256.New()
+	blob := &countingReader{ctx: ctx, r: io.TeeReader(rc, io.MultiWriter(out, blobHash))}
+	var plain io.Reader
+	switch b.Compression {
+	case Gzip:
+		gr, err := gzip.NewReader(blob)
+		if err != nil {
+			return 0, 0, fmt.Errorf("blob %s: %w", b.Digest, err)
+		}
+		defer gr.Close()
+		plain = gr
+	case Zstd:
+		zr, err := zstd.NewReader(blob)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer zr.Close()
+		plain = zr
+	}
+	diffHash := sha256.New()
+	tarBytes := &countingReader{ctx: ctx, r: io.TeeReader(plain, diffHash)}
+	dir := filepath.Join(staged, diffDir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return 0, 0, err
+	}
+	uerr := Untar(tarBytes, dir)
+	// The rest of the tar (its end blocks) and of the blob count too.
+	if _, err := io.Copy(io.Discard, tarBytes); uerr == nil && err != nil {
+		uerr = err
+	}
+	if _, err := io.Copy(io.Discard, blob); uerr == nil && err != nil {
+		uerr = err
+	}
+	if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != b.Digest || (b.Size > 0 && blob.n != b.Size) {
+		return 0, 0, fmt.Errorf("blob %s: %w: its bytes hash to %s (%d bytes, want %d)", b.Digest, ErrDigestMismatch, got, blob.n, b.Size)
+	}
+	if uerr != nil {
+		return 0, 0, fmt.Errorf("unpacking blob %s: %w", b.Digest, uerr)
+	}
+	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != b.DiffID {
+		return 0, 0, fmt.Errorf("blob %s: %w: it decompresses to %s, not its DiffID %s", b.Digest, ErrDigestMismatch, got, b.DiffID)
+	}
+	if err := out.Sync(); err != nil {
+		return 0, 0, err
+	}
+	entries, _ = countEntries(dir)
+	return tarBytes.n, entries, nil
+}
+
+type countingReader struct {
+	ctx context.Context
+	r   io.Reader
+	n   int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// Untar unpacks an OCI layer tar into dir (a new, empty directory) in
+// overlayfs form, the form Commit stores: ".wh.NAME" becomes a 0/0 character
+// device, ".wh..wh..opq" the trusted.overlay.opaque attribute. Owners,
+// modes, times, extended attributes, hard links and devices are kept. A
+// member that would land outside dir, or go through a symlink, is refused.
+func Untar(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	type dirTime struct {
+		p string
+		t time.Time
+	}
+	var dirs []dirTime
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		rel := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if rel == "." || rel == "" {
+			continue
+		}
+		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("tar member %q is outside the layer", hdr.Name)
+		}
+		if err := realParent(dir, rel); err != nil {
+			return err
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		base := path.Base(rel)
+		mtime := hdr.ModTime
+		switch {
+		case base == treetar.WhiteoutOpaque:
+			parent := filepath.Dir(p)
+			if err := unix.Lsetxattr(parent, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+				return fmt.Errorf("marking %s opaque: %w", path.Dir(rel), err)
+			}
+			continue
+		case strings.HasPrefix(base, treetar.WhiteoutPrefix):
+			p = filepath.Join(filepath.Dir(p), strings.TrimPrefix(base, treetar.WhiteoutPrefix))
+			if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
+				return fmt.Errorf("whiteout %s: %w", hdr.Name, err)
+			}
+			if err := setTimes(p, mtime); err != nil {
+				return err
+			}
+			continue
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+			dirs = append(dirs, dirTime{p, mtime})
+		case tar.TypeReg:
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+			if err != nil {
+				return err
+			}
+			_, sparse := hdr.PAXRecords["GNU.sparse.major"]
+			if err := copySparse(f, tr, hdr.Size, sparse); err != nil {
+				f.Close()
+				return fmt.Errorf("writing %s: %w", hdr.Name, err)
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+		case tar.TypeLink:
+			target := path.Clean(strings.TrimPrefix(hdr.Linkname, "./"))
+			if path.IsAbs(target) || target == ".." || strings.HasPrefix(target, "../") {
+				return fmt.Errorf("hard link %q points outside the layer", hdr.Name)
+			}
+			if err := realParent(dir, target); err != nil {
+				return err
+			}
+			if err := os.Link(filepath.Join(dir, filepath.FromSlash(target)), p); err != nil {
+				return err
+			}
+			continue // its owner, mode and times are the target's
+		case tar.TypeSymlink:
+			if err := os.Symlink(hdr.Linkname, p); err != nil {
+				return err
+			}
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			mode := uint32(unix.S_IFIFO)
+			if hdr.Typeflag == tar.TypeChar {
+				mode = unix.S_IFCHR
+			} else if hdr.Typeflag == tar.TypeBlock {
+				mode = unix.S_IFBLK
+			}
+			if err := unix.Mknod(p, mode|0o600, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
+				return fmt.Errorf("%s: %w", hdr.Name, err)
+			}
+		default:
+			return fmt.Errorf("tar member %q has a type (%q) a layer cannot hold", hdr.Name, hdr.Typeflag)
+		}
+		if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+			return fmt.Errorf("chown %s: %w", hdr.Name, err)
+		}
+		for k, v := range hdr.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if strings.HasPrefix(name, "trusted.overlay.") {
+					return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
+				}
+				if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
+					return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
+				}
+			}
+		}
+		if hdr.Typeflag != tar.TypeSymlink {
+			// After chown, which clears set-id bits.
+			if err := unix.Fchmodat(unix.AT_FDCWD, p, uint32(hdr.Mode&0o7777), 0); err != nil {
+				return fmt.Errorf("chmod %s: %w", hdr.Name, err)
+			}
+		}
+		if hdr.Typeflag != tar.TypeDir {
+			if err := setTimes(p, mtime); err != nil {
+				return err
+			}
+		}
+	}
+	// Directory times last, deepest first: making their entries changed them.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := setTimes(dirs[i].p, dirs[i].t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// realParent checks that every directory above rel inside dir is a real
+// directory, no symlink: a hostile layer cannot write through one.
+func realParent(dir, rel string) error {
+	parts := strings.Split(path.Dir(rel), "/")
+	p := dir
+	for _, part := range parts {
+		if part == "." {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return fmt.Errorf("tar member %q: its directory %s: %w", rel, part, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("tar member %q lies below %s, which is no directory (a symlink?)", rel, part)
+		}
+	}
+	return nil
+}
+
+func setTimes(p string, t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copySparse writes n bytes of r to f. A sparse file (a PAX sparse entry)
+// gets its whole zero blocks as holes, so it stays sparse.
+func copySparse(f *os.File, r io.Reader, n int64, sparse bool) error {
+	if !sparse {
+		_, err := io.CopyN(f, r, n)
+		return err
+	}
+	const block = 4 << 10
+	buf := make([]byte, block)
+	var off int64
+	for off < n {
+		want := int64(block)
+		if n-off < want {
+			want = n - off
+		}
+		if _, err := io.ReadFull(r, buf[:want]); err != nil {
+			return err
+		}
+		if want == block && allZero(buf) {
+			off += want
+			continue
+		}
+		if _, err := f.WriteAt(buf[:want], off); err != nil {
+			return err
+		}
+		off += want
+	}
+	return f.Truncate(n)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ImportImage stores the image whose OCI config is config, byte for byte
+// (its ID is the config's digest), over layers the store has already
+// (ImportLayer), its parent image ID when known. It comes back held, as
+// PutImage's does.
+func (s *Store) ImportImage(config []byte, parent string) (*Image, bool, func(), error) {
+	img := &Image{ID: ImageID(config), Parent: parent, Config: config}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("image %s: its config: %w", img.ID, err)
+	}
+	img.Created = cfg.Created.UTC()
+	for _, d := range cfg.RootFS.DiffIDs {
+		l, err := s.Layer(d.String())
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("image %s: %w", img.ID, err)
+		}
+		img.Layers = append(img.Layers, LayerRef{DiffID: l.DiffID, Size: l.Size})
+	}
+	return s.storeImage(img)
+}
