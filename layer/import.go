@@ -2,6 +2,7 @@ package layer
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -144,7 +145,9 @@ func (s *Store) pullLock(h string) (func(), error) {
 }
 
 // fetchLayer streams the blob into staged/blob and, decompressed, into the
-// tree staged/diff, checking digest, size and DiffID.
+// tree staged/diff, checking digest, size and DiffID. Three stages overlap,
+// joined by pipes: fetching (blob file and its hash), decompressing (and
+// hashing the tar), unpacking.
 func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (io.ReadCloser, error), staged string) (size, entries int64, err error) {
 	rc, err := open(ctx)
 	if err != nil {
@@ -156,41 +159,115 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		return 0, 0, err
 	}
 	defer out.Close()
-	blobHash := sha256.New()
-	blob := &countingReader{ctx: ctx, r: io.TeeReader(rc, io.MultiWriter(out, blobHash))}
-	var plain io.Reader
-	switch b.Compression {
-	case Gzip:
-		gr, err := gzip.NewReader(blob)
-		if err != nil {
-			return 0, 0, fmt.Errorf("blob %s: %w", b.Digest, err)
-		}
-		defer gr.Close()
-		plain = gr
-	case Zstd:
-		zr, err := zstd.NewReader(blob)
-		if err != nil {
-			return 0, 0, err
-		}
-		defer zr.Close()
-		plain = zr
-	}
-	diffHash := sha256.New()
-	tarBytes := &countingReader{ctx: ctx, r: io.TeeReader(plain, diffHash)}
 	dir := filepath.Join(staged, diffDir)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return 0, 0, err
 	}
-	uerr := Untar(tarBytes, dir)
-	// The rest of the tar (its end blocks) and of the blob count too.
-	if _, err := io.Copy(io.Discard, tarBytes); uerr == nil && err != nil {
-		uerr = err
+
+	// Stage 1: the blob's bytes to its file, its hash and stage 2.
+	blobHash := sha256.New()
+	compressed, toDecompress := io.Pipe()
+	var blobN int64
+	fetched := make(chan error, 1)
+	go func() {
+		// When a later stage stops (a corrupt stream), the rest is still
+		// read, up to the announced size, so the error is the digest's.
+		src := io.Reader(&countingReader{ctx: ctx, r: rc})
+		if b.Size > 0 {
+			src = io.LimitReader(src, b.Size+1)
+		}
+		buf := make([]byte, 1<<20)
+		downstream := true
+		var err error
+		for {
+			n, rerr := src.Read(buf)
+			if n > 0 {
+				blobN += int64(n)
+				if _, werr := out.Write(buf[:n]); werr != nil {
+					err = werr
+					break
+				}
+				blobHash.Write(buf[:n])
+				if downstream {
+					if _, werr := toDecompress.Write(buf[:n]); werr != nil {
+						downstream = false
+					}
+				}
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				err = rerr
+				break
+			}
+		}
+		toDecompress.CloseWithError(err)
+		fetched <- err
+	}()
+
+	// Stage 2: decompress, hash the tar, hand it to stage 3.
+	diffHash := sha256.New()
+	tarR, toUntar := io.Pipe()
+	var tarN int64
+	decompressed := make(chan error, 1)
+	go func() {
+		err := func() error {
+			in := bufio.NewReaderSize(compressed, 1<<20)
+			var plain io.Reader
+			switch b.Compression {
+			case Gzip:
+				gr, err := gzip.NewReader(in)
+				if err != nil {
+					return err
+				}
+				defer gr.Close()
+				plain = gr
+			case Zstd:
+				zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
+				if err != nil {
+					return err
+				}
+				defer zr.Close()
+				plain = zr
+			}
+			n, err := io.CopyBuffer(io.MultiWriter(diffHash, toUntar), plain, make([]byte, 1<<20))
+			tarN = n
+			if err != nil {
+				return err
+			}
+			// Whatever follows the compressed stream still counts for the digest.
+			_, err = io.Copy(io.Discard, in)
+			return err
+		}()
+		toUntar.CloseWithError(err)
+		compressed.CloseWithError(err) // stops stage 1 when this stage failed
+		decompressed <- err
+	}()
+
+	// Stage 3: unpack, then read the tar's end (its padding blocks).
+	tr := bufio.NewReaderSize(tarR, 1<<20)
+	uerr := Untar(tr, dir)
+	if uerr == nil {
+		_, uerr = io.Copy(io.Discard, tr)
 	}
-	if _, err := io.Copy(io.Discard, blob); uerr == nil && err != nil {
-		uerr = err
+	tarR.CloseWithError(fmt.Errorf("unpacking stopped"))
+	derr := <-decompressed
+	ferr := <-fetched
+	// All the bytes came and they are not the blob: that, whatever a
+	// verifying reader below said; else a fetch that broke off.
+	got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil))
+	if got != b.Digest && (ferr == nil || blobN == b.Size) {
+		return 0, 0, fmt.Errorf("blob %s: %w: its bytes hash to %s (%d bytes, want %d)", b.Digest, ErrDigestMismatch, got, blobN, b.Size)
 	}
-	if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != b.Digest || (b.Size > 0 && blob.n != b.Size) {
-		return 0, 0, fmt.Errorf("blob %s: %w: its bytes hash to %s (%d bytes, want %d)", b.Digest, ErrDigestMismatch, got, blob.n, b.Size)
+	if ferr != nil {
+		return 0, 0, fmt.Errorf("fetching blob %s: %w", b.Digest, ferr)
+	}
+	if b.Size > 0 && blobN != b.Size {
+		return 0, 0, fmt.Errorf("blob %s: %w: %d bytes, want %d", b.Digest, ErrDigestMismatch, blobN, b.Size)
+	}
+	if derr != nil {
+		return 0, 0, fmt.Errorf("decompressing blob %s: %w", b.Digest, derr)
 	}
 	if uerr != nil {
 		return 0, 0, fmt.Errorf("unpacking blob %s: %w", b.Digest, uerr)
@@ -202,7 +279,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		return 0, 0, err
 	}
 	entries, _ = countEntries(dir)
-	return tarBytes.n, entries, nil
+	return tarN, entries, nil
 }
 
 type countingReader struct {
@@ -232,6 +309,10 @@ func Untar(r io.Reader, dir string) error {
 		t time.Time
 	}
 	var dirs []dirTime
+	// Directories this unpacking made or found real: entries below them
+	// need no check (nothing replaces a directory: every create is
+	// exclusive).
+	real := map[string]bool{".": true}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -247,8 +328,11 @@ func Untar(r io.Reader, dir string) error {
 		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 			return fmt.Errorf("tar member %q is outside the layer", hdr.Name)
 		}
-		if err := realParent(dir, rel); err != nil {
-			return err
+		if parent := path.Dir(rel); !real[parent] {
+			if err := realParent(dir, rel); err != nil {
+				return err
+			}
+			real[parent] = true
 		}
 		p := filepath.Join(dir, filepath.FromSlash(rel))
 		base := path.Base(rel)
@@ -275,6 +359,10 @@ func Untar(r io.Reader, dir string) error {
 			if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 				return err
 			}
+			if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+				return fmt.Errorf("tar member %q: not a directory in the layer", hdr.Name)
+			}
+			real[rel] = true
 			dirs = append(dirs, dirTime{p, mtime})
 		case tar.TypeReg:
 			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
