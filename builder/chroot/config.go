@@ -392,7 +392,7 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	}
 	img, err := store.Image(c.Parent)
 	if err != nil {
-		return fmt.Errorf("%v; list the store's images with `strata layers` or pick one with the strata-image data source", err)
+		return fmt.Errorf("%v; list the store's images with `strata layers` or pick one with the strata-image data source (which pulls an image built on another host from the registry it was pushed to; `strata pull NAME@VERSION` does it by hand)", err)
 	}
 	if err := store.Complete(img); err != nil {
 		return err
