@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -313,6 +314,8 @@ func Untar(r io.Reader, dir string) error {
 	// need no check (nothing replaces a directory: every create is
 	// exclusive).
 	real := map[string]bool{".": true}
+	w := newFileWriters(4)
+	defer func() { w.wait(); w.stop() }()
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -365,11 +368,23 @@ func Untar(r io.Reader, dir string) error {
 			real[rel] = true
 			dirs = append(dirs, dirTime{p, mtime})
 		case tar.TypeReg:
+			_, sparse := hdr.PAXRecords["GNU.sparse.major"]
+			if !sparse && hdr.Size <= smallFile {
+				// Small files are created by workers, several at once:
+				// creating files, not reading the stream, is the slow part.
+				data := make([]byte, hdr.Size)
+				if _, err := io.ReadFull(tr, data); err != nil {
+					return fmt.Errorf("reading %s: %w", hdr.Name, err)
+				}
+				if err := w.add(p, hdr, data); err != nil {
+					return err
+				}
+				continue
+			}
 			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 			if err != nil {
 				return err
 			}
-			_, sparse := hdr.PAXRecords["GNU.sparse.major"]
 			if err := copySparse(f, tr, hdr.Size, sparse); err != nil {
 				f.Close()
 				return fmt.Errorf("writing %s: %w", hdr.Name, err)
@@ -383,6 +398,9 @@ func Untar(r io.Reader, dir string) error {
 				return fmt.Errorf("hard link %q points outside the layer", hdr.Name)
 			}
 			if err := realParent(dir, target); err != nil {
+				return err
+			}
+			if err := w.wait(); err != nil { // the target may be a worker's
 				return err
 			}
 			if err := os.Link(filepath.Join(dir, filepath.FromSlash(target)), p); err != nil {
@@ -406,30 +424,12 @@ func Untar(r io.Reader, dir string) error {
 		default:
 			return fmt.Errorf("tar member %q has a type (%q) a layer cannot hold", hdr.Name, hdr.Typeflag)
 		}
-		if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
-			return fmt.Errorf("chown %s: %w", hdr.Name, err)
+		if err := applyMeta(p, hdr, mtime); err != nil {
+			return err
 		}
-		for k, v := range hdr.PAXRecords {
-			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				if strings.HasPrefix(name, "trusted.overlay.") {
-					return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
-				}
-				if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
-					return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
-				}
-			}
-		}
-		if hdr.Typeflag != tar.TypeSymlink {
-			// After chown, which clears set-id bits.
-			if err := unix.Fchmodat(unix.AT_FDCWD, p, uint32(hdr.Mode&0o7777), 0); err != nil {
-				return fmt.Errorf("chmod %s: %w", hdr.Name, err)
-			}
-		}
-		if hdr.Typeflag != tar.TypeDir {
-			if err := setTimes(p, mtime); err != nil {
-				return err
-			}
-		}
+	}
+	if err := w.wait(); err != nil {
+		return err
 	}
 	// Directory times last, deepest first: making their entries changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
@@ -438,6 +438,110 @@ func Untar(r io.Reader, dir string) error {
 		}
 	}
 	return nil
+}
+
+// applyMeta gives p the owner, extended attributes, mode and (unless a
+// directory, whose time is set last) modification time hdr says.
+func applyMeta(p string, hdr *tar.Header, mtime time.Time) error {
+	if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("chown %s: %w", hdr.Name, err)
+	}
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if strings.HasPrefix(name, "trusted.overlay.") {
+				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
+			}
+			if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
+				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
+			}
+		}
+	}
+	if hdr.Typeflag != tar.TypeSymlink {
+		// After chown, which clears set-id bits.
+		if err := unix.Fchmodat(unix.AT_FDCWD, p, uint32(hdr.Mode&0o7777), 0); err != nil {
+			return fmt.Errorf("chmod %s: %w", hdr.Name, err)
+		}
+	}
+	if hdr.Typeflag != tar.TypeDir {
+		if err := setTimes(p, mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// smallFile is the largest file a worker writes from memory.
+const smallFile = 1 << 20
+
+// fileWriters create small files with their metadata, several at once.
+type fileWriters struct {
+	jobs chan fileJob
+	wg   sync.WaitGroup // pending jobs
+	mu   sync.Mutex
+	err  error
+}
+
+type fileJob struct {
+	p    string
+	hdr  *tar.Header
+	data []byte
+}
+
+func newFileWriters(n int) *fileWriters {
+	w := &fileWriters{jobs: make(chan fileJob, 64)}
+	for i := 0; i < n; i++ {
+		go func() {
+			for j := range w.jobs {
+				if err := writeFile(j); err != nil {
+					w.mu.Lock()
+					if w.err == nil {
+						w.err = err
+					}
+					w.mu.Unlock()
+				}
+				w.wg.Done()
+			}
+		}()
+	}
+	return w
+}
+
+func (w *fileWriters) add(p string, hdr *tar.Header, data []byte) error {
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	w.wg.Add(1)
+	w.jobs <- fileJob{p, hdr, data}
+	return nil
+}
+
+// wait waits for the pending files and returns the first error. Called
+// last (deferred again), it also stops the workers.
+func (w *fileWriters) wait() error {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func (w *fileWriters) stop() { close(w.jobs) }
+
+func writeFile(j fileJob) error {
+	f, err := os.OpenFile(j.p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(j.data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", j.hdr.Name, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return applyMeta(j.p, j.hdr, j.hdr.ModTime)
 }
 
 // realParent checks that every directory above rel inside dir is a real
