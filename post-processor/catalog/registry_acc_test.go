@@ -209,4 +209,3 @@ func describe(p string) string {
 	}
 	return s
 }
-
