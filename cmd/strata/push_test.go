@@ -93,4 +93,9 @@ func TestCLIPushPullRetag(t *testing.T) {
 	}
 	srv.Close()
 	c.fails(1, repo+":production", "--store", t.TempDir(), "pull", repo+":production")
+	// A push that fails records nothing.
+	c.fails(1, host+"/team/other:1.0", "--store", root, "push", "base-os@1.0", host+"/team/other")
+	if out := c.ok("show", "base-os@1.0"); strings.Contains(out, "team/other") {
+		t.Errorf("a failed push was recorded:\n%s", out)
+	}
 }
