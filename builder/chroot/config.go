@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -383,6 +384,12 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
 func (c *Config) checkParent(layout storeroot.Layout) error {
+	if _, err := c.layerImage(layout); errors.Is(err, layer.ErrNotFound) || os.IsNotExist(err) {
+		// Built on another host and pushed: fetched from the registry.
+		if _, err := pullParent(layout, c.Parent); err != nil {
+			return err
+		}
+	}
 	if _, err := os.Stat(layout.Layers()); err != nil {
 		return fmt.Errorf("%s: the store %s has no images yet; build the parent first (or set store_dir to its store)", c.Parent, c.StoreDir)
 	}
@@ -399,6 +406,15 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	}
 	c.parentID = img.ID
 	return checkOverlayUpper(c.WorkDir)
+}
+
+// layerImage is parent in the store, when the store exists.
+func (c *Config) layerImage(layout storeroot.Layout) (*layer.Image, error) {
+	store, err := layer.OpenExisting(layout.Layers())
+	if err != nil {
+		return nil, os.ErrNotExist
+	}
+	return store.Image(c.Parent)
 }
 
 // render renders a hook or wrapper template with the config's template

@@ -28,7 +28,8 @@ import (
 // pushes it; host B builds app on base-os's dev channel through the data
 // source, which pulls the base's layers, and pushes app uploading only its
 // own layer. skopeo and umoci read app from the registry as B's flattened
-// dir output, file by file; promote --retag moves a channel tag.
+// dir output, file by file; host C builds on base-os named by image ID
+// alone (the builder pulls it); promote --retag moves a channel tag.
 func TestAccTwoHostsThroughRegistry(t *testing.T) {
 	e := acctest.Setup(t)
 	pg, err := pgtest.Start()
@@ -141,6 +142,17 @@ func TestAccTwoHostsThroughRegistry(t *testing.T) {
 			t.Fatalf("umoci unpack: %s", r.Out)
 		}
 		sameTree(t, filepath.Join(runB, "output-app", "rootfs"), filepath.Join(work, "bundle", "rootfs"))
+	})
+
+	t.Run("C builds on base-os by image ID, the builder pulling it", func(t *testing.T) {
+		hostC, runC := acctest.Scratch(t), t.TempDir()
+		t.Setenv("STRATA_CATALOG", url)
+		t.Setenv("STRATA_INSECURE_REGISTRIES", reg.Host)
+		r := e.Build(t, runC, fixture("registry-direct.pkr.hcl"), map[string]string{"store_dir": hostC, "cache_dir": e.CacheDir, "parent": base.ImageID})
+		if r.Code != 0 {
+			t.Fatalf("host C: exit %d\n%s", r.Code, r.Out)
+		}
+		acctest.AssertClean(t, hostC)
 	})
 
 	t.Run("promote --retag moves the channel tag", func(t *testing.T) {
