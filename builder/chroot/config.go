@@ -40,8 +40,12 @@ type Config struct {
 	// unique prefix of 12 or more hex digits), such as
 	// `data.strata-image.base.image_id`. Its layers become the overlay's
 	// lower dirs and nothing is copied: the build's result is one new layer
-	// on top. Exactly one of `bootstrap`, `source_archive` and `parent` must
-	// be set.
+	// on top. An image built on another host and pushed to a registry
+	// (strata-catalog's `push`) that the store lacks is pulled, every blob
+	// verified, from the reference the catalog (`$STRATA_CATALOG`, else the
+	// store's) recorded; `$STRATA_INSECURE_REGISTRIES` lists plain-http
+	// registries. Exactly one of `bootstrap`, `source_archive` and `parent`
+	// must be set.
 	Parent string `mapstructure:"parent" required:"false"`
 	// A name for the parent, such as `base-os@1.0.3`, for the OCI output's
 	// `org.opencontainers.image.base.name` annotation.
