@@ -144,7 +144,7 @@ func TestAccTwoHostsThroughRegistry(t *testing.T) {
 		sameTree(t, filepath.Join(runB, "output-app", "rootfs"), filepath.Join(work, "bundle", "rootfs"))
 	})
 
-	t.Run("C builds on base-os by image ID, the builder pulling it", func(t *testing.T) {
+	t.Run("C builds on base-os by image ID and the builder pulls it", func(t *testing.T) {
 		hostC, runC := acctest.Scratch(t), t.TempDir()
 		t.Setenv("STRATA_CATALOG", url)
 		t.Setenv("STRATA_INSECURE_REGISTRIES", reg.Host)
