@@ -32,6 +32,13 @@ type Config struct {
 	// The newest version (by registration) with this tag that is not
 	// revoked.
 	Tag string `mapstructure:"tag" required:"false"`
+	// Registries (`host:port`) reached over plain http when the version's
+	// layers are pulled. A version whose image is not in this host's
+	// layer store but was pushed to a registry (strata-catalog's `push`,
+	// `strata push`) is pulled from the reference the catalog recorded,
+	// every blob verified, before the data source answers; credentials
+	// come from the Docker config and its credential helpers.
+	InsecureRegistries []string `mapstructure:"insecure_registries" required:"false"`
 }
 
 // DatasourceOutput is what the data source answers.
