@@ -28,8 +28,10 @@ var (
 	sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
-// printURIsRe reads apt-get download --print-uris: 'URI' file size SHA256:hex.
-var printURIsRe = regexp.MustCompile(`(?m)^'([^']+)' (\S+) (\d+) SHA256:([0-9a-f]{64})$`)
+// printURIsRe reads apt-get download --print-uris: 'URI' file size hash
+// (apt's best hash, SHA512 when the index has it: the sha256 is taken from
+// apt-cache show).
+var printURIsRe = regexp.MustCompile(`(?m)^'([^']+)' (\S+) (\d+) \S+$`)
 
 // fastPathReady says whether every locked package records its .deb, so
 // that the fast path can install the lock without apt's resolver.
@@ -101,17 +103,34 @@ func (s *shell) recordDebs(ctx context.Context, pkgs []LockedPackage, native str
 	if err != nil || status != 0 {
 		return
 	}
-	byFile := map[string][2]string{}
+	uris := map[string]string{}
 	for _, m := range printURIsRe.FindAllStringSubmatch(out, -1) {
-		byFile[m[2]] = [2]string{m[1], m[4]}
+		uris[m[2]] = m[1]
+	}
+	out, status, err = s.quiet(ctx, "apt-cache show "+strings.Join(specs, " "))
+	if err != nil || status != 0 {
+		return
+	}
+	sums := map[string]string{} // name:arch=version -> sha256
+	for _, stanza := range strings.Split(out, "\n\n") {
+		f := map[string]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, " ") {
+				f[k] = strings.TrimSpace(v)
+			}
+		}
+		if sha256Re.MatchString(f["SHA256"]) {
+			sums[f["Package"]+":"+f["Architecture"]+"="+f["Version"]] = f["SHA256"]
+		}
 	}
 	for i := range pkgs {
 		p := &pkgs[i]
 		// apt's file name for a .deb: name_version_arch.deb, the epoch's
 		// colon quoted as %3a.
 		f := p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Architecture + ".deb"
-		if got, ok := byFile[f]; ok && uriRe.MatchString(got[0]) {
-			p.URI, p.SHA256 = got[0], got[1]
+		sum := sums[p.key()+"="+p.Version]
+		if u := uris[f]; uriRe.MatchString(u) && !strings.Contains(u, "'") && sum != "" {
+			p.URI, p.SHA256 = u, sum
 		}
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].key() < pkgs[j].key() })

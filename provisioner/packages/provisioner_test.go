@@ -230,7 +230,12 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 	case strings.Contains(cmd, "download --print-uris"):
 		for _, a := range strings.Fields(cmd[strings.Index(cmd, "--print-uris")+len("--print-uris"):]) {
 			name, version, _ := strings.Cut(a, "=")
-			fmt.Fprintf(rc.Stdout, "'http://mirror.example/pool/%s_%s_amd64.deb' %s_%s_amd64.deb 100 SHA256:%064x\n", name, version, name, version, len(name))
+			fmt.Fprintf(rc.Stdout, "'http://mirror.example/pool/%s_%s_amd64.deb' %s_%s_amd64.deb 100 SHA512:%0128x\n", name, version, name, version, len(name))
+		}
+	case strings.HasPrefix(cmd, "apt-cache show "):
+		for _, a := range strings.Fields(strings.TrimPrefix(cmd, "apt-cache show ")) {
+			name, version, _ := strings.Cut(a, "=")
+			fmt.Fprintf(rc.Stdout, "Package: %s\nVersion: %s\nArchitecture: amd64\nDescription: a\n multi-line: field\nSHA256: %064x\n\n", name, version, len(name))
 		}
 	case strings.HasPrefix(cmd, "apt-mark auto "):
 		for _, n := range strings.Fields(strings.TrimPrefix(cmd, "apt-mark auto ")) {
