@@ -120,7 +120,9 @@ type Config struct {
 	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`,
 	// `ext4` (a raw ext4 file system image), `disk` (`disk.raw`, a GPT disk
 	// image that boots under UEFI; see the `disk` block) and `oci` (an OCI
-	// image layout directory, one blob per layer). Defaults to
+	// image layout directory, one blob per layer), or `["none"]`: no output
+	// at all, only the image's layers in the store and artifact.json (for a
+	// parent image, or one the catalog registers). Defaults to
 	// `["tar.zst"]`.
 	Formats []string `mapstructure:"formats" required:"false"`
 	// The `oci` output's layer compression: `gzip` or `zstd`. Defaults to
