@@ -54,9 +54,19 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// A form's submit navigates: a node found in the page being left can be
+	// gone by the time its text is read ("No node with given id"). Read it
+	// again from the new page then.
 	text := func(sel string) string {
 		t.Helper()
-		v, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+		var v string
+		var err error
+		for try := 0; try < 5; try++ {
+			if v, err = chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel))); err == nil || !strings.Contains(err.Error(), "No node with given id") {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
