@@ -54,6 +54,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		source = nopStep{} // the overlay of the parent's layers is the source
 	}
 	steps := []multistep.Step{
+		&stepArch{},
 		&stepStore{},
 		&stepWorkDir{},
 		&stepOutputDir{},

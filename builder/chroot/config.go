@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 	"github.com/strata-build/packer-plugin-strata/internal/rpcvalue"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -42,6 +43,18 @@ type Config struct {
 	// on top. Exactly one of `bootstrap`, `source_archive` and `parent` must
 	// be set.
 	Parent string `mapstructure:"parent" required:"false"`
+	// The image's Debian architecture, such as `arm64`, `armhf` or
+	// `riscv64` (any name `dpkg-architecture -L` knows as a Debian
+	// architecture). Defaults to the build host's (`dpkg
+	// --print-architecture`). For another architecture than the host's the
+	// host runs the image's programs through QEMU's user-mode emulators:
+	// before anything is mounted the build mounts binfmt_misc if it is not
+	// (and unmounts it afterwards), and needs a handler with the F flag for
+	// the architecture, registering it from qemu-user-static's binfmt.d file
+	// when it is installed and no handler is (and removing it afterwards).
+	// No emulator is copied into the image. A `parent` must be of this
+	// architecture.
+	Architecture string `mapstructure:"architecture" required:"false"`
 	// A name for the parent, such as `base-os@1.0.3`, for the OCI output's
 	// `org.opencontainers.image.base.name` annotation.
 	ParentName string `mapstructure:"parent_name" required:"false"`
@@ -352,6 +365,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 
+	c.prepareArchitecture(add)
 	c.prepareMounts(add)
 	c.checkTemplates(add)
 	if !slices.Contains(resolvModes, c.ResolvConf) {
@@ -378,6 +392,22 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		return warnings, errs
 	}
 	return warnings, nil
+}
+
+// prepareArchitecture defaults architecture to the host's and checks it
+// names a Debian architecture.
+func (c *Config) prepareArchitecture(add func(string, ...interface{})) {
+	if c.Architecture == "" {
+		a, err := c.host.Arch()
+		if err != nil {
+			add("architecture: the build host's is unknown (%v); set architecture", err)
+			return
+		}
+		c.Architecture = a
+	}
+	if _, ok := debarch.Lookup(c.Architecture); !ok {
+		add("architecture: %q is not a Debian architecture; use one of %s", c.Architecture, strings.Join(debarch.Names(), ", "))
+	}
 }
 
 // checkParent resolves parent in the store: it must be there whole, and the
