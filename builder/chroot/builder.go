@@ -54,8 +54,8 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		source = nopStep{} // the overlay of the parent's layers is the source
 	}
 	steps := []multistep.Step{
-		&stepArch{},
 		&stepStore{},
+		&stepArch{},
 		&stepWorkDir{},
 		&stepOutputDir{},
 		&stepPackageCache{},

@@ -427,8 +427,35 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	if err := store.Complete(img); err != nil {
 		return err
 	}
+	if err := c.checkParentArch(img); err != nil {
+		return err
+	}
 	c.parentID = img.ID
 	return checkOverlayUpper(c.WorkDir)
+}
+
+// checkParentArch: a child is of its parent's architecture.
+func (c *Config) checkParentArch(img *layer.Image) error {
+	pc, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("%s's config: %w", img.ID, err)
+	}
+	want, _ := debarch.Lookup(c.Architecture)
+	if pc.Architecture == want.OCI && (pc.Variant == "" || pc.Variant == want.Variant) {
+		return nil
+	}
+	platform := pc.OS + "/" + pc.Architecture
+	if pc.Variant != "" {
+		platform += "/" + pc.Variant
+	}
+	name := "of another architecture"
+	if a, ok := debarch.FromOCI(pc.Architecture, pc.Variant); ok {
+		name = fmt.Sprintf("Debian's %s", a.Name)
+		return fmt.Errorf("%s is a %s image (%s) and this build's architecture is %s: a child must be of its parent's architecture; set architecture = %q, or pick the parent's %s image (the strata-image data source's architecture option)",
+			layer.ShortDigest(img.ID), platform, name, c.Architecture, a.Name, c.Architecture)
+	}
+	return fmt.Errorf("%s is a %s image (%s) and this build's architecture is %s: a child must be of its parent's architecture",
+		layer.ShortDigest(img.ID), platform, name, c.Architecture)
 }
 
 // render renders a hook or wrapper template with the config's template
