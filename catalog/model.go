@@ -27,6 +27,9 @@ type Version struct {
 	// (sha256:<hex> of the uncompressed layer tar), when a layered builder
 	// made it.
 	Layers []string `json:"layers,omitempty"`
+	// Architecture is the image's Debian architecture (`arm64`); "" for a
+	// version registered before the catalog recorded it (the build host's).
+	Architecture string `json:"architecture,omitempty"`
 	// Artifacts are the files of the version (one per output format).
 	Artifacts []Artifact `json:"artifacts,omitempty"`
 	Packages  []Package  `json:"packages,omitempty"`

@@ -1,10 +1,8 @@
 package chroot
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/internal/binfmt"
@@ -96,16 +94,7 @@ func (osHost) Output(cmd *exec.Cmd, t hostexec.Tracker) ([]byte, error) {
 }
 func (osHost) LookPath(name string) (string, error) { return exec.LookPath(name) }
 
-func (osHost) Arch() (string, error) {
-	out, err := exec.Command("dpkg", "--print-architecture").Output()
-	if a := strings.TrimSpace(string(out)); err == nil && a != "" {
-		return a, nil
-	}
-	if a := debarch.Native(); a != "" {
-		return a, nil
-	}
-	return "", fmt.Errorf("dpkg --print-architecture: %v", err)
-}
+func (osHost) Arch() (string, error) { return debarch.Host() }
 
 func (osHost) Binfmt() *binfmt.System { return binfmt.Host() }
 

@@ -165,23 +165,23 @@ func (t *txn) InsertVersion(v *catalog.Version) error {
 	pkgs, _ := marshal(v.Packages)
 	build, _ := marshal(v.Build)
 	layers, _ := marshal(v.Layers)
-	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, ?, ?)`,
-		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano(), v.Description, layers)
+	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, architecture)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, ?, ?, ?)`,
+		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano(), v.Description, layers, v.Architecture)
 	if err != nil {
 		return fmt.Errorf("catalog: inserting %s: %w", v.Ref(), err)
 	}
 	return nil
 }
 
-const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, revoked_by`
+const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, revoked_by, architecture`
 
 func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, error) {
 	var v catalog.Version
 	var labels, tags, arts, pkgs, build, layers string
 	var created, revokedNs int64
 	var revoked int
-	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers, &v.RevokedBy); err != nil {
+	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers, &v.RevokedBy, &v.Architecture); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
@@ -239,7 +239,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 	if withContent {
 		return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image = ? ORDER BY seq`, image)
 	}
-	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason
+	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason, architecture
 		FROM versions WHERE image = ? ORDER BY seq`), image)
 	if err != nil {
 		return nil, err
@@ -251,7 +251,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 		var tags string
 		var created int64
 		var revoked int
-		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason); err != nil {
+		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason, &v.Architecture); err != nil {
 			return nil, err
 		}
 		if len(tags) > 2 { // not "", "[]" or "{}": most versions have no tags
@@ -518,6 +518,10 @@ func Migrations(autoID string) []Migration {
 			`CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_ns = 0`,
 			// Who revoked a version: a strata serve write records its token's name.
 			`ALTER TABLE versions ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''`,
+		}},
+		// A version's Debian architecture ("" before: the build host's).
+		{Version: 7, SQL: []string{
+			`ALTER TABLE versions ADD COLUMN architecture TEXT NOT NULL DEFAULT ''`,
 		}},
 	}
 }

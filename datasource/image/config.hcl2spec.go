@@ -10,12 +10,13 @@ import (
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	Catalog  *string `mapstructure:"catalog" required:"false" cty:"catalog" hcl:"catalog"`
-	StoreDir *string `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
-	Name     *string `mapstructure:"name" required:"true" cty:"name" hcl:"name"`
-	Channel  *string `mapstructure:"channel" required:"false" cty:"channel" hcl:"channel"`
-	Version  *string `mapstructure:"version" required:"false" cty:"version" hcl:"version"`
-	Tag      *string `mapstructure:"tag" required:"false" cty:"tag" hcl:"tag"`
+	Catalog      *string `mapstructure:"catalog" required:"false" cty:"catalog" hcl:"catalog"`
+	StoreDir     *string `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
+	Name         *string `mapstructure:"name" required:"true" cty:"name" hcl:"name"`
+	Channel      *string `mapstructure:"channel" required:"false" cty:"channel" hcl:"channel"`
+	Version      *string `mapstructure:"version" required:"false" cty:"version" hcl:"version"`
+	Tag          *string `mapstructure:"tag" required:"false" cty:"tag" hcl:"tag"`
+	Architecture *string `mapstructure:"architecture" required:"false" cty:"architecture" hcl:"architecture"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -30,12 +31,13 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"catalog":   &hcldec.AttrSpec{Name: "catalog", Type: cty.String, Required: false},
-		"store_dir": &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
-		"name":      &hcldec.AttrSpec{Name: "name", Type: cty.String, Required: false},
-		"channel":   &hcldec.AttrSpec{Name: "channel", Type: cty.String, Required: false},
-		"version":   &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
-		"tag":       &hcldec.AttrSpec{Name: "tag", Type: cty.String, Required: false},
+		"catalog":      &hcldec.AttrSpec{Name: "catalog", Type: cty.String, Required: false},
+		"store_dir":    &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
+		"name":         &hcldec.AttrSpec{Name: "name", Type: cty.String, Required: false},
+		"channel":      &hcldec.AttrSpec{Name: "channel", Type: cty.String, Required: false},
+		"version":      &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
+		"tag":          &hcldec.AttrSpec{Name: "tag", Type: cty.String, Required: false},
+		"architecture": &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
 	}
 	return s
 }
@@ -52,6 +54,7 @@ type FlatDatasourceOutput struct {
 	Labels         map[string]string `mapstructure:"labels" cty:"labels" hcl:"labels"`
 	Artifacts      map[string]string `mapstructure:"artifacts" cty:"artifacts" hcl:"artifacts"`
 	ArtifactSHA256 map[string]string `mapstructure:"artifact_sha256" cty:"artifact_sha256" hcl:"artifact_sha256"`
+	Architecture   *string           `mapstructure:"architecture" cty:"architecture" hcl:"architecture"`
 	ParentImageID  *string           `mapstructure:"parent_image_id" cty:"parent_image_id" hcl:"parent_image_id"`
 	OutOfDate      *bool             `mapstructure:"out_of_date" cty:"out_of_date" hcl:"out_of_date"`
 	StaleAncestor  *string           `mapstructure:"stale_ancestor" cty:"stale_ancestor" hcl:"stale_ancestor"`
@@ -78,6 +81,7 @@ func (*FlatDatasourceOutput) HCL2Spec() map[string]hcldec.Spec {
 		"labels":          &hcldec.AttrSpec{Name: "labels", Type: cty.Map(cty.String), Required: false},
 		"artifacts":       &hcldec.AttrSpec{Name: "artifacts", Type: cty.Map(cty.String), Required: false},
 		"artifact_sha256": &hcldec.AttrSpec{Name: "artifact_sha256", Type: cty.Map(cty.String), Required: false},
+		"architecture":    &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
 		"parent_image_id": &hcldec.AttrSpec{Name: "parent_image_id", Type: cty.String, Required: false},
 		"out_of_date":     &hcldec.AttrSpec{Name: "out_of_date", Type: cty.Bool, Required: false},
 		"stale_ancestor":  &hcldec.AttrSpec{Name: "stale_ancestor", Type: cty.String, Required: false},

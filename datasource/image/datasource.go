@@ -55,6 +55,10 @@ func (d *Datasource) Execute() (cty.Value, error) {
 	if err != nil {
 		return null, err
 	}
+	if v.Architecture != "" && c.Architecture != "" && v.Architecture != c.Architecture {
+		return null, fmt.Errorf("strata-image: %s is a %s image and architecture is %s; build and register %s for %s, or set architecture = %q (and the strata-chroot build's too)",
+			v.Ref(), v.Architecture, c.Architecture, c.Name, c.Architecture, v.Architecture)
+	}
 	if !cat.ContentExists(v) {
 		return null, fmt.Errorf("strata-image: the content of %s (%s) is gone: its files are not on disk and its image is not in the layer store %s; %s",
 			v.Ref(), v.ImageID, filepath.Join(store, "layers"), goneAdvice(c))

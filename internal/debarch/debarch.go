@@ -4,9 +4,12 @@
 package debarch
 
 import (
+	"fmt"
+	"os/exec"
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // Arch is one Debian architecture.
@@ -90,4 +93,17 @@ func Native() string {
 // the 64-bit kernel runs (i386 on amd64).
 func RunsNatively(host, target string) bool {
 	return host == target || host == "amd64" && target == "i386"
+}
+
+// Host is the build host's architecture: what `dpkg --print-architecture`
+// says, else Native's.
+func Host() (string, error) {
+	out, err := exec.Command("dpkg", "--print-architecture").Output()
+	if a := strings.TrimSpace(string(out)); err == nil && a != "" {
+		return a, nil
+	}
+	if a := Native(); a != "" {
+		return a, nil
+	}
+	return "", fmt.Errorf("dpkg --print-architecture: %v", err)
 }
