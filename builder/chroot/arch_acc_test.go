@@ -74,7 +74,10 @@ func TestAccArchitecture(t *testing.T) {
 			t.Fatalf("config: %s", raw)
 		}
 		idx, _ := os.ReadFile(filepath.Join(out, "oci", "index.json"))
-		if !strings.Contains(string(idx), `"platform":{"architecture":"arm64","os":"linux","variant":"v8"}`) {
+		var index struct {
+			Manifests []struct{ Platform struct{ Architecture, OS, Variant string } }
+		}
+		if json.Unmarshal(idx, &index) != nil || len(index.Manifests) != 1 || index.Manifests[0].Platform.Architecture != "arm64" || index.Manifests[0].Platform.Variant != "v8" {
 			t.Fatalf("index.json: %s", idx)
 		}
 		pk, _ := os.ReadFile(filepath.Join(out, export.PackagesName))

@@ -215,7 +215,57 @@ func (t *txn) Version(image, version string) (*catalog.Version, error) {
 	if v.Evidence, err = t.Evidence(image, version); err != nil {
 		return nil, err
 	}
+	if v.Platforms, err = t.platforms(image, version); err != nil {
+		return nil, err
+	}
 	return v, nil
+}
+
+func (t *txn) InsertPlatform(image, version string, p *catalog.Platform) error {
+	layers, err := marshal(p.Layers)
+	if err != nil {
+		return err
+	}
+	arts, _ := marshal(p.Artifacts)
+	pkgs, _ := marshal(p.Packages)
+	build, _ := marshal(p.Build)
+	_, err = t.exec(`INSERT INTO version_platforms (image, version, architecture, image_id, parent_id, layers, artifacts, packages, build, created_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, image, version, p.Architecture, p.ImageID, p.ParentID, layers, arts, pkgs, build, p.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("catalog: adding %s to %s@%s: %w", p.Architecture, image, version, err)
+	}
+	return nil
+}
+
+func (t *txn) platforms(image, version string) ([]catalog.Platform, error) {
+	rows, err := t.tx.Query(t.q(`SELECT architecture, image_id, parent_id, layers, artifacts, packages, build, created_ns
+		FROM version_platforms WHERE image = ? AND version = ? ORDER BY created_ns, architecture`), image, version)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Platform
+	for rows.Next() {
+		var p catalog.Platform
+		var layers, arts, pkgs, build string
+		var created int64
+		if err := rows.Scan(&p.Architecture, &p.ImageID, &p.ParentID, &layers, &arts, &pkgs, &build, &created); err != nil {
+			return nil, err
+		}
+		for _, f := range []struct {
+			s string
+			p interface{}
+		}{{layers, &p.Layers}, {arts, &p.Artifacts}, {pkgs, &p.Packages}, {build, &p.Build}} {
+			if f.s != "" && f.s != "null" {
+				if err := json.Unmarshal([]byte(f.s), f.p); err != nil {
+					return nil, fmt.Errorf("catalog: decoding %s@%s %s: %w", image, version, p.Architecture, err)
+				}
+			}
+		}
+		p.Created = time.Unix(0, created).UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 func (t *txn) queryFull(query string, args ...interface{}) ([]*catalog.Version, error) {
@@ -304,6 +354,9 @@ func (t *txn) SetRevokedBy(image, version, actor string) error {
 
 func (t *txn) DeleteVersion(image, version string) error {
 	if _, err := t.exec(`DELETE FROM evidence WHERE image = ? AND version = ?`, image, version); err != nil {
+		return err
+	}
+	if _, err := t.exec(`DELETE FROM version_platforms WHERE image = ? AND version = ?`, image, version); err != nil {
 		return err
 	}
 	_, err := t.exec(`DELETE FROM versions WHERE image = ? AND version = ?`, image, version)
@@ -519,9 +572,25 @@ func Migrations(autoID string) []Migration {
 			// Who revoked a version: a strata serve write records its token's name.
 			`ALTER TABLE versions ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''`,
 		}},
-		// A version's Debian architecture ("" before: the build host's).
+		// A version's Debian architecture ("" before: the build host's),
+		// and its images of other architectures (multi-architecture
+		// versions).
 		{Version: 7, SQL: []string{
 			`ALTER TABLE versions ADD COLUMN architecture TEXT NOT NULL DEFAULT ''`,
+			`CREATE TABLE version_platforms (
+				image TEXT NOT NULL,
+				version TEXT NOT NULL,
+				architecture TEXT NOT NULL,
+				image_id TEXT NOT NULL,
+				parent_id TEXT NOT NULL DEFAULT '',
+				layers TEXT NOT NULL DEFAULT '[]',
+				artifacts TEXT NOT NULL DEFAULT '[]',
+				packages TEXT NOT NULL DEFAULT '[]',
+				build TEXT NOT NULL DEFAULT '{}',
+				created_ns BIGINT NOT NULL,
+				PRIMARY KEY (image, version, architecture),
+				FOREIGN KEY (image, version) REFERENCES versions(image, version))`,
+			`CREATE INDEX version_platforms_image_id ON version_platforms (image_id)`,
 		}},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/hcl2helper"
@@ -55,10 +56,14 @@ func (d *Datasource) Execute() (cty.Value, error) {
 	if err != nil {
 		return null, err
 	}
-	if v.Architecture != "" && c.Architecture != "" && v.Architecture != c.Architecture {
-		return null, fmt.Errorf("strata-image: %s is a %s image and architecture is %s; build and register %s for %s, or set architecture = %q (and the strata-chroot build's too)",
-			v.Ref(), v.Architecture, c.Architecture, c.Name, c.Architecture, v.Architecture)
+	// A multi-architecture version answers with its image of the build's
+	// architecture.
+	pv, ok := v.ForArch(c.Architecture)
+	if !ok {
+		return null, fmt.Errorf("strata-image: %s has no %s image (it has %s); build and register %s for %s under this version, or set architecture to one it has (and the strata-chroot build's too)",
+			v.Ref(), c.Architecture, strings.Join(v.Architectures(), ", "), c.Name, c.Architecture)
 	}
+	v = pv
 	if !cat.ContentExists(v) {
 		return null, fmt.Errorf("strata-image: the content of %s (%s) is gone: its files are not on disk and its image is not in the layer store %s; %s",
 			v.Ref(), v.ImageID, filepath.Join(store, "layers"), goneAdvice(c))
