@@ -49,9 +49,10 @@ func TestAccArchitecture(t *testing.T) {
 	store := filepath.Join(dir, "store")
 	vars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir}
 
-	r := e.build(t, dir, fixture("arch.pkr.hcl"), vars, "-only=strata-chroot.base")
+	// One packer build: arm64 and amd64, one version.
+	r := e.build(t, dir, fixture("arch.pkr.hcl"), vars, "-only=strata-chroot.base,strata-chroot.amd64")
 	if r.code != 0 {
-		t.Fatalf("arm64 base: exit %d:\n%s", r.code, r.out.String())
+		t.Fatalf("arm64 + amd64 base: exit %d:\n%s", r.code, r.out.String())
 	}
 	assertClean(t, store)
 	out := filepath.Join(dir, "output-base")
@@ -83,6 +84,43 @@ func TestAccArchitecture(t *testing.T) {
 		pk, _ := os.ReadFile(filepath.Join(out, export.PackagesName))
 		if !strings.Contains(string(pk), "\tarm64\t") || strings.Contains(string(pk), "\tamd64\t") {
 			t.Fatalf("packages.tsv is not arm64's:\n%.500s", pk)
+		}
+	})
+
+	t.Run("multi-arch version", func(t *testing.T) {
+		env := []string{"STRATA_HOME=" + store, "STRATA_CATALOG=sqlite://" + store + "/catalog.db"}
+		show := e.Strata(t, env, "show", "archbase@1.0.0", "--json")
+		var v struct {
+			Architecture string
+			Platforms    []struct{ Architecture string }
+		}
+		if show.Code != 0 || json.Unmarshal([]byte(show.Out), &v) != nil || len(v.Platforms) != 1 ||
+			v.Architecture+","+v.Platforms[0].Architecture != "arm64,amd64" && v.Architecture+","+v.Platforms[0].Architecture != "amd64,arm64" {
+			t.Fatalf("strata show: %d %s", show.Code, show.Out)
+		}
+		if o := e.Strata(t, env, "versions", "archbase"); !strings.Contains(o.Out, "ARCH") {
+			t.Fatalf("strata versions: %s", o.Out)
+		}
+		x := filepath.Join(dir, "export")
+		if o := e.Strata(t, env, "export", "archbase@1.0.0", "--format", "oci", "--output", x); o.Code != 0 {
+			t.Fatalf("strata export: %s", o.Out)
+		}
+		raw, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+filepath.Join(x, "oci")+":1.0.0").CombinedOutput()
+		var index struct {
+			MediaType string
+			Manifests []struct{ Platform struct{ Architecture, Variant string } }
+		}
+		if err != nil || json.Unmarshal(raw, &index) != nil || index.MediaType != "application/vnd.oci.image.index.v1+json" || len(index.Manifests) != 2 {
+			t.Fatalf("skopeo inspect --raw: %v %s", err, raw)
+		}
+		picked := filepath.Join(dir, "picked")
+		if o, err := exec.Command("skopeo", "copy", "--override-arch", "arm64", "oci:"+filepath.Join(x, "oci")+":1.0.0", "oci:"+picked+":arm").CombinedOutput(); err != nil {
+			t.Fatalf("skopeo copy: %v %s", err, o)
+		}
+		cfg, err := exec.Command("skopeo", "inspect", "--config", "--raw", "oci:"+picked+":arm").Output()
+		var c struct{ Architecture string }
+		if err != nil || json.Unmarshal(cfg, &c) != nil || c.Architecture != "arm64" {
+			t.Fatalf("skopeo copy --override-arch arm64 picked: %v %s", err, cfg)
 		}
 	})
 

@@ -1,5 +1,6 @@
-# A foreign-architecture build: an arm64 (by default) minbase bootstrap, or
-# a child on a parent image, checked from inside by a shell provisioner.
+# Foreign architectures: an arm64 and an amd64 minbase built in one packer
+# build and registered as one multi-architecture version, and a child on a
+# parent image; each checked from inside by a shell provisioner.
 packer {
   required_plugins {
     strata = {
@@ -28,7 +29,21 @@ source "strata-chroot" "base" {
   bootstrap {
     suite = "bookworm"
   }
-  architecture = var.architecture
+  architecture = "arm64"
+  environment  = { WANT_ARCH = "arm64", WANT_UNAME = "aarch64" }
+  store_dir    = var.store_dir
+  package_cache {
+    dir = var.cache_dir
+  }
+  formats = ["oci"]
+}
+
+source "strata-chroot" "amd64" {
+  bootstrap {
+    suite = "bookworm"
+  }
+  architecture = "amd64"
+  environment  = { WANT_ARCH = "amd64", WANT_UNAME = "x86_64" }
   store_dir    = var.store_dir
   package_cache {
     dir = var.cache_dir
@@ -39,6 +54,7 @@ source "strata-chroot" "base" {
 source "strata-chroot" "child" {
   parent       = var.parent
   architecture = var.architecture
+  environment  = { WANT_ARCH = var.architecture, WANT_UNAME = var.uname }
   store_dir    = var.store_dir
   package_cache {
     dir = var.cache_dir
@@ -47,16 +63,35 @@ source "strata-chroot" "child" {
 }
 
 build {
-  sources = ["source.strata-chroot.base", "source.strata-chroot.child"]
+  sources = ["source.strata-chroot.base", "source.strata-chroot.amd64"]
 
   provisioner "shell" {
     inline = [
       "set -e",
-      "test \"$(dpkg --print-architecture)\" = ${var.architecture}",
-      "test \"$(uname -m)\" = ${var.uname}",
+      "test \"$(dpkg --print-architecture)\" = \"$WANT_ARCH\"",
+      "test \"$(uname -m)\" = \"$WANT_UNAME\"",
       # No emulator copied in: the kernel holds it open (binfmt F flag).
       "! ls /usr/bin/qemu-* /usr/libexec/qemu-binfmt 2>/dev/null",
-      "echo ${source.name} > /etc/strata-arch-test",
+    ]
+  }
+
+  # Both architectures become one version.
+  post-processor "strata-catalog" {
+    catalog    = "sqlite://${var.store_dir}/catalog.db"
+    image_name = "archbase"
+    version    = "1.0.0"
+  }
+}
+
+build {
+  sources = ["source.strata-chroot.child"]
+
+  provisioner "shell" {
+    inline = [
+      "set -e",
+      "test \"$(dpkg --print-architecture)\" = \"$WANT_ARCH\"",
+      "test \"$(uname -m)\" = \"$WANT_UNAME\"",
+      "! ls /usr/bin/qemu-* /usr/libexec/qemu-binfmt 2>/dev/null",
     ]
   }
 }
