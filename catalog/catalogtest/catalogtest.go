@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PolicyConcurrentPromote", testPolicyConcurrent},
 		{"Tokens", testTokens},
 		{"TokenNamesConcurrent", testTokenNamesConcurrent},
+		{"MultiArchitectureVersions", testMultiArch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
