@@ -76,7 +76,9 @@ func TestAccArchitecture(t *testing.T) {
 		}
 		idx, _ := os.ReadFile(filepath.Join(out, "oci", "index.json"))
 		var index struct {
-			Manifests []struct{ Platform struct{ Architecture, OS, Variant string } }
+			Manifests []struct {
+				Platform struct{ Architecture, OS, Variant string }
+			}
 		}
 		if json.Unmarshal(idx, &index) != nil || len(index.Manifests) != 1 || index.Manifests[0].Platform.Architecture != "arm64" || index.Manifests[0].Platform.Variant != "v8" {
 			t.Fatalf("index.json: %s", idx)
@@ -108,7 +110,9 @@ func TestAccArchitecture(t *testing.T) {
 		raw, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+filepath.Join(x, "oci")+":1.0.0").CombinedOutput()
 		var index struct {
 			MediaType string
-			Manifests []struct{ Platform struct{ Architecture, Variant string } }
+			Manifests []struct {
+				Platform struct{ Architecture, Variant string }
+			}
 		}
 		if err != nil || json.Unmarshal(raw, &index) != nil || index.MediaType != "application/vnd.oci.image.index.v1+json" || len(index.Manifests) != 2 {
 			t.Fatalf("skopeo inspect --raw: %v %s", err, raw)
