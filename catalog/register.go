@@ -99,6 +99,18 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 			if err := tx.InsertPlatform(out.Image, out.Version, &p); err != nil {
 				return err
 			}
+			// Its test results are the version's too: channels move every
+			// architecture together, so their policies see all of them.
+			for _, e := range v.Evidence {
+				e.Image, e.Version = out.Image, out.Version
+				if e.Time.IsZero() {
+					e.Time = p.Created
+				}
+				if err := tx.InsertEvidence(&e); err != nil {
+					return err
+				}
+				have.Evidence = append(have.Evidence, e)
+			}
 			have.Platforms = append(have.Platforms, p)
 			out = *have
 			return nil
