@@ -26,7 +26,7 @@ mm() { # architecture, variant (both download the same packages from the mirror)
   rm -rf "$WORK/mm-arch"
   local t0; t0=$(now)
   mmdebstrap --mode=root --quiet --variant="$2" --architectures="$1" --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-    bookworm "$WORK/mm-arch" "$MIRROR" >"$WORK/mm-arch.log" 2>&1 || { tail -20 "$WORK/mm-arch.log"; exit 1; }
+    bookworm "$WORK/mm-arch" "$MIRROR" >"$WORK/mm-arch.log" 2>&1 || { tail -20 "$WORK/mm-arch.log" >&2; exit 1; }
   elapsed "$t0"
   rm -rf "$WORK/mm-arch"
 }
@@ -47,6 +47,16 @@ bootstrapped() { sed -n 's/.*Bootstrapped bookworm in \([0-9hms.]*\): .*/\1/p' "
          if (match(n, /[0-9.]+s/)) s += substr(n, RSTART, RLENGTH - 1); printf "%.1f", s }'; }
 boot_arm=$(bootstrapped "$WORK/arch-arm64.log")
 boot_amd=$(bootstrapped "$WORK/arch-amd64.log")
+# mmdebstrap alone needs the handler the builder registers only for its
+# builds: registered here the same way, and undone at the end.
+BF=/proc/sys/fs/binfmt_misc
+undo_binfmt=""
+if [ ! -e $BF/qemu-aarch64 ]; then
+  if [ ! -e $BF/status ]; then mount -t binfmt_misc binfmt_misc $BF && undo_binfmt="umount $BF"; fi
+  cat /usr/lib/binfmt.d/qemu-aarch64.conf > $BF/register
+  undo_binfmt="echo -1 > $BF/qemu-aarch64${undo_binfmt:+; $undo_binfmt}"
+fi
+trap 'eval "$undo_binfmt"' EXIT
 echo "arch: mmdebstrap extract against minbase ..." >&2
 arm_extract=$(mm arm64 extract); arm_minbase=$(mm arm64 minbase)
 amd_extract=$(mm amd64 extract); amd_minbase=$(mm amd64 minbase)
