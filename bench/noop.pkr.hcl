@@ -1,5 +1,5 @@
 # Benchmark template: a no-op child (a parent image, no provisioner, output
-# dir) — what strata costs on top of Packer for a build that changes
+# dir or none) — what strata costs on top of Packer for a build that changes
 # nothing. bench/null.pkr.hcl is the same shape on Packer's null builder.
 packer {
   required_plugins {
@@ -13,6 +13,10 @@ packer {
 variable "store_dir" { type = string }
 variable "cache_dir" { type = string }
 variable "parent" { type = string }
+variable "formats" {
+  type    = list(string)
+  default = ["dir"]
+}
 
 source "strata-chroot" "bench" {
   parent    = var.parent
@@ -20,7 +24,7 @@ source "strata-chroot" "bench" {
   package_cache {
     dir = var.cache_dir
   }
-  formats = ["dir"]
+  formats = var.formats
 }
 
 build {

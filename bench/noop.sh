@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A no-op child (parent image, no provisioner, output dir) against `packer
+# A no-op child (parent image, no provisioner, output none and dir) against `packer
 # build` of Packer's own null builder with the same template shape: the
 # cost of strata itself over Packer's. Medians of $NOOP_ROUNDS (5). Run by
 # bench/run.sh after bench/layers.sh (it reuses that base image, or builds
@@ -18,25 +18,30 @@ if [ ! -f "$WORK/lbase/output-bench/artifact.json" ]; then
      -var mirror="$MIRROR" -var base_only=true "$ROOT/bench/layers.pkr.hcl") >"$WORK/lbase.log" 2>&1 || { tail -30 "$WORK/lbase.log"; exit 1; }
 fi
 BASE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["image_id"])' "$WORK/lbase/output-bench/artifact.json")
-declare -a noop null
-for i in $(seq "$ROUNDS"); do
+declare -a noop none null
+noop_build() { # format, log
   rm -rf "$WORK/noop" && mkdir -p "$WORK/noop"
-  t0=$(now)
   (cd "$WORK/noop" && "$ROOT/bin/packer" build -force -color=false -var store_dir="$STORE" -var cache_dir="$CACHE" \
-     -var parent="$BASE" "$ROOT/bench/noop.pkr.hcl") >"$WORK/noop.log" 2>&1 || { tail -30 "$WORK/noop.log"; exit 1; }
-  t1=$(now)
+     -var parent="$BASE" -var "formats=[\"$1\"]" "$ROOT/bench/noop.pkr.hcl") >"$2" 2>&1 || { tail -30 "$2"; exit 1; }
+}
+for i in $(seq "$ROUNDS"); do
+  t0=$(now); noop_build dir "$WORK/noop.log"; t1=$(now)
   noop+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
+  t0=$(now); noop_build none "$WORK/noop-none.log"; t1=$(now)
+  none+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
   t0=$(now)
   (cd "$WORK/noop" && "$ROOT/bin/packer" build -force -color=false "$ROOT/bench/null.pkr.hcl") >"$WORK/null.log" 2>&1 || { tail -30 "$WORK/null.log"; exit 1; }
   t1=$(now)
   null+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
 done
-mn=$(median "${noop[@]}"); mu=$(median "${null[@]}")
+mn=$(median "${noop[@]}"); mu=$(median "${null[@]}"); mo=$(median "${none[@]}")
 echo
-echo "## no-op child (parent, no provisioner, output dir) vs Packer's null builder (median of $ROUNDS, same run)"
+echo "## no-op child (parent, no provisioner, output none or dir) vs Packer's null builder (median of $ROUNDS, same run; goal <= 1.0 s over null)"
 printf '| %-40s | %9s | %12s |\n' "build" "seconds" "over null"
 printf '|%s|%s|%s|\n' "------------------------------------------" "-----------" "--------------"
 printf '| %-40s | %9s | %12s |\n' "packer build, null builder" "$mu" "-"
-printf '| %-40s | %9s | %11ss |\n' "strata-chroot no-op child" "$mn" "$(awk -v a="$mn" -v b="$mu" 'BEGIN { printf "%.3f", a - b }')"
-echo "rounds: noop ${noop[*]}; null ${null[*]}"
-grep -h "strata: step times" "$WORK/noop.log" | sed 's/^.*strata: /  last no-op child: /' || true
+printf '| %-40s | %9s | %11ss |\n' "strata-chroot no-op child, formats none" "$mo" "$(awk -v a="$mo" -v b="$mu" 'BEGIN { printf "%.3f", a - b }')"
+printf '| %-40s | %9s | %11ss |\n' "strata-chroot no-op child, formats dir" "$mn" "$(awk -v a="$mn" -v b="$mu" 'BEGIN { printf "%.3f", a - b }')"
+echo "rounds: none ${none[*]}; dir ${noop[*]}; null ${null[*]}"
+grep -h "strata: step times" "$WORK/noop-none.log" | sed 's/^.*strata: /  last no-op child, none: /' || true
+grep -h "strata: step times" "$WORK/noop.log" | sed 's/^.*strata: /  last no-op child, dir: /' || true

@@ -13,6 +13,14 @@ packer {
 variable "store_dir" { type = string }
 variable "cache_dir" { type = string }
 variable "parent" { type = string }
+variable "lock_file" {
+  type    = string
+  default = ""
+}
+variable "formats" {
+  type    = list(string)
+  default = ["oci"]
+}
 variable "update" {
   type    = string
   default = "auto"
@@ -24,15 +32,16 @@ source "strata-chroot" "bench" {
   package_cache {
     dir = var.cache_dir
   }
-  formats = ["oci"]
+  formats = var.formats
 }
 
 build {
   sources = ["source.strata-chroot.bench"]
 
   provisioner "strata-packages" {
-    install = ["jq"]
-    update  = var.update
+    install   = ["jq"]
+    update    = var.update
+    lock_file = var.lock_file
   }
   provisioner "shell" {
     inline = ["printf '{\"service\": \"bench\", \"level\": 3}\\n' > /etc/bench.json"]

@@ -31,9 +31,13 @@ func (c *Catalog) Store() Store { return c.store }
 func (c *Catalog) Close() error { return c.store.Close() }
 
 // ArtifactsOnDisk says whether every file of v is on disk, at its recorded
-// size: the catalog's default ContentExists.
+// size (a registry reference counts as there): the catalog's default
+// ContentExists.
 func ArtifactsOnDisk(v *Version) bool {
 	for _, a := range v.Artifacts {
+		if a.Format == FormatRegistry {
+			continue // in a registry: pullable, no file
+		}
 		fi, err := os.Stat(a.Path)
 		if err != nil {
 			return false

@@ -178,6 +178,9 @@ func (c *Catalog) GC(ctx context.Context, opt GCOptions) (*GCResult, error) {
 func versionFiles(tx Tx, v *Version) ([]string, error) {
 	var files []string
 	for _, a := range v.Artifacts {
+		if a.Format == FormatRegistry {
+			continue // a registry reference, no file
+		}
 		files = append(files, a.Path)
 	}
 	ev, err := tx.Evidence(v.Image, v.Version)

@@ -41,6 +41,9 @@ type Tx interface {
 	// SetRevokedBy records who revoked a version ("" when restored).
 	SetRevokedBy(image, version, actor string) error
 	DeleteVersion(image, version string) error
+	// SetArtifacts replaces a version's artifacts (AddRegistryRefs only:
+	// a version's files never change).
+	SetArtifacts(image, version string, artifacts []Artifact) error
 	MaxSeq(image string) (int64, error)
 
 	AppendChannelEntry(e *ChannelEntry) error

@@ -163,8 +163,8 @@ func exportTree(ctx context.Context, root, outDir string, want map[string]bool, 
 	}
 	opt.Report(fmt.Sprintf("Tree: %s on disk (%s apparent) in %d entries", bytesize.Human(tree.Allocated), bytesize.Human(tree.Apparent), tree.Entries))
 
-	// The tar stream (which also yields the rootfs digest) and the image
-	// tools only read the tree: they run side by side, and whichever fails
+	// The tar stream (which also yields the rootfs digest), the image
+	// tools and the dir copy only read the tree: they run side by side, and whichever fails
 	// first stops the other.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -189,7 +189,7 @@ func exportTree(ctx context.Context, root, outDir string, want map[string]bool, 
 	for _, f := range []struct {
 		format string
 		write  func() ([]Output, error)
-	}{{"squashfs", one(e.squashfs)}, {"ext4", one(e.ext4)}, {"disk", e.disk}} {
+	}{{"squashfs", one(e.squashfs)}, {"ext4", one(e.ext4)}, {"disk", e.disk}, {"dir", one(e.dir)}} {
 		if !want[f.format] || imageErr != nil {
 			continue
 		}
@@ -211,13 +211,6 @@ func exportTree(ctx context.Context, root, outDir string, want map[string]bool, 
 	}
 	res.RootfsDigest = "sha256:" + t.digest
 	res.Outputs = append(append(res.Outputs, t.outs...), images...)
-	if want["dir"] {
-		o, err := timed(opt.Report, "dir", tmpName(outDir, "dir"), e.dir)
-		if err != nil {
-			return nil, err
-		}
-		res.Outputs = append(res.Outputs, o)
-	}
 	return res, nil
 }
 

@@ -135,6 +135,17 @@ func ManifestDigest(ctx context.Context, store *layer.Store, img *layer.Image, c
 	return o.digest(), nil
 }
 
+// Image is a stored image as an OCI image, its layer blobs the store's (made
+// once, kept): what a registry push uploads. Its manifest has no
+// annotations, so its digest is ManifestDigest's.
+func Image(ctx context.Context, store *layer.Store, img *layer.Image, compression string) (v1.Image, error) {
+	o, err := newOCIImage(ctx, store, img, OCIOptions{Compression: compression}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(o)
+}
+
 // writeOCI writes the image as an OCI image layout directory at final:
 // blobs/, index.json, oci-layout. The Output's SHA256 is the manifest's.
 func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tracker Tracker) (Output, error) {

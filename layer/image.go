@@ -121,6 +121,12 @@ func (s *Store) PutImage(spec ImageSpec) (got *Image, created bool, release func
 		img.Layers = append(img.Layers, spec.Parent.Layers...)
 	}
 	img.Layers = append(img.Layers, LayerRef{DiffID: spec.Layer.DiffID, Size: spec.Layer.Size})
+	return s.storeImage(img)
+}
+
+// storeImage stores img (its ID, layers and config set) as PutImage does.
+func (s *Store) storeImage(img *Image) (got *Image, created bool, release func(), err error) {
+	cfg := img.Config
 	releaseLayers, err := s.Hold(img)
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("image %s: %w", img.ID, err)

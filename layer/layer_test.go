@@ -348,3 +348,30 @@ func TestVerifyLayerFindsTampering(t *testing.T) {
 		t.Fatalf("a file added to a layer: %v", err)
 	}
 }
+
+// Store and work dirs may hold commas and colons (a test's t.TempDir of a
+// subtest named "a,b"): the overlay still mounts, with every lower dir.
+func TestOverlayOptionsEscapeSeparators(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root (overlay); make test runs as root")
+	}
+	dir := filepath.Join(t.TempDir(), `odd,ro:dir\x`)
+	lowerA, lowerB := filepath.Join(dir, "a,b"), filepath.Join(dir, "c:d")
+	upper, work, merged := filepath.Join(dir, "u,ro"), filepath.Join(dir, "w:1"), filepath.Join(dir, "m")
+	for _, d := range []string{lowerA, lowerB, upper, work, merged} {
+		must(t, os.MkdirAll(d, 0o755))
+	}
+	must(t, os.WriteFile(filepath.Join(lowerA, "top"), []byte("a"), 0o644))
+	must(t, os.WriteFile(filepath.Join(lowerB, "bottom"), []byte("b"), 0o644))
+	must(t, mount.Mount(mount.Spec{FSType: "overlay", Source: "overlay", Target: merged, Options: OverlayOptions([]string{lowerA, lowerB}, upper, work)}))
+	t.Cleanup(func() { mount.CleanUnder(dir) })
+	for _, f := range []string{"top", "bottom"} {
+		if _, err := os.Stat(filepath.Join(merged, f)); err != nil {
+			t.Errorf("%s through the overlay: %v", f, err)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(merged, "new"), nil, 0o644))
+	if _, err := os.Stat(filepath.Join(upper, "new")); err != nil {
+		t.Errorf("a write did not land in the upper dir: %v", err)
+	}
+}

@@ -9,10 +9,19 @@ import "strings"
 // files, whiteouts and opaque directories, which is what an OCI layer can
 // express.
 func OverlayOptions(lowers []string, upper, work string) string {
-	opts := []string{"lowerdir=" + strings.Join(lowers, ":")}
+	esc := make([]string, len(lowers))
+	for i, l := range lowers {
+		esc[i] = overlayEscaper.Replace(l)
+	}
+	opts := []string{"lowerdir=" + strings.Join(esc, ":")}
 	if upper != "" {
-		opts = append(opts, "upperdir="+upper, "workdir="+work)
+		opts = append(opts, "upperdir="+overlayEscaper.Replace(upper), "workdir="+overlayEscaper.Replace(work))
 	}
 	opts = append(opts, "redirect_dir=off", "index=off", "metacopy=off")
 	return strings.Join(opts, ",")
 }
+
+// overlayEscaper escapes what overlayfs would otherwise read as separators
+// in a path: a comma (between options), a colon (between lower dirs) and
+// the backslash itself. A store or work dir may contain either.
+var overlayEscaper = strings.NewReplacer(`\`, `\\`, ",", `\,`, ":", `\:`)

@@ -344,7 +344,11 @@ func copyVerified(dir *os.File, name, dst string, e expected) (int64, error) {
 		return 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(f, e.Size+1))
+	limit := e.Size + 1
+	if e.SHA256 == "" { // a file no index describes: only bounded
+		limit = maxImageCache + 1
+	}
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(f, limit))
 	if err == nil {
 		err = out.Sync()
 	}
@@ -354,7 +358,11 @@ func copyVerified(dir *os.File, name, dst string, e expected) (int64, error) {
 	if err != nil {
 		return n, err
 	}
-	if n != e.Size || hex.EncodeToString(h.Sum(nil)) != e.SHA256 {
+	if e.SHA256 == "" {
+		if n > maxImageCache {
+			return n, fmt.Errorf("larger than %d bytes", maxImageCache)
+		}
+	} else if n != e.Size || hex.EncodeToString(h.Sum(nil)) != e.SHA256 {
 		return n, fmt.Errorf("%w: its content changed or is not what the InRelease says", ErrMismatch)
 	}
 	return n, os.Chtimes(dst, fi.ModTime(), fi.ModTime())
@@ -406,4 +414,96 @@ func AptListName(u string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// Binary caches made by an image's own apt. apt rebuilds a binary cache
+// that another apt version wrote (the host's srcpkgcache.bin is of no use
+// to an image whose apt differs by a point release), and making one costs
+// a parse of every list. So the first child of a parent image has the
+// parent's own apt make srcpkgcache.bin and pkgcache.bin from a shared
+// copy, before anything of the build runs in the chroot, and they are
+// kept beside that copy for that parent alone:
+//
+//	indexes/<key>/image/<parent image ID hex>/{srcpkgcache.bin,pkgcache.bin}
+//
+// The trust trade-off: these files are written by the parent image's apt
+// (which every build of its children runs anyway), from the verified lists
+// and the parent's unmodified dpkg status, and are only ever read by
+// builds of children of that same parent. A file apt maps and trusts is
+// thus never carried from one image to another.
+
+// imageCacheFiles are the binary caches kept per parent image.
+var imageCacheFiles = []string{SourceCacheName, "pkgcache.bin"}
+
+// maxImageCache bounds one binary cache file.
+const maxImageCache = 1 << 30
+
+func (s *Store) imageCacheDir(key, image string) (string, error) {
+	image = strings.TrimPrefix(image, "sha256:")
+	if err := CheckDigest(key); err != nil {
+		return "", err
+	}
+	if err := CheckDigest(image); err != nil {
+		return "", fmt.Errorf("image ID: %w", err)
+	}
+	return filepath.Join(s.indexesDir(key), "image", image), nil
+}
+
+// ImageCache returns the binary caches the parent image's apt made for
+// the shared copy key, if there are.
+func (s *Store) ImageCache(key, image string) (string, bool) {
+	d, err := s.imageCacheDir(key, image)
+	if err != nil {
+		return "", false
+	}
+	for _, n := range imageCacheFiles {
+		if fi, err := os.Lstat(filepath.Join(d, n)); err != nil || !fi.Mode().IsRegular() {
+			return "", false
+		}
+	}
+	return d, true
+}
+
+// PublishImageCache keeps the binary caches the parent image's apt wrote
+// in the directory from (a build's private upper dir) for later children
+// of image. Both files must be there, regular files, not links.
+func (s *Store) PublishImageCache(key, image string, from *os.File) (bool, error) {
+	d, err := s.imageCacheDir(key, image)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := s.SharedIndexes(key); !ok {
+		return false, fmt.Errorf("no shared copy %s", key)
+	}
+	if _, ok := s.ImageCache(key, image); ok {
+		return false, nil
+	}
+	unlock, err := s.Lock(urlKey("image-cache " + key + " " + image))
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, ok := s.ImageCache(key, image); ok {
+		return false, nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "image-cache-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	for _, n := range imageCacheFiles {
+		if _, err := copyVerified(from, n, filepath.Join(tmp, n), expected{Size: -1}); err != nil {
+			return false, fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, d); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -312,3 +312,52 @@ func TestPublishIndexesMakesSourceCache(t *testing.T) {
 		t.Errorf("lists/ holds %d files", len(ents))
 	}
 }
+
+// TestPublishImageCache: a parent image's binary caches are kept per
+// shared copy and parent image, only when both are regular files (never
+// through a link), once; another parent has none.
+func TestPublishImageCache(t *testing.T) {
+	s, _ := OpenStore(t.TempDir())
+	ti := newTestIndexes(t, s, "Package: a\n", "Package: b\n")
+	_, f := ti.writeLists(t)
+	if _, err := s.PublishIndexes(ti.set, f); err != nil {
+		t.Fatal(err)
+	}
+	key := ti.set.Key()
+	parent, other := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	upper := t.TempDir()
+	open := func() *os.File {
+		d, err := os.Open(upper)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	os.WriteFile(filepath.Join(upper, SourceCacheName), []byte("src"), 0o644)
+	os.Symlink("/etc/shadow", filepath.Join(upper, "pkgcache.bin"))
+	if ok, err := s.PublishImageCache(key, parent, open()); ok || err == nil {
+		t.Fatalf("a link published: %v %v", ok, err)
+	}
+	os.Remove(filepath.Join(upper, "pkgcache.bin"))
+	if ok, err := s.PublishImageCache(key, parent, open()); ok || err == nil {
+		t.Fatalf("a missing file published: %v %v", ok, err)
+	}
+	os.WriteFile(filepath.Join(upper, "pkgcache.bin"), []byte("pkg"), 0o644)
+	if ok, err := s.PublishImageCache(key, parent, open()); !ok || err != nil {
+		t.Fatalf("publish: %v %v", ok, err)
+	}
+	d, ok := s.ImageCache(key, parent)
+	if b, _ := os.ReadFile(filepath.Join(d, "pkgcache.bin")); !ok || string(b) != "pkg" {
+		t.Fatalf("image cache %q %v %q", d, ok, b)
+	}
+	if ok, err := s.PublishImageCache(key, parent, open()); ok || err != nil {
+		t.Fatalf("published twice: %v %v", ok, err)
+	}
+	if _, ok := s.ImageCache(key, other); ok {
+		t.Fatal("another parent sees the caches")
+	}
+	if _, err := s.PublishImageCache(key, "not-an-id", open()); err == nil {
+		t.Fatal("a bad image ID accepted")
+	}
+}

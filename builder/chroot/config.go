@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -40,8 +41,12 @@ type Config struct {
 	// unique prefix of 12 or more hex digits), such as
 	// `data.strata-image.base.image_id`. Its layers become the overlay's
 	// lower dirs and nothing is copied: the build's result is one new layer
-	// on top. Exactly one of `bootstrap`, `source_archive` and `parent` must
-	// be set.
+	// on top. An image built on another host and pushed to a registry
+	// (strata-catalog's `push`) that the store lacks is pulled, every blob
+	// verified, from the reference the catalog (`$STRATA_CATALOG`, else the
+	// store's) recorded; `$STRATA_INSECURE_REGISTRIES` lists plain-http
+	// registries. Exactly one of `bootstrap`, `source_archive` and `parent`
+	// must be set.
 	Parent string `mapstructure:"parent" required:"false"`
 	// The image's Debian architecture, such as `arm64`, `armhf` or
 	// `riscv64` (any name `dpkg-architecture -L` knows as a Debian
@@ -128,7 +133,9 @@ type Config struct {
 	// Output formats, any of `dir`, `tar`, `tar.gz`, `tar.zst`, `squashfs`,
 	// `ext4` (a raw ext4 file system image), `disk` (`disk.raw`, a GPT disk
 	// image that boots under UEFI; see the `disk` block) and `oci` (an OCI
-	// image layout directory, one blob per layer). Defaults to
+	// image layout directory, one blob per layer), or `["none"]`: no output
+	// at all, only the image's layers in the store and artifact.json (for a
+	// parent image, or one the catalog registers). Defaults to
 	// `["tar.zst"]`.
 	Formats []string `mapstructure:"formats" required:"false"`
 	// The `oci` output's layer compression: `gzip` or `zstd`. Defaults to
@@ -416,6 +423,12 @@ func (c *Config) prepareArchitecture(add func(string, ...interface{})) {
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
 func (c *Config) checkParent(layout storeroot.Layout) error {
+	if _, err := c.layerImage(layout); errors.Is(err, layer.ErrNotFound) || os.IsNotExist(err) {
+		// Built on another host and pushed: fetched from the registry.
+		if _, err := pullParent(layout, c.Parent); err != nil {
+			return err
+		}
+	}
 	if _, err := os.Stat(layout.Layers()); err != nil {
 		return fmt.Errorf("%s: the store %s has no images yet; build the parent first (or set store_dir to its store)", c.Parent, c.StoreDir)
 	}
@@ -425,7 +438,7 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	}
 	img, err := store.Image(c.Parent)
 	if err != nil {
-		return fmt.Errorf("%v; list the store's images with `strata layers` or pick one with the strata-image data source", err)
+		return fmt.Errorf("%v; list the store's images with `strata layers` or pick one with the strata-image data source (which pulls an image built on another host from the registry it was pushed to; `strata pull NAME@VERSION` does it by hand)", err)
 	}
 	if err := store.Complete(img); err != nil {
 		return err
@@ -435,6 +448,15 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	}
 	c.parentID = img.ID
 	return checkOverlayUpper(c.WorkDir)
+}
+
+// layerImage is parent in the store, when the store exists.
+func (c *Config) layerImage(layout storeroot.Layout) (*layer.Image, error) {
+	store, err := layer.OpenExisting(layout.Layers())
+	if err != nil {
+		return nil, os.ErrNotExist
+	}
+	return store.Image(c.Parent)
 }
 
 // checkParentArch: a child is of its parent's architecture.

@@ -3,6 +3,7 @@ package chroot
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,14 @@ func (c *Config) prepareOutputs(add func(format string, a ...interface{})) {
 	}
 	if c.SquashfsCompression == "" {
 		c.SquashfsCompression = DefaultSquashfsCompression
+	}
+	if slices.Contains(c.Formats, "none") {
+		// No output at all: the image is the layers in the store (a
+		// catalog entry, a parent for later builds) and artifact.json.
+		if len(c.Formats) > 1 {
+			add("formats: \"none\" writes no output; list it alone, or list only the formats you want")
+		}
+		c.Formats = []string{}
 	}
 	seen := map[string]bool{}
 	for _, f := range c.Formats {

@@ -158,6 +158,7 @@ func TestPrepareErrors(t *testing.T) {
 		{"resolv", func(m map[string]interface{}) { m["resolv_conf"] = "host" }, []string{"resolv_conf", "copy-host"}},
 		{"format", func(m map[string]interface{}) { m["formats"] = []string{"zip"} }, []string{"formats", "\"zip\""}},
 		{"format twice", func(m map[string]interface{}) { m["formats"] = []string{"tar", "tar"} }, []string{"listed twice"}},
+		{"format none and more", func(m map[string]interface{}) { m["formats"] = []string{"none", "oci"} }, []string{"formats", "list it alone"}},
 		{"ext4 size", func(m map[string]interface{}) { m["ext4_free_space"] = "lots" }, []string{"ext4_free_space"}},
 		{"env name", func(m map[string]interface{}) { m["environment"] = map[string]string{"1BAD": "x"} }, []string{"environment", "1BAD"}},
 		{"mount target", func(m map[string]interface{}) {

@@ -109,7 +109,8 @@ func version(t *testing.T, c indexesChild, pkg string) string {
 // shared copy fails clearly. A stale copy is revalidated (no new copy); a
 // changed InRelease makes one new copy, which the next child uses; an
 // offline build pinned to the first child's snapshot uses the first copy
-// and installs the old version.
+// and installs the old version. The second child has the parent's own apt
+// make the binary caches, which later children of it start from.
 func TestAccSharedIndexes(t *testing.T) {
 	e := acceptance(t)
 	repo := newAptRepo(t)
@@ -161,6 +162,12 @@ func TestAccSharedIndexes(t *testing.T) {
 		t.Fatalf("child 2 installed %q", v)
 	}
 	noIndexesInLayer(t, c2, "strata-other")
+	// Child 2 had the parent's own apt make the binary caches, kept for
+	// the parent's children (and for no other image).
+	if bins, _ := filepath.Glob(filepath.Join(cache, "indexes", key1+"*", "image", strings.TrimPrefix(parent, "sha256:"), "*.bin")); len(bins) != 2 ||
+		!strings.Contains(c2.log, "the parent image's apt made its binary caches") {
+		t.Errorf("the parent's binary caches: %v\n%s", bins, c2.log)
+	}
 
 	// update = "never" with a new, empty cache: a clear error.
 	never := indexesBuild(t, e, store, t.TempDir(), parent, repo, map[string]string{"update": "never"}, "strata-hello")
@@ -176,6 +183,9 @@ func TestAccSharedIndexes(t *testing.T) {
 	}
 	if n := repo.count(inRelease); n != asked+1 {
 		t.Errorf("the stale child asked for the InRelease %d times, want once", n-asked)
+	}
+	if !strings.Contains(stale.log, "the parent image's binary caches)") {
+		t.Errorf("the stale child did not start from the parent's binary caches:\n%s", stale.log)
 	}
 
 	// A new version: the InRelease changed; the next child that updates

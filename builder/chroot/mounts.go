@@ -96,7 +96,7 @@ func mountInImage(h host, root *inroot.Root, ledger *mount.Ledger, m plannedMoun
 	if err != nil {
 		return made, fmt.Errorf("%s: %w", m.Target, err)
 	}
-	if err := checkLanding(root, m, host); err != nil {
+	if err := checkLanding(root, m, at, host); err != nil {
 		return made, err
 	}
 	spec := m.Spec
@@ -133,13 +133,11 @@ func mountInImage(h host, root *inroot.Root, ledger *mount.Ledger, m plannedMoun
 
 // checkLanding refuses a mount point outside the root, and one on or under
 // the builder's own mounts unless it is exactly that mount.
-func checkLanding(root *inroot.Root, m plannedMount, host string) error {
+func checkLanding(root *inroot.Root, m plannedMount, at *os.File, host string) error {
 	inImage := root.InImage(host)
 	if m.Own {
-		if inImage != m.Target {
-			return fmt.Errorf("%s in the image leads to %s (a symlink); the builder's own mounts must be real directories. Refusing to mount there", m.Target, inImage)
-		}
-		return nil
+		_, err := root.HostPathAt(at, m.Target)
+		return err
 	}
 	if d := underBuilderMount(inImage); d != "" {
 		return fmt.Errorf("chroot_mounts: %s resolves to %s in the image, on the builder's own %s mount; refusing to mount there", m.Target, inImage, d)

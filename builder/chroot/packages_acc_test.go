@@ -159,6 +159,11 @@ func TestAccPackagesProvisioner(t *testing.T) {
 	if !strings.Contains(r.out.String(), "Installing the 2 package version(s) locked in "+lock) {
 		t.Error("log does not say the lock was used")
 	}
+	// The lock records each .deb: the fast path, without package indexes
+	// or apt's resolver (libgreet automatic again: the inline checks it).
+	if !strings.Contains(r.out.String(), "Installing the locked .debs directly") || strings.Contains(r.out.String(), "Updating the package indexes") {
+		t.Errorf("the lock's fast path was not taken:\n%s", r.out.String())
+	}
 
 	// update_lock resolves again.
 	vars["update_lock"] = "true"

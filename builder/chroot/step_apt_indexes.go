@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
+	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -96,9 +97,21 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 			return halt(state, fmt.Errorf("package indexes: %w", err))
 		}
 	}
-	lowers := map[string]string{aptListsDir: filepath.Join(base, "empty"), aptCacheDirPath: filepath.Join(base, "empty")}
+	lowers := map[string][]string{aptListsDir: {filepath.Join(base, "empty")}, aptCacheDirPath: {filepath.Join(base, "empty")}}
+	// A child's apt finds binary caches its parent's apt made (see
+	// pkgcache's ImageCache), or this build has the parent's apt make them.
+	parentID, imageCache := "", ""
+	if b.rootfs != nil && b.rootfs.parent != nil {
+		parentID = b.rootfs.parent.ID
+	}
 	if hit {
-		lowers[aptListsDir], lowers[aptCacheDirPath] = shared.Lists, shared.Cache
+		lowers[aptListsDir], lowers[aptCacheDirPath] = []string{shared.Lists}, []string{shared.Cache}
+		if parentID != "" {
+			if d, ok := store.ImageCache(key, parentID); ok {
+				imageCache = d
+				lowers[aptCacheDirPath] = []string{d, shared.Cache}
+			}
+		}
 	}
 	var done []*madeMount
 	s.undo = b.pushUndo("package indexes", func(ui packersdk.Ui) error {
@@ -126,7 +139,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		if target == aptCacheDirPath {
 			name = "cache"
 		}
-		opts := layer.OverlayOptions([]string{lowers[target]}, filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
+		opts := layer.OverlayOptions(lowers[target], filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
 		made, err := mountInImage(b.host, root, ledger, plannedMount{
 			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev," + opts},
 			Own:  true,
@@ -146,7 +159,11 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		if !shared.Checked.IsZero() {
 			age = "checked " + time.Since(shared.Checked).Round(time.Second).String() + " ago"
 		}
-		ui.Message(fmt.Sprintf("package indexes: shared copy %s (hit, %s)", layer.ShortDigest(key), age))
+		bin := "the parent image's binary caches"
+		if imageCache == "" {
+			bin = "no binary caches of the image's apt yet"
+		}
+		ui.Message(fmt.Sprintf("package indexes: shared copy %s (hit, %s; %s)", layer.ShortDigest(key), age, bin))
 	} else {
 		ui.Message("package indexes: no shared copy for these sources and InRelease files yet (miss); apt-get update makes one")
 	}
@@ -154,7 +171,36 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 	if err := root.WriteFile(aptIndexesInfo, bytes.NewReader(data), inroot.FileSpec{Mode: 0o644}); err != nil {
 		return halt(state, fmt.Errorf("package indexes: %w", err))
 	}
+	if hit && parentID != "" && imageCache == "" {
+		makeImageCache(ctx, b, ui, key, parentID, filepath.Join(base, "cache", "upper"))
+	}
 	return multistep.ActionContinue
+}
+
+// makeImageCache has the parent image's own apt build its binary caches
+// from the shared copy now, before anything of this build has run in the
+// chroot (the tree is the parent's, unchanged), and keeps them for the
+// parent's later children. A failure costs later builds time, never this
+// one its result.
+func makeImageCache(ctx context.Context, b *buildState, ui packersdk.Ui, key, parentID, upper string) {
+	start := time.Now()
+	cmd := hostexec.Command(ctx, b.cfg.chrootPath, b.root.Path(), "apt-cache", "-q", "gencaches")
+	cmd.Env = append(cmd.Env, "APT_CONFIG="+aptCacheConfig, "LC_ALL=C")
+	if out, err := b.host.Output(cmd, b.ledger); err != nil {
+		ui.Error(fmt.Sprintf("Warning: package indexes: the image's apt-cache gencaches: %v: %s", err, strings.TrimSpace(string(out))))
+		return
+	}
+	made := time.Since(start)
+	dir, err := os.Open(upper)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	if ok, err := b.cache.Store().PublishImageCache(key, parentID, dir); err != nil {
+		ui.Error("Warning: package indexes: not keeping the image's binary caches: " + err.Error())
+	} else if ok {
+		ui.Message(fmt.Sprintf("package indexes: the parent image's apt made its binary caches in %s; kept for its children", made.Round(time.Millisecond)))
+	}
 }
 
 func (s *stepAptIndexes) Cleanup(state multistep.StateBag) { cleanupUndo(state, s.undo) }

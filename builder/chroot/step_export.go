@@ -100,7 +100,11 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 	if t, ok := cfg.clampTime(); ok {
 		opt.ClampTime = t
 	}
-	ui.Say(fmt.Sprintf("Exporting %s to %s ...", strings.Join(cfg.Formats, ", "), outDir))
+	if len(cfg.Formats) == 0 {
+		ui.Say("Exporting no output (formats = [\"none\"]); writing " + outDir + "'s artifact.json")
+	} else {
+		ui.Say(fmt.Sprintf("Exporting %s to %s ...", strings.Join(cfg.Formats, ", "), outDir))
+	}
 	start := time.Now()
 	res, err := export.Export(ctx, export.Source{Root: cfg.MountPath, Store: b.layers, Image: img}, outDir, opt)
 	if err != nil {

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PolicyConcurrentPromote", testPolicyConcurrent},
 		{"Tokens", testTokens},
 		{"TokenNamesConcurrent", testTokenNamesConcurrent},
+		{"RegistryRefs", testRegistryRefs},
 		{"MultiArchitectureVersions", testMultiArch},
 	}
 	for _, tc := range tests {
@@ -801,5 +802,32 @@ func OnlyWritersCreate(t *testing.T, url string) {
 			t.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+func testRegistryRefs(t *testing.T, c *catalog.Catalog) {
+	v := register(t, c, "base-os", "1.0", "")
+	d1, d2 := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
+	refs := []catalog.RegistryRef{{Ref: "registry.example:5000/team/base-os:1.0", Digest: d1}, {Ref: "registry.example:5000/team/base-os:dev", Digest: d1}}
+	if err := c.AddRegistryRefs(ctx, v.Image, v.Version, refs); err != nil {
+		t.Fatal(err)
+	}
+	// The channel tag pushed again: the same reference, a new digest.
+	if err := c.AddRegistryRefs(ctx, v.Image, v.Version, []catalog.RegistryRef{{Ref: refs[1].Ref, Digest: d2}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, v.Image, v.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := got.RegistryRefs()
+	if len(rr) != 2 || rr[0] != refs[0] || rr[1].Digest != d2 || len(got.Artifacts) != len(v.Artifacts)+2 {
+		t.Fatalf("registry refs %+v (artifacts %+v)", rr, got.Artifacts)
+	}
+	if err := c.AddRegistryRefs(ctx, v.Image, v.Version, []catalog.RegistryRef{{Ref: "x", Digest: "nope"}}); err == nil {
+		t.Fatal("a bad digest was recorded")
+	}
+	if err := c.AddRegistryRefs(ctx, v.Image, "9.9", refs); err == nil {
+		t.Fatal("refs recorded on a version that does not exist")
 	}
 }

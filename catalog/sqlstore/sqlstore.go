@@ -352,6 +352,12 @@ func (t *txn) SetRevokedBy(image, version, actor string) error {
 	return err
 }
 
+func (t *txn) SetArtifacts(image, version string, artifacts []catalog.Artifact) error {
+	arts, _ := marshal(artifacts)
+	_, err := t.exec(`UPDATE versions SET artifacts = ? WHERE image = ? AND version = ?`, arts, image, version)
+	return err
+}
+
 func (t *txn) DeleteVersion(image, version string) error {
 	if _, err := t.exec(`DELETE FROM evidence WHERE image = ? AND version = ?`, image, version); err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 
 func promoteCmd(g *globals) *cobra.Command {
 	var opt catalog.MoveOptions
+	var rf registryFlags
+	var doRetag bool
 	cmd := &cobra.Command{
 		Use:   "promote NAME@VERSION CHANNEL | promote NAME CHANNEL --from CHANNEL",
 		Short: "Point a channel at a version (with --from, only what that channel holds)",
@@ -30,6 +32,12 @@ func promoteCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				var tags []string
+				if doRetag {
+					if tags, err = retag(cmd.Context(), c, name, e.Version, a[1], rf.options()); err != nil {
+						return fmt.Errorf("%s now holds %s@%s, but moving its registry tag failed (rerun the promote with --retag): %w", a[1], name, e.Version, err)
+					}
+				}
 				return g.emit(struct {
 					*catalog.ChannelEntry
 					Changed bool `json:"changed"`
@@ -42,6 +50,9 @@ func promoteCmd(g *globals) *cobra.Command {
 					if e.Override != "" {
 						printEsc(w, "policy of %s overridden (%s): %s\n", a[1], opt.Reason, e.Override)
 					}
+					for _, t := range tags {
+						printEsc(w, "retagged %s\n", t)
+					}
 				})
 			})
 		},
@@ -49,6 +60,8 @@ func promoteCmd(g *globals) *cobra.Command {
 	moveFlags(cmd, &opt)
 	cmd.Flags().StringVar(&opt.From, "from", "", "only promote what this channel holds (e.g. staging for production)")
 	cmd.Flags().BoolVar(&opt.Override, "override", false, "promote although the channel's policy refuses (needs --reason; recorded in the history)")
+	cmd.Flags().BoolVar(&doRetag, "retag", false, "also point the channel's tag at the version in every registry repository it was pushed to")
+	rf.add(cmd)
 	return cmd
 }
 
@@ -66,6 +79,8 @@ func orNone(s string) string {
 
 func rollbackCmd(g *globals) *cobra.Command {
 	var opt catalog.MoveOptions
+	var rf registryFlags
+	var doRetag bool
 	cmd := &cobra.Command{
 		Use:   "rollback NAME CHANNEL",
 		Short: "Move a channel back to the newest earlier version that is not revoked and still has its content",
@@ -78,6 +93,12 @@ func rollbackCmd(g *globals) *cobra.Command {
 				e, skipped, err := c.Rollback(cmd.Context(), a[0], a[1], opt)
 				if err != nil {
 					return err
+				}
+				var tags []string
+				if doRetag {
+					if tags, err = retag(cmd.Context(), c, a[0], e.Version, a[1], rf.options()); err != nil {
+						return fmt.Errorf("%s rolled back to %s@%s, but moving its registry tag failed (rerun with --retag): %w", a[1], a[0], e.Version, err)
+					}
 				}
 				// Never blocked by a policy, but said.
 				lacks, err := c.MissingEvidence(cmd.Context(), a[0], a[1], e.Version)
@@ -93,6 +114,9 @@ func rollbackCmd(g *globals) *cobra.Command {
 						printEsc(w, "skipped %s@%s: %s\n", a[0], s.Version, s.Skipped)
 					}
 					printEsc(w, "%s: %s@%s -> %s@%s (rollback)\n", a[1], a[0], e.Previous, a[0], e.Version)
+					for _, t := range tags {
+						printEsc(w, "retagged %s\n", t)
+					}
 					if len(lacks) > 0 {
 						printEsc(w, "warning: %s@%s lacks evidence the policy of %s requires now: %s\n", a[0], e.Version, a[1], strings.Join(lacks, "; "))
 					}
@@ -102,6 +126,8 @@ func rollbackCmd(g *globals) *cobra.Command {
 	}
 	moveFlags(cmd, &opt)
 	cmd.Flags().StringVar(&opt.To, "to", "", "roll back to this version (it must be in the channel's history)")
+	cmd.Flags().BoolVar(&doRetag, "retag", false, "also point the channel's tag at the version in every registry repository it was pushed to")
+	rf.add(cmd)
 	return cmd
 }
 

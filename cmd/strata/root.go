@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 		imagesCmd(g), versionsCmd(g), showCmd(g), channelsCmd(g), registerCmd(g),
 		promoteCmd(g), rollbackCmd(g), historyCmd(g), revokeCmd(g, true), revokeCmd(g, false),
 		lineageCmd(g), diffCmd(g), gcCmd(g), verifyCmd(g), layersCmd(g), exportCmd(g), cacheCmd(g), bootCmd(g),
-		evidenceCmd(g), policyCmd(g),
+		evidenceCmd(g), policyCmd(g), pushCmd(g), pullCmd(g),
 	)
 	root.AddCommand(serveCmd(g), tokenCmd(g)) // strata serve and its tokens
 	return root

@@ -34,6 +34,13 @@ type Config struct {
 	// The newest version (by registration) with this tag that is not
 	// revoked.
 	Tag string `mapstructure:"tag" required:"false"`
+	// Registries (`host:port`) reached over plain http when the version's
+	// layers are pulled. A version whose image is not in this host's
+	// layer store but was pushed to a registry (strata-catalog's `push`,
+	// `strata push`) is pulled from the reference the catalog recorded,
+	// every blob verified, before the data source answers; credentials
+	// come from the Docker config and its credential helpers.
+	InsecureRegistries []string `mapstructure:"insecure_registries" required:"false"`
 	// The Debian architecture the image must be of, such as `arm64`: a
 	// version of another architecture is refused, naming both. Defaults to
 	// the build host's (`dpkg --print-architecture`); set it to the

@@ -10,13 +10,14 @@ import (
 // FlatConfig is an auto-generated flat version of Config.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatConfig struct {
-	Catalog      *string `mapstructure:"catalog" required:"false" cty:"catalog" hcl:"catalog"`
-	StoreDir     *string `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
-	Name         *string `mapstructure:"name" required:"true" cty:"name" hcl:"name"`
-	Channel      *string `mapstructure:"channel" required:"false" cty:"channel" hcl:"channel"`
-	Version      *string `mapstructure:"version" required:"false" cty:"version" hcl:"version"`
-	Tag          *string `mapstructure:"tag" required:"false" cty:"tag" hcl:"tag"`
-	Architecture *string `mapstructure:"architecture" required:"false" cty:"architecture" hcl:"architecture"`
+	Catalog            *string  `mapstructure:"catalog" required:"false" cty:"catalog" hcl:"catalog"`
+	StoreDir           *string  `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
+	Name               *string  `mapstructure:"name" required:"true" cty:"name" hcl:"name"`
+	Channel            *string  `mapstructure:"channel" required:"false" cty:"channel" hcl:"channel"`
+	Version            *string  `mapstructure:"version" required:"false" cty:"version" hcl:"version"`
+	Tag                *string  `mapstructure:"tag" required:"false" cty:"tag" hcl:"tag"`
+	InsecureRegistries []string `mapstructure:"insecure_registries" required:"false" cty:"insecure_registries" hcl:"insecure_registries"`
+	Architecture       *string  `mapstructure:"architecture" required:"false" cty:"architecture" hcl:"architecture"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -31,13 +32,14 @@ func (*Config) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec }
 // The decoded values from this spec will then be applied to a FlatConfig.
 func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
-		"catalog":      &hcldec.AttrSpec{Name: "catalog", Type: cty.String, Required: false},
-		"store_dir":    &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
-		"name":         &hcldec.AttrSpec{Name: "name", Type: cty.String, Required: false},
-		"channel":      &hcldec.AttrSpec{Name: "channel", Type: cty.String, Required: false},
-		"version":      &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
-		"tag":          &hcldec.AttrSpec{Name: "tag", Type: cty.String, Required: false},
-		"architecture": &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
+		"catalog":             &hcldec.AttrSpec{Name: "catalog", Type: cty.String, Required: false},
+		"store_dir":           &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
+		"name":                &hcldec.AttrSpec{Name: "name", Type: cty.String, Required: false},
+		"channel":             &hcldec.AttrSpec{Name: "channel", Type: cty.String, Required: false},
+		"version":             &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
+		"tag":                 &hcldec.AttrSpec{Name: "tag", Type: cty.String, Required: false},
+		"insecure_registries": &hcldec.AttrSpec{Name: "insecure_registries", Type: cty.List(cty.String), Required: false},
+		"architecture":        &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
 	}
 	return s
 }

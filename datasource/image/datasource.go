@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"path/filepath"
 	"strings"
 
@@ -20,6 +21,8 @@ import (
 	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
 	"github.com/strata-build/packer-plugin-strata/internal/hint"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/registry"
 )
 
 // Datasource is strata-image.
@@ -64,6 +67,9 @@ func (d *Datasource) Execute() (cty.Value, error) {
 			v.Ref(), c.Architecture, strings.Join(v.Architectures(), ", "), c.Name, c.Architecture)
 	}
 	v = pv
+	if err := pullMissing(ctx, cat, v, filepath.Join(store, "layers"), c.InsecureRegistries); err != nil {
+		return null, fmt.Errorf("strata-image: %w", err)
+	}
 	if !cat.ContentExists(v) {
 		return null, fmt.Errorf("strata-image: the content of %s (%s) is gone: its files are not on disk and its image is not in the layer store %s; %s",
 			v.Ref(), v.ImageID, filepath.Join(store, "layers"), goneAdvice(c))
@@ -148,4 +154,29 @@ func notFound(ctx context.Context, cat *catalogdb.Catalog, c *Config, url string
 			c.Channel, c.Name, c.Name)
 	}
 	return fmt.Errorf("strata-image: %w; `%s` lists what there is", err, hint.Versions(c.Name))
+}
+
+// pullMissing fetches v's image into the layer store from a registry
+// reference the catalog recorded, when the store lacks any of its layers:
+// a build host that did not build the parent builds on it all the same.
+func pullMissing(ctx context.Context, cat *catalogdb.Catalog, v *catalogdb.Version, layers string, insecure []string) error {
+	if len(v.Layers) == 0 || len(v.RegistryRefs()) == 0 {
+		return nil
+	}
+	if s, err := layer.OpenExisting(layers); err == nil {
+		if img, err := s.Image(v.ImageID); err == nil && s.Complete(img) == nil {
+			return nil
+		}
+	}
+	store, err := layer.Open(layers)
+	if err != nil {
+		return err
+	}
+	p, err := cat.Pull(ctx, store, v, registry.Options{Insecure: insecure})
+	if err != nil {
+		return err
+	}
+	p.Release()
+	log.Printf("strata-image: pulled %s (%s): %d layer(s) fetched", v.Ref(), p.Digest, p.Layers)
+	return nil
 }

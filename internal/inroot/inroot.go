@@ -110,6 +110,20 @@ func (r *Root) HostPath(f *os.File) (string, error) {
 	return p, nil
 }
 
+// HostPathAt is HostPath for a handle opened at p, refusing one that a
+// symlink on the way moved elsewhere in the image: a mount the caller makes
+// at p must land at p itself, not over whatever the image points p at.
+func (r *Root) HostPathAt(f *os.File, p string) (string, error) {
+	host, err := r.HostPath(f)
+	if err != nil {
+		return "", err
+	}
+	if in := r.InImage(host); in != clean(p) {
+		return "", fmt.Errorf("%s in the image leads to %s (a symlink); refusing to mount there", clean(p), in)
+	}
+	return host, nil
+}
+
 // FdPath is the /proc/self/fd path of a handle: system calls given it act on
 // the handle's file (mount targets, times), with no path to re-resolve.
 func FdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }

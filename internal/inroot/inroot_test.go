@@ -364,6 +364,22 @@ func TestResolveFinal(t *testing.T) {
 	}
 }
 
+func TestHostPathAtRefusesMovedTargets(t *testing.T) {
+	f := newFixture(t)
+	h, _, err := f.r.MkdirAll("/etc-link/run", 0o755)
+	must(t, err)
+	defer h.Close()
+	if host, err := f.r.HostPathAt(h, "/etc-link/run"); err == nil {
+		t.Errorf("HostPathAt accepted /etc-link/run, which a symlink moved to %s", host)
+	}
+	h2, _, err := f.r.MkdirAll("/srv/a/b", 0o755)
+	must(t, err)
+	defer h2.Close()
+	if host, err := f.r.HostPathAt(h2, "srv/a/b/"); err != nil || host != filepath.Join(f.root, "srv/a/b") {
+		t.Errorf("HostPathAt(/srv/a/b) = %s, %v", host, err)
+	}
+}
+
 func TestHostPathAndDirTimes(t *testing.T) {
 	f := newFixture(t)
 	outside, err := os.Open(f.host)

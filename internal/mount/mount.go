@@ -45,7 +45,7 @@ var flagOptions = map[string]uintptr{
 
 func splitOptions(opts string) (flags uintptr, data string) {
 	var rest []string
-	for _, o := range strings.Split(opts, ",") {
+	for _, o := range splitUnescaped(opts) {
 		if o == "" {
 			continue
 		}
@@ -56,6 +56,23 @@ func splitOptions(opts string) (flags uintptr, data string) {
 		rest = append(rest, o)
 	}
 	return flags, strings.Join(rest, ",")
+}
+
+// splitUnescaped splits mount options at the commas a backslash does not
+// escape (overlayfs reads `\,` in a path as a comma of the path).
+func splitUnescaped(opts string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(opts); i++ {
+		switch opts[i] {
+		case '\\':
+			i++
+		case ',':
+			out = append(out, opts[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, opts[start:])
 }
 
 // Mount makes the mount on the host path s.Target and marks it private, so

@@ -1,6 +1,8 @@
 package mount
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bufio"
 	"strings"
 	"testing"
@@ -86,5 +88,14 @@ func TestSplitOptions(t *testing.T) {
 	}
 	if flags == 0 {
 		t.Fatal("ro,nosuid gave no flags")
+	}
+}
+
+// A path with an escaped comma stays one option, even when what follows the
+// comma reads like a flag.
+func TestSplitOptionsKeepsEscapedCommas(t *testing.T) {
+	flags, data := splitOptions(`ro,lowerdir=/s/a\,ro:/s/b\:c,redirect_dir=off`)
+	if data != `lowerdir=/s/a\,ro:/s/b\:c,redirect_dir=off` || flags != unix.MS_RDONLY {
+		t.Fatalf("flags %#x, data %q", flags, data)
 	}
 }

@@ -58,6 +58,22 @@ type Config struct {
 	// version. Without it that fails: rebuilding unchanged content is
 	// usually a mistake in a pipeline.
 	AllowDuplicate bool `mapstructure:"allow_duplicate" required:"false"`
+	// OCI registry repositories to push the registered version to, such as
+	// `["registry.example:5000/team/base-os"]` (no tag): it is tagged with
+	// its version and with each name in `channels`. The push goes straight
+	// from the layer store, uploads only the blobs a registry lacks
+	// (mounting the parent's from its repository where the registry
+	// can), and each reference is recorded on the version with its
+	// manifest digest (artifact kind `oci-registry`), so other build hosts
+	// pull it. Credentials come from the Docker config
+	// (`~/.docker/config.json`, `DOCKER_CONFIG`) and its credential helpers.
+	Push []string `mapstructure:"push" required:"false"`
+	// Registries (`host:port`) in `push` reached over plain http, such as a
+	// loopback test registry. Every other registry is reached over https
+	// with its certificate verified.
+	InsecureRegistries []string `mapstructure:"insecure_registries" required:"false"`
+	// Compression of the layer blobs pushed: `gzip` (default) or `zstd`.
+	PushCompression string `mapstructure:"push_compression" required:"false"`
 
 	ctx interpolate.Context
 }
@@ -110,6 +126,18 @@ func (c *Config) Prepare(raws ...interface{}) error {
 	probe := &catalogdb.Version{Image: "x", Version: c.Version, Tags: c.Tags, Labels: c.Labels, Description: c.Description}
 	if err := catalogdb.CheckText(probe); err != nil {
 		add("%v", err)
+	}
+	for i, repo := range c.Push {
+		if _, err := catalogdb.PushRefs(repo, "1.0.0", c.Channels); err != nil {
+			add("push[%d]: %v", i, err)
+		}
+	}
+	switch c.PushCompression {
+	case "":
+		c.PushCompression = "gzip"
+	case "gzip", "zstd":
+	default:
+		add("push_compression: %q; use gzip or zstd", c.PushCompression)
 	}
 	if c.Actor == "" {
 		who := "packer"

@@ -29,6 +29,9 @@ type FlatConfig struct {
 	Actor               *string           `mapstructure:"actor" required:"false" cty:"actor" hcl:"actor"`
 	Reason              *string           `mapstructure:"reason" required:"false" cty:"reason" hcl:"reason"`
 	AllowDuplicate      *bool             `mapstructure:"allow_duplicate" required:"false" cty:"allow_duplicate" hcl:"allow_duplicate"`
+	Push                []string          `mapstructure:"push" required:"false" cty:"push" hcl:"push"`
+	InsecureRegistries  []string          `mapstructure:"insecure_registries" required:"false" cty:"insecure_registries" hcl:"insecure_registries"`
+	PushCompression     *string           `mapstructure:"push_compression" required:"false" cty:"push_compression" hcl:"push_compression"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -62,6 +65,9 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"actor":                      &hcldec.AttrSpec{Name: "actor", Type: cty.String, Required: false},
 		"reason":                     &hcldec.AttrSpec{Name: "reason", Type: cty.String, Required: false},
 		"allow_duplicate":            &hcldec.AttrSpec{Name: "allow_duplicate", Type: cty.Bool, Required: false},
+		"push":                       &hcldec.AttrSpec{Name: "push", Type: cty.List(cty.String), Required: false},
+		"insecure_registries":        &hcldec.AttrSpec{Name: "insecure_registries", Type: cty.List(cty.String), Required: false},
+		"push_compression":           &hcldec.AttrSpec{Name: "push_compression", Type: cty.String, Required: false},
 	}
 	return s
 }

@@ -22,7 +22,10 @@ import (
 	_ "github.com/strata-build/packer-plugin-strata/catalog/postgres"
 	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
+	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/registry"
 )
 
 // BuilderID identifies this post-processor's artifacts.
@@ -152,6 +155,9 @@ func (p *PostProcessor) PostProcess(ctx context.Context, ui packersdk.Ui, in pac
 	for _, ch := range channels {
 		ui.Message(fmt.Sprintf("%s -> %s", ch, out.Ref()))
 	}
+	if err := c.push(ctx, ui, cat, storeDir, out, channels); err != nil {
+		return nil, false, false, err
+	}
 	gd := map[string]interface{}{}
 	for k, x := range plainMap(in.State("generated_data")) {
 		gd[k] = x
@@ -264,4 +270,34 @@ func formatOf(path string) string {
 		return base[i+1:]
 	}
 	return "file"
+}
+
+// push uploads the registered version to the push repositories and
+// records the references on it.
+func (c *Config) push(ctx context.Context, ui packersdk.Ui, cat *catalogdb.Catalog, storeDir string, v *catalogdb.Version, channels []string) error {
+	if len(c.Push) == 0 {
+		return nil
+	}
+	if storeDir == "" {
+		return fmt.Errorf("strata-catalog: push: %s was not built by strata-chroot: only images in a layer store can be pushed", v.Ref())
+	}
+	store, err := layer.Open(storeroot.Layout{Root: storeDir}.Layers())
+	if err != nil {
+		return fmt.Errorf("strata-catalog: push: %w", err)
+	}
+	opt := registry.PushOptions{Options: registry.Options{Insecure: c.InsecureRegistries, Compression: c.PushCompression}}
+	for _, repo := range c.Push {
+		refs, err := catalogdb.PushRefs(repo, v.Version, channels)
+		if err != nil {
+			return fmt.Errorf("strata-catalog: %w", err)
+		}
+		start := time.Now()
+		ui.Say(fmt.Sprintf("Pushing %s to %s ...", v.Ref(), strings.Join(refs, ", ")))
+		p, err := cat.Push(ctx, store, v, refs, opt)
+		if err != nil {
+			return fmt.Errorf("strata-catalog: registered %s, but pushing it failed (rerun strata push %s %s): %w", v.Ref(), v.Ref(), repo, err)
+		}
+		ui.Message(fmt.Sprintf("Pushed %s (%d blob(s), %s uploaded) in %s", p.Digest, p.Blobs, bytesize.Human(p.Bytes), time.Since(start).Round(time.Millisecond)))
+	}
+	return nil
 }

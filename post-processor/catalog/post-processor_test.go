@@ -202,11 +202,13 @@ func TestConfigureErrors(t *testing.T) {
 	err := p.Configure(map[string]interface{}{
 		"image_name": "Base OS", "catalog": "no-scheme", "version_scheme": "calver", "channels": []string{"dev", "Prod!"},
 		"labels": map[string]string{"bad key": "x"}, "version": "1 0", "description": "two\nlines",
+		"push": []string{"registry.example:5000/team/base-os:latest"}, "push_compression": "xz",
 	})
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"image_name", "catalog: \"no-scheme\"", "version_scheme: \"calver\"", "channels[1]", "labels: \"bad key\"", "version \"1 0\""} {
+	for _, want := range []string{"image_name", "catalog: \"no-scheme\"", "version_scheme: \"calver\"", "channels[1]", "labels: \"bad key\"", "version \"1 0\"",
+		"push[0]", "push_compression: \"xz\""} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

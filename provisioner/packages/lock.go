@@ -40,6 +40,11 @@ type LockedPackage struct {
 	// Requested is true for the packages install lists; the others came
 	// in as dependencies and are marked automatically installed.
 	Requested bool `json:"requested,omitempty"`
+	// URI and SHA256 are where the .deb came from and its digest, as the
+	// signed indexes said when the lock was written: with them, the lock
+	// installs without apt's resolver (fastlock.go).
+	URI    string `json:"uri,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 func (p LockedPackage) key() string { return p.Name + ":" + p.Architecture }
@@ -107,6 +112,9 @@ func ReadLock(path string) (*Lock, error) {
 	for _, p := range l.Packages {
 		if !dpkg.ValidName(p.Name) || strings.Contains(p.Name, ":") || !dpkg.ValidVersion(p.Version) || !dpkg.ValidName(p.Architecture) {
 			return nil, fmt.Errorf("%s: %q %q %q is not a package name, version and architecture (set update_lock = true to rewrite it)", path, p.Name, p.Version, p.Architecture)
+		}
+		if (p.URI != "" && (!uriRe.MatchString(p.URI) || strings.Contains(p.URI, "'"))) || (p.SHA256 != "" && !sha256Re.MatchString(p.SHA256)) {
+			return nil, fmt.Errorf("%s: %s: %q %q is not an http(s) URI and a sha256 (set update_lock = true to rewrite it)", path, p.Name, p.URI, p.SHA256)
 		}
 	}
 	return &l, nil

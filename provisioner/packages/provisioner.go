@@ -72,19 +72,34 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		}
 	}
 
-	update, why, err := sh.needUpdate(ctx)
-	if err != nil {
-		return err
-	}
-	if update {
+	// The fast path needs neither package indexes nor apt's resolver.
+	fast := lock != nil && len(c.Remove) == 0 && lock.fastPathReady()
+	updated := false
+	update := func() error {
+		if updated {
+			return nil
+		}
+		updated = true
+		need, why, err := sh.needUpdate(ctx)
+		if err != nil {
+			return err
+		}
+		if !need {
+			ui.Say("Not updating the package indexes: " + why)
+			return nil
+		}
 		ui.Say("Updating the package indexes (apt-get update) ...")
-		updated := time.Now()
+		t := time.Now()
 		if err := sh.apt(ctx, "apt-get update", apt.Get("update")); err != nil {
 			return err
 		}
-		ui.Message(fmt.Sprintf("apt-get update took %s", time.Since(updated).Round(time.Millisecond)))
-	} else {
-		ui.Say("Not updating the package indexes: " + why)
+		ui.Message(fmt.Sprintf("apt-get update took %s", time.Since(t).Round(time.Millisecond)))
+		return nil
+	}
+	if fast {
+		ui.Say("Not updating the package indexes: lock_file records every package's .deb and sha256 (no resolver needed)")
+	} else if err := update(); err != nil {
+		return err
 	}
 	before, err := sh.installed(ctx)
 	if err != nil {
@@ -109,17 +124,28 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	}
 	switch {
 	case lock != nil && len(lock.Packages) > 0:
-		auto, err := sh.autoInstalled(ctx)
+		auto, present, err := sh.autoInstalled(ctx)
 		if err != nil {
 			return err
 		}
-		specs := make([]string, 0, len(lock.Packages))
-		for _, l := range lock.Packages {
-			specs = append(specs, l.spec(native))
+		done := false
+		if fast {
+			if done, err = sh.fastInstall(ctx, lock, before); err != nil {
+				return err
+			}
 		}
-		args := append([]string{"install", recommends, "--allow-downgrades"}, specs...)
-		if err := sh.apt(ctx, "install from lock_file "+c.LockFile, apt.Get(args...)); err != nil {
-			return lockError(c.LockFile, err)
+		if !done {
+			if err := update(); err != nil {
+				return err
+			}
+			specs := make([]string, 0, len(lock.Packages))
+			for _, l := range lock.Packages {
+				specs = append(specs, l.spec(native))
+			}
+			args := append([]string{"install", recommends, "--allow-downgrades"}, specs...)
+			if err := sh.apt(ctx, "install from lock_file "+c.LockFile, apt.Get(args...)); err != nil {
+				return lockError(c.LockFile, err)
+			}
 		}
 		// Naming a dependency marks it manually installed: put back the
 		// automatic mark it had, or would have had without the lock.
@@ -132,7 +158,13 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 			}
 		}
 		if len(mark) > 0 {
-			if err := sh.apt(ctx, "apt-mark auto", "apt-mark auto "+strings.Join(mark, " ")); err != nil {
+			// dpkg -i marked nothing: a package with no entry yet is
+			// appended; otherwise apt-mark.
+			if cmd, ok := autoMarkCommand(mark, present); done && ok {
+				if err := sh.apt(ctx, "marking automatically installed", cmd); err != nil {
+					return err
+				}
+			} else if err := sh.apt(ctx, "apt-mark auto", "apt-mark auto "+strings.Join(mark, " ")); err != nil {
 				return err
 			}
 		}
@@ -170,6 +202,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 			Upgrade:     c.Upgrade,
 			Packages:    closure(before, after, c.requests(), native),
 		}
+		sh.recordDebs(ctx, l.Packages, native)
 		if err := WriteLock(c.LockFile, l); err != nil {
 			return fmt.Errorf("lock_file: writing %s: %w", c.LockFile, err)
 		}
@@ -316,14 +349,15 @@ func (s *shell) installed(ctx context.Context) (installedSet, error) {
 
 // autoInstalled are the packages apt marks automatically installed, read
 // from apt's extended_states (no quoting, so any execute_command works).
-func (s *shell) autoInstalled(ctx context.Context) (map[string]bool, error) {
+// present are all the packages the file has an entry for.
+func (s *shell) autoInstalled(ctx context.Context) (auto, present map[string]bool, err error) {
 	out, status, err := s.quiet(ctx, "cat /var/lib/apt/extended_states")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	auto := map[string]bool{}
+	auto, present = map[string]bool{}, map[string]bool{}
 	if status != 0 {
-		return auto, nil // no file: nothing is marked automatic
+		return auto, present, nil // no file: nothing is marked automatic
 	}
 	for _, stanza := range strings.Split(out, "\n\n") {
 		f := map[string]string{}
@@ -332,9 +366,12 @@ func (s *shell) autoInstalled(ctx context.Context) (map[string]bool, error) {
 				f[k] = strings.TrimSpace(v)
 			}
 		}
+		if f["Package"] != "" {
+			present[f["Package"]+":"+f["Architecture"]] = true
+		}
 		if f["Auto-Installed"] == "1" && f["Package"] != "" {
 			auto[f["Package"]+":"+f["Architecture"]] = true
 		}
 	}
-	return auto, nil
+	return auto, present, nil
 }

@@ -173,7 +173,13 @@ type fakeApt struct {
 	// description of its shared indexes holds ("": none).
 	missingLists []string
 	indexesInfo  string
+	// fast counts the lock's direct installs; gone are name=version
+	// whose .deb the cache no longer has.
+	fast int
+	gone map[string]bool
 }
+
+var fakeURIRe = regexp.MustCompile(`http://mirror\.example/pool/([a-z0-9.+-]+)_([^_]+)_amd64\.deb`)
 
 var aptArgsRe = regexp.MustCompile(`apt-get -y -q .*--force-confold (.*)$`)
 
@@ -205,6 +211,31 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 	case cmd == "cat /var/lib/apt/extended_states":
 		for n := range f.auto {
 			write(fmt.Sprintf("Package: %s\nArchitecture: amd64\nAuto-Installed: 1\n\n", n))
+		}
+	case strings.Contains(cmd, "apt-helper -q download-file "):
+		f.fast++
+		for _, m := range fakeURIRe.FindAllStringSubmatch(cmd, -1) {
+			name, version := m[1], m[2]
+			if f.gone[name+"="+version] || !containsStr(f.mirror[name], version) {
+				write("E: Failed to fetch " + m[0] + "\n")
+				status = 100
+				break
+			}
+			f.installed[name] = version
+		}
+	case strings.Contains(cmd, ">> /var/lib/apt/extended_states"):
+		for _, m := range regexp.MustCompile(`Package: ([a-z0-9.+-]+)`).FindAllStringSubmatch(cmd, -1) {
+			f.auto[m[1]] = true
+		}
+	case strings.Contains(cmd, "download --print-uris"):
+		for _, a := range strings.Fields(cmd[strings.Index(cmd, "--print-uris")+len("--print-uris"):]) {
+			name, version, _ := strings.Cut(a, "=")
+			fmt.Fprintf(rc.Stdout, "'http://mirror.example/pool/%s_%s_amd64.deb' %s_%s_amd64.deb 100 SHA512:%0128x\n", name, version, name, version, len(name))
+		}
+	case strings.HasPrefix(cmd, "apt-cache show "):
+		for _, a := range strings.Fields(strings.TrimPrefix(cmd, "apt-cache show ")) {
+			name, version, _ := strings.Cut(a, "=")
+			fmt.Fprintf(rc.Stdout, "Package: %s\nVersion: %s\nArchitecture: amd64\nDescription: a\n multi-line: field\nSHA256: %064x\n\n", name, version, len(name))
 		}
 	case strings.HasPrefix(cmd, "apt-mark auto "):
 		for _, n := range strings.Fields(strings.TrimPrefix(cmd, "apt-mark auto ")) {
@@ -274,6 +305,7 @@ func newFake() *fakeApt {
 		auto:      map[string]bool{},
 		mirror:    map[string][]string{"hello": {"1.0", "2.0"}, "libhello": {"1.0", "1.1"}, "libc6": {"2.36-9"}},
 		deps:      map[string][]string{"hello": {"libhello"}},
+		gone:      map[string]bool{},
 	}
 }
 
@@ -325,9 +357,44 @@ func TestProvisionLockRoundTrip(t *testing.T) {
 	if !second.auto["libhello"] || second.auto["hello"] {
 		t.Errorf("automatic marks %v: libhello should be automatic, hello manual", second.auto)
 	}
+	// The lock records each .deb: the second run fetched them directly,
+	// with no package indexes and no resolver.
+	if l.Packages[0].URI != "http://mirror.example/pool/hello_2.0_amd64.deb" || len(l.Packages[1].SHA256) != 64 {
+		t.Errorf("lock without the .debs: %+v", l.Packages)
+	}
 	cmds := strings.Join(second.commands, "\n")
-	if !strings.Contains(cmds, "install --no-install-recommends --allow-downgrades hello=2.0 libhello=1.1") {
-		t.Errorf("locked install command missing:\n%s", cmds)
+	if second.fast != 1 || strings.Contains(cmds, "indextargets") || strings.Contains(cmds, " install ") || strings.Contains(cmds, "apt-mark auto") {
+		t.Errorf("the lock's fast path was not taken (%d):\n%s", second.fast, cmds)
+	}
+	if !strings.Contains(cmds, "SHA256:"+l.Packages[1].SHA256) || !strings.Contains(cmds, "dpkg --force-confdef --force-confold -i") {
+		t.Errorf("fast path command:\n%s", cmds)
+	}
+
+	// A .deb the cache lacks: the fast path falls back to apt.
+	fallback := newFake()
+	fallback.gone["libhello=1.1"] = true
+	if err := provision(t, fallback, raw); err != nil {
+		t.Fatal(err)
+	}
+	cmds = strings.Join(fallback.commands, "\n")
+	if fallback.fast != 1 || !strings.Contains(cmds, "install --no-install-recommends --allow-downgrades hello=2.0 libhello=1.1") ||
+		fallback.installed["libhello"] != "1.1" || !fallback.auto["libhello"] || fallback.auto["hello"] {
+		t.Errorf("fallback: installed %v auto %v\n%s", fallback.installed, fallback.auto, cmds)
+	}
+
+	// A lock without the .debs (an older one) installs through apt.
+	for i := range l.Packages {
+		l.Packages[i].URI, l.Packages[i].SHA256 = "", ""
+	}
+	if err := WriteLock(lock, l); err != nil {
+		t.Fatal(err)
+	}
+	old := newFake()
+	if err := provision(t, old, raw); err != nil {
+		t.Fatal(err)
+	}
+	if cmds := strings.Join(old.commands, "\n"); old.fast != 0 || !strings.Contains(cmds, "install --no-install-recommends --allow-downgrades hello=2.0 libhello=1.1") {
+		t.Errorf("old lock:\n%s", cmds)
 	}
 
 	third := newFake()

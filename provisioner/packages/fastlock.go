@@ -1,0 +1,162 @@
+package packages
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/apt"
+)
+
+// The lock file's fast path. A lock names the exact closure an install
+// resolved; when it also records where each .deb came from and its sha256
+// (lock files written since this records both), nothing needs apt's
+// resolver or its package indexes: apt-helper fetches exactly those files
+// through the image's apt configuration (so through strata-chroot's package
+// cache, which checks every pool file against the signed indexes it
+// served), checks each against the sha256 the lock recorded, and dpkg
+// installs the set. Anything missing or failing (a .deb no longer
+// offered, a dependency the parent image lacks) falls back to apt-get
+// install of the locked versions, which fixes what dpkg left half done.
+
+// uriRe is the URIs the fast path passes on, single-quoted: http(s) only,
+// no quote or space or anything a shell would read in one.
+var (
+	uriRe    = regexp.MustCompile(`^https?://[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+$`)
+	sha256Re = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// printURIsRe reads apt-get download --print-uris: 'URI' file size hash
+// (apt's best hash, SHA512 when the index has it: the sha256 is taken from
+// apt-cache show).
+var printURIsRe = regexp.MustCompile(`(?m)^'([^']+)' (\S+) (\d+) \S+$`)
+
+// fastPathReady says whether every locked package records its .deb, so
+// that the fast path can install the lock without apt's resolver.
+func (l *Lock) fastPathReady() bool {
+	if len(l.Packages) == 0 {
+		return false
+	}
+	for _, p := range l.Packages {
+		if !uriRe.MatchString(p.URI) || !sha256Re.MatchString(p.SHA256) || strings.Contains(p.URI, "'") {
+			return false
+		}
+	}
+	return true
+}
+
+// fastInstallCommand downloads the locked packages not yet installed at
+// their version (verified by sha256) into a private directory and hands
+// them to dpkg at once; "" when nothing needs installing.
+func fastInstallCommand(l *Lock, before installedSet) string {
+	var fetch []string
+	for i, p := range l.Packages {
+		if before[p.key()] == p.Version {
+			continue
+		}
+		fetch = append(fetch, fmt.Sprintf("'%s' \"$d/%03d.deb\" SHA256:%s", p.URI, i, p.SHA256))
+	}
+	if len(fetch) == 0 {
+		return ""
+	}
+	// apt-helper's download runs as _apt when the directory is _apt's.
+	return `sh -c 'set -e; d=$(mktemp -d /tmp/strata-lock.XXXXXX); trap "rm -rf \"\$d\"" EXIT; ` +
+		`chown _apt "$d" 2>/dev/null || true; ` +
+		strings.ReplaceAll(`/usr/lib/apt/apt-helper -q download-file `+strings.Join(fetch, " ")+`; `+
+			`env DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold -i "$d"/*.deb`, `'`, `'\''`) + `'`
+}
+
+// autoMarkCommand records packages as automatically installed in apt's
+// extended_states directly (apt-mark would build apt's whole cache first):
+// only for packages with no entry there yet, which appending cannot get
+// wrong; "" when there is none such.
+func autoMarkCommand(mark []string, present map[string]bool) (string, bool) {
+	var b strings.Builder
+	for _, m := range mark {
+		if present[m] {
+			return "", false
+		}
+		name, arch, _ := strings.Cut(m, ":")
+		fmt.Fprintf(&b, `\nPackage: %s\nArchitecture: %s\nAuto-Installed: 1\n`, name, arch)
+	}
+	if b.Len() == 0 {
+		return "", true
+	}
+	return `sh -c 'mkdir -p /var/lib/apt && printf "` + b.String() + `" >> /var/lib/apt/extended_states'`, true
+}
+
+// recordDebs fills in where each locked package's .deb came from, as
+// apt-get download --print-uris says (from the same indexes the install
+// used). A package it cannot say keeps none: the lock then installs
+// through apt.
+func (s *shell) recordDebs(ctx context.Context, pkgs []LockedPackage, native string) {
+	specs := make([]string, 0, len(pkgs))
+	for _, p := range pkgs {
+		specs = append(specs, p.spec(native))
+	}
+	if len(specs) == 0 {
+		return
+	}
+	out, status, err := s.quiet(ctx, apt.Get(append([]string{"download", "--print-uris"}, specs...)...))
+	if err != nil || status != 0 {
+		return
+	}
+	uris := map[string]string{}
+	for _, m := range printURIsRe.FindAllStringSubmatch(out, -1) {
+		uris[m[2]] = m[1]
+	}
+	out, status, err = s.quiet(ctx, "apt-cache show "+strings.Join(specs, " "))
+	if err != nil || status != 0 {
+		return
+	}
+	sums := map[string]string{} // name:arch=version -> sha256
+	for _, stanza := range strings.Split(out, "\n\n") {
+		f := map[string]string{}
+		for _, line := range strings.Split(stanza, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, " ") {
+				f[k] = strings.TrimSpace(v)
+			}
+		}
+		if sha256Re.MatchString(f["SHA256"]) {
+			sums[f["Package"]+":"+f["Architecture"]+"="+f["Version"]] = f["SHA256"]
+		}
+	}
+	for i := range pkgs {
+		p := &pkgs[i]
+		// apt's file name for a .deb: name_version_arch.deb, the epoch's
+		// colon quoted as %3a.
+		f := p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Architecture + ".deb"
+		sum := sums[p.key()+"="+p.Version]
+		if u := uris[f]; uriRe.MatchString(u) && !strings.Contains(u, "'") && sum != "" {
+			p.URI, p.SHA256 = u, sum
+		}
+	}
+	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].key() < pkgs[j].key() })
+}
+
+// fastInstall installs the lock's .debs directly. done is false when it
+// did not (a file no longer fetchable, dpkg refusing the set): the caller
+// then installs the locked versions through apt.
+func (s *shell) fastInstall(ctx context.Context, l *Lock, before installedSet) (done bool, err error) {
+	cmd := fastInstallCommand(l, before)
+	if cmd == "" {
+		s.ui.Say("Every locked package is installed at its locked version already")
+		return true, nil
+	}
+	s.ui.Say(fmt.Sprintf("Installing the locked .debs directly (%d package(s), sha256 checked, no resolver) ...", len(l.Packages)))
+	if err := s.apt(ctx, "install from lock_file "+s.config.LockFile, cmd); err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		s.ui.Say("The direct install did not work (" + firstLine(err.Error()) + "); installing the locked versions through apt instead")
+		return false, nil
+	}
+	return true, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

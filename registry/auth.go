@@ -1,0 +1,57 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// ParseReference parses "host[:port]/repo[:tag|@digest]"; a registry that
+// Insecure lists is reached over plain http.
+func (o Options) ParseReference(ref string) (name.Reference, error) {
+	r, err := name.ParseReference(ref, name.StrictValidation)
+	if err != nil {
+		// A bare repository means its "latest" tag, as docker says.
+		if r2, err2 := name.ParseReference(ref); err2 == nil && r2.Context().RegistryStr() != name.DefaultRegistry {
+			r, err = r2, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry reference %q: %w (write host:port/repository:tag)", ref, err)
+	}
+	if slices.Contains(o.Insecure, r.Context().RegistryStr()) {
+		return name.ParseReference(r.String(), name.Insecure)
+	}
+	return r, nil
+}
+
+// remoteOptions are the options of every remote call: credentials from the
+// keychain (never logged), the context, the transport.
+func (o Options) remoteOptions(ctx context.Context, t http.RoundTripper) []remote.Option {
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	if t == nil {
+		t = o.transport()
+	}
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(kc),
+		remote.WithJobs(o.jobs()),
+		remote.WithTransport(t),
+		remote.WithUserAgent("strata"),
+	}
+}
+
+func (o Options) transport() http.RoundTripper {
+	if o.Transport != nil {
+		return o.Transport
+	}
+	return remote.DefaultTransport
+}

@@ -1,0 +1,139 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/strata-build/packer-plugin-strata/layer"
+)
+
+// Pulled is what a pull stored.
+type Pulled struct {
+	Image *layer.Image
+	// Digest is the manifest's digest.
+	Digest string
+	// Layers counts the layers fetched (the others were in the store).
+	Layers int
+	// Release lets the image and its layers go (see layer.Store.Hold).
+	Release func()
+}
+
+// Pull fetches the image ref names into the store: its manifest, its
+// config (checked against the manifest's digest of it) and every layer the
+// store lacks, several at once, each blob checked against its digest and
+// its DiffID while it is unpacked (layer.Store.ImportLayer). A blob that
+// does not match is refused and nothing of it stays; a pull that fails
+// midway leaves only the whole layers it finished, never an image without
+// its layers. parent is the image's parent ID when known ("" else).
+func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Options) (*Pulled, error) {
+	r, err := opt.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Pulled, error) { return nil, fmt.Errorf("pull %s: %w", ref, err) }
+	ro := opt.remoteOptions(ctx, nil)
+	img, err := remote.Image(r, ro...)
+	if err != nil {
+		return fail(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return fail(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return fail(err)
+	}
+	if dr, ok := r.(name.Digest); ok && dr.DigestStr() != d.String() {
+		return fail(fmt.Errorf("the registry answered manifest %s", d))
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return fail(err)
+	}
+	if sum := sha256.Sum256(cfg); "sha256:"+hex.EncodeToString(sum[:]) != m.Config.Digest.String() {
+		return fail(fmt.Errorf("config %s: %w", m.Config.Digest, layer.ErrDigestMismatch))
+	}
+	cf, err := v1.ParseConfigFile(strings.NewReader(string(cfg)))
+	if err != nil {
+		return fail(err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return fail(fmt.Errorf("the manifest has %d layers, its config %d DiffIDs", len(m.Layers), len(cf.RootFS.DiffIDs)))
+	}
+	var (
+		mu       sync.Mutex
+		releases []func()
+		fetched  int
+		firstErr error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, opt.jobs())
+	)
+	releaseAll := func() {
+		for _, r := range releases {
+			r()
+		}
+	}
+	for i, desc := range m.Layers {
+		b := layer.ImportBlob{DiffID: cf.RootFS.DiffIDs[i].String(), Digest: desc.Digest.String(), Size: desc.Size}
+		switch {
+		case strings.HasSuffix(string(desc.MediaType), "+zstd") || strings.HasSuffix(string(desc.MediaType), ".zstd"):
+			b.Compression = layer.Zstd
+		case strings.HasSuffix(string(desc.MediaType), "gzip"):
+			b.Compression = layer.Gzip
+		default:
+			releaseAll()
+			return fail(fmt.Errorf("layer %s has media type %s: only gzip and zstd layers can be pulled", desc.Digest, desc.MediaType))
+		}
+		if _, err := store.Layer(b.DiffID); err == nil {
+			// Held below, with the image; a layer the store has is not fetched.
+			continue
+		}
+		blobRef := r.Context().Digest(desc.Digest.String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			open := func(ctx context.Context) (io.ReadCloser, error) {
+				l, err := remote.Layer(blobRef, opt.remoteOptions(ctx, nil)...)
+				if err != nil {
+					return nil, err
+				}
+				return l.Compressed()
+			}
+			_, got, release, err := store.ImportLayer(ctx, b, open)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("layer %s: %w", layer.ShortDigest(b.DiffID), err)
+				}
+				return
+			}
+			releases = append(releases, release)
+			if got {
+				fetched++
+			}
+		}()
+	}
+	wg.Wait()
+	defer releaseAll()
+	if firstErr != nil {
+		return fail(firstErr)
+	}
+	stored, _, release, err := store.ImportImage(cfg, parent)
+	if err != nil {
+		return fail(err)
+	}
+	return &Pulled{Image: stored, Digest: d.String(), Layers: fetched, Release: release}, nil
+}

@@ -1,0 +1,139 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/layer"
+)
+
+// Pushed is what a push did.
+type Pushed struct {
+	// Digest is the manifest's digest, "sha256:<hex>", the same for every
+	// reference pushed.
+	Digest string
+	// Refs are the references written, as given.
+	Refs []string
+	// Blobs and Bytes count the blob uploads the registries took; blobs
+	// they had already (or mounted from another repository) are not sent.
+	Blobs int64
+	Bytes int64
+}
+
+// PushOptions tune a push.
+type PushOptions struct {
+	Options
+	// MountFrom is a reference of an image in the same registry whose
+	// layers the pushed image shares (its parent's): the registry is asked
+	// to mount those blobs from there instead of receiving them.
+	MountFrom string
+}
+
+// Push uploads img from the store to every reference in refs
+// (host/repository:tag): the first reference of each repository gets the
+// blobs the registry lacks and the manifest, the others the tag alone.
+func Push(ctx context.Context, store *layer.Store, img *layer.Image, refs []string, opt PushOptions) (*Pushed, error) {
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("push: no reference to push to")
+	}
+	parsed := make([]name.Reference, len(refs))
+	for i, r := range refs {
+		p, err := opt.ParseReference(r)
+		if err != nil {
+			return nil, err
+		}
+		parsed[i] = p
+	}
+	compression := opt.Compression
+	if compression == "" {
+		compression = layer.Gzip
+	}
+	var oci v1.Image
+	oci, err := export.Image(ctx, store, img, compression)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %w", refs[0], err)
+	}
+	d, err := oci.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if opt.MountFrom != "" {
+		from, err := opt.ParseReference(opt.MountFrom)
+		if err != nil {
+			return nil, err
+		}
+		oci = &mountable{Image: oci, from: from}
+	}
+	c := &counter{next: opt.transport()}
+	ro := opt.remoteOptions(ctx, c)
+	done := map[string]bool{}
+	for i, ref := range parsed {
+		repo := ref.Context().String()
+		if done[repo] {
+			if err := remote.Tag(ref.Context().Tag(ref.Identifier()), oci, ro...); err != nil {
+				return nil, fmt.Errorf("push %s: %w", refs[i], err)
+			}
+			continue
+		}
+		if err := remote.Write(ref, oci, ro...); err != nil {
+			return nil, fmt.Errorf("push %s: %w", refs[i], err)
+		}
+		done[repo] = true
+	}
+	return &Pushed{Digest: d.String(), Refs: refs, Blobs: c.blobs.Load(), Bytes: c.sent.Load()}, nil
+}
+
+// Tag points ref (host/repository:tag) at the manifest digest already in
+// that repository: a channel tag moving to another version.
+func Tag(ctx context.Context, ref, digest string, opt Options) error {
+	r, err := opt.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	tag, ok := r.(name.Tag)
+	if !ok {
+		return fmt.Errorf("tag %s: name a tag, not a digest", ref)
+	}
+	src := r.Context().Digest(digest)
+	ro := opt.remoteOptions(ctx, nil)
+	desc, err := remote.Get(src, ro...)
+	if err != nil {
+		return fmt.Errorf("tag %s: %s is not in the registry: %w", ref, src, err)
+	}
+	if err := remote.Tag(tag, desc, ro...); err != nil {
+		return fmt.Errorf("tag %s: %w", ref, err)
+	}
+	return nil
+}
+
+// mountable offers the image's layers as mountable from another
+// repository, so the registry copies them instead of receiving them.
+type mountable struct {
+	v1.Image
+	from name.Reference
+}
+
+func (m *mountable) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = &remote.MountableLayer{Layer: l, Reference: m.from}
+	}
+	return out, nil
+}
+
+func (m *mountable) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return &remote.MountableLayer{Layer: l, Reference: m.from}, nil
+}
