@@ -7,9 +7,10 @@ PLUGIN        := $(BIN)/packer-plugin-strata
 SDC           := $(BIN)/packer-sdc
 STRATA        := $(BIN)/strata
 PLUGIN_SOURCE := github.com/strata-build/strata
-HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg qemu-system-x86 ovmf qemu-utils dosfstools mtools fdisk systemd-boot-efi grub-efi-amd64-bin
+HOST_PACKAGES := mmdebstrap squashfs-tools e2fsprogs postgresql zstd xz-utils tar dpkg qemu-system-x86 ovmf qemu-utils dosfstools mtools fdisk systemd-boot-efi grub-efi-amd64-bin qemu-user-static
 # What the end-to-end tests drive besides: Ansible (through packer-plugin-ansible); chromium for strata serve's pages (chromedp).
-TEST_PACKAGES := ansible-core openssh-client umoci skopeo apt-utils apt-cacher-ng gnupg chromium docker-registry apache2-utils
+# qemu-user-static (HOST_PACKAGES) runs a foreign `architecture`; arch-test, qemu-efi-aarch64 and qemu-system-arm the arm64 tests.
+TEST_PACKAGES := ansible-core openssh-client umoci skopeo apt-utils apt-cacher-ng gnupg chromium docker-registry apache2-utils binfmt-support arch-test qemu-efi-aarch64 qemu-system-arm
 # The peers bench/disk.sh compares with (systemd-repart is in systemd).
 BENCH_PACKAGES := mkosi debootstrap
 ANSIBLE_PLUGIN := $(BIN)/packer-plugin-ansible

@@ -12,6 +12,7 @@
 #   7. bootable disks: export against systemd-repart, boot time minimized or not, mkosi.
 #   8. strata-test: the time it adds to a build in container and vm mode.
 #   9. registry: a child's push (base already there) against the full push, a pull against skopeo copy.
+#   10. a foreign architecture (arm64 through qemu-user) against amd64, and how much of it is emulation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -120,3 +121,6 @@ ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/test.sh
 
 # 9. Registry transport: child push against the full push, pull against skopeo copy.
 ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/registry.sh
+
+# 10. A foreign architecture: arm64 minbase against amd64, cold and warm, and the emulated share.
+ROOT=$ROOT WORK=$WORK MIRROR=$MIRROR bash bench/arch.sh

@@ -35,6 +35,7 @@ func FromOutput(ctx context.Context, v *Version, dir string, m *export.Manifest)
 	for _, l := range m.Layers {
 		v.Layers = append(v.Layers, l.DiffID)
 	}
+	v.Architecture = m.Architecture
 	v.Build.OutputDir = abs
 	if v.Build.BuildName == "" {
 		v.Build.BuildName = m.BuildName

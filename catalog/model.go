@@ -27,6 +27,13 @@ type Version struct {
 	// (sha256:<hex> of the uncompressed layer tar), when a layered builder
 	// made it.
 	Layers []string `json:"layers,omitempty"`
+	// Architecture is the image's Debian architecture (`arm64`); "" for a
+	// version registered before the catalog recorded it (the build host's).
+	Architecture string `json:"architecture,omitempty"`
+	// Platforms are the version's images of other architectures, each
+	// registered under the same version (a multi-architecture version:
+	// channels move all of them together). Filled when one version is read.
+	Platforms []Platform `json:"platforms,omitempty"`
 	// Artifacts are the files of the version (one per output format).
 	Artifacts []Artifact `json:"artifacts,omitempty"`
 	Packages  []Package  `json:"packages,omitempty"`
@@ -42,6 +49,49 @@ type Version struct {
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"` // nil unless revoked
 	// RevokedBy is who revoked it (a user, or a strata serve token's name).
 	RevokedBy string `json:"revoked_by,omitempty"`
+}
+
+// Platform is one more architecture's image of a version.
+type Platform struct {
+	Architecture string     `json:"architecture"`
+	ImageID      string     `json:"image_id"`
+	ParentID     string     `json:"parent_id,omitempty"`
+	Layers       []string   `json:"layers,omitempty"`
+	Artifacts    []Artifact `json:"artifacts,omitempty"`
+	Packages     []Package  `json:"packages,omitempty"`
+	Build        BuildInfo  `json:"build"`
+	Created      time.Time  `json:"created"`
+}
+
+// ForArch is the version as one architecture sees it: v itself when it is
+// of arch (or of no recorded architecture), else v with the image ID,
+// parent, layers, artifacts, packages and build of its platform of arch;
+// false when it has none.
+func (v *Version) ForArch(arch string) (*Version, bool) {
+	if arch == "" || v.Architecture == "" || v.Architecture == arch {
+		return v, true
+	}
+	for _, p := range v.Platforms {
+		if p.Architecture == arch {
+			out := *v
+			out.Architecture, out.ImageID, out.ParentID, out.Layers = p.Architecture, p.ImageID, p.ParentID, p.Layers
+			out.Artifacts, out.Packages, out.Build = p.Artifacts, p.Packages, p.Build
+			return &out, true
+		}
+	}
+	return nil, false
+}
+
+// Architectures lists the version's architectures, its own first.
+func (v *Version) Architectures() []string {
+	var a []string
+	if v.Architecture != "" {
+		a = append(a, v.Architecture)
+	}
+	for _, p := range v.Platforms {
+		a = append(a, p.Architecture)
+	}
+	return a
 }
 
 // Ref is "image@version".

@@ -88,8 +88,32 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 			}
 			out.Version = next
 		}
-		if _, err := tx.Version(out.Image, out.Version); err == nil {
-			return fmt.Errorf("%w: %s@%s is already registered; versions are immutable", ErrConflict, out.Image, out.Version)
+		if have, err := tx.Version(out.Image, out.Version); err == nil {
+			if out.Architecture == "" || have.Architecture == "" || slices.Contains(have.Architectures(), out.Architecture) {
+				return fmt.Errorf("%w: %s@%s is already registered; versions are immutable", ErrConflict, out.Image, out.Version)
+			}
+			// Another architecture's image of the version: one version,
+			// one image per architecture, moved by channels together.
+			p := Platform{Architecture: out.Architecture, ImageID: out.ImageID, ParentID: out.ParentID, Layers: out.Layers,
+				Artifacts: out.Artifacts, Packages: out.Packages, Build: out.Build, Created: c.Now().UTC()}
+			if err := tx.InsertPlatform(out.Image, out.Version, &p); err != nil {
+				return err
+			}
+			// Its test results are the version's too: channels move every
+			// architecture together, so their policies see all of them.
+			for _, e := range v.Evidence {
+				e.Image, e.Version = out.Image, out.Version
+				if e.Time.IsZero() {
+					e.Time = p.Created
+				}
+				if err := tx.InsertEvidence(&e); err != nil {
+					return err
+				}
+				have.Evidence = append(have.Evidence, e)
+			}
+			have.Platforms = append(have.Platforms, p)
+			out = *have
+			return nil
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}

@@ -23,7 +23,10 @@ type Tx interface {
 	ImageExists(name string) (bool, error)
 
 	InsertVersion(v *Version) error
-	// Version returns ErrNotFound (wrapped) when there is none.
+	// InsertPlatform adds p to an existing version.
+	InsertPlatform(image, version string, p *Platform) error
+	// Version returns ErrNotFound (wrapped) when there is none; it fills
+	// the version's Platforms.
 	Version(image, version string) (*Version, error)
 	// Versions lists an image's versions in registration order. With
 	// withContent false, artifacts, packages and labels may be left empty.

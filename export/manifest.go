@@ -34,8 +34,12 @@ type Manifest struct {
 	Layers []layer.LayerRef `json:"layers"`
 	// RootfsDigest is "sha256:<hex>" of the canonical uncompressed tar of
 	// the whole tree, when a flattened format was written.
-	RootfsDigest string   `json:"rootfs_digest,omitempty"`
-	BuildName    string   `json:"build_name,omitempty"`
+	RootfsDigest string `json:"rootfs_digest,omitempty"`
+	BuildName    string `json:"build_name,omitempty"`
+	// Architecture is the image's Debian architecture (`arm64`); an
+	// optional field: older readers ignore it, and a manifest without it
+	// is of the build host's.
+	Architecture string   `json:"architecture,omitempty"`
 	Source       string   `json:"source,omitempty"`
 	Outputs      []Output `json:"outputs"` // paths are file names in the directory
 	// Packages is the package manifest's file name in the directory.

@@ -201,7 +201,9 @@ func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tra
 	for k, v := range annotations {
 		indexAnnotations[k] = v
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(indexAnnotations)); err != nil {
+	// The platform, so that tools choosing by architecture find the image.
+	platform := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if err := p.AppendImage(img, layout.WithAnnotations(indexAnnotations), layout.WithPlatform(platform)); err != nil {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}

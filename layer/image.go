@@ -61,6 +61,9 @@ type ImageSpec struct {
 	Comment   string
 	// Labels go on top of the parent's.
 	Labels map[string]string
+	// Architecture and Variant are a base image's OCI platform (a child
+	// keeps its parent's); Architecture defaults to the host's.
+	Architecture, Variant string
 }
 
 // defaultPath is a base image's PATH, as in Debian's images.
@@ -73,6 +76,9 @@ func (spec ImageSpec) Config() ([]byte, error) {
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
 		Config:       v1.Config{Env: []string{defaultPath}},
+	}
+	if spec.Architecture != "" {
+		cfg.Architecture, cfg.Variant = spec.Architecture, spec.Variant
 	}
 	if spec.Parent != nil {
 		parent, err := spec.Parent.ConfigFile()

@@ -55,6 +55,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	}
 	steps := []multistep.Step{
 		&stepStore{},
+		&stepArch{},
 		&stepWorkDir{},
 		&stepOutputDir{},
 		&stepPackageCache{},

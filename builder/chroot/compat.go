@@ -58,7 +58,8 @@ const (
 	noEncryption = "outputs are files on the build host: encrypt the disk they are on, or the registry they are pushed to"
 	noPartitions = "strata-chroot makes root file systems and file system images (formats), not partitioned board images"
 	noDownload   = "source_archive is a rootfs tarball on this host: strata-chroot downloads nothing, so check the file before the build"
-	archHint     = "strata-chroot builds for the build host's own architecture and has no cross-architecture (qemu-user) option yet: build an arm64 image on an arm64 host"
+	archHint     = "strata-chroot copies no emulator into the image: with architecture = \"arm64\" (any Debian architecture) it runs the image's programs through the host's binfmt_misc handler with the F flag (install qemu-user-static)"
+	useArch      = "architecture = \"arm64\" (a Debian architecture name)"
 	useCatalog   = "the strata-catalog post-processor"
 	useMounts    = "chroot_mounts (blocks of type, source, target; the list form [[\"tmpfs\", \"tmpfs\", \"/var/tmp\"]] works too); the builder mounts proc, sys, dev, dev/pts and run itself"
 )
@@ -105,7 +106,7 @@ var foreignOptions = []foreignOption{
 	{name: "boot_mode", builders: amazon, typ: str, why: noLaunch},
 	{name: "uefi_data", builders: amazon, typ: str, why: noLaunch},
 	{name: "tpm_support", builders: amazon, typ: str, why: noLaunch},
-	{name: "ami_architecture", builders: amazon, typ: str, why: archHint},
+	{name: "ami_architecture", builders: amazon, typ: str, instead: useArch},
 	{name: "encrypt_boot", builders: amazon, typ: boolean, why: noEncryption},
 	{name: "kms_key_id", builders: amazon, typ: str, why: noEncryption},
 	{name: "root_volume_encrypt_boot", builders: amazon, typ: boolean, why: noEncryption},
@@ -180,7 +181,7 @@ var foreignOptions = []foreignOption{
 	{name: "target_image_size", builders: armImage, typ: number, instead: "ext4_free_space (with formats = [\"ext4\"])"},
 	{name: "qemu_binary", builders: armImage, typ: str, why: archHint},
 	{name: "qemu_args", builders: armImage, typ: strList, why: archHint},
-	{name: "image_arch", builders: armImage, typ: str, why: archHint},
+	{name: "image_arch", builders: armImage, typ: str, instead: useArch},
 	{name: "disable_embedded", builders: armImage, typ: boolean, why: archHint},
 	{name: "podman_image", builders: armImage, typ: str, why: "strata-chroot runs on a Linux build host itself, never in a container"},
 }

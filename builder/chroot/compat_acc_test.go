@@ -165,7 +165,7 @@ func TestAccPortedTemplates(t *testing.T) {
 			"iso_url is an option of arm-image, not of strata-chroot; use source_archive",
 			"iso_checksum is an option of arm-image that has no meaning here because source_archive is a rootfs tarball on this host",
 			"image_type is an option of packer-builder-arm and arm-image that has no meaning here",
-			"image_arch is an option of arm-image that has no meaning here because strata-chroot builds for the build host's own architecture",
+			"image_arch is an option of arm-image, not of strata-chroot; use architecture = \"arm64\"",
 			"qemu_binary is an option of arm-image that has no meaning here",
 			"output_filename is an option of arm-image, not of strata-chroot; use output_dir and formats",
 			"target_image_size is an option of arm-image, not of strata-chroot; use ext4_free_space",

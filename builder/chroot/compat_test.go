@@ -156,7 +156,7 @@ chroot_mounts {
 		"additional_chroot_mounts {\n  mount_type = \"tmpfs\"\n  destination_path = \"/x\"\n}": "use chroot_mounts",
 		`resolv-conf = "off"`:                 `write resolv_conf = "none"`,
 		`image_chroot_env = ["A=b"]`:          "environment = { NAME",
-		`qemu_binary = "qemu-aarch64-static"`: "own architecture",
+		`qemu_binary = "qemu-aarch64-static"`: "copies no emulator",
 		`region = "eu-west-1"`:                "talks to no cloud API",
 	} {
 		v, diags := decodeHCL(t, head+body+"\n")

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 	"github.com/strata-build/packer-plugin-strata/internal/rpcvalue"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -47,6 +48,18 @@ type Config struct {
 	// registries. Exactly one of `bootstrap`, `source_archive` and `parent`
 	// must be set.
 	Parent string `mapstructure:"parent" required:"false"`
+	// The image's Debian architecture, such as `arm64`, `armhf` or
+	// `riscv64` (any name `dpkg-architecture -L` knows as a Debian
+	// architecture). Defaults to the build host's (`dpkg
+	// --print-architecture`). For another architecture than the host's the
+	// host runs the image's programs through QEMU's user-mode emulators:
+	// before anything is mounted the build mounts binfmt_misc if it is not
+	// (and unmounts it afterwards), and needs a handler with the F flag for
+	// the architecture, registering it from qemu-user-static's binfmt.d file
+	// when it is installed and no handler is (and removing it afterwards).
+	// No emulator is copied into the image. A `parent` must be of this
+	// architecture.
+	Architecture string `mapstructure:"architecture" required:"false"`
 	// A name for the parent, such as `base-os@1.0.3`, for the OCI output's
 	// `org.opencontainers.image.base.name` annotation.
 	ParentName string `mapstructure:"parent_name" required:"false"`
@@ -359,6 +372,7 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 		}
 	}
 
+	c.prepareArchitecture(add)
 	c.prepareMounts(add)
 	c.checkTemplates(add)
 	if !slices.Contains(resolvModes, c.ResolvConf) {
@@ -387,6 +401,25 @@ func (c *Config) Prepare(raws ...interface{}) ([]string, error) {
 	return warnings, nil
 }
 
+// prepareArchitecture defaults architecture to the host's and checks it
+// names a Debian architecture.
+func (c *Config) prepareArchitecture(add func(string, ...interface{})) {
+	if c.Architecture == "" {
+		a, err := c.host.Arch()
+		if err != nil {
+			add("architecture: the build host's is unknown (%v); set architecture", err)
+			return
+		}
+		c.Architecture = a
+	}
+	if _, ok := debarch.Lookup(c.Architecture); !ok {
+		add("architecture: %q is not a Debian architecture; use one of %s", c.Architecture, strings.Join(debarch.Names(), ", "))
+	}
+	if c.Architecture != "amd64" && slices.Contains(c.Formats, "disk") {
+		add("formats: the disk output boots amd64 images only (its boot loader and the boot check are x86-64's), and architecture is %s; drop \"disk\" or build for amd64", c.Architecture)
+	}
+}
+
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
 func (c *Config) checkParent(layout storeroot.Layout) error {
@@ -410,6 +443,9 @@ func (c *Config) checkParent(layout storeroot.Layout) error {
 	if err := store.Complete(img); err != nil {
 		return err
 	}
+	if err := c.checkParentArch(img); err != nil {
+		return err
+	}
 	c.parentID = img.ID
 	return checkOverlayUpper(c.WorkDir)
 }
@@ -421,6 +457,30 @@ func (c *Config) layerImage(layout storeroot.Layout) (*layer.Image, error) {
 		return nil, os.ErrNotExist
 	}
 	return store.Image(c.Parent)
+}
+
+// checkParentArch: a child is of its parent's architecture.
+func (c *Config) checkParentArch(img *layer.Image) error {
+	pc, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("%s's config: %w", img.ID, err)
+	}
+	want, _ := debarch.Lookup(c.Architecture)
+	if pc.Architecture == want.OCI && (pc.Variant == "" || pc.Variant == want.Variant) {
+		return nil
+	}
+	platform := pc.OS + "/" + pc.Architecture
+	if pc.Variant != "" {
+		platform += "/" + pc.Variant
+	}
+	name := "of another architecture"
+	if a, ok := debarch.FromOCI(pc.Architecture, pc.Variant); ok {
+		name = fmt.Sprintf("Debian's %s", a.Name)
+		return fmt.Errorf("%s is a %s image (%s) and this build's architecture is %s: a child must be of its parent's architecture; set architecture = %q, or pick the parent's %s image (the strata-image data source's architecture option)",
+			layer.ShortDigest(img.ID), platform, name, c.Architecture, a.Name, c.Architecture)
+	}
+	return fmt.Errorf("%s is a %s image (%s) and this build's architecture is %s: a child must be of its parent's architecture",
+		layer.ShortDigest(img.ID), platform, name, c.Architecture)
 }
 
 // render renders a hook or wrapper template with the config's template

@@ -85,6 +85,7 @@ type FlatConfig struct {
 	Bootstrap           *FlatBootstrapConfig    `mapstructure:"bootstrap" required:"false" cty:"bootstrap" hcl:"bootstrap"`
 	SourceArchive       *string                 `mapstructure:"source_archive" required:"false" cty:"source_archive" hcl:"source_archive"`
 	Parent              *string                 `mapstructure:"parent" required:"false" cty:"parent" hcl:"parent"`
+	Architecture        *string                 `mapstructure:"architecture" required:"false" cty:"architecture" hcl:"architecture"`
 	ParentName          *string                 `mapstructure:"parent_name" required:"false" cty:"parent_name" hcl:"parent_name"`
 	StoreDir            *string                 `mapstructure:"store_dir" required:"false" cty:"store_dir" hcl:"store_dir"`
 	WorkDir             *string                 `mapstructure:"work_dir" required:"false" cty:"work_dir" hcl:"work_dir"`
@@ -141,6 +142,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"bootstrap":                  &hcldec.BlockSpec{TypeName: "bootstrap", Nested: hcldec.ObjectSpec((*FlatBootstrapConfig)(nil).HCL2Spec())},
 		"source_archive":             &hcldec.AttrSpec{Name: "source_archive", Type: cty.String, Required: false},
 		"parent":                     &hcldec.AttrSpec{Name: "parent", Type: cty.String, Required: false},
+		"architecture":               &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
 		"parent_name":                &hcldec.AttrSpec{Name: "parent_name", Type: cty.String, Required: false},
 		"store_dir":                  &hcldec.AttrSpec{Name: "store_dir", Type: cty.String, Required: false},
 		"work_dir":                   &hcldec.AttrSpec{Name: "work_dir", Type: cty.String, Required: false},

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/binfmt"
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -44,6 +46,11 @@ type host interface {
 	Output(cmd *exec.Cmd, t hostexec.Tracker) ([]byte, error)
 	// LookPath finds a host program.
 	LookPath(name string) (string, error)
+	// Arch is the host's dpkg architecture (`dpkg --print-architecture`).
+	Arch() (string, error)
+	// Binfmt is the host's binfmt_misc, for builds of a foreign
+	// architecture.
+	Binfmt() *binfmt.System
 	// Root is where the host's own files are read from (its apt sources and
 	// keyrings, resolv.conf, hostname, mmdebstrap's hooks): "/".
 	Root() string
@@ -86,6 +93,10 @@ func (osHost) Output(cmd *exec.Cmd, t hostexec.Tracker) ([]byte, error) {
 	return hostexec.Output(cmd, t)
 }
 func (osHost) LookPath(name string) (string, error) { return exec.LookPath(name) }
+
+func (osHost) Arch() (string, error) { return debarch.Host() }
+
+func (osHost) Binfmt() *binfmt.System { return binfmt.Host() }
 
 func (h osHost) Root() string {
 	if h.root == "" {

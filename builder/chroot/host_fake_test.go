@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/binfmt"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -37,6 +38,10 @@ type fakeHost struct {
 	run func(cmd *exec.Cmd) error
 	// killed is how many processes KillChroot reports.
 	killed int
+	// arch is the host's architecture ("amd64" when empty); binfmt its
+	// binfmt_misc (fakeBinfmt).
+	arch   string
+	binfmt *binfmt.System
 }
 
 type fakeMount struct {
@@ -246,5 +251,64 @@ func (f *fakeHost) LookPath(name string) (string, error) {
 }
 
 func (f *fakeHost) Root() string { return f.root }
+
+func (f *fakeHost) Arch() (string, error) {
+	if f.arch == "" {
+		return "amd64", nil
+	}
+	return f.arch, nil
+}
+
+// Binfmt is a binfmt_misc in directories under the host root: mounting
+// ("binfmt mount") creates status and register, a registration ("binfmt
+// register <name>") the handler's file, "-1" ("binfmt unregister <name>")
+// removes it; qemu-user-static's binfmt.d files are the test's to write.
+func (f *fakeHost) Binfmt() *binfmt.System {
+	if f.binfmt != nil {
+		return f.binfmt
+	}
+	s := &binfmt.System{
+		Dir:      filepath.Join(f.root, "proc/sys/fs/binfmt_misc"),
+		ConfDirs: []string{filepath.Join(f.root, "usr/lib/binfmt.d")},
+		LeaseDir: filepath.Join(f.root, "run/strata/binfmt"),
+	}
+	os.MkdirAll(s.Dir, 0o755)
+	os.MkdirAll(s.ConfDirs[0], 0o755)
+	s.Mount = func(dir string) error {
+		if err := f.do("binfmt mount"); err != nil {
+			return err
+		}
+		os.WriteFile(filepath.Join(dir, "status"), []byte("enabled\n"), 0o644)
+		return os.WriteFile(filepath.Join(dir, "register"), nil, 0o200)
+	}
+	s.Unmount = func(dir string) error {
+		if err := f.do("binfmt unmount"); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(dir, "status"))
+		return os.Remove(filepath.Join(dir, "register"))
+	}
+	s.Write = func(path string, data []byte) error {
+		if filepath.Base(path) == "register" {
+			r, err := binfmt.ParseRule(string(data))
+			if err != nil {
+				return err
+			}
+			if err := f.do("binfmt register " + r.Name); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(s.Dir, r.Name), []byte("enabled\ninterpreter "+r.Interpreter+"\nflags: "+r.Flags+"\n"), 0o644)
+		}
+		if string(data) == "-1" {
+			if err := f.do("binfmt unregister " + filepath.Base(path)); err != nil {
+				return err
+			}
+			return os.Remove(path)
+		}
+		return os.WriteFile(path, data, 0o644)
+	}
+	f.binfmt = s
+	return s
+}
 
 var errInjected = errors.New("injected failure")

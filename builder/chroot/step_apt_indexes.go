@@ -66,7 +66,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 	ledger := b.ledger
 	store := server.Store()
 
-	set := imageIndexSet(root)
+	set := imageIndexSet(root, cfg.Architecture)
 	pinned := cfg.PackageCache.Offline || cfg.snapshot != nil
 	urls := pkgcache.ReleaseURLs(set.Sources)
 	if cfg.snapshot != nil {
@@ -115,7 +115,7 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 	}
 	var done []*madeMount
 	s.undo = b.pushUndo("package indexes", func(ui packersdk.Ui) error {
-		harvestIndexes(ui, server, root, pinned)
+		harvestIndexes(ui, server, root, cfg.Architecture, pinned)
 		var recs []mount.MountRecord
 		for _, m := range done {
 			if m.ID != 0 {
@@ -210,8 +210,8 @@ func (s *stepAptIndexes) Cleanup(state multistep.StateBag) { cleanupUndo(state, 
 // served this build), or, when the build revalidated the InRelease files
 // of an existing copy, records that they are still current. A failure
 // here costs the next build time, never this one its result.
-func harvestIndexes(ui packersdk.Ui, server *pkgcache.Server, root *inroot.Root, pinned bool) {
-	set := imageIndexSet(root)
+func harvestIndexes(ui packersdk.Ui, server *pkgcache.Server, root *inroot.Root, arch string, pinned bool) {
+	set := imageIndexSet(root, arch)
 	set.Releases = server.Releases()
 	key := set.Key()
 	if key == "" {
@@ -258,18 +258,23 @@ func harvestIndexes(ui packersdk.Ui, server *pkgcache.Server, root *inroot.Root,
 }
 
 // imageIndexSet is the image's apt sources and architecture, read inside
-// its root now.
-func imageIndexSet(root *inroot.Root) pkgcache.IndexSet {
-	return pkgcache.IndexSet{Arch: imageArch(root), Sources: pkgcache.ImageSourceEntries(root)}
+// its root now (arch: the build's architecture option).
+func imageIndexSet(root *inroot.Root, arch string) pkgcache.IndexSet {
+	return pkgcache.IndexSet{Arch: imageArch(root, arch), Sources: pkgcache.ImageSourceEntries(root)}
 }
 
 // imageArch is the image's dpkg architecture: /var/lib/dpkg/arch's first
-// line when the image has one, else the build host's.
-func imageArch(root *inroot.Root) string {
+// line when the image has one, else the build's architecture (dpkg's own,
+// which only a multi-arch image writes to that file), else the build
+// host's.
+func imageArch(root *inroot.Root, arch string) string {
 	if b, err := root.ReadRegular("/var/lib/dpkg/arch", 4096); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 && len(f[0]) < 32 && strings.Trim(f[0], "abcdefghijklmnopqrstuvwxyz0123456789-") == "" {
 			return f[0]
 		}
+	}
+	if arch != "" {
+		return arch
 	}
 	switch runtime.GOARCH {
 	case "386":

@@ -34,10 +34,11 @@ type stepBootstrap struct{}
 // extra apt options (option strings, or files whose content mmdebstrap
 // copies: the package cache's, so its credentials stay off the command
 // line), and mmdebstrap's merged-/usr hooks when h has them.
-func mmdebstrapArgs(h host, b *BootstrapConfig, root string, aptopts []string) []string {
+func mmdebstrapArgs(h host, b *BootstrapConfig, arch, root string, aptopts []string) []string {
 	args := []string{
 		"--mode=root",
 		"--format=directory",
+		"--architectures=" + arch,
 		"--variant=" + b.Variant,
 		"--components=" + strings.Join(b.Components, ","),
 		`--aptopt=Acquire::Retries "3"`,
@@ -70,9 +71,9 @@ func (s *stepBootstrap) Run(ctx context.Context, state multistep.StateBag) multi
 	if build.cache != nil {
 		aptopts = []string{cacheAptConfPath(cfg)}
 	}
-	ui.Say(fmt.Sprintf("Bootstrapping %s (%s) from %s with mmdebstrap ...", b.Suite, b.Variant, b.Mirror))
+	ui.Say(fmt.Sprintf("Bootstrapping %s (%s, %s) from %s with mmdebstrap ...", b.Suite, b.Variant, cfg.Architecture, b.Mirror))
 	start := time.Now()
-	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(build.host, b, cfg.MountPath, aptopts)...)
+	cmd := hostexec.Command(ctx, "mmdebstrap", mmdebstrapArgs(build.host, b, cfg.Architecture, cfg.MountPath, aptopts)...)
 	if cfg.SourceDateEpoch != nil {
 		// mmdebstrap then clamps times and empties machine-id itself.
 		cmd.Env = append(cmd.Env, "SOURCE_DATE_EPOCH="+strconv.FormatInt(*cfg.SourceDateEpoch, 10))

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
@@ -70,6 +71,9 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 		Created:   cfg.created(),
 		CreatedBy: "strata-chroot " + cfg.PackerBuildName + ": " + sourceLabel(cfg),
 		Labels:    cfg.imageLabels(),
+	}
+	if a, ok := debarch.Lookup(cfg.Architecture); ok {
+		spec.Architecture, spec.Variant = a.OCI, a.Variant
 	}
 	s.image, s.newImage, s.releaseImage, err = s.store.PutImage(spec)
 	if err != nil {

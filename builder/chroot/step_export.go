@@ -51,7 +51,7 @@ func (s *stepExport) Run(ctx context.Context, state multistep.StateBag) multiste
 		ui.Message("The image has no dpkg database of its own (/var/lib/dpkg/status): no package manifest")
 	}
 	var files []string
-	manifest := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg)}
+	manifest := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, BuildName: cfg.PackerBuildName, Source: sourceLabel(cfg), Architecture: cfg.Architecture}
 	if b.cache != nil {
 		rel := b.cache.Releases()
 		if len(rel) > 0 {

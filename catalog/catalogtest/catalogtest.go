@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Tokens", testTokens},
 		{"TokenNamesConcurrent", testTokenNamesConcurrent},
 		{"RegistryRefs", testRegistryRefs},
+		{"MultiArchitectureVersions", testMultiArch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -165,23 +165,23 @@ func (t *txn) InsertVersion(v *catalog.Version) error {
 	pkgs, _ := marshal(v.Packages)
 	build, _ := marshal(v.Build)
 	layers, _ := marshal(v.Layers)
-	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, ?, ?)`,
-		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano(), v.Description, layers)
+	_, err = t.exec(`INSERT INTO versions (image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, architecture)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, ?, ?, ?)`,
+		v.Image, v.Version, v.Seq, v.ImageID, v.ParentID, labels, tags, arts, pkgs, build, v.Created.UnixNano(), v.Description, layers, v.Architecture)
 	if err != nil {
 		return fmt.Errorf("catalog: inserting %s: %w", v.Ref(), err)
 	}
 	return nil
 }
 
-const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, revoked_by`
+const fullColumns = `image, version, seq, image_id, parent_id, labels, tags, artifacts, packages, build, created_ns, revoked, revoked_reason, revoked_ns, description, layers, revoked_by, architecture`
 
 func scanFull(sc interface{ Scan(...interface{}) error }) (*catalog.Version, error) {
 	var v catalog.Version
 	var labels, tags, arts, pkgs, build, layers string
 	var created, revokedNs int64
 	var revoked int
-	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers, &v.RevokedBy); err != nil {
+	if err := sc.Scan(&v.Image, &v.Version, &v.Seq, &v.ImageID, &v.ParentID, &labels, &tags, &arts, &pkgs, &build, &created, &revoked, &v.RevokedReason, &revokedNs, &v.Description, &layers, &v.RevokedBy, &v.Architecture); err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
@@ -215,7 +215,57 @@ func (t *txn) Version(image, version string) (*catalog.Version, error) {
 	if v.Evidence, err = t.Evidence(image, version); err != nil {
 		return nil, err
 	}
+	if v.Platforms, err = t.platforms(image, version); err != nil {
+		return nil, err
+	}
 	return v, nil
+}
+
+func (t *txn) InsertPlatform(image, version string, p *catalog.Platform) error {
+	layers, err := marshal(p.Layers)
+	if err != nil {
+		return err
+	}
+	arts, _ := marshal(p.Artifacts)
+	pkgs, _ := marshal(p.Packages)
+	build, _ := marshal(p.Build)
+	_, err = t.exec(`INSERT INTO version_platforms (image, version, architecture, image_id, parent_id, layers, artifacts, packages, build, created_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, image, version, p.Architecture, p.ImageID, p.ParentID, layers, arts, pkgs, build, p.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("catalog: adding %s to %s@%s: %w", p.Architecture, image, version, err)
+	}
+	return nil
+}
+
+func (t *txn) platforms(image, version string) ([]catalog.Platform, error) {
+	rows, err := t.tx.Query(t.q(`SELECT architecture, image_id, parent_id, layers, artifacts, packages, build, created_ns
+		FROM version_platforms WHERE image = ? AND version = ? ORDER BY created_ns, architecture`), image, version)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []catalog.Platform
+	for rows.Next() {
+		var p catalog.Platform
+		var layers, arts, pkgs, build string
+		var created int64
+		if err := rows.Scan(&p.Architecture, &p.ImageID, &p.ParentID, &layers, &arts, &pkgs, &build, &created); err != nil {
+			return nil, err
+		}
+		for _, f := range []struct {
+			s string
+			p interface{}
+		}{{layers, &p.Layers}, {arts, &p.Artifacts}, {pkgs, &p.Packages}, {build, &p.Build}} {
+			if f.s != "" && f.s != "null" {
+				if err := json.Unmarshal([]byte(f.s), f.p); err != nil {
+					return nil, fmt.Errorf("catalog: decoding %s@%s %s: %w", image, version, p.Architecture, err)
+				}
+			}
+		}
+		p.Created = time.Unix(0, created).UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }
 
 func (t *txn) queryFull(query string, args ...interface{}) ([]*catalog.Version, error) {
@@ -239,7 +289,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 	if withContent {
 		return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image = ? ORDER BY seq`, image)
 	}
-	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason
+	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason, architecture
 		FROM versions WHERE image = ? ORDER BY seq`), image)
 	if err != nil {
 		return nil, err
@@ -251,7 +301,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 		var tags string
 		var created int64
 		var revoked int
-		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason); err != nil {
+		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason, &v.Architecture); err != nil {
 			return nil, err
 		}
 		if len(tags) > 2 { // not "", "[]" or "{}": most versions have no tags
@@ -310,6 +360,9 @@ func (t *txn) SetArtifacts(image, version string, artifacts []catalog.Artifact) 
 
 func (t *txn) DeleteVersion(image, version string) error {
 	if _, err := t.exec(`DELETE FROM evidence WHERE image = ? AND version = ?`, image, version); err != nil {
+		return err
+	}
+	if _, err := t.exec(`DELETE FROM version_platforms WHERE image = ? AND version = ?`, image, version); err != nil {
 		return err
 	}
 	_, err := t.exec(`DELETE FROM versions WHERE image = ? AND version = ?`, image, version)
@@ -524,6 +577,26 @@ func Migrations(autoID string) []Migration {
 			`CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked_ns = 0`,
 			// Who revoked a version: a strata serve write records its token's name.
 			`ALTER TABLE versions ADD COLUMN revoked_by TEXT NOT NULL DEFAULT ''`,
+		}},
+		// A version's Debian architecture ("" before: the build host's),
+		// and its images of other architectures (multi-architecture
+		// versions).
+		{Version: 7, SQL: []string{
+			`ALTER TABLE versions ADD COLUMN architecture TEXT NOT NULL DEFAULT ''`,
+			`CREATE TABLE version_platforms (
+				image TEXT NOT NULL,
+				version TEXT NOT NULL,
+				architecture TEXT NOT NULL,
+				image_id TEXT NOT NULL,
+				parent_id TEXT NOT NULL DEFAULT '',
+				layers TEXT NOT NULL DEFAULT '[]',
+				artifacts TEXT NOT NULL DEFAULT '[]',
+				packages TEXT NOT NULL DEFAULT '[]',
+				build TEXT NOT NULL DEFAULT '{}',
+				created_ns BIGINT NOT NULL,
+				PRIMARY KEY (image, version, architecture),
+				FOREIGN KEY (image, version) REFERENCES versions(image, version))`,
+			`CREATE INDEX version_platforms_image_id ON version_platforms (image_id)`,
 		}},
 	}
 }

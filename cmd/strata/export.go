@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -41,15 +42,23 @@ func exportCmd(g *globals) *cobra.Command {
 				}
 			}
 			id := a[0]
+			// A multi-architecture version's other images, for the oci
+			// format's image index.
+			var platforms []string
+			ref := ""
 			if strings.Contains(id, "@") {
 				name, version, err := splitRef(id)
 				if err != nil {
 					return err
 				}
+				ref = version
 				if err := g.withCatalog(func(c *catalog.Catalog) error {
 					v, err := c.Get(cmd.Context(), name, version)
 					if err == nil {
 						id = v.ImageID
+						for _, p := range v.Platforms {
+							platforms = append(platforms, p.ImageID)
+						}
 					}
 					return err
 				}); err != nil {
@@ -101,6 +110,11 @@ func exportCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
+			if len(platforms) > 0 && slices.Contains(formats, "oci") {
+				if err := ociIndex(ctx, store, img, platforms, abs, ref, compression, res); err != nil {
+					return err
+				}
+			}
 			m := export.Manifest{ImageID: img.ID, ParentImageID: img.Parent, Layers: img.Layers, RootfsDigest: res.RootfsDigest,
 				Source: "strata export", Outputs: res.Outputs}
 			if pkgs != nil {
@@ -124,6 +138,42 @@ func exportCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&compression, "oci-compression", layer.Gzip, "the oci format's layer compression: gzip or zstd")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output directory")
 	return cmd
+}
+
+// ociIndex replaces the oci output of img in outDir by an image index of
+// img and the images of platforms (a multi-architecture version).
+func ociIndex(ctx context.Context, store *layer.Store, img *layer.Image, platforms []string, outDir, ref, compression string, res *export.Result) error {
+	imgs := []*layer.Image{img}
+	for _, id := range platforms {
+		p, err := store.Image(id)
+		if err != nil {
+			return fmt.Errorf("the version's image %s: %w", layer.ShortDigest(id), err)
+		}
+		if err := store.Complete(p); err != nil {
+			return err
+		}
+		release, err := store.Hold(p)
+		if err != nil {
+			return err
+		}
+		defer release()
+		imgs = append(imgs, p)
+	}
+	final := filepath.Join(outDir, export.FileName("oci"))
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	out, err := export.WriteOCIIndex(ctx, store, imgs, final, export.OCIOptions{Compression: compression, Version: ref})
+	if err != nil {
+		return err
+	}
+	for i := range res.Outputs {
+		if res.Outputs[i].Format == "oci" {
+			out.Path = res.Outputs[i].Path
+			res.Outputs[i] = out
+		}
+	}
+	return nil
 }
 
 // exportImage mounts a read-only view of img in a private directory of the

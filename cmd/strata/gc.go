@@ -220,6 +220,16 @@ func collectStore(ctx context.Context, c *catalog.Catalog, g *globals, res *cata
 		for _, v := range vs {
 			if !deleted[v.Ref()] {
 				keep[v.ImageID] = true
+				// A multi-architecture version's other images.
+				if v.Architecture != "" {
+					full, err := c.Get(ctx, v.Image, v.Version)
+					if err != nil {
+						return nil, err
+					}
+					for _, p := range full.Platforms {
+						keep[p.ImageID] = true
+					}
+				}
 			}
 		}
 	}

@@ -67,13 +67,17 @@ func versionsCmd(g *globals) *cobra.Command {
 					rows[i] = row{v, held[v.Version]}
 				}
 				return g.emit(rows, func(w *tabwriter.Writer) {
-					fmt.Fprintln(w, "VERSION\tIMAGE ID\tPARENT\tCREATED\tCHANNELS\tSTATE")
+					fmt.Fprintln(w, "VERSION\tARCH\tIMAGE ID\tPARENT\tCREATED\tCHANNELS\tSTATE")
 					for _, r := range rows {
 						state := ""
 						if r.Revoked {
 							state = "revoked: " + r.RevokedReason
 						}
-						printEsc(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, layer.ShortDigest(r.ImageID), layer.ShortDigest(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
+						arch := r.Architecture
+						if arch == "" {
+							arch = "-"
+						}
+						printEsc(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Version.Version, arch, layer.ShortDigest(r.ImageID), layer.ShortDigest(r.ParentID), ts(r.Created), strings.Join(r.Channels, ","), state)
 					}
 				})
 			})

@@ -5,11 +5,13 @@ package image
 
 import (
 	"fmt"
+	"strings"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
 	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 )
 
 // Config is the strata-image data source's configuration: an image in the
@@ -39,6 +41,11 @@ type Config struct {
 	// every blob verified, before the data source answers; credentials
 	// come from the Docker config and its credential helpers.
 	InsecureRegistries []string `mapstructure:"insecure_registries" required:"false"`
+	// The Debian architecture the image must be of, such as `arm64`: a
+	// version of another architecture is refused, naming both. Defaults to
+	// the build host's (`dpkg --print-architecture`); set it to the
+	// strata-chroot build's `architecture` when that is another.
+	Architecture string `mapstructure:"architecture" required:"false"`
 }
 
 // DatasourceOutput is what the data source answers.
@@ -61,6 +68,9 @@ type DatasourceOutput struct {
 	Artifacts map[string]string `mapstructure:"artifacts"`
 	// Their sha256 (hex) by format.
 	ArtifactSHA256 map[string]string `mapstructure:"artifact_sha256"`
+	// The image's Debian architecture ("" for a version registered before
+	// the catalog recorded architectures).
+	Architecture string `mapstructure:"architecture"`
 	// The parent image ID, "" for a base.
 	ParentImageID string `mapstructure:"parent_image_id"`
 	// True when the version sits on a replaced base: its parent, or any
@@ -99,6 +109,13 @@ func (c *Config) prepare(raws ...interface{}) error {
 		if err := catalogdb.ValidName("channel", c.Channel); err != nil {
 			add("channel: %v", err)
 		}
+	}
+	if c.Architecture == "" {
+		if a, err := debarch.Host(); err == nil {
+			c.Architecture = a
+		}
+	} else if _, ok := debarch.Lookup(c.Architecture); !ok {
+		add("architecture: %q is not a Debian architecture; use one of %s", c.Architecture, strings.Join(debarch.Names(), ", "))
 	}
 	if c.Catalog != "" {
 		if catalogdb.CheckURL(c.Catalog) != nil {

@@ -17,6 +17,7 @@ type FlatConfig struct {
 	Version            *string  `mapstructure:"version" required:"false" cty:"version" hcl:"version"`
 	Tag                *string  `mapstructure:"tag" required:"false" cty:"tag" hcl:"tag"`
 	InsecureRegistries []string `mapstructure:"insecure_registries" required:"false" cty:"insecure_registries" hcl:"insecure_registries"`
+	Architecture       *string  `mapstructure:"architecture" required:"false" cty:"architecture" hcl:"architecture"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -38,6 +39,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"version":             &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
 		"tag":                 &hcldec.AttrSpec{Name: "tag", Type: cty.String, Required: false},
 		"insecure_registries": &hcldec.AttrSpec{Name: "insecure_registries", Type: cty.List(cty.String), Required: false},
+		"architecture":        &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
 	}
 	return s
 }
@@ -54,6 +56,7 @@ type FlatDatasourceOutput struct {
 	Labels         map[string]string `mapstructure:"labels" cty:"labels" hcl:"labels"`
 	Artifacts      map[string]string `mapstructure:"artifacts" cty:"artifacts" hcl:"artifacts"`
 	ArtifactSHA256 map[string]string `mapstructure:"artifact_sha256" cty:"artifact_sha256" hcl:"artifact_sha256"`
+	Architecture   *string           `mapstructure:"architecture" cty:"architecture" hcl:"architecture"`
 	ParentImageID  *string           `mapstructure:"parent_image_id" cty:"parent_image_id" hcl:"parent_image_id"`
 	OutOfDate      *bool             `mapstructure:"out_of_date" cty:"out_of_date" hcl:"out_of_date"`
 	StaleAncestor  *string           `mapstructure:"stale_ancestor" cty:"stale_ancestor" hcl:"stale_ancestor"`
@@ -80,6 +83,7 @@ func (*FlatDatasourceOutput) HCL2Spec() map[string]hcldec.Spec {
 		"labels":          &hcldec.AttrSpec{Name: "labels", Type: cty.Map(cty.String), Required: false},
 		"artifacts":       &hcldec.AttrSpec{Name: "artifacts", Type: cty.Map(cty.String), Required: false},
 		"artifact_sha256": &hcldec.AttrSpec{Name: "artifact_sha256", Type: cty.Map(cty.String), Required: false},
+		"architecture":    &hcldec.AttrSpec{Name: "architecture", Type: cty.String, Required: false},
 		"parent_image_id": &hcldec.AttrSpec{Name: "parent_image_id", Type: cty.String, Required: false},
 		"out_of_date":     &hcldec.AttrSpec{Name: "out_of_date", Type: cty.Bool, Required: false},
 		"stale_ancestor":  &hcldec.AttrSpec{Name: "stale_ancestor", Type: cty.String, Required: false},

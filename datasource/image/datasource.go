@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/hcl2helper"
@@ -58,6 +59,14 @@ func (d *Datasource) Execute() (cty.Value, error) {
 	if err != nil {
 		return null, err
 	}
+	// A multi-architecture version answers with its image of the build's
+	// architecture.
+	pv, ok := v.ForArch(c.Architecture)
+	if !ok {
+		return null, fmt.Errorf("strata-image: %s has no %s image (it has %s); build and register %s for %s under this version, or set architecture to one it has (and the strata-chroot build's too)",
+			v.Ref(), c.Architecture, strings.Join(v.Architectures(), ", "), c.Name, c.Architecture)
+	}
+	v = pv
 	if err := pullMissing(ctx, cat, v, filepath.Join(store, "layers"), c.InsecureRegistries); err != nil {
 		return null, fmt.Errorf("strata-image: %w", err)
 	}

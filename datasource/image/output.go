@@ -20,6 +20,7 @@ func outputOf(v *catalogdb.Version, channel string, stale *catalogdb.Staleness) 
 		Artifacts:      map[string]string{},
 		ArtifactSHA256: map[string]string{},
 		ParentImageID:  v.ParentID,
+		Architecture:   v.Architecture,
 	}
 	if stale != nil {
 		out.OutOfDate = true
