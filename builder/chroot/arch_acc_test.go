@@ -35,6 +35,10 @@ func binfmtState(t *testing.T) string {
 }
 
 func TestAccArchitecture(t *testing.T) {
+	// Beside the rest of the package: a TCG boot and qemu-user's emulated
+	// maintainer scripts keep one core busy each, and the serial tests leave
+	// the other one idle much of the time.
+	t.Parallel()
 	e := acceptance(t)
 	if _, err := os.Stat("/usr/lib/binfmt.d/qemu-aarch64.conf"); err != nil {
 		t.Skip("needs qemu-user-static (make test-deps)")
