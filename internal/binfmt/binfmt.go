@@ -69,6 +69,28 @@ type Rule struct {
 	Flags       string
 }
 
+// Registration is the line strata writes to register r: its own flags cut
+// to F and P. C would run a setuid foreign binary's emulator as root with
+// its caller's environment (QEMU_* variables: local root for anyone who can
+// reach such a binary in an image), O opens binaries their caller can't
+// read; builds run as root and need neither.
+func (r Rule) Registration() string {
+	sep := r.Line[:1]
+	f := strings.Split(r.Line[1:], sep)
+	flags := ""
+	for _, c := range "PF" {
+		if strings.ContainsRune(r.Flags, c) {
+			flags += string(c)
+		}
+	}
+	if len(f) == 7 {
+		f[6] = flags
+	} else {
+		f = append(f, flags)
+	}
+	return sep + strings.Join(f, sep)
+}
+
 // Fixed tells whether the rule registers with the F flag.
 func (r Rule) Fixed() bool { return strings.Contains(r.Flags, "F") }
 
@@ -245,7 +267,7 @@ func (s *System) Acquire(cpu string) (l *Lease, err error) {
 		if err := os.WriteFile(filepath.Join(s.LeaseDir, markRegister+name), nil, 0o600); err != nil {
 			return nil, err
 		}
-		if err := s.write(filepath.Join(s.Dir, "register"), []byte(r.Line)); err != nil {
+		if err := s.write(filepath.Join(s.Dir, "register"), []byte(r.Registration())); err != nil {
 			os.Remove(filepath.Join(s.LeaseDir, markRegister+name))
 			return nil, fmt.Errorf("registering %s from %s: %w", name, conf, err)
 		}

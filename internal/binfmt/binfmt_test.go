@@ -109,6 +109,11 @@ func TestAcquireMountsRegistersAndTheLastReleaseUndoes(t *testing.T) {
 	if !a.Handler.Fixed() || len(a.Did) != 2 {
 		t.Fatalf("%+v", a)
 	}
+	// Registered with F and P only: never C (a setuid foreign binary's
+	// emulator as root with its caller's environment), never O.
+	if a.Handler.Flags != "PF" {
+		t.Fatalf("registered with flags %q, want PF", a.Handler.Flags)
+	}
 	// A second build shares the mount and the handler.
 	b, err := f.Acquire("aarch64")
 	if err != nil || len(b.Did) != 0 {
