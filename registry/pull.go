@@ -70,6 +70,24 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return fail(fmt.Errorf("the manifest has %d layers, its config %d DiffIDs", len(m.Layers), len(cf.RootFS.DiffIDs)))
 	}
+	// Every layer's media type is checked before any fetch starts, so a
+	// refusal leaves nothing running and nothing held.
+	blobs := make([]layer.ImportBlob, len(m.Layers))
+	for i, desc := range m.Layers {
+		b := layer.ImportBlob{DiffID: cf.RootFS.DiffIDs[i].String(), Digest: desc.Digest.String(), Size: desc.Size}
+		switch {
+		case strings.HasSuffix(string(desc.MediaType), "+zstd") || strings.HasSuffix(string(desc.MediaType), ".zstd"):
+			b.Compression = layer.Zstd
+		case strings.HasSuffix(string(desc.MediaType), "gzip"):
+			b.Compression = layer.Gzip
+		default:
+			return fail(fmt.Errorf("layer %s has media type %s: only gzip and zstd layers can be pulled", desc.Digest, desc.MediaType))
+		}
+		blobs[i] = b
+	}
+	// The first failure stops the other fetches.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
 		mu       sync.Mutex
 		releases []func()
@@ -84,16 +102,7 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 		}
 	}
 	for i, desc := range m.Layers {
-		b := layer.ImportBlob{DiffID: cf.RootFS.DiffIDs[i].String(), Digest: desc.Digest.String(), Size: desc.Size}
-		switch {
-		case strings.HasSuffix(string(desc.MediaType), "+zstd") || strings.HasSuffix(string(desc.MediaType), ".zstd"):
-			b.Compression = layer.Zstd
-		case strings.HasSuffix(string(desc.MediaType), "gzip"):
-			b.Compression = layer.Gzip
-		default:
-			releaseAll()
-			return fail(fmt.Errorf("layer %s has media type %s: only gzip and zstd layers can be pulled", desc.Digest, desc.MediaType))
-		}
+		b := blobs[i]
 		if _, err := store.Layer(b.DiffID); err == nil {
 			// Held below, with the image; a layer the store has is not fetched.
 			continue
@@ -117,6 +126,7 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 			if err != nil {
 				if firstErr == nil {
 					firstErr = fmt.Errorf("layer %s: %w", layer.ShortDigest(b.DiffID), err)
+					cancel()
 				}
 				return
 			}
