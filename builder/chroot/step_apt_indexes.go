@@ -172,9 +172,30 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		return halt(state, fmt.Errorf("package indexes: %w", err))
 	}
 	if hit && parentID != "" && imageCache == "" {
-		makeImageCache(ctx, b, ui, key, parentID, filepath.Join(base, "cache", "upper"))
+		if why := treeChangedBeforeIndexes(b.cfg); why != "" {
+			ui.Message("package indexes: not making the parent image's binary caches for its children: " + why)
+		} else {
+			makeImageCache(ctx, b, ui, key, parentID, filepath.Join(base, "cache", "upper"))
+		}
 	}
 	return multistep.ActionContinue
+}
+
+// treeChangedBeforeIndexes says why the chroot may no longer be the parent's
+// tree when this step runs, or "": host commands and the template's own
+// mounts run before it and can change /etc/apt, the dpkg status or apt
+// itself, and binary caches made from such a tree must not be kept for
+// every other child of the parent.
+func treeChangedBeforeIndexes(c *Config) string {
+	switch {
+	case len(c.PreMountCommands) > 0:
+		return "pre_mount_commands ran before"
+	case len(c.PostMountCommands) > 0:
+		return "post_mount_commands ran before"
+	case len(c.ChrootMounts) > 0:
+		return "chroot_mounts are mounted in the tree"
+	}
+	return ""
 }
 
 // makeImageCache has the parent image's own apt build its binary caches

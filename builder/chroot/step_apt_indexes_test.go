@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -108,4 +109,23 @@ func TestStepAptIndexesWithoutCache(t *testing.T) {
 		t.Fatalf("without the cache: %q, undos %v", s.err(), s.b.undos)
 	}
 	s.wantCalls()
+}
+
+// The parent's binary caches are kept for all its children, so only a tree
+// nothing of the template touched before this step makes them.
+func TestTreeChangedBeforeIndexes(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{PreMountCommands: []string{"true"}}, "pre_mount_commands"},
+		{Config{PostMountCommands: []string{"touch {{.MountPath}}/etc/apt/apt.conf.d/x"}}, "post_mount_commands"},
+		{Config{ChrootMounts: []MountConfig{{Type: "bind", Source: "/srv/apt", Target: "/etc/apt"}}}, "chroot_mounts"},
+	} {
+		got := treeChangedBeforeIndexes(&c.cfg)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q, want %q", c.cfg, got, c.want)
+		}
+	}
 }
