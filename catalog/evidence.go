@@ -36,6 +36,9 @@ type Evidence struct {
 	ReportSHA256 string `json:"report_sha256,omitempty"`
 	// Statement is the in-toto Statement written for this evidence.
 	Statement string `json:"statement,omitempty"`
+	// ExtraFiles are more files of the same report (strata-test's JUnit
+	// XML beside its JSON): shown, and deleted with the version by gc.
+	ExtraFiles []string `json:"extra_files,omitempty"`
 	// BootTimeMS is the boot time, for evidence that booted the image.
 	BootTimeMS int64 `json:"boot_time_ms,omitempty"`
 	// Source is what recorded it: post-processor, cli, or another tool.
@@ -48,6 +51,17 @@ type Counts struct {
 	Passed  int `json:"passed"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped"`
+}
+
+// Files are the files e names: its report, statement and extra files.
+func (e Evidence) Files() []string {
+	var out []string
+	for _, f := range append([]string{e.Report, e.Statement}, e.ExtraFiles...) {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // checkEvidence checks what of e is names and text, before any write.
@@ -65,6 +79,14 @@ func checkEvidence(e *Evidence) error {
 	}
 	for k, s := range map[string]string{"report": e.Report, "statement": e.Statement, "source": e.Source, "actor": e.Actor} {
 		if err := checkText("evidence "+k, s); err != nil {
+			return err
+		}
+	}
+	for _, f := range e.ExtraFiles {
+		if f == "" {
+			return invalid("evidence %s: an extra file has no name", e.Kind)
+		}
+		if err := checkText("evidence extra file", f); err != nil {
 			return err
 		}
 	}

@@ -95,13 +95,16 @@ func fromExport(dir string, e export.Evidence) Evidence {
 	if e.Statement != "" {
 		r.Statement = filepath.Join(dir, e.Statement)
 	}
+	for _, f := range e.ExtraFiles {
+		r.ExtraFiles = append(r.ExtraFiles, filepath.Join(dir, f))
+	}
 	return r
 }
 
 // ToExport is e as artifact.json and the in-toto statement describe it.
 func (e Evidence) ToExport() export.Evidence {
 	return export.Evidence{Kind: e.Kind, Passed: e.Passed, Time: e.Time, BootTimeMS: e.BootTimeMS, Report: e.Report, ReportSHA256: e.ReportSHA256,
-		Statement: e.Statement, Counts: export.TestCounts{Passed: e.Counts.Passed, Failed: e.Counts.Failed, Skipped: e.Counts.Skipped}}
+		Statement: e.Statement, ExtraFiles: e.ExtraFiles, Counts: export.TestCounts{Passed: e.Counts.Passed, Failed: e.Counts.Failed, Skipped: e.Counts.Skipped}}
 }
 
 // WriteStatements writes an in-toto statement into the output directory

@@ -189,11 +189,7 @@ func versionFiles(tx Tx, v *Version) ([]string, error) {
 	}
 	v.Evidence = ev
 	for _, e := range ev {
-		for _, f := range []string{e.Report, e.Statement} {
-			if f != "" {
-				files = append(files, f)
-			}
-		}
+		files = append(files, e.Files()...)
 	}
 	return files, nil
 }

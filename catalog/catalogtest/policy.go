@@ -47,7 +47,7 @@ func refused(t *testing.T, err error, want ...string) {
 func testEvidence(t *testing.T, c *catalog.Catalog) {
 	register(t, c, "app", "1", "")
 	e := catalog.Evidence{Kind: "tests", Passed: true, Source: catalog.SourceCLI, Actor: "ci", Counts: catalog.Counts{Passed: 12, Failed: 0, Skipped: 2},
-		Report: "junit.xml", ReportSHA256: strings.Repeat("ab", 32), Statement: "junit.xml.intoto.json"}
+		Report: "tests.json", ReportSHA256: strings.Repeat("ab", 32), Statement: "tests.json.intoto.json", ExtraFiles: []string{"tests.junit.xml"}}
 	got, err := c.AddEvidence(ctx, "app", "1", e)
 	if err != nil || got.ID == 0 || got.Time.IsZero() {
 		t.Fatalf("add evidence: %+v %v", got, err)
@@ -61,8 +61,9 @@ func testEvidence(t *testing.T, c *catalog.Catalog) {
 		t.Fatalf("evidence of app@1: %+v", v.Evidence)
 	}
 	r := v.Evidence[0]
-	if r.Kind != "tests" || !r.Passed || r.Counts != e.Counts || r.Report != "junit.xml" || r.ReportSHA256 != e.ReportSHA256 ||
-		r.Statement != e.Statement || r.Source != "cli" || r.Actor != "ci" || !r.Time.Equal(got.Time) {
+	if r.Kind != "tests" || !r.Passed || r.Counts != e.Counts || r.Report != "tests.json" || r.ReportSHA256 != e.ReportSHA256 ||
+		r.Statement != e.Statement || r.Source != "cli" || r.Actor != "ci" || !r.Time.Equal(got.Time) ||
+		strings.Join(r.ExtraFiles, " ") != "tests.junit.xml" || strings.Join(r.Files(), " ") != "tests.json tests.json.intoto.json tests.junit.xml" {
 		t.Fatalf("evidence read back %+v, recorded %+v", r, e)
 	}
 	if v.Evidence[1].Kind != "load" || v.Evidence[1].Passed {
@@ -76,6 +77,11 @@ func testEvidence(t *testing.T, c *catalog.Catalog) {
 	mustIs(t, err, catalog.ErrInvalid) // no source
 	_, err = c.AddEvidence(ctx, "app", "1", catalog.Evidence{Kind: "tests", Source: "cli", ReportSHA256: "xyz"})
 	mustIs(t, err, catalog.ErrInvalid)
+	_, err = c.AddEvidence(ctx, "app", "1", catalog.Evidence{Kind: "tests", Source: "cli", ExtraFiles: []string{""}})
+	mustIs(t, err, catalog.ErrInvalid)
+	if v, _ := c.Get(ctx, "app", "1"); len(v.Evidence) != 2 || len(v.Evidence[1].ExtraFiles) != 0 {
+		t.Fatalf("evidence after refused additions: %+v", v.Evidence)
+	}
 
 	// Registered with its evidence in one transaction: a channel whose
 	// policy requires it takes the new version at once.

@@ -598,6 +598,11 @@ func Migrations(autoID string) []Migration {
 				FOREIGN KEY (image, version) REFERENCES versions(image, version))`,
 			`CREATE INDEX version_platforms_image_id ON version_platforms (image_id)`,
 		}},
+		// Evidence's extra report files (strata-test's JUnit XML), so gc
+		// deletes them with the version's other files.
+		{Version: 8, SQL: []string{
+			`ALTER TABLE evidence ADD COLUMN extra_files TEXT NOT NULL DEFAULT '[]'`,
+		}},
 	}
 }
 
@@ -609,10 +614,18 @@ func b2i(b bool) int {
 }
 
 func (t *txn) InsertEvidence(e *catalog.Evidence) error {
-	err := t.tx.QueryRow(t.q(`INSERT INTO evidence (image, version, kind, passed, at_ns, passed_count, failed_count, skipped_count, report, report_sha256, statement, boot_time_ms, source, actor)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+	extraFiles := e.ExtraFiles
+	if extraFiles == nil {
+		extraFiles = []string{}
+	}
+	extra, err := marshal(extraFiles)
+	if err != nil {
+		return err
+	}
+	err = t.tx.QueryRow(t.q(`INSERT INTO evidence (image, version, kind, passed, at_ns, passed_count, failed_count, skipped_count, report, report_sha256, statement, extra_files, boot_time_ms, source, actor)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		e.Image, e.Version, e.Kind, b2i(e.Passed), e.Time.UnixNano(), e.Counts.Passed, e.Counts.Failed, e.Counts.Skipped,
-		e.Report, e.ReportSHA256, e.Statement, e.BootTimeMS, e.Source, e.Actor).Scan(&e.ID)
+		e.Report, e.ReportSHA256, e.Statement, extra, e.BootTimeMS, e.Source, e.Actor).Scan(&e.ID)
 	if err != nil {
 		return fmt.Errorf("catalog: recording %s evidence on %s@%s: %w", e.Kind, e.Image, e.Version, err)
 	}
@@ -620,7 +633,7 @@ func (t *txn) InsertEvidence(e *catalog.Evidence) error {
 }
 
 func (t *txn) Evidence(image, version string) ([]catalog.Evidence, error) {
-	rows, err := t.tx.Query(t.q(`SELECT id, kind, passed, at_ns, passed_count, failed_count, skipped_count, report, report_sha256, statement, boot_time_ms, source, actor
+	rows, err := t.tx.Query(t.q(`SELECT id, kind, passed, at_ns, passed_count, failed_count, skipped_count, report, report_sha256, statement, extra_files, boot_time_ms, source, actor
 		FROM evidence WHERE image = ? AND version = ? ORDER BY id`), image, version)
 	if err != nil {
 		return nil, err
@@ -631,9 +644,13 @@ func (t *txn) Evidence(image, version string) ([]catalog.Evidence, error) {
 		e := catalog.Evidence{Image: image, Version: version}
 		var passed int
 		var at int64
+		var extra string
 		if err := rows.Scan(&e.ID, &e.Kind, &passed, &at, &e.Counts.Passed, &e.Counts.Failed, &e.Counts.Skipped,
-			&e.Report, &e.ReportSHA256, &e.Statement, &e.BootTimeMS, &e.Source, &e.Actor); err != nil {
+			&e.Report, &e.ReportSHA256, &e.Statement, &extra, &e.BootTimeMS, &e.Source, &e.Actor); err != nil {
 			return nil, err
+		}
+		if err := json.Unmarshal([]byte(extra), &e.ExtraFiles); err != nil {
+			return nil, fmt.Errorf("catalog: evidence %d of %s@%s: extra_files: %w", e.ID, image, version, err)
 		}
 		e.Passed = passed != 0
 		e.Time = time.Unix(0, at).UTC()

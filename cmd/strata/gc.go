@@ -129,10 +129,8 @@ func removeCollectedFiles(res *catalog.GCResult, store string) fileRemoval {
 			outputDir[a.Path] = v.Build.OutputDir
 		}
 		for _, e := range v.Evidence {
-			for _, f := range []string{e.Report, e.Statement} {
-				if f != "" {
-					outputDir[f] = v.Build.OutputDir
-				}
+			for _, f := range e.Files() {
+				outputDir[f] = v.Build.OutputDir
 			}
 		}
 	}

@@ -313,6 +313,19 @@ func TestCLIGCDeletesOnlyWhatItMay(t *testing.T) {
 	c.ok("--store", store, "register", "x", "--image-id", "sha256:"+strings.Repeat("3", 64), "--artifact", "dir="+tree)
 
 	built := fakeOutput(t, "built", "")
+	// strata-test's evidence in artifact.json: a JSON report and its JUnit
+	// XML beside it (an extra file), both in the output dir.
+	m, err := export.ReadManifest(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tests.json", "tests.junit.xml"} {
+		os.WriteFile(filepath.Join(built, f), []byte("{}"), 0o644)
+	}
+	m.Evidence = append(m.Evidence, export.Evidence{Kind: "tests", Passed: true, Report: "tests.json", ExtraFiles: []string{"tests.junit.xml"}})
+	if err := export.WriteManifest(built, m); err != nil {
+		t.Fatal(err)
+	}
 	c.ok("--store", store, "register", "x", "--from-output", built)
 	// Evidence files: a report in the recorded output dir (and the
 	// statement written beside it) go with the version; one outside stays.
@@ -345,7 +358,7 @@ func TestCLIGCDeletesOnlyWhatItMay(t *testing.T) {
 		t.Errorf("the outside report is not reported as left: %+v", res.LeftFiles)
 	}
 	for _, gone := range []string{inStore, inStore + ".sha256", filepath.Join(built, "rootfs.tar.zst"), filepath.Join(built, "rootfs.tar.zst.sha256"),
-		report, report + ".intoto.json"} {
+		report, report + ".intoto.json", filepath.Join(built, "tests.json"), filepath.Join(built, "tests.junit.xml")} {
 		if _, err := os.Stat(gone); !os.IsNotExist(err) {
 			t.Errorf("%s should be gone: %v", gone, err)
 		}
