@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -306,8 +305,8 @@ func verifyLayer(l v1.Layer) error {
 	blobHash := sha256.New()
 	counted := &countingReader{r: io.TeeReader(rc, blobHash)}
 	var unpacked io.Reader
-	switch {
-	case strings.HasSuffix(string(mt), "+zstd"):
+	switch c, _ := layer.CompressionOf(string(mt)); c {
+	case layer.Zstd:
 		zr, err := zstd.NewReader(counted)
 		if err != nil {
 			return err

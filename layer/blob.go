@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -22,6 +23,18 @@ const (
 	Gzip = "gzip"
 	Zstd = "zstd"
 )
+
+// CompressionOf is the compression a layer media type names ("+gzip",
+// "+zstd", Docker's ".tar.gzip"), and false for one it names none of.
+func CompressionOf(mediaType string) (string, bool) {
+	switch {
+	case strings.HasSuffix(mediaType, "+zstd") || strings.HasSuffix(mediaType, ".zstd"):
+		return Zstd, true
+	case strings.HasSuffix(mediaType, "gzip"):
+		return Gzip, true
+	}
+	return "", false
+}
 
 // Blob is a layer's compressed OCI tar, as a registry or an OCI layout holds it.
 type Blob struct {

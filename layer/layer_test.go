@@ -375,3 +375,18 @@ func TestOverlayOptionsEscapeSeparators(t *testing.T) {
 		t.Errorf("a write did not land in the upper dir: %v", err)
 	}
 }
+
+func TestCompressionOf(t *testing.T) {
+	for mt, want := range map[string]string{
+		"application/vnd.oci.image.layer.v1.tar+gzip":             Gzip,
+		"application/vnd.oci.image.layer.v1.tar+zstd":             Zstd,
+		"application/vnd.docker.image.rootfs.diff.tar.gzip":       Gzip,
+		"application/vnd.docker.image.rootfs.diff.tar.zstd":       Zstd,
+		"application/vnd.oci.image.layer.v1.tar":                  "",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar": "",
+	} {
+		if got, ok := CompressionOf(mt); got != want || ok != (want != "") {
+			t.Errorf("CompressionOf(%s) = %q, %v", mt, got, ok)
+		}
+	}
+}

@@ -75,14 +75,11 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	blobs := make([]layer.ImportBlob, len(m.Layers))
 	for i, desc := range m.Layers {
 		b := layer.ImportBlob{DiffID: cf.RootFS.DiffIDs[i].String(), Digest: desc.Digest.String(), Size: desc.Size}
-		switch {
-		case strings.HasSuffix(string(desc.MediaType), "+zstd") || strings.HasSuffix(string(desc.MediaType), ".zstd"):
-			b.Compression = layer.Zstd
-		case strings.HasSuffix(string(desc.MediaType), "gzip"):
-			b.Compression = layer.Gzip
-		default:
+		c, ok := layer.CompressionOf(string(desc.MediaType))
+		if !ok {
 			return fail(fmt.Errorf("layer %s has media type %s: only gzip and zstd layers can be pulled", desc.Digest, desc.MediaType))
 		}
+		b.Compression = c
 		blobs[i] = b
 	}
 	// The first failure stops the other fetches.
