@@ -301,8 +301,10 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // Untar unpacks an OCI layer tar into dir (a new, empty directory) in
 // overlayfs form, the form Commit stores: ".wh.NAME" becomes a 0/0 character
 // device, ".wh..wh..opq" the trusted.overlay.opaque attribute. Owners,
-// modes, times, extended attributes, hard links and devices are kept. A
-// member that would land outside dir, or go through a symlink, is refused.
+// modes (setuid bits too), times, extended attributes, hard links and FIFOs
+// are kept. A member that would land outside dir, or go through a symlink,
+// is refused, and so is a device node other than a 0/0 whiteout or one of
+// harmlessDevices (allowedNode).
 func Untar(r io.Reader, dir string) error {
 	tr := tar.NewReader(r)
 	type dirTime struct {
@@ -412,6 +414,9 @@ func Untar(r io.Reader, dir string) error {
 				return err
 			}
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			if err := allowedNode(hdr); err != nil {
+				return fmt.Errorf("tar member %q: %w", rel, err)
+			}
 			mode := uint32(unix.S_IFIFO)
 			if hdr.Typeflag == tar.TypeChar {
 				mode = unix.S_IFCHR
@@ -438,6 +443,32 @@ func Untar(r io.Reader, dir string) error {
 		}
 	}
 	return nil
+}
+
+// harmlessDevices are the character devices a layer may create besides
+// whiteouts: the ones every container runtime gives a container (the OCI
+// runtime spec's default devices), which a Debian bootstrap (mmdebstrap,
+// debootstrap) leaves in /dev: null, zero, full, random, urandom, tty,
+// console, ptmx. Each is major<<32|minor.
+var harmlessDevices = map[int64]bool{1<<32 | 3: true, 1<<32 | 5: true, 1<<32 | 7: true, 1<<32 | 8: true, 1<<32 | 9: true,
+	5<<32 | 0: true, 5<<32 | 1: true, 5<<32 | 2: true}
+
+// allowedNode refuses a device node a layer from elsewhere must not
+// create: any block device, any character device but an overlay whiteout
+// (0/0) and harmlessDevices. A hostile image would otherwise give whoever
+// uses it (a build's chroot, a dir or disk output) a node of the host's
+// disks or memory. FIFOs are fine.
+func allowedNode(hdr *tar.Header) error {
+	switch hdr.Typeflag {
+	case tar.TypeFifo:
+		return nil
+	case tar.TypeChar:
+		if (hdr.Devmajor == 0 && hdr.Devminor == 0) || harmlessDevices[hdr.Devmajor<<32|hdr.Devminor] {
+			return nil
+		}
+		return fmt.Errorf("a character device %d:%d; a pulled layer may hold no device node but whiteouts and /dev/null's kind", hdr.Devmajor, hdr.Devminor)
+	}
+	return fmt.Errorf("a block device %d:%d; a pulled layer may hold no device node but whiteouts and /dev/null's kind", hdr.Devmajor, hdr.Devminor)
 }
 
 // applyMeta gives p the owner, extended attributes, mode and (unless a

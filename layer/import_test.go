@@ -1,0 +1,112 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
+)
+
+// gzipLayer is a gzip OCI layer blob of the tar entries, and its ImportBlob.
+func gzipLayer(t *testing.T, entries []tar.Header, contents map[string]string) ([]byte, ImportBlob) {
+	t.Helper()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for _, h := range entries {
+		h := h
+		c := contents[h.Name]
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(c))
+		}
+		must(t, tw.WriteHeader(&h))
+		if c != "" {
+			_, err := tw.Write([]byte(c))
+			must(t, err)
+		}
+	}
+	must(t, tw.Close())
+	diff := sha256.Sum256(raw.Bytes())
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, err := zw.Write(raw.Bytes())
+	must(t, err)
+	must(t, zw.Close())
+	d := sha256.Sum256(gz.Bytes())
+	return gz.Bytes(), ImportBlob{DiffID: "sha256:" + hex.EncodeToString(diff[:]), Digest: "sha256:" + hex.EncodeToString(d[:]),
+		Size: int64(gz.Len()), Compression: Gzip}
+}
+
+func importBytes(s *Store, b ImportBlob, data []byte) (*Layer, func(), error) {
+	l, _, release, err := s.ImportLayer(ctx, b, func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	})
+	return l, release, err
+}
+
+// TestImportRefusesDeviceNodes: a pulled layer may not create a block or
+// character device (a hostile image's /dev/sda), except an overlay
+// whiteout (0/0), the standard harmless nodes a Debian bootstrap carries
+// (/dev/null and the like) and FIFOs; the refusal names the blob and the
+// path, and nothing is stored. Setuid files are kept.
+func TestImportRefusesDeviceNodes(t *testing.T) {
+	dir := func(n string) tar.Header { return tar.Header{Name: n, Typeflag: tar.TypeDir, Mode: 0o755} }
+	for _, c := range []struct {
+		name string
+		dev  tar.Header
+	}{
+		{"block", tar.Header{Name: "./dev/sda", Typeflag: tar.TypeBlock, Mode: 0o660, Devmajor: 8, Devminor: 0}},
+		{"char", tar.Header{Name: "./srv/mem", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 1}},
+		{"block-0-0", tar.Header{Name: "./srv/b", Typeflag: tar.TypeBlock, Mode: 0o666}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			s, err := Open(root)
+			must(t, err)
+			data, b := gzipLayer(t, []tar.Header{dir("./dev/"), dir("./srv/"), c.dev}, nil)
+			_, _, err = importBytes(s, b, data)
+			if err == nil || !strings.Contains(err.Error(), b.Digest) || !strings.Contains(err.Error(), strings.TrimPrefix(c.dev.Name, "./")) {
+				t.Fatalf("a layer with device %s imported: %v", c.dev.Name, err)
+			}
+			for _, d := range []string{layersDir, blobsDir} {
+				if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
+					t.Fatalf("the refused layer left %d entries in %s", len(ents), d)
+				}
+			}
+		})
+	}
+
+	// What stays allowed.
+	s, err := Open(t.TempDir())
+	must(t, err)
+	data, b := gzipLayer(t, []tar.Header{
+		dir("./dev/"), dir("./etc/"), dir("./usr/"),
+		{Name: "./dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "./dev/ptmx", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 5, Devminor: 2},
+		{Name: "./etc/fifo", Typeflag: tar.TypeFifo, Mode: 0o600},
+		{Name: "./etc/.wh.gone", Typeflag: tar.TypeReg, Mode: 0o600},
+		{Name: "./etc/removed", Typeflag: tar.TypeChar, Mode: 0o600}, // an overlay whiteout as is
+		{Name: "./usr/su", Typeflag: tar.TypeReg, Mode: 0o4755},
+	}, map[string]string{"./usr/su": "#!/bin/sh\n"})
+	l, release, err := importBytes(s, b, data)
+	must(t, err)
+	defer release()
+	for p, want := range map[string]uint32{"dev/null": unix.S_IFCHR, "dev/ptmx": unix.S_IFCHR, "etc/fifo": unix.S_IFIFO, "etc/gone": unix.S_IFCHR, "etc/removed": unix.S_IFCHR} {
+		var st unix.Stat_t
+		must(t, unix.Lstat(filepath.Join(l.Dir, p), &st))
+		if st.Mode&unix.S_IFMT != want {
+			t.Errorf("%s has type %o, want %o", p, st.Mode&unix.S_IFMT, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(l.Dir, "usr/su")); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("the setuid file lost its bit: %v %v", fi, err)
+	}
+}
