@@ -89,17 +89,13 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 	if err := writeSynced(filepath.Join(staged, lockFile), nil); err != nil {
 		return fail(err)
 	}
-	// The blob goes to blobs/ first: a layer without its blob is only
-	// slower to push, a blob without its layer is removed by gc.
-	base := filepath.Join(s.root, blobsDir, h+"."+b.Compression)
-	if err := os.Rename(filepath.Join(staged, "blob"), base); err != nil {
-		return fail(err)
-	}
-	bm, _ := json.Marshal(&Blob{DiffID: b.DiffID, Digest: b.Digest, Size: b.Size, Compression: b.Compression})
-	if err := writeSynced(filepath.Join(staged, "blob.json"), bm); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(filepath.Join(staged, "blob.json"), base+".json"); err != nil {
+	// The blob the registry had is kept as the layer's blob, with its
+	// metadata in one rename, before the layer: a layer from another tool
+	// cannot have it made again from its tree (another tar, another
+	// DiffID), so a layer never appears without it. A blob without its
+	// layer is removed with the layer's entry name by gc.
+	bm := &Blob{DiffID: b.DiffID, Digest: b.Digest, Size: b.Size, Compression: b.Compression}
+	if err := s.publishBlob(filepath.Join(staged, stagedBlob), filepath.Join(s.root, blobsDir, h+"."+b.Compression), bm); err != nil {
 		return fail(err)
 	}
 	hold, err := lockShared(filepath.Join(staged, lockFile))
@@ -145,7 +141,11 @@ func (s *Store) pullLock(h string) (func(), error) {
 	}
 }
 
-// fetchLayer streams the blob into staged/blob and, decompressed, into the
+// stagedBlob is the dir in a pull's staging dir that becomes the layer's
+// blob dir (see publishBlob).
+const stagedBlob = "blob"
+
+// fetchLayer streams the blob into staged/blob/blob and, decompressed, into the
 // tree staged/diff, checking digest, size and DiffID. Three stages overlap,
 // joined by pipes: fetching (blob file and its hash), decompressing (and
 // hashing the tar), unpacking.
@@ -155,7 +155,10 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		return 0, 0, err
 	}
 	defer rc.Close()
-	out, err := os.Create(filepath.Join(staged, "blob"))
+	if err := os.Mkdir(filepath.Join(staged, stagedBlob), 0o700); err != nil {
+		return 0, 0, err
+	}
+	out, err := os.Create(filepath.Join(staged, stagedBlob, blobFile))
 	if err != nil {
 		return 0, 0, err
 	}

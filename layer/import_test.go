@@ -110,3 +110,41 @@ func TestImportRefusesDeviceNodes(t *testing.T) {
 		t.Errorf("the setuid file lost its bit: %v %v", fi, err)
 	}
 }
+
+// TestBlobLayouts: a blob is kept as one dir (blob and blob.json, renamed
+// into place together); a store's old-layout blob (the files <hex>.gzip and
+// <hex>.gzip.json) is still read, and one without its metadata is made
+// again.
+func TestBlobLayouts(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	l, _ := commit(t, s, tree(t, map[string]string{"etc/x": "hello"}), CommitOptions{ClampTime: clamp})
+	b, err := s.Blob(ctx, l, Gzip)
+	must(t, err)
+	h := strings.TrimPrefix(l.DiffID, "sha256:")
+	dir := filepath.Join(s.Root(), blobsDir, h+".gzip")
+	if b.Path != filepath.Join(dir, blobFile) {
+		t.Fatalf("the blob is at %s", b.Path)
+	}
+	if _, err := os.Stat(filepath.Join(dir, blobMeta)); err != nil {
+		t.Fatal(err)
+	}
+	// The old layout.
+	data, _ := os.ReadFile(b.Path)
+	meta, _ := os.ReadFile(filepath.Join(dir, blobMeta))
+	must(t, os.RemoveAll(dir))
+	must(t, os.WriteFile(dir, data, 0o600))
+	must(t, os.WriteFile(dir+".json", meta, 0o600))
+	old, err := s.Blob(ctx, l, Gzip)
+	must(t, err)
+	if old.Path != dir || old.Digest != b.Digest {
+		t.Fatalf("old layout read as %+v", old)
+	}
+	// Its metadata lost: made again, in the new layout.
+	must(t, os.Remove(dir+".json"))
+	again, err := s.Blob(ctx, l, Gzip)
+	must(t, err)
+	if again.Path != filepath.Join(dir, blobFile) || again.Digest != b.Digest {
+		t.Fatalf("remade as %+v", again)
+	}
+}
