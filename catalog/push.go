@@ -97,14 +97,10 @@ func (c *Catalog) Pull(ctx context.Context, store *layer.Store, v *Version, opt 
 			continue
 		}
 		tried[byDigest] = true
-		p, err := registry.Pull(ctx, store, byDigest, v.ParentID, opt)
+		// Another image than the version's is refused before anything is stored.
+		p, err := registry.Pull(ctx, store, byDigest, registry.Expect{ImageID: v.ImageID, Parent: v.ParentID}, opt)
 		if err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		if p.Image.ID != v.ImageID {
-			p.Release()
-			errs = append(errs, fmt.Errorf("%s holds image %s, not %s's %s", byDigest, p.Image.ID, v.Ref(), v.ImageID))
 			continue
 		}
 		return p, nil

@@ -85,7 +85,7 @@ func TestForeignLayerPushesBackUnchanged(t *testing.T) {
 
 			s, err := layer.Open(t.TempDir())
 			must(t, err)
-			p, err := Pull(ctx, s, ref, "", o)
+			p, err := Pull(ctx, s, ref, Expect{}, o)
 			must(t, err)
 			defer p.Release()
 

@@ -27,14 +27,24 @@ type Pulled struct {
 	Release func()
 }
 
+// Expect is what the puller knows of the image before the pull.
+type Expect struct {
+	// ImageID, when set, is the image ID the reference must hold (the
+	// catalog's): an image with another config is refused before anything
+	// is fetched or stored.
+	ImageID string
+	// Parent is the image's parent image ID when known, recorded with it.
+	Parent string
+}
+
 // Pull fetches the image ref names into the store: its manifest, its
 // config (checked against the manifest's digest of it) and every layer the
 // store lacks, several at once, each blob checked against its digest and
 // its DiffID while it is unpacked (layer.Store.ImportLayer). A blob that
 // does not match is refused and nothing of it stays; a pull that fails
 // midway leaves only the whole layers it finished, never an image without
-// its layers. parent is the image's parent ID when known ("" else).
-func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Options) (*Pulled, error) {
+// its layers. want says what the image must be.
+func Pull(ctx context.Context, store *layer.Store, ref string, want Expect, opt Options) (*Pulled, error) {
 	r, err := opt.ParseReference(ref)
 	if err != nil {
 		return nil, err
@@ -62,6 +72,9 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	}
 	if sum := sha256.Sum256(cfg); "sha256:"+hex.EncodeToString(sum[:]) != m.Config.Digest.String() {
 		return fail(fmt.Errorf("config %s: %w", m.Config.Digest, layer.ErrDigestMismatch))
+	}
+	if id := layer.ImageID(cfg); want.ImageID != "" && id != want.ImageID {
+		return fail(fmt.Errorf("it holds image %s, not the expected %s", id, want.ImageID))
 	}
 	cf, err := v1.ParseConfigFile(strings.NewReader(string(cfg)))
 	if err != nil {
@@ -138,7 +151,7 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	if firstErr != nil {
 		return fail(firstErr)
 	}
-	stored, _, release, err := store.ImportImage(cfg, parent)
+	stored, _, release, err := store.ImportImage(cfg, want.Parent)
 	if err != nil {
 		return fail(err)
 	}
