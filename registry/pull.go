@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -111,10 +112,25 @@ func Pull(ctx context.Context, store *layer.Store, ref string, want Expect, opt 
 			r()
 		}
 	}
+	// Every layer is held from when the pull finds it (a layer the store
+	// has, not fetched) or stores it until the image holds them, so a gc
+	// running meanwhile leaves them.
 	for i, desc := range m.Layers {
 		b := blobs[i]
-		if _, err := store.Layer(b.DiffID); err == nil {
-			// Held below, with the image; a layer the store has is not fetched.
+		_, release, err := store.HoldLayer(b.DiffID)
+		mu.Lock()
+		if err == nil {
+			releases = append(releases, release)
+		} else if !errors.Is(err, layer.ErrNotFound) && firstErr == nil {
+			firstErr = fmt.Errorf("layer %s: %w", layer.ShortDigest(b.DiffID), err)
+			cancel()
+		}
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		if err == nil {
 			continue
 		}
 		blobRef := r.Context().Digest(desc.Digest.String())
