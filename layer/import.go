@@ -42,9 +42,10 @@ var ErrDigestMismatch = errors.New("content does not match its digest")
 // size, and its tar against the DiffID, while it is unpacked into a staging
 // dir in one pass; only a layer that matches is renamed into place, with the
 // blob kept as its cached blob (so a later push of the same layer names the
-// same digest). Concurrent imports of one layer, in any process, fetch it
-// once: the others wait for the pull lock, then find the layer stored. The
-// layer comes back held (see lock.go).
+// same digest). b.Size must be given (> 0): no more is ever read.
+// Concurrent imports of one layer, in any process, fetch it once: the
+// others wait for the pull lock, then find the layer stored. The layer
+// comes back held (see lock.go).
 // fetched says whether this call fetched it.
 func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context.Context) (io.ReadCloser, error)) (l *Layer, fetched bool, release func(), err error) {
 	h, err := hexOf(b.DiffID)
@@ -56,6 +57,9 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 	}
 	if b.Compression != Gzip && b.Compression != Zstd {
 		return nil, false, nil, fmt.Errorf("layer %s: compression %q: only gzip and zstd layers can be imported", b.DiffID, b.Compression)
+	}
+	if b.Size <= 0 {
+		return nil, false, nil, fmt.Errorf("blob %s: its size is given as %d: a layer blob must have its size announced (reads stop there)", b.Digest, b.Size)
 	}
 	if l, release, err := s.holdLayer(b.DiffID); !errors.Is(err, ErrNotFound) {
 		return l, false, release, err
@@ -176,10 +180,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	go func() {
 		// When a later stage stops (a corrupt stream), the rest is still
 		// read, up to the announced size, so the error is the digest's.
-		src := io.Reader(&countingReader{ctx: ctx, r: rc})
-		if b.Size > 0 {
-			src = io.LimitReader(src, b.Size+1)
-		}
+		src := io.LimitReader(&countingReader{ctx: ctx, r: rc}, b.Size+1)
 		buf := make([]byte, 1<<20)
 		downstream := true
 		var err error
@@ -267,7 +268,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if ferr != nil {
 		return 0, 0, fmt.Errorf("fetching blob %s: %w", b.Digest, ferr)
 	}
-	if b.Size > 0 && blobN != b.Size {
+	if blobN != b.Size {
 		return 0, 0, fmt.Errorf("blob %s: %w: %d bytes, want %d", b.Digest, ErrDigestMismatch, blobN, b.Size)
 	}
 	if derr != nil {

@@ -148,3 +148,44 @@ func TestBlobLayouts(t *testing.T) {
 		t.Fatalf("remade as %+v", again)
 	}
 }
+
+// TestImportNeedsASize: a blob announced without a size (0 or less: a
+// manifest must give one) is refused before anything is read, and reads
+// stop at the announced size.
+func TestImportNeedsASize(t *testing.T) {
+	data, b := gzipLayer(t, []tar.Header{{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755}}, nil)
+	for _, size := range []int64{0, -1} {
+		root := t.TempDir()
+		s, err := Open(root)
+		must(t, err)
+		read := false
+		bb := b
+		bb.Size = size
+		_, _, _, err = s.ImportLayer(ctx, bb, func(context.Context) (io.ReadCloser, error) {
+			read = true
+			return io.NopCloser(bytes.NewReader(data)), nil
+		})
+		if err == nil || read {
+			t.Fatalf("size %d: imported (read %v): %v", size, read, err)
+		}
+	}
+	// A blob longer than announced: read up to one byte past it.
+	s, err := Open(t.TempDir())
+	must(t, err)
+	long := &countReader{r: io.MultiReader(bytes.NewReader(data), bytes.NewReader(make([]byte, 10<<20)))}
+	_, _, _, err = s.ImportLayer(ctx, b, func(context.Context) (io.ReadCloser, error) { return io.NopCloser(long), nil })
+	if err == nil || long.n > b.Size+1 {
+		t.Fatalf("a blob longer than announced: read %d bytes of %d announced: %v", long.n, b.Size, err)
+	}
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

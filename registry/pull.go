@@ -84,14 +84,17 @@ func Pull(ctx context.Context, store *layer.Store, ref string, want Expect, opt 
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return fail(fmt.Errorf("the manifest has %d layers, its config %d DiffIDs", len(m.Layers), len(cf.RootFS.DiffIDs)))
 	}
-	// Every layer's media type is checked before any fetch starts, so a
-	// refusal leaves nothing running and nothing held.
+	// Every layer's media type and size are checked before any fetch
+	// starts, so a refusal leaves nothing running and nothing held.
 	blobs := make([]layer.ImportBlob, len(m.Layers))
 	for i, desc := range m.Layers {
 		b := layer.ImportBlob{DiffID: cf.RootFS.DiffIDs[i].String(), Digest: desc.Digest.String(), Size: desc.Size}
 		c, ok := layer.CompressionOf(string(desc.MediaType))
 		if !ok {
 			return fail(fmt.Errorf("layer %s has media type %s: only gzip and zstd layers can be pulled", desc.Digest, desc.MediaType))
+		}
+		if desc.Size <= 0 {
+			return fail(fmt.Errorf("layer %s has size %d in the manifest: a manifest must give each blob's size", desc.Digest, desc.Size))
 		}
 		b.Compression = c
 		blobs[i] = b

@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -123,5 +127,46 @@ func TestPullHoldsTheLayersItHas(t *testing.T) {
 	}
 	if _, err := b.Layer(baseLayer); err != nil {
 		t.Fatalf("the base layer went while the pull held it: %v", err)
+	}
+}
+
+// rawManifest is a manifest as given, for remote.Put.
+type rawManifest struct {
+	data []byte
+	mt   types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.data, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// TestPullRefusesUnsizedLayers: a manifest that gives a layer no size (0,
+// or less) is refused before anything is fetched.
+func TestPullRefusesUnsizedLayers(t *testing.T) {
+	reg := newRegistry(t)
+	a, err := layer.Open(t.TempDir())
+	must(t, err)
+	base, _ := build(t, a)
+	o := opts(reg)
+	_, err = Push(ctx, a, base, []string{reg.host + "/x/base:1"}, PushOptions{Options: o})
+	must(t, err)
+	img := remoteImage(t, o, reg.host+"/x/base:1")
+	m, err := img.Manifest()
+	must(t, err)
+	for _, size := range []int64{0, -1} {
+		m.Layers[0].Size = size
+		data, err := json.Marshal(m)
+		must(t, err)
+		ref := reg.host + "/x/unsized:" + strconv.FormatInt(size+1, 10)
+		r, err := o.ParseReference(ref)
+		must(t, err)
+		must(t, remote.Put(r, rawManifest{data, m.MediaType}, o.remoteOptions(ctx, nil)...))
+		root := t.TempDir()
+		b, err := layer.Open(root)
+		must(t, err)
+		_, err = Pull(ctx, b, ref, Expect{}, o)
+		if err == nil || !strings.Contains(err.Error(), "size") {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		storeEmpty(t, root)
 	}
 }
