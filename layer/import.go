@@ -64,7 +64,7 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 	if l, release, err := s.holdLayer(b.DiffID); !errors.Is(err, ErrNotFound) {
 		return l, false, release, err
 	}
-	unlock, err := s.pullLock(h)
+	unlock, err := s.pullLock(ctx, h)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -125,15 +125,15 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 }
 
 // pullLock takes tmp/pull-<hex>.lock exclusively, waiting for another
-// import of the same layer to finish.
-func (s *Store) pullLock(h string) (func(), error) {
+// import of the same layer to finish, or for ctx to end.
+func (s *Store) pullLock(ctx context.Context, h string) (func(), error) {
 	p := filepath.Join(s.root, tmpDir, "pull-"+h+".lock")
 	for {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		if err := flockContext(ctx, f, unix.LOCK_EX); err != nil {
 			f.Close()
 			return nil, err
 		}

@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sys/unix"
@@ -188,4 +190,35 @@ func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// TestImportWaitIsCancellable: an import waiting for another import of the
+// same layer (its pull lock) stops when its context is cancelled.
+func TestImportWaitIsCancellable(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	data, b := gzipLayer(t, []tar.Header{{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755}}, nil)
+	h := strings.TrimPrefix(b.DiffID, "sha256:")
+	lock, err := os.OpenFile(filepath.Join(s.Root(), tmpDir, "pull-"+h+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	must(t, err)
+	defer lock.Close()
+	must(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX)) // another process's import
+	c, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, err := s.ImportLayer(c, b, func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the cancelled wait returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the import kept waiting for the lock after its context was cancelled")
+	}
 }
