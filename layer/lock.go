@@ -28,10 +28,9 @@ package layer
 // context (flockContext), so an interrupted build stops waiting.
 //
 // Order and waiting: besides the pull lock (taken before any other), only a
-// shared entry lock ever waits, for a deletion in
-// progress to finish; a deletion takes a staging lock on a file it has just
-// made, and the cleaner waits for nothing. So no order of these operations
-// can deadlock.
+// shared entry lock ever waits, for a deletion in progress to finish; a
+// deletion takes a staging lock on a file it has just made, and the cleaner
+// waits for nothing. So no order of these operations can deadlock.
 
 import (
 	"context"
