@@ -158,28 +158,28 @@ func decompressTo(w io.Writer, b *Blob) error {
 		return err
 	}
 	defer f.Close()
-	in := bufio.NewReaderSize(f, 1<<20)
-	var r io.Reader
-	switch b.Compression {
+	r, err := decompressor(bufio.NewReaderSize(f, 1<<20), b.Compression)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", b.Digest, err)
+	}
+	defer r.Close()
+	_, err = io.CopyBuffer(w, r, make([]byte, 1<<20))
+	return err
+}
+
+// decompressor reads the compressed stream in (Gzip or Zstd).
+func decompressor(in io.Reader, compression string) (io.ReadCloser, error) {
+	switch compression {
 	case Gzip:
-		gr, err := gzip.NewReader(in)
-		if err != nil {
-			return err
-		}
-		defer gr.Close()
-		r = gr
+		return gzip.NewReader(in)
 	case Zstd:
 		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer zr.Close()
-		r = zr
-	default:
-		return fmt.Errorf("blob %s: compression %q", b.Digest, b.Compression)
+		return zr.IOReadCloser(), nil
 	}
-	_, err = io.CopyBuffer(w, r, make([]byte, 1<<20))
-	return err
+	return nil, fmt.Errorf("compression %q: use gzip or zstd", compression)
 }
 
 // publishBlob writes b's metadata beside the blob file in staged (a staging

@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
@@ -219,23 +217,11 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	go func() {
 		err := func() error {
 			in := bufio.NewReaderSize(compressed, 1<<20)
-			var plain io.Reader
-			switch b.Compression {
-			case Gzip:
-				gr, err := gzip.NewReader(in)
-				if err != nil {
-					return err
-				}
-				defer gr.Close()
-				plain = gr
-			case Zstd:
-				zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
-				if err != nil {
-					return err
-				}
-				defer zr.Close()
-				plain = zr
+			plain, err := decompressor(in, b.Compression)
+			if err != nil {
+				return err
 			}
+			defer plain.Close()
 			n, err := io.CopyBuffer(io.MultiWriter(diffHash, toUntar), plain, make([]byte, 1<<20))
 			tarN = n
 			if err != nil {

@@ -23,7 +23,7 @@ import (
 // storeEmpty fails when a refused pull left anything in the store.
 func storeEmpty(t *testing.T, root string) {
 	t.Helper()
-	for _, d := range []string{"layers", "images", "blobs"} {
+	for _, d := range []string{"layers", "images", "blobs", "tmp"} {
 		if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
 			t.Fatalf("a refused pull left %d entries in %s", len(ents), d)
 		}
