@@ -130,7 +130,7 @@ func (s *Store) Blob(ctx context.Context, l *Layer, compression string) (*Blob, 
 		return nil, err
 	}
 	b := &Blob{DiffID: l.DiffID, Digest: "sha256:" + hex.EncodeToString(digest.Sum(nil)), Size: fi.Size(), Compression: compression}
-	if err := s.publishBlob(staged, base, b); err != nil {
+	if err := s.publishBlob(staged, base, b, false); err != nil {
 		return nil, err
 	}
 	// Another writer's, when it came first: the same layer, the same bytes.
@@ -184,9 +184,10 @@ func decompressor(in io.Reader, compression string) (io.ReadCloser, error) {
 
 // publishBlob writes b's metadata beside the blob file in staged (a staging
 // dir holding only it) and renames the dir into place at base. A whole blob
-// that is there already (another writer's, of the same layer) stays; a
-// damaged one (an old-layout file without its metadata) is replaced.
-func (s *Store) publishBlob(staged, base string, b *Blob) error {
+// that is there already (another writer's, of the same layer) stays, unless
+// replace is set and it has another digest; a damaged one (an old-layout
+// file without its metadata) is replaced.
+func (s *Store) publishBlob(staged, base string, b *Blob, replace bool) error {
 	meta, _ := json.Marshal(b)
 	if err := writeSynced(filepath.Join(staged, blobMeta), meta); err != nil {
 		return err
@@ -199,7 +200,7 @@ func (s *Store) publishBlob(staged, base string, b *Blob) error {
 		if err != nil && !errors.Is(err, unix.ENOTDIR) {
 			return err
 		}
-		if _, err := readBlobMeta(base); err == nil {
+		if old, err := readBlobMeta(base); err == nil && (!replace || old.Digest == b.Digest) {
 			return nil
 		}
 		if fi, err := os.Lstat(base); err == nil && !fi.IsDir() { // the old layout's file

@@ -94,10 +94,13 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 	// The blob the registry had is kept as the layer's blob, with its
 	// metadata in one rename, before the layer: a layer from another tool
 	// cannot have it made again from its tree (another tar, another
-	// DiffID), so a layer never appears without it. A blob without its
-	// layer is removed with the layer's entry name by gc.
+	// DiffID), so a layer never appears without it. One left by an
+	// earlier pull that stopped between the two renames is replaced when
+	// its digest is not the registry's (pushed again, the layer must name
+	// the digest it came as); nothing else writes a blob of a layer the
+	// store lacks, and this import holds the layer's pull lock.
 	bm := &Blob{DiffID: b.DiffID, Digest: b.Digest, Size: b.Size, Compression: b.Compression}
-	if err := s.publishBlob(filepath.Join(staged, stagedBlob), filepath.Join(s.root, blobsDir, h+"."+b.Compression), bm); err != nil {
+	if err := s.publishBlob(filepath.Join(staged, stagedBlob), filepath.Join(s.root, blobsDir, h+"."+b.Compression), bm, true); err != nil {
 		return fail(err)
 	}
 	hold, err := lockShared(filepath.Join(staged, lockFile))

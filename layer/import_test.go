@@ -222,3 +222,41 @@ func TestImportWaitIsCancellable(t *testing.T) {
 		t.Fatal("the import kept waiting for the lock after its context was cancelled")
 	}
 }
+
+// TestImportKeepsTheRegistrysBlob: a blob an earlier pull left without its
+// layer (stopped between the two renames) with another digest is replaced
+// by the blob this pull verified, so pushing the layer names the digest it
+// came as.
+func TestImportKeepsTheRegistrysBlob(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	data, b := gzipLayer(t, []tar.Header{{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755}}, nil)
+	_, release, err := importBytes(s, b, data)
+	must(t, err)
+	release()
+	h := strings.TrimPrefix(b.DiffID, "sha256:")
+	must(t, os.RemoveAll(filepath.Join(s.Root(), layersDir, h))) // the layer's rename never happened
+	// The same tar, compressed otherwise.
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	must(t, err)
+	raw, err := io.ReadAll(zr)
+	must(t, err)
+	var other bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&other, gzip.BestSpeed)
+	zw.Write(raw)
+	must(t, zw.Close())
+	sum := sha256.Sum256(other.Bytes())
+	b2 := b
+	b2.Digest, b2.Size = "sha256:"+hex.EncodeToString(sum[:]), int64(other.Len())
+	if b2.Digest == b.Digest {
+		t.Fatal("the test needs another compressed form")
+	}
+	l, release, err := importBytes(s, b2, other.Bytes())
+	must(t, err)
+	defer release()
+	got, err := s.Blob(ctx, l, Gzip)
+	must(t, err)
+	if got.Digest != b2.Digest {
+		t.Fatalf("the layer's blob is %s, the pull verified %s", got.Digest, b2.Digest)
+	}
+}
