@@ -29,7 +29,8 @@ type Tx interface {
 	// the version's Platforms.
 	Version(image, version string) (*Version, error)
 	// Versions lists an image's versions in registration order. With
-	// withContent false, artifacts, packages and labels may be left empty.
+	// withContent false, artifacts, packages and labels may be left empty
+	// (the build's run UUID and name are there).
 	Versions(image string, withContent bool) ([]*Version, error)
 	// VersionsByImageID finds versions by content digest, in any image.
 	VersionsByImageID(imageID string) ([]*Version, error)

@@ -60,4 +60,28 @@ func testMultiArch(t *testing.T, c *catalog.Catalog) {
 	if arm, ok := r.ForArch("arm64"); r.Version != "1.0.0" || !ok || arm.ImageID != digest("b1") {
 		t.Fatalf("after the rollback: %+v", r)
 	}
+
+	// Without a version: the registrations of one packer run (two sources,
+	// one per architecture) make one version; another run, or the same
+	// architecture again in the run, makes a new one.
+	run := func(uuid, arch, id string) *catalog.Version {
+		t.Helper()
+		v, err := c.Register(ctx, &catalog.Version{Image: "multi", Architecture: arch, ImageID: digest(id),
+			Layers: []string{digest("layer-" + id)}, Build: catalog.BuildInfo{PackerRunUUID: uuid}}, catalog.RegisterOptions{Scheme: catalog.SchemeSemver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a := run("run-7", "arm64", "r7-arm")
+	b := run("run-7", "amd64", "r7-amd")
+	if a.Version != "1.0.2" || b.Version != a.Version || len(b.Platforms) != 1 {
+		t.Fatalf("one run, two architectures: %s and %s (%+v)", a.Version, b.Version, b)
+	}
+	if again := run("run-7", "amd64", "r7-amd-2"); again.Version != "1.0.3" {
+		t.Fatalf("the same architecture again in the run joined %s", again.Version)
+	}
+	if other := run("run-8", "arm64", "r8-arm"); other.Version != "1.0.4" {
+		t.Fatalf("another run joined %s", other.Version)
+	}
 }

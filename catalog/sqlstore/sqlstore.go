@@ -289,7 +289,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 	if withContent {
 		return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image = ? ORDER BY seq`, image)
 	}
-	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason, architecture
+	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason, architecture, build
 		FROM versions WHERE image = ? ORDER BY seq`), image)
 	if err != nil {
 		return nil, err
@@ -298,11 +298,14 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 	var out []*catalog.Version
 	for rows.Next() {
 		v := &catalog.Version{Image: image}
-		var tags string
+		var tags, build string
 		var created int64
 		var revoked int
-		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason, &v.Architecture); err != nil {
+		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason, &v.Architecture, &build); err != nil {
 			return nil, err
+		}
+		if len(build) > 2 {
+			json.Unmarshal([]byte(build), &v.Build)
 		}
 		if len(tags) > 2 { // not "", "[]" or "{}": most versions have no tags
 			json.Unmarshal([]byte(tags), &v.Tags)

@@ -31,8 +31,9 @@ type Config struct {
 	// The image the artifact is a version of, such as `base-os`.
 	ImageName string `mapstructure:"image_name" required:"true"`
 	// The version, such as `1.4.0`. Versions are immutable: registering
-	// one that exists fails. Defaults to the next one `version_scheme`
-	// gives.
+	// one that exists fails, but for another architecture's image, which
+	// joins it. Defaults to the version this packer run registered for
+	// another architecture, else the next one `version_scheme` gives.
 	Version string `mapstructure:"version" required:"false"`
 	// How a version is picked when `version` is not set: `semver` (the
 	// next patch of the highest x.y.z, or 1.0.0) or `timestamp` (UTC
