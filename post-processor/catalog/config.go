@@ -66,8 +66,13 @@ type Config struct {
 	// (mounting the parent's from its repository where the registry
 	// can), and each reference is recorded on the version with its
 	// manifest digest (artifact kind `oci-registry`), so other build hosts
-	// pull it. Credentials come from the Docker config
-	// (`~/.docker/config.json`, `DOCKER_CONFIG`) and its credential helpers.
+	// pull it. A version with images of several architectures goes as an
+	// OCI image index of all of them (each build of the version pushes it
+	// again, so the tags end on the index of every architecture); an
+	// architecture's image this host lacks is pulled first from the
+	// version's recorded references. Credentials come from the Docker
+	// config (`~/.docker/config.json`, `DOCKER_CONFIG`) and its credential
+	// helpers.
 	Push []string `mapstructure:"push" required:"false"`
 	// Registries (`host:port`) in `push` reached over plain http, such as a
 	// loopback test registry. Every other registry is reached over https
