@@ -42,12 +42,8 @@ func Push(ctx context.Context, store *layer.Store, img *layer.Image, refs []stri
 	if err != nil {
 		return nil, err
 	}
-	compression := opt.Compression
-	if compression == "" {
-		compression = layer.Gzip
-	}
 	var oci v1.Image
-	oci, err = export.Image(ctx, store, img, compression)
+	oci, err = export.Image(ctx, store, img, opt.compression())
 	if err != nil {
 		return nil, fmt.Errorf("push %s: %w", refs[0], err)
 	}
@@ -62,14 +58,9 @@ func Push(ctx context.Context, store *layer.Store, img *layer.Image, refs []stri
 		}
 		oci = &mountable{Image: oci, from: from}
 	}
-	c := &counter{next: opt.transport()}
-	ro := opt.remoteOptions(ctx, c)
-	err = writeToRefs(parsed, refs, func(ref name.Reference) error { return remote.Write(ref, oci, ro...) },
-		func(ref name.Reference) error { return remote.Tag(ref.Context().Tag(ref.Identifier()), oci, ro...) })
-	if err != nil {
-		return nil, err
-	}
-	return &Pushed{Digest: d.String(), Refs: refs, Blobs: c.blobs.Load(), Bytes: c.sent.Load()}, nil
+	return upload(ctx, opt.Options, parsed, refs, oci, d, func(ref name.Reference, ro ...remote.Option) error {
+		return remote.Write(ref, oci, ro...)
+	})
 }
 
 // Tag points ref (host/repository:tag) at the manifest digest already in

@@ -27,10 +27,7 @@ func PushIndex(ctx context.Context, store *layer.Store, imgs []*layer.Image, ref
 	if err != nil {
 		return nil, err
 	}
-	compression := opt.Compression
-	if compression == "" {
-		compression = layer.Gzip
-	}
+	compression := opt.compression()
 	var adds []mutate.IndexAddendum
 	seen := map[string]string{}
 	for _, img := range imgs {
@@ -58,14 +55,9 @@ func PushIndex(ctx context.Context, store *layer.Store, imgs []*layer.Image, ref
 	if err != nil {
 		return nil, err
 	}
-	c := &counter{next: opt.transport()}
-	ro := opt.remoteOptions(ctx, c)
-	err = writeToRefs(parsed, refs, func(ref name.Reference) error { return remote.WriteIndex(ref, idx, ro...) },
-		func(ref name.Reference) error { return remote.Tag(ref.Context().Tag(ref.Identifier()), idx, ro...) })
-	if err != nil {
-		return nil, err
-	}
-	return &Pushed{Digest: d.String(), Refs: refs, Blobs: c.blobs.Load(), Bytes: c.sent.Load()}, nil
+	return upload(ctx, opt.Options, parsed, refs, idx, d, func(ref name.Reference, ro ...remote.Option) error {
+		return remote.WriteIndex(ref, idx, ro...)
+	})
 }
 
 // parseRefs parses the references a push goes to; there must be one.
@@ -84,20 +76,26 @@ func parseRefs(refs []string, opt Options) ([]name.Reference, error) {
 	return parsed, nil
 }
 
-// writeToRefs writes to the first reference of each repository (its blobs
-// and manifests) and tags the others: they need the manifest alone.
-func writeToRefs(parsed []name.Reference, refs []string, write, tag func(name.Reference) error) error {
+// upload writes t (digest d) to the first reference of each repository in
+// parsed with write (its blobs and manifests) and tags the others, which
+// need the manifest alone; Pushed counts the blob bytes sent.
+func upload(ctx context.Context, opt Options, parsed []name.Reference, refs []string, t remote.Taggable, d v1.Hash,
+	write func(name.Reference, ...remote.Option) error) (*Pushed, error) {
+	c := &counter{next: opt.transport()}
+	ro := opt.remoteOptions(ctx, c)
 	done := map[string]bool{}
 	for i, ref := range parsed {
 		repo := ref.Context().String()
-		op := write
+		var err error
 		if done[repo] {
-			op = tag
+			err = remote.Tag(ref.Context().Tag(ref.Identifier()), t, ro...)
+		} else {
+			err = write(ref, ro...)
 		}
-		if err := op(ref); err != nil {
-			return fmt.Errorf("push %s: %w", refs[i], err)
+		if err != nil {
+			return nil, fmt.Errorf("push %s: %w", refs[i], err)
 		}
 		done[repo] = true
 	}
-	return nil
+	return &Pushed{Digest: d.String(), Refs: refs, Blobs: c.blobs.Load(), Bytes: c.sent.Load()}, nil
 }
