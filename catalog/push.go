@@ -151,7 +151,14 @@ func (c *Catalog) Pull(ctx context.Context, store *layer.Store, v *Version, opt 
 			continue
 		}
 		tried[byDigest] = true
-		p, err := registry.Pull(ctx, store, byDigest, v.ParentID, opt)
+		// An index (a multi-architecture version) holds v's image among
+		// others: its manifest's digest is what is pulled.
+		manifest, err := registry.ManifestFor(ctx, byDigest, v.ImageID, opt)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p, err := registry.Pull(ctx, store, manifest, v.ParentID, opt)
 		if err != nil {
 			errs = append(errs, err)
 			continue

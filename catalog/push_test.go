@@ -119,5 +119,15 @@ func TestPushMultiArchitectureVersion(t *testing.T) {
 		if len(rr) != 2 || rr[0].Digest != p.Digest {
 			t.Fatalf("%s %s: registry refs %+v, pushed %s", view.Ref(), view.Architecture, rr, p.Digest)
 		}
+		// Another host pulls each architecture's image from the index.
+		fresh, err := layer.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := cat.Pull(ctx, fresh, view, opt.Options)
+		if err != nil || pl.Image.ID != view.ImageID {
+			t.Fatalf("pull %s: %+v %v", view.Architecture, pl, err)
+		}
+		pl.Release()
 	}
 }

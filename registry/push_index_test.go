@@ -3,6 +3,7 @@ package registry
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,25 @@ func TestPushIndex(t *testing.T) {
 			}
 		}
 	}
+	// ManifestFor finds each image's manifest in the index; a plain
+	// manifest is its own.
+	for _, im := range []*layer.Image{amd, arm} {
+		m, err := ManifestFor(ctx, refs[0], im.ID, opts(reg))
+		must(t, err)
+		ref, _ := name.ParseReference(m, name.Insecure)
+		got, err := remote.Image(ref)
+		must(t, err)
+		if cfg, _ := got.ConfigName(); cfg.String() != im.ID {
+			t.Fatalf("ManifestFor %s: %s has config %s", im.ID, m, cfg)
+		}
+		if again, err := ManifestFor(ctx, m, im.ID, opts(reg)); err != nil || again != m {
+			t.Fatalf("ManifestFor of a manifest: %s %v, want %s", again, err, m)
+		}
+	}
+	if _, err := ManifestFor(ctx, refs[0], "sha256:"+strings.Repeat("0", 64), opts(reg)); err == nil || !strings.Contains(err.Error(), "without the image") {
+		t.Fatalf("an image the index lacks: %v", err)
+	}
+
 	// Two images of one platform are not an index.
 	if _, err := PushIndex(ctx, s, []*layer.Image{amd, amd}, refs[:1], PushOptions{Options: opts(reg)}); err == nil {
 		t.Fatal("an index with two amd64 images")
