@@ -37,6 +37,17 @@ func testMultiArch(t *testing.T, c *catalog.Catalog) {
 	if _, ok := got.ForArch("riscv64"); ok {
 		t.Fatal("a version without riscv64 answered for it")
 	}
+	// Found by either image ID, as that architecture's view.
+	for _, want := range []struct{ id, arch string }{{"a1", "amd64"}, {"b1", "arm64"}} {
+		var vs []*catalog.Version
+		if err := c.Store().View(ctx, func(tx catalog.Tx) error {
+			var err error
+			vs, err = tx.VersionsByImageID(digest(want.id))
+			return err
+		}); err != nil || len(vs) != 1 || vs[0].Version != "1.0.0" || vs[0].Architecture != want.arch || vs[0].ImageID != digest(want.id) {
+			t.Fatalf("VersionsByImageID(%s): %+v %v", want.id, vs, err)
+		}
+	}
 
 	// The channel moves the version, every architecture with it.
 	if _, _, err := c.Promote(ctx, "multi", "prod", "1.0.0", catalog.MoveOptions{}); err != nil {
