@@ -126,6 +126,7 @@ func (s *Store) SharedIndexes(key string) (*SharedIndexes, bool) {
 	if _, err := os.Stat(filepath.Join(d, "index.json")); err != nil {
 		return nil, false
 	}
+	markUsed(d)
 	si := &SharedIndexes{Key: key, Lists: filepath.Join(d, "lists"), Cache: filepath.Join(d, "cache")}
 	if fi, err := os.Stat(filepath.Join(s.dir, "indexes", "checked", key)); err == nil {
 		si.Checked = fi.ModTime()
@@ -490,6 +491,7 @@ func (s *Store) ImageCache(key, image string) (string, bool) {
 			return "", false
 		}
 	}
+	markUsed(d)
 	return d, true
 }
 
