@@ -50,6 +50,11 @@ func pullParent(ctx context.Context, layout storeroot.Layout, parent string) (pu
 		if err != nil {
 			return false, err
 		}
+		// The parent may be another architecture's image of the version
+		// (v is that architecture's view): its image is what is pulled.
+		if pv, ok := full.ForArch(v.Architecture); ok {
+			full = pv
+		}
 		store, err := layer.Open(layout.Layers())
 		if err != nil {
 			return false, err
