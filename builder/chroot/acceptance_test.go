@@ -60,6 +60,13 @@ func fixture(name string) string {
 // (as a terminal would run it).
 func (e *accEnv) start(t *testing.T, dir, template string, vars map[string]string, args ...string) *run {
 	t.Helper()
+	return e.startEnv(t, dir, template, vars, nil, args...)
+}
+
+// startEnv is start with env added to packer's environment (a parallel
+// test can't set its own).
+func (e *accEnv) startEnv(t *testing.T, dir, template string, vars map[string]string, env []string, args ...string) *run {
+	t.Helper()
 	argv := []string{"build", "-color=false"}
 	argv = append(argv, args...)
 	for k, v := range vars {
@@ -69,7 +76,7 @@ func (e *accEnv) start(t *testing.T, dir, template string, vars map[string]strin
 	r := &run{dir: dir, doneCh: make(chan struct{})}
 	r.cmd = exec.Command(e.packer, argv...)
 	r.cmd.Dir = dir
-	r.cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+e.pluginDir, "CHECKPOINT_DISABLE=1")
+	r.cmd.Env = append(append(os.Environ(), "PACKER_PLUGIN_PATH="+e.pluginDir, "CHECKPOINT_DISABLE=1"), env...)
 	r.cmd.Stdout = &r.out
 	r.cmd.Stderr = &r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

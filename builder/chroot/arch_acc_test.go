@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/registry/regtest"
 )
 
 // binfmtState is what the host's binfmt_misc holds: mounted or not, and its
@@ -53,11 +55,27 @@ func TestAccArchitecture(t *testing.T) {
 	store := filepath.Join(dir, "store")
 	vars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir}
 
-	// One packer build: arm64 and amd64, one version.
-	r := e.build(t, dir, fixture("arch.pkr.hcl"), vars, "-only=strata-chroot.base,strata-chroot.amd64")
+	// One packer build: arm64 and amd64, one version (not named: the
+	// builds of one run join one), pushed as an image index.
+	reg, err := regtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	dockerConfig, err := reg.DockerConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := reg.Host + "/arch/base"
+	vars["version"], vars["push"], vars["insecure_registries"] = "", `["`+repo+`"]`, `["`+reg.Host+`"]`
+	r := e.startEnv(t, dir, fixture("arch.pkr.hcl"), vars, []string{"DOCKER_CONFIG=" + dockerConfig}, "-only=strata-chroot.base,strata-chroot.amd64")
+	r.wait(t, 15*time.Minute)
 	if r.code != 0 {
 		t.Fatalf("arm64 + amd64 base: exit %d:\n%s", r.code, r.out.String())
 	}
+	delete(vars, "version")
+	delete(vars, "push")
+	delete(vars, "insecure_registries")
 	assertClean(t, store)
 	out := filepath.Join(dir, "output-base")
 	var m export.Manifest
@@ -90,6 +108,20 @@ func TestAccArchitecture(t *testing.T) {
 		pk, _ := os.ReadFile(filepath.Join(out, export.PackagesName))
 		if !strings.Contains(string(pk), "\tarm64\t") || strings.Contains(string(pk), "\tamd64\t") {
 			t.Fatalf("packages.tsv is not arm64's:\n%.500s", pk)
+		}
+	})
+
+	t.Run("pushed as an index", func(t *testing.T) {
+		raw, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", reg.User+":"+reg.Password, "docker://"+repo+":1.0.0").CombinedOutput()
+		var index struct {
+			MediaType string
+			Manifests []struct {
+				Platform struct{ Architecture string }
+			}
+		}
+		if err != nil || json.Unmarshal(raw, &index) != nil || index.MediaType != "application/vnd.oci.image.index.v1+json" || len(index.Manifests) != 2 ||
+			index.Manifests[0].Platform.Architecture == index.Manifests[1].Platform.Architecture {
+			t.Fatalf("skopeo inspect --raw %s:1.0.0: %v %s", repo, err, raw)
 		}
 	})
 

@@ -24,6 +24,19 @@ variable "uname" {
   type    = string
   default = "aarch64"
 }
+# "" registers without a version: both sources' builds join one.
+variable "version" {
+  type    = string
+  default = "1.0.0"
+}
+variable "push" {
+  type    = list(string)
+  default = []
+}
+variable "insecure_registries" {
+  type    = list(string)
+  default = []
+}
 
 source "strata-chroot" "base" {
   bootstrap {
@@ -78,8 +91,10 @@ build {
   # Both architectures become one version.
   post-processor "strata-catalog" {
     catalog    = "sqlite://${var.store_dir}/catalog.db"
-    image_name = "archbase"
-    version    = "1.0.0"
+    image_name          = "archbase"
+    version             = var.version
+    push                = var.push
+    insecure_registries = var.insecure_registries
   }
 }
 
