@@ -415,8 +415,8 @@ func (c *Config) prepareArchitecture(add func(string, ...interface{})) {
 	if _, ok := debarch.Lookup(c.Architecture); !ok {
 		add("architecture: %q is not a Debian architecture; use one of %s", c.Architecture, strings.Join(debarch.Names(), ", "))
 	}
-	if c.Architecture != "amd64" && slices.Contains(c.Formats, "disk") {
-		add("formats: the disk output boots amd64 images only (its boot loader and the boot check are x86-64's), and architecture is %s; drop \"disk\" or build for amd64", c.Architecture)
+	if a, ok := debarch.Lookup(c.Architecture); ok && a.Disk == nil && slices.Contains(c.Formats, "disk") {
+		add("formats: the disk output boots %s images only, and architecture is %s; drop \"disk\" or build for one of them", strings.Join(debarch.DiskArches(), " and "), c.Architecture)
 	}
 }
 

@@ -76,10 +76,19 @@ func (c *Config) prepareBootcheck(add func(format string, a ...interface{})) {
 	if !slices.Contains(c.Formats, "disk") {
 		add("bootcheck: enabled needs the disk output to boot: add \"disk\" to formats, or set bootcheck { enabled = false }")
 	}
-	if _, err := c.host.LookPath(boot.DefaultQEMU); err != nil {
-		add("bootcheck: needs qemu-system-x86_64 on the build host; install the Debian package qemu-system-x86")
+	qemu, pkg, err := boot.QEMUFor(c.Architecture)
+	if err != nil {
+		// The disk output refuses the architecture already.
+		return
 	}
-	if _, _, err := boot.FindFirmwareIn(c.host.Root()); err != nil {
-		add("bootcheck: needs UEFI firmware (/usr/share/OVMF/OVMF_CODE_4M.fd) on the build host; install the Debian package ovmf")
+	if _, err := c.host.LookPath(qemu); err != nil {
+		add("bootcheck: needs %s on the build host; install the Debian package %s", qemu, pkg)
+	}
+	if _, _, err := boot.FindFirmwareFor(c.host.Root(), c.Architecture); err != nil {
+		add("bootcheck: needs UEFI firmware on the build host: %s", strings.TrimPrefix(err.Error(), "boot: no UEFI firmware: "))
+	}
+	host, _ := c.host.Arch()
+	if b.Accel == boot.AccelKVM && host != c.Architecture {
+		add("bootcheck.accel: kvm runs only the build host's own architecture (%s), and architecture is %s; use \"tcg\" or \"auto\" (TCG for a foreign architecture)", host, c.Architecture)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 )
 
 // DiskConfig shapes the `disk` output: a GPT disk image (`disk.raw`) that
@@ -134,8 +135,15 @@ func (c *Config) prepareDisk(add func(format string, a ...interface{})) {
 	}
 	if d.Bootloader == export.Grub {
 		tools = append(tools, struct{ tool, pkg string }{"grub-mkimage", "grub-common"})
-		if fi, err := os.Stat(export.GrubModulesDir); err != nil || !fi.IsDir() {
-			add("disk.bootloader: grub needs GRUB's EFI modules on the build host (%s); install grub-efi-amd64-bin", export.GrubModulesDir)
+		// amd64's modules come from the build host. A foreign
+		// architecture's may come from the image (Debian builds
+		// grub-efi-arm64-bin for arm64 only): the export checks the image
+		// for them before it writes anything.
+		host, _ := c.host.Arch()
+		if a, ok := debarch.Lookup(c.Architecture); ok && a.Disk != nil && debarch.RunsNatively(host, c.Architecture) {
+			if fi, err := os.Stat(export.GrubModulesDir(c.Architecture)); err != nil || !fi.IsDir() {
+				add("disk.bootloader: grub needs GRUB's EFI modules on the build host (%s); install %s", export.GrubModulesDir(c.Architecture), a.Disk.GrubPackage)
+			}
 		}
 	}
 	for _, t := range tools {
@@ -182,7 +190,7 @@ func (c *Config) diskOptions() export.DiskOptions {
 		return export.DiskOptions{}
 	}
 	o := export.DiskOptions{Size: d.size, RootFilesystem: d.RootFilesystem, Bootloader: d.Bootloader,
-		Kernel: d.Kernel, KernelCmdline: d.KernelCmdline, QCOW2: d.QCOW2}
+		Kernel: d.Kernel, KernelCmdline: d.KernelCmdline, QCOW2: d.QCOW2, Architecture: c.Architecture}
 	if d.size == 0 {
 		o.FreeSpace = d.free
 	}
