@@ -82,7 +82,7 @@ type diskPlan struct {
 	// grubFrom the image's GRUB modules directory when the build host has
 	// none for the architecture.
 	loaderFrom, grubFrom string
-	kernel bootKernel
+	kernel               bootKernel
 	// initramfs says how the initramfs mounts the root (for the report).
 	initramfs string
 	// token names this image's boot entry and ESP directory.
