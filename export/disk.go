@@ -124,7 +124,7 @@ func CheckDisk(ctx context.Context, root string, opt DiskOptions) (string, error
 }
 
 func (d *diskPlan) describe() string {
-	return fmt.Sprintf("%s kernel %s with %s (its initramfs mounts the %s root: %s)", d.arch, d.kernel.Vmlinuz, d.kernel.Initrd, d.opt.RootFilesystem, d.initramfs)
+	return fmt.Sprintf("kernel %s with %s for %s (its initramfs mounts the %s root: %s)", d.kernel.Vmlinuz, d.kernel.Initrd, d.arch, d.opt.RootFilesystem, d.initramfs)
 }
 
 // planDisk finds the kernel, checks the initramfs and derives the disk's
