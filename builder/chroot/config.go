@@ -58,7 +58,7 @@ type Config struct {
 	// the architecture, registering it from qemu-user-static's binfmt.d file
 	// when it is installed and no handler is (and removing it afterwards).
 	// No emulator is copied into the image. A `parent` must be of this
-	// architecture.
+	// architecture. The `disk` output is made for amd64 and arm64.
 	Architecture string `mapstructure:"architecture" required:"false"`
 	// A name for the parent, such as `base-os@1.0.3`, for the OCI output's
 	// `org.opencontainers.image.base.name` annotation.
