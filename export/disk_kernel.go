@@ -106,9 +106,10 @@ func copyOut(root *inroot.Root, p, dst string) error {
 	return out.Close()
 }
 
-// gzipMagic starts a gzip-compressed kernel: Debian's arm64 vmlinuz is
-// the kernel's Image compressed with gzip, which UEFI cannot load. The EFI
-// program is the Image inside it (its EFI stub makes it one).
+// gzipMagic starts a gzip-compressed kernel (an arm64 vmlinuz may be the
+// kernel's Image compressed with gzip; bookworm's is the plain Image),
+// which UEFI cannot load. The EFI program is the Image inside it (its EFI
+// stub makes it one).
 var gzipMagic = []byte{0x1f, 0x8b}
 
 // openKernel opens the kernel p of the image, decompressed when it is

@@ -48,7 +48,7 @@ type DiskConfig struct {
 	// The image's kernel to boot: `auto` (the only /boot/vmlinuz-* of the
 	// image; several are an error that lists them) or a version such as
 	// `6.1.0-28-cloud-amd64`. It must be the image's architecture
-	// (linux-image-cloud-arm64 for arm64: its gzip-compressed vmlinuz goes
+	// (linux-image-cloud-arm64 for arm64; a gzip-compressed vmlinuz goes
 	// on the ESP decompressed). Its initramfs (/boot/initrd.img-VERSION) must
 	// be there and able to mount the root file system. Defaults to `auto`.
 	Kernel string `mapstructure:"kernel" required:"false"`
