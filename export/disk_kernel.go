@@ -94,6 +94,11 @@ func copyOut(root *inroot.Root, p, dst string) error {
 	if err != nil {
 		return err
 	}
+	return writeOut(in, p, dst)
+}
+
+// writeOut copies in (the image's p) to the host file dst and closes in.
+func writeOut(in io.ReadCloser, p, dst string) error {
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -152,16 +157,7 @@ func copyKernel(root *inroot.Root, p, dst string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s out of the image: %w", p, err)
-	}
-	return out.Close()
+	return writeOut(in, p, dst)
 }
 
 // peMachine reads the PE/COFF machine type of the EFI program r starts
