@@ -43,7 +43,13 @@ source "strata-chroot" "arm64disk" {
 build {
   sources = ["source.strata-chroot.arm64disk"]
 
+  # initramfs-tools before the kernel: installed together, the kernel's
+  # postinst makes its initramfs and initramfs-tools' trigger makes it
+  # again, and each takes minutes under qemu-user.
   provisioner "strata-packages" {
-    install = ["linux-image-cloud-arm64", "systemd-sysv", "systemd-boot-efi"]
+    install = ["systemd-sysv", "systemd-boot-efi", "initramfs-tools"]
+  }
+  provisioner "strata-packages" {
+    install = ["linux-image-cloud-arm64"]
   }
 }
