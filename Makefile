@@ -94,9 +94,11 @@ plugin-check: build $(SDC)
 	  || { echo "plugin-check: describe does not list chroot, packages, catalog, test and image:"; $(PLUGIN) describe; exit 1; }
 
 ## test: everything: generated files, vet, plugin-check, unit tests and end-to-end builds through bin/packer.
+# go test's own lines, then the slowest tests (tools/testtimes), so every run says where its time goes.
 test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
-	STRATA_ACC=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) STRATA_ANSIBLE_PLUGIN=$(ANSIBLE_PLUGIN) \
-	  $(GO) test -count=1 -timeout 40m ./...
+	$(GO) build -o $(BIN)/testtimes ./tools/testtimes
+	set -o pipefail; STRATA_ACC=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) STRATA_ANSIBLE_PLUGIN=$(ANSIBLE_PLUGIN) \
+	  $(GO) test -count=1 -timeout 40m -json ./... | $(BIN)/testtimes
 
 ## test-slow: the end-to-end checks too slow for `make test` (more disks booted under TCG: a squashfs root
 ## with GRUB on a child image, a root that is not there, a kernel that panics in its init; an arm64 disk built

@@ -7,6 +7,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -76,6 +77,13 @@ func (v *Version) ForArch(arch string) (*Version, bool) {
 			out := *v
 			out.Architecture, out.ImageID, out.ParentID, out.Layers = p.Architecture, p.ImageID, p.ParentID, p.Layers
 			out.Artifacts, out.Packages, out.Build = p.Artifacts, p.Packages, p.Build
+			// The version's registry references hold every architecture
+			// (an image index): a pull picks this one's image from them.
+			for _, a := range v.Artifacts {
+				if a.Format == FormatRegistry {
+					out.Artifacts = append(slices.Clip(out.Artifacts), a)
+				}
+			}
 			return &out, true
 		}
 	}

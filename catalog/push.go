@@ -34,17 +34,71 @@ func PushRefs(repo, version string, tags []string) ([]string, error) {
 // each reference with the manifest digest on v. Only a finished push is
 // recorded. The parent's recorded reference in the same registry, when
 // there is one, is offered for cross-repository mounts.
+//
+// A version with images of several architectures goes as an OCI image
+// index of all of them (registry.PushIndex); an image this host lacks is
+// pulled first from a reference recorded on the version. The version is
+// read again after the push: an architecture registered while it ran (the
+// other source of the same packer build, whose own push may have ended
+// first) is pushed with the others in another round, so the tags end on an
+// index of every architecture whichever push ends last.
 func (c *Catalog) Push(ctx context.Context, store *layer.Store, v *Version, refs []string, opt registry.PushOptions) (*registry.Pushed, error) {
-	img, err := store.Image(v.ImageID)
-	if err != nil {
-		return nil, fmt.Errorf("push %s: its layers are not in this host's store (%w); pull it first (strata pull %s)", v.Ref(), err, v.Ref())
-	}
-	if opt.MountFrom == "" && v.ParentID != "" && len(refs) > 0 {
-		if r, err := name.ParseReference(refs[0]); err == nil {
-			opt.MountFrom = c.parentRefIn(ctx, v.ParentID, r.Context().RegistryStr())
+	const rounds = 3
+	for round := 1; ; round++ {
+		cur, err := c.Get(ctx, v.Image, v.Version)
+		if err != nil {
+			return nil, err
+		}
+		pushed, err := c.pushOnce(ctx, store, cur, refs, opt)
+		if err != nil {
+			return nil, err
+		}
+		after, err := c.Get(ctx, v.Image, v.Version)
+		if err != nil {
+			return nil, err
+		}
+		if len(after.Platforms) == len(cur.Platforms) || round == rounds {
+			return pushed, nil
 		}
 	}
-	pushed, err := registry.Push(ctx, store, img, refs, opt)
+}
+
+// pushOnce pushes v's images as they are now and records the references.
+func (c *Catalog) pushOnce(ctx context.Context, store *layer.Store, v *Version, refs []string, opt registry.PushOptions) (*registry.Pushed, error) {
+	archs := v.Architectures()
+	if len(archs) == 0 {
+		archs = []string{""} // registered before the catalog kept architectures
+	}
+	var imgs []*layer.Image
+	for _, arch := range archs {
+		pv, _ := v.ForArch(arch)
+		img, err := store.Image(pv.ImageID)
+		if err != nil && len(v.Platforms) > 0 {
+			// Another host built it: its recorded reference brings it.
+			p, perr := c.Pull(ctx, store, pv, opt.Options)
+			if perr != nil {
+				return nil, fmt.Errorf("push %s: its %s image is not in this host's store and pulling it failed: %w", v.Ref(), arch, perr)
+			}
+			p.Release()
+			img, err = store.Image(pv.ImageID)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("push %s: its layers are not in this host's store (%w); pull it first (strata pull %s)", v.Ref(), err, v.Ref())
+		}
+		imgs = append(imgs, img)
+	}
+	var pushed *registry.Pushed
+	var err error
+	if len(imgs) == 1 {
+		if opt.MountFrom == "" && v.ParentID != "" && len(refs) > 0 {
+			if r, err := name.ParseReference(refs[0]); err == nil {
+				opt.MountFrom = c.parentRefIn(ctx, v.ParentID, r.Context().RegistryStr())
+			}
+		}
+		pushed, err = registry.Push(ctx, store, imgs[0], refs, opt)
+	} else {
+		pushed, err = registry.PushIndex(ctx, store, imgs, refs, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -97,14 +151,17 @@ func (c *Catalog) Pull(ctx context.Context, store *layer.Store, v *Version, opt 
 			continue
 		}
 		tried[byDigest] = true
-		p, err := registry.Pull(ctx, store, byDigest, v.ParentID, opt)
+		// An index (a multi-architecture version) holds v's image among
+		// others: its manifest's digest is what is pulled. Another image
+		// than the version's is refused before anything is stored.
+		manifest, err := registry.ManifestFor(ctx, byDigest, v.ImageID, opt)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if p.Image.ID != v.ImageID {
-			p.Release()
-			errs = append(errs, fmt.Errorf("%s holds image %s, not %s's %s", byDigest, p.Image.ID, v.Ref(), v.ImageID))
+		p, err := registry.Pull(ctx, store, manifest, registry.Expect{ImageID: v.ImageID, Parent: v.ParentID}, opt)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		return p, nil

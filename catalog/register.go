@@ -34,7 +34,8 @@ type RegisterOptions struct {
 }
 
 // Register adds a complete version in one transaction. An empty Version is
-// assigned by the scheme. Registering an existing version is a conflict;
+// the one the same packer run registered for another architecture (see
+// sameRunVersion), else assigned by the scheme. Registering an existing version is a conflict;
 // versions are immutable.
 func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions) (*Version, error) {
 	if err := ValidName("image", v.Image); err != nil {
@@ -80,6 +81,13 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 	err := c.store.Update(ctx, func(tx Tx) error {
 		if err := tx.LockImage(out.Image); err != nil {
 			return err
+		}
+		if out.Version == "" {
+			joined, err := sameRunVersion(tx, &out)
+			if err != nil {
+				return err
+			}
+			out.Version = joined
 		}
 		if out.Version == "" {
 			next, err := c.nextVersion(tx, out.Image, opt.Scheme)
@@ -235,4 +243,36 @@ func (c *Catalog) nextVersion(tx Tx, image string, scheme VersionScheme) (string
 		return "1.0.0", nil
 	}
 	return fmt.Sprintf("%s%d.%d.%d", prefix, best[0], best[1], best[2]+1), nil
+}
+
+// sameRunLookback bounds how many of an image's latest versions
+// sameRunVersion reads.
+const sameRunLookback = 50
+
+// sameRunVersion is the version a registration that names none joins: the
+// one the same packer run (its run UUID) registered for another
+// architecture and that has none of v's yet, so that a template with one
+// source per architecture registers one version without naming it. "" when
+// there is none (another run, the same architecture again, no run UUID).
+func sameRunVersion(tx Tx, v *Version) (string, error) {
+	if v.Build.PackerRunUUID == "" || v.Architecture == "" {
+		return "", nil
+	}
+	vs, err := tx.Versions(v.Image, false)
+	if err != nil {
+		return "", err
+	}
+	for i := len(vs) - 1; i >= 0 && i >= len(vs)-sameRunLookback; i-- {
+		if vs[i].Build.PackerRunUUID != v.Build.PackerRunUUID || vs[i].Revoked {
+			continue
+		}
+		have, err := tx.Version(v.Image, vs[i].Version)
+		if err != nil {
+			return "", err
+		}
+		if have.Architecture != "" && !slices.Contains(have.Architectures(), v.Architecture) {
+			return have.Version, nil
+		}
+	}
+	return "", nil
 }

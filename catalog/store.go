@@ -29,9 +29,12 @@ type Tx interface {
 	// the version's Platforms.
 	Version(image, version string) (*Version, error)
 	// Versions lists an image's versions in registration order. With
-	// withContent false, artifacts, packages and labels may be left empty.
+	// withContent false, artifacts, packages and labels may be left empty
+	// (the build's run UUID and name are there).
 	Versions(image string, withContent bool) ([]*Version, error)
-	// VersionsByImageID finds versions by content digest, in any image.
+	// VersionsByImageID finds versions by content digest, in any image;
+	// a version where it is another architecture's image comes as that
+	// architecture's view (Version.ForArch).
 	VersionsByImageID(imageID string) ([]*Version, error)
 	// VersionsByImageIDPrefix finds versions whose image ID starts with prefix.
 	VersionsByImageIDPrefix(prefix string) ([]*Version, error)

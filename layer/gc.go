@@ -131,7 +131,7 @@ func (s *Store) removeBlobs(diffHex string) error {
 	}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), diffHex+".") {
-			if err := os.Remove(filepath.Join(s.root, blobsDir, e.Name())); err != nil {
+			if err := os.RemoveAll(filepath.Join(s.root, blobsDir, e.Name())); err != nil {
 				return err
 			}
 		}

@@ -21,3 +21,11 @@ func (s *Store) Hold(img *Image) (func(), error) {
 	}
 	return release, nil
 }
+
+// HoldLayer keeps one layer from garbage collection until the returned
+// function is called: its entry lock, shared. A layer the store lacks,
+// also one a deletion removed while HoldLayer waited, is ErrNotFound
+// (wrapped).
+func (s *Store) HoldLayer(diffID string) (*Layer, func(), error) {
+	return s.holdLayer(diffID)
+}

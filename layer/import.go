@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
@@ -42,9 +40,10 @@ var ErrDigestMismatch = errors.New("content does not match its digest")
 // size, and its tar against the DiffID, while it is unpacked into a staging
 // dir in one pass; only a layer that matches is renamed into place, with the
 // blob kept as its cached blob (so a later push of the same layer names the
-// same digest). Concurrent imports of one layer, in any process, fetch it
-// once: the others wait for the pull lock, then find the layer stored. The
-// layer comes back held (see lock.go).
+// same digest). b.Size must be given (> 0): no more is ever read.
+// Concurrent imports of one layer, in any process, fetch it once: the
+// others wait for the pull lock, then find the layer stored. The layer
+// comes back held (see lock.go).
 // fetched says whether this call fetched it.
 func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context.Context) (io.ReadCloser, error)) (l *Layer, fetched bool, release func(), err error) {
 	h, err := hexOf(b.DiffID)
@@ -57,10 +56,13 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 	if b.Compression != Gzip && b.Compression != Zstd {
 		return nil, false, nil, fmt.Errorf("layer %s: compression %q: only gzip and zstd layers can be imported", b.DiffID, b.Compression)
 	}
+	if b.Size <= 0 {
+		return nil, false, nil, fmt.Errorf("blob %s: its size is given as %d: a layer blob must have its size announced (reads stop there)", b.Digest, b.Size)
+	}
 	if l, release, err := s.holdLayer(b.DiffID); !errors.Is(err, ErrNotFound) {
 		return l, false, release, err
 	}
-	unlock, err := s.pullLock(h)
+	unlock, err := s.pullLock(ctx, h)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -89,17 +91,16 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 	if err := writeSynced(filepath.Join(staged, lockFile), nil); err != nil {
 		return fail(err)
 	}
-	// The blob goes to blobs/ first: a layer without its blob is only
-	// slower to push, a blob without its layer is removed by gc.
-	base := filepath.Join(s.root, blobsDir, h+"."+b.Compression)
-	if err := os.Rename(filepath.Join(staged, "blob"), base); err != nil {
-		return fail(err)
-	}
-	bm, _ := json.Marshal(&Blob{DiffID: b.DiffID, Digest: b.Digest, Size: b.Size, Compression: b.Compression})
-	if err := writeSynced(filepath.Join(staged, "blob.json"), bm); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(filepath.Join(staged, "blob.json"), base+".json"); err != nil {
+	// The blob the registry had is kept as the layer's blob, with its
+	// metadata in one rename, before the layer: a layer from another tool
+	// cannot have it made again from its tree (another tar, another
+	// DiffID), so a layer never appears without it. One left by an
+	// earlier pull that stopped between the two renames is replaced when
+	// its digest is not the registry's (pushed again, the layer must name
+	// the digest it came as); nothing else writes a blob of a layer the
+	// store lacks, and this import holds the layer's pull lock.
+	bm := &Blob{DiffID: b.DiffID, Digest: b.Digest, Size: b.Size, Compression: b.Compression}
+	if err := s.publishBlob(filepath.Join(staged, stagedBlob), filepath.Join(s.root, blobsDir, h+"."+b.Compression), bm, true); err != nil {
 		return fail(err)
 	}
 	hold, err := lockShared(filepath.Join(staged, lockFile))
@@ -125,15 +126,15 @@ func (s *Store) ImportLayer(ctx context.Context, b ImportBlob, open func(context
 }
 
 // pullLock takes tmp/pull-<hex>.lock exclusively, waiting for another
-// import of the same layer to finish.
-func (s *Store) pullLock(h string) (func(), error) {
+// import of the same layer to finish, or for ctx to end.
+func (s *Store) pullLock(ctx context.Context, h string) (func(), error) {
 	p := filepath.Join(s.root, tmpDir, "pull-"+h+".lock")
 	for {
 		f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		if err := flockContext(ctx, f, unix.LOCK_EX); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -145,7 +146,11 @@ func (s *Store) pullLock(h string) (func(), error) {
 	}
 }
 
-// fetchLayer streams the blob into staged/blob and, decompressed, into the
+// stagedBlob is the dir in a pull's staging dir that becomes the layer's
+// blob dir (see publishBlob).
+const stagedBlob = "blob"
+
+// fetchLayer streams the blob into staged/blob/blob and, decompressed, into the
 // tree staged/diff, checking digest, size and DiffID. Three stages overlap,
 // joined by pipes: fetching (blob file and its hash), decompressing (and
 // hashing the tar), unpacking.
@@ -155,7 +160,10 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		return 0, 0, err
 	}
 	defer rc.Close()
-	out, err := os.Create(filepath.Join(staged, "blob"))
+	if err := os.Mkdir(filepath.Join(staged, stagedBlob), 0o700); err != nil {
+		return 0, 0, err
+	}
+	out, err := os.Create(filepath.Join(staged, stagedBlob, blobFile))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -173,10 +181,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	go func() {
 		// When a later stage stops (a corrupt stream), the rest is still
 		// read, up to the announced size, so the error is the digest's.
-		src := io.Reader(&countingReader{ctx: ctx, r: rc})
-		if b.Size > 0 {
-			src = io.LimitReader(src, b.Size+1)
-		}
+		src := io.LimitReader(&countingReader{ctx: ctx, r: rc}, b.Size+1)
 		buf := make([]byte, 1<<20)
 		downstream := true
 		var err error
@@ -215,23 +220,11 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	go func() {
 		err := func() error {
 			in := bufio.NewReaderSize(compressed, 1<<20)
-			var plain io.Reader
-			switch b.Compression {
-			case Gzip:
-				gr, err := gzip.NewReader(in)
-				if err != nil {
-					return err
-				}
-				defer gr.Close()
-				plain = gr
-			case Zstd:
-				zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
-				if err != nil {
-					return err
-				}
-				defer zr.Close()
-				plain = zr
+			plain, err := decompressor(in, b.Compression)
+			if err != nil {
+				return err
 			}
+			defer plain.Close()
 			n, err := io.CopyBuffer(io.MultiWriter(diffHash, toUntar), plain, make([]byte, 1<<20))
 			tarN = n
 			if err != nil {
@@ -264,7 +257,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if ferr != nil {
 		return 0, 0, fmt.Errorf("fetching blob %s: %w", b.Digest, ferr)
 	}
-	if b.Size > 0 && blobN != b.Size {
+	if blobN != b.Size {
 		return 0, 0, fmt.Errorf("blob %s: %w: %d bytes, want %d", b.Digest, ErrDigestMismatch, blobN, b.Size)
 	}
 	if derr != nil {
@@ -301,8 +294,10 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // Untar unpacks an OCI layer tar into dir (a new, empty directory) in
 // overlayfs form, the form Commit stores: ".wh.NAME" becomes a 0/0 character
 // device, ".wh..wh..opq" the trusted.overlay.opaque attribute. Owners,
-// modes, times, extended attributes, hard links and devices are kept. A
-// member that would land outside dir, or go through a symlink, is refused.
+// modes (setuid bits too), times, extended attributes, hard links and FIFOs
+// are kept. A member that would land outside dir, or go through a symlink,
+// is refused, and so is a device node other than a 0/0 whiteout or one of
+// harmlessDevices (allowedNode).
 func Untar(r io.Reader, dir string) error {
 	tr := tar.NewReader(r)
 	type dirTime struct {
@@ -412,6 +407,9 @@ func Untar(r io.Reader, dir string) error {
 				return err
 			}
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			if err := allowedNode(hdr); err != nil {
+				return fmt.Errorf("tar member %q: %w", rel, err)
+			}
 			mode := uint32(unix.S_IFIFO)
 			if hdr.Typeflag == tar.TypeChar {
 				mode = unix.S_IFCHR
@@ -438,6 +436,32 @@ func Untar(r io.Reader, dir string) error {
 		}
 	}
 	return nil
+}
+
+// harmlessDevices are the character devices a layer may create besides
+// whiteouts: the ones every container runtime gives a container (the OCI
+// runtime spec's default devices), which a Debian bootstrap (mmdebstrap,
+// debootstrap) leaves in /dev: null, zero, full, random, urandom, tty,
+// console, ptmx. Each is major<<32|minor.
+var harmlessDevices = map[int64]bool{1<<32 | 3: true, 1<<32 | 5: true, 1<<32 | 7: true, 1<<32 | 8: true, 1<<32 | 9: true,
+	5<<32 | 0: true, 5<<32 | 1: true, 5<<32 | 2: true}
+
+// allowedNode refuses a device node a layer from elsewhere must not
+// create: any block device, any character device but an overlay whiteout
+// (0/0) and harmlessDevices. A hostile image would otherwise give whoever
+// uses it (a build's chroot, a dir or disk output) a node of the host's
+// disks or memory. FIFOs are fine.
+func allowedNode(hdr *tar.Header) error {
+	switch hdr.Typeflag {
+	case tar.TypeFifo:
+		return nil
+	case tar.TypeChar:
+		if (hdr.Devmajor == 0 && hdr.Devminor == 0) || harmlessDevices[hdr.Devmajor<<32|hdr.Devminor] {
+			return nil
+		}
+		return fmt.Errorf("a character device %d:%d; a pulled layer may hold no device node but whiteouts and /dev/null's kind", hdr.Devmajor, hdr.Devminor)
+	}
+	return fmt.Errorf("a block device %d:%d; a pulled layer may hold no device node but whiteouts and /dev/null's kind", hdr.Devmajor, hdr.Devminor)
 }
 
 // applyMeta gives p the owner, extended attributes, mode and (unless a

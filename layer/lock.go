@@ -23,17 +23,23 @@ package layer
 // locked before it is renamed into place, so no moment exists in which it
 // is visible but unheld.
 //
-// Order and waiting: only a shared entry lock ever waits, for a deletion in
-// progress to finish; a deletion takes a staging lock on a file it has just
-// made, and the cleaner waits for nothing. So no order of these operations
-// can deadlock.
+// Pull locks: tmp/pull-<hex>.lock, exclusive, makes concurrent imports of
+// one layer fetch it once (import.go); its wait ends with the importer's
+// context (flockContext), so an interrupted build stops waiting.
+//
+// Order and waiting: besides the pull lock (taken before any other), only a
+// shared entry lock ever waits, for a deletion in progress to finish; a
+// deletion takes a staging lock on a file it has just made, and the cleaner
+// waits for nothing. So no order of these operations can deadlock.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -144,6 +150,32 @@ func lockShared(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// flockContext takes the flock how (LOCK_EX or LOCK_SH) on f, waiting for
+// its holder as long as ctx lasts: flock(2) itself cannot be interrupted,
+// so it is tried without blocking, again and again.
+func flockContext(ctx context.Context, f *os.File, how int) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if wait < 200*time.Millisecond {
+			wait *= 2
+		}
+	}
 }
 
 // holdLayer takes a layer's entry lock shared and returns the layer, or

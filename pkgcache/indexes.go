@@ -126,6 +126,7 @@ func (s *Store) SharedIndexes(key string) (*SharedIndexes, bool) {
 	if _, err := os.Stat(filepath.Join(d, "index.json")); err != nil {
 		return nil, false
 	}
+	markUsed(d)
 	si := &SharedIndexes{Key: key, Lists: filepath.Join(d, "lists"), Cache: filepath.Join(d, "cache")}
 	if fi, err := os.Stat(filepath.Join(s.dir, "indexes", "checked", key)); err == nil {
 		si.Checked = fi.ModTime()
@@ -317,7 +318,39 @@ func (s *Store) PublishIndexes(set IndexSet, lists *os.File) (PublishResult, err
 
 // copyVerified copies the regular file name in dir (never through a link)
 // to dst, keeping its modification time, when it has e's size and sha256.
+// An entry without both is an error: nothing is copied unchecked. Nothing
+// is left at dst when it fails.
 func copyVerified(dir *os.File, name, dst string, e expected) (int64, error) {
+	if CheckDigest(e.SHA256) != nil || e.Size < 0 {
+		return 0, fmt.Errorf("no sha256 and size to check it against")
+	}
+	return copyChecked(dir, name, dst, e.Size+1, func(n int64, sum string) error {
+		if n != e.Size {
+			return fmt.Errorf("%w: %d bytes, the InRelease says %d", ErrMismatch, n, e.Size)
+		}
+		if sum != "" && sum != e.SHA256 {
+			return fmt.Errorf("%w: its content changed or is not what the InRelease says", ErrMismatch)
+		}
+		return nil
+	})
+}
+
+// copyBounded copies the regular file name in dir (never through a link)
+// to dst, keeping its modification time, when it is at most max bytes: for
+// files no signed index describes (apt's binary caches of an image).
+func copyBounded(dir *os.File, name, dst string, max int64) (int64, error) {
+	return copyChecked(dir, name, dst, max+1, func(n int64, _ string) error {
+		if n > max {
+			return fmt.Errorf("larger than %d bytes", max)
+		}
+		return nil
+	})
+}
+
+// copyChecked copies up to limit bytes of the regular file name in dir to
+// dst and keeps the copy when check accepts it: first given the file's size
+// alone (sum ""), then the copy's size and sha256.
+func copyChecked(dir *os.File, name, dst string, limit int64, check func(n int64, sum string) error) (n int64, err error) {
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
 	case err == unix.ENOENT:
@@ -336,19 +369,20 @@ func copyVerified(dir *os.File, name, dst string, e expected) (int64, error) {
 	if !fi.Mode().IsRegular() {
 		return 0, fmt.Errorf("not a regular file")
 	}
-	if e.Size >= 0 && fi.Size() != e.Size {
-		return 0, fmt.Errorf("%w: %d bytes, the InRelease says %d", ErrMismatch, fi.Size(), e.Size)
+	if err := check(fi.Size(), ""); err != nil {
+		return 0, err
 	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return 0, err
 	}
+	defer func() {
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
 	h := sha256.New()
-	limit := e.Size + 1
-	if e.SHA256 == "" { // a file no index describes: only bounded
-		limit = maxImageCache + 1
-	}
-	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(f, limit))
+	n, err = io.Copy(io.MultiWriter(out, h), io.LimitReader(f, limit))
 	if err == nil {
 		err = out.Sync()
 	}
@@ -358,12 +392,8 @@ func copyVerified(dir *os.File, name, dst string, e expected) (int64, error) {
 	if err != nil {
 		return n, err
 	}
-	if e.SHA256 == "" {
-		if n > maxImageCache {
-			return n, fmt.Errorf("larger than %d bytes", maxImageCache)
-		}
-	} else if n != e.Size || hex.EncodeToString(h.Sum(nil)) != e.SHA256 {
-		return n, fmt.Errorf("%w: its content changed or is not what the InRelease says", ErrMismatch)
+	if err := check(n, hex.EncodeToString(h.Sum(nil))); err != nil {
+		return n, err
 	}
 	return n, os.Chtimes(dst, fi.ModTime(), fi.ModTime())
 }
@@ -461,6 +491,7 @@ func (s *Store) ImageCache(key, image string) (string, bool) {
 			return "", false
 		}
 	}
+	markUsed(d)
 	return d, true
 }
 
@@ -492,7 +523,7 @@ func (s *Store) PublishImageCache(key, image string, from *os.File) (bool, error
 	}
 	defer os.RemoveAll(tmp)
 	for _, n := range imageCacheFiles {
-		if _, err := copyVerified(from, n, filepath.Join(tmp, n), expected{Size: -1}); err != nil {
+		if _, err := copyBounded(from, n, filepath.Join(tmp, n), maxImageCache); err != nil {
 			return false, fmt.Errorf("%s: %w", n, err)
 		}
 	}

@@ -121,6 +121,11 @@ type PruneResult struct {
 	Bytes  int64 `json:"bytes"`
 	Usages int   `json:"usage_records"`
 	Kept   int   `json:"kept_files"` // needed by kept snapshots only
+	// IndexSets and ImageCaches are the shared package index sets and
+	// the image binary caches beside them no build used (their bytes
+	// are in Bytes).
+	IndexSets   int `json:"index_sets"`
+	ImageCaches int `json:"image_caches"`
 }
 
 // Prune removes the files no build used for unusedFor and no kept
@@ -173,6 +178,9 @@ func (s *Store) Prune(unusedFor time.Duration, dryRun bool) (*PruneResult, error
 				return res, err
 			}
 		}
+	}
+	if err := s.pruneIndexes(cutoff, dryRun, res); err != nil {
+		return res, err
 	}
 	files, _ := filepath.Glob(filepath.Join(s.dir, "usage", "*.json"))
 	for _, p := range files {

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // Options say how to reach registries.
@@ -23,6 +25,14 @@ type Options struct {
 	Jobs int
 	// Transport is the HTTP transport (http.DefaultTransport when nil).
 	Transport http.RoundTripper
+}
+
+// compression is the layer compression a push makes.
+func (o Options) compression() string {
+	if o.Compression != "" {
+		return o.Compression
+	}
+	return layer.Gzip
 }
 
 func (o Options) jobs() int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -27,14 +28,24 @@ type Pulled struct {
 	Release func()
 }
 
+// Expect is what the puller knows of the image before the pull.
+type Expect struct {
+	// ImageID, when set, is the image ID the reference must hold (the
+	// catalog's): an image with another config is refused before anything
+	// is fetched or stored.
+	ImageID string
+	// Parent is the image's parent image ID when known, recorded with it.
+	Parent string
+}
+
 // Pull fetches the image ref names into the store: its manifest, its
 // config (checked against the manifest's digest of it) and every layer the
 // store lacks, several at once, each blob checked against its digest and
 // its DiffID while it is unpacked (layer.Store.ImportLayer). A blob that
 // does not match is refused and nothing of it stays; a pull that fails
 // midway leaves only the whole layers it finished, never an image without
-// its layers. parent is the image's parent ID when known ("" else).
-func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Options) (*Pulled, error) {
+// its layers. want says what the image must be.
+func Pull(ctx context.Context, store *layer.Store, ref string, want Expect, opt Options) (*Pulled, error) {
 	r, err := opt.ParseReference(ref)
 	if err != nil {
 		return nil, err
@@ -63,6 +74,9 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	if sum := sha256.Sum256(cfg); "sha256:"+hex.EncodeToString(sum[:]) != m.Config.Digest.String() {
 		return fail(fmt.Errorf("config %s: %w", m.Config.Digest, layer.ErrDigestMismatch))
 	}
+	if id := layer.ImageID(cfg); want.ImageID != "" && id != want.ImageID {
+		return fail(fmt.Errorf("it holds image %s, not the expected %s", id, want.ImageID))
+	}
 	cf, err := v1.ParseConfigFile(strings.NewReader(string(cfg)))
 	if err != nil {
 		return fail(err)
@@ -70,14 +84,17 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return fail(fmt.Errorf("the manifest has %d layers, its config %d DiffIDs", len(m.Layers), len(cf.RootFS.DiffIDs)))
 	}
-	// Every layer's media type is checked before any fetch starts, so a
-	// refusal leaves nothing running and nothing held.
+	// Every layer's media type and size are checked before any fetch
+	// starts, so a refusal leaves nothing running and nothing held.
 	blobs := make([]layer.ImportBlob, len(m.Layers))
 	for i, desc := range m.Layers {
 		b := layer.ImportBlob{DiffID: cf.RootFS.DiffIDs[i].String(), Digest: desc.Digest.String(), Size: desc.Size}
 		c, ok := layer.CompressionOf(string(desc.MediaType))
 		if !ok {
 			return fail(fmt.Errorf("layer %s has media type %s: only gzip and zstd layers can be pulled", desc.Digest, desc.MediaType))
+		}
+		if desc.Size <= 0 {
+			return fail(fmt.Errorf("layer %s has size %d in the manifest: a manifest must give each blob's size", desc.Digest, desc.Size))
 		}
 		b.Compression = c
 		blobs[i] = b
@@ -98,10 +115,25 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 			r()
 		}
 	}
+	// Every layer is held from when the pull finds it (a layer the store
+	// has, not fetched) or stores it until the image holds them, so a gc
+	// running meanwhile leaves them.
 	for i, desc := range m.Layers {
 		b := blobs[i]
-		if _, err := store.Layer(b.DiffID); err == nil {
-			// Held below, with the image; a layer the store has is not fetched.
+		_, release, err := store.HoldLayer(b.DiffID)
+		mu.Lock()
+		if err == nil {
+			releases = append(releases, release)
+		} else if !errors.Is(err, layer.ErrNotFound) && firstErr == nil {
+			firstErr = fmt.Errorf("layer %s: %w", layer.ShortDigest(b.DiffID), err)
+			cancel()
+		}
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		if err == nil {
 			continue
 		}
 		blobRef := r.Context().Digest(desc.Digest.String())
@@ -138,7 +170,7 @@ func Pull(ctx context.Context, store *layer.Store, ref, parent string, opt Optio
 	if firstErr != nil {
 		return fail(firstErr)
 	}
-	stored, _, release, err := store.ImportImage(cfg, parent)
+	stored, _, release, err := store.ImportImage(cfg, want.Parent)
 	if err != nil {
 		return fail(err)
 	}

@@ -38,23 +38,12 @@ type PushOptions struct {
 // (host/repository:tag): the first reference of each repository gets the
 // blobs the registry lacks and the manifest, the others the tag alone.
 func Push(ctx context.Context, store *layer.Store, img *layer.Image, refs []string, opt PushOptions) (*Pushed, error) {
-	if len(refs) == 0 {
-		return nil, fmt.Errorf("push: no reference to push to")
-	}
-	parsed := make([]name.Reference, len(refs))
-	for i, r := range refs {
-		p, err := opt.ParseReference(r)
-		if err != nil {
-			return nil, err
-		}
-		parsed[i] = p
-	}
-	compression := opt.Compression
-	if compression == "" {
-		compression = layer.Gzip
+	parsed, err := parseRefs(refs, opt.Options)
+	if err != nil {
+		return nil, err
 	}
 	var oci v1.Image
-	oci, err := export.Image(ctx, store, img, compression)
+	oci, err = export.Image(ctx, store, img, opt.compression())
 	if err != nil {
 		return nil, fmt.Errorf("push %s: %w", refs[0], err)
 	}
@@ -69,23 +58,9 @@ func Push(ctx context.Context, store *layer.Store, img *layer.Image, refs []stri
 		}
 		oci = &mountable{Image: oci, from: from}
 	}
-	c := &counter{next: opt.transport()}
-	ro := opt.remoteOptions(ctx, c)
-	done := map[string]bool{}
-	for i, ref := range parsed {
-		repo := ref.Context().String()
-		if done[repo] {
-			if err := remote.Tag(ref.Context().Tag(ref.Identifier()), oci, ro...); err != nil {
-				return nil, fmt.Errorf("push %s: %w", refs[i], err)
-			}
-			continue
-		}
-		if err := remote.Write(ref, oci, ro...); err != nil {
-			return nil, fmt.Errorf("push %s: %w", refs[i], err)
-		}
-		done[repo] = true
-	}
-	return &Pushed{Digest: d.String(), Refs: refs, Blobs: c.blobs.Load(), Bytes: c.sent.Load()}, nil
+	return upload(ctx, opt.Options, parsed, refs, oci, d, func(ref name.Reference, ro ...remote.Option) error {
+		return remote.Write(ref, oci, ro...)
+	})
 }
 
 // Tag points ref (host/repository:tag) at the manifest digest already in

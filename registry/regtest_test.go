@@ -65,7 +65,7 @@ func TestDistributionCredentials(t *testing.T) {
 	}
 	b, err := layer.Open(t.TempDir())
 	must(t, err)
-	got, err := Pull(ctx, b, kidRef, "", o)
+	got, err := Pull(ctx, b, kidRef, Expect{}, o)
 	must(t, err)
 	got.Release()
 	if got.Image.ID != child.ID {

@@ -111,7 +111,7 @@ func run(storeDir, baseID, childID string, rounds int) error {
 			pprof.StartCPUProfile(f)
 		}
 		t0 := time.Now()
-		pl, err := registry.Pull(ctx, fresh, baseRef, "", opt)
+		pl, err := registry.Pull(ctx, fresh, baseRef, registry.Expect{}, opt)
 		if pullProfile != "" && i == 0 {
 			pprof.StopCPUProfile()
 		}

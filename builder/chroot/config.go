@@ -4,6 +4,7 @@
 package chroot
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -422,10 +423,10 @@ func (c *Config) prepareArchitecture(add func(string, ...interface{})) {
 
 // checkParent resolves parent in the store: it must be there whole, and the
 // store must be able to hold an overlay's upper dir.
-func (c *Config) checkParent(layout storeroot.Layout) error {
+func (c *Config) checkParent(ctx context.Context, layout storeroot.Layout) error {
 	if _, err := c.layerImage(layout); errors.Is(err, layer.ErrNotFound) || os.IsNotExist(err) {
 		// Built on another host and pushed: fetched from the registry.
-		if _, err := pullParent(layout, c.Parent); err != nil {
+		if _, err := pullParent(ctx, layout, c.Parent); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -272,7 +273,7 @@ func checkedHost(t *testing.T, h host, raw map[string]interface{}) error {
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatalf("Prepare checks only the template, and this one is good: %v", err)
 	}
-	return c.checkHost()
+	return c.checkHost(context.Background())
 }
 
 // TestCheckHostRefusesForeignWorkDir: a work_dir that holds files strata did

@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,7 +32,7 @@ func (c *Config) dirOptions() []dirOption {
 // user's alone; the work dir and mount path must be new, empty or this
 // build's; an existing output dir needs -force; the parent must be in the
 // store. It runs before anything is created, and returns every problem.
-func (c *Config) checkHost() error {
+func (c *Config) checkHost(ctx context.Context) error {
 	var errs []error
 	for _, d := range c.dirOptions() {
 		r, err := storeroot.Real(*d.p)
@@ -68,7 +69,7 @@ func (c *Config) checkHost() error {
 		}
 	}
 	if c.Parent != "" && len(errs) == 0 {
-		if err := c.checkParent(layout); err != nil {
+		if err := c.checkParent(ctx, layout); err != nil {
 			errs = append(errs, fmt.Errorf("parent: %w", err))
 		}
 	}

@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func TestPrepareIgnoresHostState(t *testing.T) {
 	if _, err := c.Prepare(raw); err != nil {
 		t.Fatalf("Prepare looked at the host: %v", err)
 	}
-	err := c.checkHost()
+	err := c.checkHost(context.Background())
 	for _, want := range []string{"output_dir: " + out + " exists", "store_dir: "} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("checkHost: %v, want %q", err, want)

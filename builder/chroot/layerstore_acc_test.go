@@ -182,7 +182,7 @@ func TestAccLayerStoreIntegrity(t *testing.T) {
 	assertClean(t, store)
 
 	// A parent layer changed in the store (as any root process could):
-	// the child stops before mounting it.
+	// the child stops before anything of it is committed.
 	base, err := s.Layer(parent.Layers[0].DiffID)
 	if err != nil {
 		t.Fatal(err)

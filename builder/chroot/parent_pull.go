@@ -19,8 +19,10 @@ import (
 // image ID: a parent built and pushed on another build host. The catalog is
 // $STRATA_CATALOG, else the store's own; plain-http registries are those
 // $STRATA_INSECURE_REGISTRIES lists (comma-separated). pulled is false when
-// no catalog knows a pushed version of it.
-func pullParent(layout storeroot.Layout, parent string) (pulled bool, err error) {
+// no catalog knows a pushed version of it. ctx is the build's: an
+// interrupted build (Ctrl-C) stops the pull, also while it waits for
+// another build's pull of the same layer.
+func pullParent(ctx context.Context, layout storeroot.Layout, parent string) (pulled bool, err error) {
 	if catalogdb.ValidDigest("parent", parent) != nil {
 		return false, nil // a prefix or a name: only the store resolves it
 	}
@@ -29,13 +31,12 @@ func pullParent(layout storeroot.Layout, parent string) (pulled bool, err error)
 		return false, nil
 	}
 	defer cat.Close()
-	ctx := context.Background()
 	var vs []*catalogdb.Version
 	if err := cat.Store().View(ctx, func(tx catalogdb.Tx) error {
 		vs, err = tx.VersionsByImageID(parent)
 		return err
 	}); err != nil {
-		return false, nil
+		return false, ctx.Err() // an interrupted build stops; no catalog answer is no pull
 	}
 	var insecure []string
 	if v := os.Getenv("STRATA_INSECURE_REGISTRIES"); v != "" {
@@ -48,6 +49,11 @@ func pullParent(layout storeroot.Layout, parent string) (pulled bool, err error)
 		full, err := cat.Get(ctx, v.Image, v.Version)
 		if err != nil {
 			return false, err
+		}
+		// The parent may be another architecture's image of the version
+		// (v is that architecture's view): its image is what is pulled.
+		if pv, ok := full.ForArch(v.Architecture); ok {
+			full = pv
 		}
 		store, err := layer.Open(layout.Layers())
 		if err != nil {

@@ -212,6 +212,11 @@ func makeImageCache(ctx context.Context, b *buildState, ui packersdk.Ui, key, pa
 		return
 	}
 	made := time.Since(start)
+	// Kept for other builds only from a parent that is what was committed.
+	if err := b.rootfs.check.wait(ctx, ui); err != nil {
+		ui.Error("Warning: package indexes: not keeping the image's binary caches: " + err.Error())
+		return
+	}
 	dir, err := os.Open(upper)
 	if err != nil {
 		return

@@ -37,6 +37,9 @@ func (s *stepCommit) Run(ctx context.Context, state multistep.StateBag) multiste
 	ui := uiOf(state)
 	s.store = b.layers
 	rootfs := b.rootfs
+	if err := rootfs.check.wait(ctx, ui); err != nil {
+		return halt(state, err)
+	}
 	if err := b.unmountRootfs(ui); err != nil {
 		return halt(state, err)
 	}

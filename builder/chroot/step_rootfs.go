@@ -25,6 +25,9 @@ type rootfsMount struct {
 	upper  string
 	parent *layer.Image
 	lowers []string // the parent's layer trees, top first
+	// check is the parent's layers' check against their diffIDs, which
+	// runs beside the build until stepCommit waits for it.
+	check *parentCheck
 }
 
 // unmountRootfs stops what still runs in the chroot, closes the image
@@ -85,12 +88,9 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 		if s.release, err = store.Hold(parent); err != nil {
 			return halt(state, fmt.Errorf("parent: %w", err))
 		}
-		// Held, then checked: what is mounted is what was committed.
-		start := time.Now()
-		if err := store.VerifyImage(ctx, parent); err != nil {
-			return halt(state, fmt.Errorf("parent %s: %w", parent.ID, err))
-		}
-		ui.Message(fmt.Sprintf("Parent's %d layer(s) checked against their diffIDs in %s", len(parent.Layers), time.Since(start).Round(time.Millisecond)))
+		// Held, then checked beside the build: nothing is made of a
+		// parent that is not what was committed (see parentCheck).
+		rootfs.check = startParentCheck(ctx, store, parent)
 		lowers, err := store.LowerDirs(parent)
 		if err != nil {
 			return halt(state, fmt.Errorf("parent: %w", err))
@@ -123,6 +123,10 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 func (s *stepRootfs) Cleanup(state multistep.StateBag) {
 	if s.release != nil {
 		defer s.release()
+	}
+	if r := buildOf(state).rootfs; r != nil {
+		// Before the hold goes (deferred calls run last first).
+		defer r.check.stop()
 	}
 	if err := buildOf(state).unmountRootfs(uiOf(state)); err != nil {
 		uiOf(state).Error(err.Error())

@@ -1,6 +1,7 @@
 package chroot
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,9 @@ func TestStepRootfsOnParent(t *testing.T) {
 	if s.b.rootfs.parent == nil || s.b.rootfs.parent.ID != parent.ID || len(s.b.rootfs.lowers) != 1 || step.release == nil {
 		t.Fatalf("rootfs %+v, held %v", s.b.rootfs, step.release != nil)
 	}
+	if err := s.b.rootfs.check.wait(context.Background(), uiOf(s.state)); err != nil {
+		t.Fatalf("the parent's check: %v", err)
+	}
 	opts := s.host.mounts[0].Options
 	if !strings.Contains(opts, "lowerdir="+s.b.rootfs.lowers[0]) || !strings.Contains(opts, "upperdir="+s.b.rootfs.upper) {
 		t.Fatalf("overlay options %q", opts)
@@ -84,6 +88,43 @@ func TestStepRootfsOnParent(t *testing.T) {
 	step.Cleanup(s.state)
 	s.wantCalls("kill "+s.mp, "unmount "+s.mp)
 	// Released: the parent can go now.
+	if err := s.b.layers.RemoveImage(parent.ID); err != nil {
+		t.Fatalf("the parent is still held: %v", err)
+	}
+}
+
+// TestStepRootfsTamperedParent: the parent's layers are checked beside the
+// build; one changed in the store after its commit stops the build at the
+// commit, before anything of it is stored, naming the layer.
+func TestStepRootfsTamperedParent(t *testing.T) {
+	s := newStepTest(t, nil)
+	s.committed().Cleanup(s.state)
+	parent := s.b.image
+	l, err := s.b.layers.Layer(parent.Layers[0].DiffID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.Dir, "etc/os-release"), []byte("ID=evil\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.b.cfg.parentID = parent.ID
+	s.b.rootfs, s.b.mountPath, s.b.image = nil, "", nil
+	os.RemoveAll(filepath.Join(s.b.cfg.WorkDir, upperDirName))
+	rootfs := &stepRootfs{}
+	if s.run(rootfs) != multistep.ActionContinue {
+		t.Fatal(s.err())
+	}
+	os.WriteFile(filepath.Join(s.b.rootfs.upper, "child"), []byte("x"), 0o644)
+	images, _ := s.b.layers.Images()
+	commit := &stepCommit{}
+	if s.run(commit) != multistep.ActionHalt || !strings.Contains(s.err(), parent.Layers[0].DiffID) {
+		t.Fatalf("a child on a tampered parent committed: %s", s.err())
+	}
+	if after, _ := s.b.layers.Images(); len(after) != len(images) || s.b.image != nil {
+		t.Fatalf("stored %d images, had %d", len(after), len(images))
+	}
+	commit.Cleanup(s.state)
+	rootfs.Cleanup(s.state)
 	if err := s.b.layers.RemoveImage(parent.ID); err != nil {
 		t.Fatalf("the parent is still held: %v", err)
 	}

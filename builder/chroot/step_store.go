@@ -23,7 +23,7 @@ type stepStore struct{}
 
 func (s *stepStore) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	cfg := configOf(state)
-	if err := cfg.checkHost(); err != nil {
+	if err := cfg.checkHost(ctx); err != nil {
 		return halt(state, err)
 	}
 	for _, d := range []struct{ opt, dir string }{{"store_dir", cfg.StoreDir}, {"package_cache.dir", cfg.PackageCache.Dir}} {

@@ -289,7 +289,7 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 	if withContent {
 		return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image = ? ORDER BY seq`, image)
 	}
-	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason, architecture
+	rows, err := t.tx.Query(t.q(`SELECT version, seq, image_id, parent_id, tags, created_ns, revoked, revoked_reason, architecture, build
 		FROM versions WHERE image = ? ORDER BY seq`), image)
 	if err != nil {
 		return nil, err
@@ -298,11 +298,14 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 	var out []*catalog.Version
 	for rows.Next() {
 		v := &catalog.Version{Image: image}
-		var tags string
+		var tags, build string
 		var created int64
 		var revoked int
-		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason, &v.Architecture); err != nil {
+		if err := rows.Scan(&v.Version, &v.Seq, &v.ImageID, &v.ParentID, &tags, &created, &revoked, &v.RevokedReason, &v.Architecture, &build); err != nil {
 			return nil, err
+		}
+		if len(build) > 2 {
+			json.Unmarshal([]byte(build), &v.Build)
 		}
 		if len(tags) > 2 { // not "", "[]" or "{}": most versions have no tags
 			json.Unmarshal([]byte(tags), &v.Tags)
@@ -315,7 +318,40 @@ func (t *txn) Versions(image string, withContent bool) ([]*catalog.Version, erro
 }
 
 func (t *txn) VersionsByImageID(imageID string) ([]*catalog.Version, error) {
-	return t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image_id = ? ORDER BY created_ns, image, seq`, imageID)
+	out, err := t.queryFull(`SELECT `+fullColumns+` FROM versions WHERE image_id = ? ORDER BY created_ns, image, seq`, imageID)
+	if err != nil {
+		return nil, err
+	}
+	// Versions where it is another architecture's image, as that
+	// architecture sees them (their ImageID is imageID too).
+	rows, err := t.tx.Query(t.q(`SELECT image, version, architecture FROM version_platforms WHERE image_id = ? ORDER BY created_ns, image, version`), imageID)
+	if err != nil {
+		return nil, err
+	}
+	type ref struct{ image, version, arch string }
+	var refs []ref
+	for rows.Next() {
+		var r ref
+		if err := rows.Scan(&r.image, &r.version, &r.arch); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		refs = append(refs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		v, err := t.Version(r.image, r.version)
+		if err != nil {
+			return nil, err
+		}
+		if pv, ok := v.ForArch(r.arch); ok {
+			out = append(out, pv)
+		}
+	}
+	return out, nil
 }
 
 func (t *txn) VersionsByImageIDPrefix(prefix string) ([]*catalog.Version, error) {

@@ -169,7 +169,7 @@ func cacheCmd(g *globals) *cobra.Command {
 				if dryRun {
 					verb = "would remove"
 				}
-				fmt.Fprintf(w, "%s %d files (%s) and %d usage records; %d files stay for kept snapshots\n", verb, res.Files, bytesize.Human(res.Bytes), res.Usages, res.Kept)
+				fmt.Fprintf(w, "%s %d files, %d shared index sets and %d image binary caches (%s) and %d usage records; %d files stay for kept snapshots\n", verb, res.Files, res.IndexSets, res.ImageCaches, bytesize.Human(res.Bytes), res.Usages, res.Kept)
 			})
 		},
 	}

@@ -44,7 +44,7 @@ func TestCacheCommandsOnAnEmptyCache(t *testing.T) {
 	if kept, _ := filepath.Glob(filepath.Join(cache, "usage", "keep-*")); len(kept) != 0 {
 		t.Errorf("a refused keep marked %v", kept)
 	}
-	if out := c.ok("cache", "--dir", cache, "prune", "--unused-for", "1h", "--dry-run"); out != "would remove 0 files (0 B) and 0 usage records; 0 files stay for kept snapshots\n" {
+	if out := c.ok("cache", "--dir", cache, "prune", "--unused-for", "1h", "--dry-run"); out != "would remove 0 files, 0 shared index sets and 0 image binary caches (0 B) and 0 usage records; 0 files stay for kept snapshots\n" {
 		t.Errorf("prune --dry-run on an empty cache: %q", out)
 	}
 }

@@ -93,7 +93,7 @@ func pullCmd(g *globals) *cobra.Command {
 				})
 			}
 			if strings.Contains(a[0], "/") {
-				p, err := registry.Pull(ctx, store, a[0], "", rf.options())
+				p, err := registry.Pull(ctx, store, a[0], registry.Expect{}, rf.options())
 				if err != nil {
 					return err
 				}

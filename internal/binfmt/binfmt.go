@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 )
@@ -184,6 +183,10 @@ const Package = "qemu-user-static"
 type Lease struct {
 	s    *System
 	file string
+	// held is the lease file, open and flocked shared for the lease's
+	// life: a lease is live while some process holds its lock, which the
+	// kernel lets go when that process dies (a PID can be reused).
+	held *os.File
 	// Handler is the handler the build's programs run through.
 	Handler Entry
 	// Did says what the lease changed on the host (mounted binfmt_misc,
@@ -229,16 +232,19 @@ func (s *System) Acquire(cpu string) (l *Lease, err error) {
 	// What this call changed is undone when it fails.
 	defer func() {
 		if err != nil {
-			s.releaseLocked("")
+			s.releaseLocked()
 		}
 	}()
 	if !s.mounted() {
-		if err := s.Mount(s.Dir); err != nil {
-			return nil, fmt.Errorf("mounting binfmt_misc at %s: %w", s.Dir, err)
-		}
+		// The mark first: a build killed between the two leaves a mark
+		// (the next release finds nothing mounted, or undoes the mount),
+		// never a mount nobody knows strata made.
 		if err := os.WriteFile(filepath.Join(s.LeaseDir, markMounted), nil, 0o600); err != nil {
-			s.Unmount(s.Dir)
 			return nil, err
+		}
+		if err := s.Mount(s.Dir); err != nil {
+			os.Remove(filepath.Join(s.LeaseDir, markMounted))
+			return nil, fmt.Errorf("mounting binfmt_misc at %s: %w", s.Dir, err)
 		}
 		l.Did = append(l.Did, "mounted binfmt_misc at "+s.Dir)
 	}
@@ -264,7 +270,9 @@ func (s *System) Acquire(cpu string) (l *Lease, err error) {
 		if !r.Fixed() {
 			return nil, fmt.Errorf("%s registers %s without the F flag; the builder copies no emulator into the image: install %s, whose handlers have it", conf, name, Package)
 		}
-		if err := os.WriteFile(filepath.Join(s.LeaseDir, markRegister+name), nil, 0o600); err != nil {
+		// The mark holds the line registered: the undo removes the
+		// handler only while it is still the one strata registered.
+		if err := os.WriteFile(filepath.Join(s.LeaseDir, markRegister+name), []byte(r.Registration()), 0o600); err != nil {
 			return nil, err
 		}
 		if err := s.write(filepath.Join(s.Dir, "register"), []byte(r.Registration())); err != nil {
@@ -292,8 +300,12 @@ func (s *System) Acquire(cpu string) (l *Lease, err error) {
 	if err != nil {
 		return nil, err
 	}
-	f.Close()
-	l.file = f.Name()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("binfmt lease: %w", err)
+	}
+	l.file, l.held = f.Name(), f
 	return l, nil
 }
 
@@ -307,17 +319,16 @@ func (l *Lease) Release() error {
 		return err
 	}
 	defer unlock()
-	err = l.s.releaseLocked(l.file)
-	l.file = ""
+	os.Remove(l.file)
+	l.held.Close()
+	err = l.s.releaseLocked()
+	l.file, l.held = "", nil
 	return err
 }
 
-// releaseLocked removes the lease file own (if any) and undoes the
+// releaseLocked removes the leases no process holds and undoes the
 // registrations and the mount no live lease needs any more.
-func (s *System) releaseLocked(own string) error {
-	if own != "" {
-		os.Remove(own)
-	}
+func (s *System) releaseLocked() error {
 	names, err := os.ReadDir(s.LeaseDir)
 	if err != nil {
 		return err
@@ -329,8 +340,8 @@ func (s *System) releaseLocked(own string) error {
 		if !ok {
 			continue
 		}
-		pid, handler, _ := strings.Cut(rest, "-")
-		if p, err := strconv.Atoi(pid); err != nil || !alive(p) {
+		_, handler, _ := strings.Cut(rest, "-")
+		if !held(filepath.Join(s.LeaseDir, n.Name())) {
 			os.Remove(filepath.Join(s.LeaseDir, n.Name()))
 			continue
 		}
@@ -347,7 +358,7 @@ func (s *System) releaseLocked(own string) error {
 			continue
 		}
 		entry := filepath.Join(s.Dir, handler)
-		if _, err := os.Stat(entry); err == nil {
+		if ours, err := s.registeredByStrata(filepath.Join(s.LeaseDir, n.Name()), entry); err == nil && ours {
 			if err := s.write(entry, []byte("-1")); err != nil {
 				errs = append(errs, fmt.Errorf("unregistering %s: %w", handler, err))
 				continue
@@ -368,11 +379,51 @@ func (s *System) releaseLocked(own string) error {
 	return errors.Join(errs...)
 }
 
-// alive tells whether process pid exists.
-func alive(pid int) bool {
-	if pid <= 0 {
+// held tells whether some process holds the lease file's lock.
+func held(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	return errors.Is(err, syscall.EWOULDBLOCK)
+}
+
+// registeredByStrata tells whether the handler entry is still the one the
+// mark says strata registered (same interpreter, same flags): a handler
+// the host put in its place since is not strata's to remove. A mark
+// without a line (from an older strata) trusts the name.
+func (s *System) registeredByStrata(mark, entry string) (bool, error) {
+	data, err := os.ReadFile(entry)
+	if err != nil {
+		return false, err
+	}
+	line, err := os.ReadFile(mark)
+	if err != nil {
+		return false, err
+	}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return true, nil
+	}
+	r, err := ParseRule(string(line))
+	if err != nil {
+		return false, err
+	}
+	e, err := ParseEntry(r.Name, data)
+	if err != nil {
+		return false, err
+	}
+	return e.Interpreter == r.Interpreter && sameLetters(e.Flags, r.Flags), nil
+}
+
+// sameLetters tells whether two flag strings hold the same letters.
+func sameLetters(a, b string) bool {
+	has := func(s string, c rune) bool { return strings.ContainsRune(s, c) }
+	for _, c := range a + b {
+		if has(a, c) != has(b, c) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package binfmt
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,5 +198,68 @@ func TestStaleLeasesDoNotHoldTheMount(t *testing.T) {
 	l.Release()
 	if f.state(t) != "" {
 		t.Fatal(f.state(t))
+	}
+}
+
+// A lease is live while its file's lock is held, not while some process
+// has its PID: a killed build's PID may belong to another process now.
+func TestALeaseWhosePIDIsReusedIsStale(t *testing.T) {
+	f := newFake(t, false, aarch64Rule)
+	l, err := f.Acquire("aarch64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A killed build's lease whose PID is this (live) process's.
+	os.WriteFile(filepath.Join(f.LeaseDir, fmt.Sprintf("lease-%d-qemu-aarch64-1", os.Getpid())), nil, 0o600)
+	l.Release()
+	if f.state(t) != "" {
+		t.Fatalf("a lease nobody holds kept %q", f.state(t))
+	}
+}
+
+// Strata's undo removes a handler only while it is the one strata
+// registered: one the host put in its place since stays.
+func TestReleaseLeavesAHandlerTheHostReplaced(t *testing.T) {
+	f := newFake(t, true, aarch64Rule)
+	l, err := f.Acquire("aarch64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := "enabled\ninterpreter /usr/local/bin/qemu-aarch64-own\nflags: F\n"
+	os.WriteFile(filepath.Join(f.Dir, "qemu-aarch64"), []byte(hosts), 0o644)
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(f.Dir, "qemu-aarch64")); string(got) != hosts {
+		t.Fatalf("the host's handler was removed: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(f.LeaseDir, markRegister+"qemu-aarch64")); !os.IsNotExist(err) {
+		t.Fatalf("the mark stays: %v", err)
+	}
+}
+
+// The mount's mark is written before the mount: a build killed between
+// them never leaves a mount nobody knows strata made.
+func TestTheMountsMarkComesFirst(t *testing.T) {
+	f := newFake(t, false, aarch64Rule)
+	mount := f.Mount
+	f.Mount = func(dir string) error {
+		if _, err := os.Stat(filepath.Join(f.LeaseDir, markMounted)); err != nil {
+			t.Errorf("mounted before the mark: %v", err)
+		}
+		return mount(dir)
+	}
+	l, err := f.Acquire("aarch64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	// A failed mount leaves no mark.
+	f.Mount = func(string) error { return errors.New("no") }
+	if _, err := f.Acquire("aarch64"); err == nil {
+		t.Fatal("acquired without a mount")
+	}
+	if _, err := os.Stat(filepath.Join(f.LeaseDir, markMounted)); !os.IsNotExist(err) {
+		t.Fatalf("mark left: %v", err)
 	}
 }

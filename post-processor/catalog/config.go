@@ -31,8 +31,9 @@ type Config struct {
 	// The image the artifact is a version of, such as `base-os`.
 	ImageName string `mapstructure:"image_name" required:"true"`
 	// The version, such as `1.4.0`. Versions are immutable: registering
-	// one that exists fails. Defaults to the next one `version_scheme`
-	// gives.
+	// one that exists fails, but for another architecture's image, which
+	// joins it. Defaults to the version this packer run registered for
+	// another architecture, else the next one `version_scheme` gives.
 	Version string `mapstructure:"version" required:"false"`
 	// How a version is picked when `version` is not set: `semver` (the
 	// next patch of the highest x.y.z, or 1.0.0) or `timestamp` (UTC
@@ -65,8 +66,13 @@ type Config struct {
 	// (mounting the parent's from its repository where the registry
 	// can), and each reference is recorded on the version with its
 	// manifest digest (artifact kind `oci-registry`), so other build hosts
-	// pull it. Credentials come from the Docker config
-	// (`~/.docker/config.json`, `DOCKER_CONFIG`) and its credential helpers.
+	// pull it. A version with images of several architectures goes as an
+	// OCI image index of all of them (each build of the version pushes it
+	// again, so the tags end on the index of every architecture); an
+	// architecture's image this host lacks is pulled first from the
+	// version's recorded references. Credentials come from the Docker
+	// config (`~/.docker/config.json`, `DOCKER_CONFIG`) and its credential
+	// helpers.
 	Push []string `mapstructure:"push" required:"false"`
 	// Registries (`host:port`) in `push` reached over plain http, such as a
 	// loopback test registry. Every other registry is reached over https

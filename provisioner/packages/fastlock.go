@@ -48,24 +48,42 @@ func (l *Lock) fastPathReady() bool {
 }
 
 // fastInstallCommand downloads the locked packages not yet installed at
-// their version (verified by sha256) into a private directory and hands
-// them to dpkg at once; "" when nothing needs installing.
+// their version (verified by sha256) and hands them to dpkg at once; ""
+// when nothing needs installing. apt-helper downloads as _apt, into a
+// directory of _apt's, so the image's _apt could swap a file there after
+// apt-helper checked it: the named .debs (no other file) are copied into
+// a directory only root can write (a link or a special file is copied as
+// itself, never read through, and then refused), checked against the
+// lock's sha256 again there, and dpkg installs those copies.
 func fastInstallCommand(l *Lock, before installedSet) string {
-	var fetch []string
+	var fetch, names, sums []string
 	for i, p := range l.Packages {
 		if before[p.key()] == p.Version {
 			continue
 		}
-		fetch = append(fetch, fmt.Sprintf("'%s' \"$d/%03d.deb\" SHA256:%s", p.URI, i, p.SHA256))
+		f := fmt.Sprintf("%03d.deb", i)
+		fetch = append(fetch, fmt.Sprintf("'%s' \"$d/%s\" SHA256:%s", p.URI, f, p.SHA256))
+		names = append(names, f)
+		sums = append(sums, p.SHA256+` "$r/`+f+`"`)
 	}
 	if len(fetch) == 0 {
 		return ""
 	}
-	// apt-helper's download runs as _apt when the directory is _apt's.
-	return `sh -c 'set -e; d=$(mktemp -d /tmp/strata-lock.XXXXXX); trap "rm -rf \"\$d\"" EXIT; ` +
+	var src, dst []string
+	for _, f := range names {
+		src = append(src, `"$d/`+f+`"`)
+		dst = append(dst, `"$r/`+f+`"`)
+	}
+	script := `set -e; r=; d=$(mktemp -d /tmp/strata-lock.XXXXXX); trap "rm -rf \"\$d\" \${r:+\"\$r\"}" EXIT; ` +
+		`r=$(mktemp -d /tmp/strata-lock.XXXXXX); ` +
+		// apt-helper's download runs as _apt when the directory is _apt's.
 		`chown _apt "$d" 2>/dev/null || true; ` +
-		strings.ReplaceAll(`/usr/lib/apt/apt-helper -q download-file `+strings.Join(fetch, " ")+`; `+
-			`env DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold -i "$d"/*.deb`, `'`, `'\''`) + `'`
+		`/usr/lib/apt/apt-helper -q download-file ` + strings.Join(fetch, " ") + `; ` +
+		`cp -R ` + strings.Join(src, " ") + ` "$r/"; ` +
+		`for f in ` + strings.Join(names, " ") + `; do if [ -L "$r/$f" ] || [ ! -f "$r/$f" ]; then echo "$f is no regular file" >&2; exit 1; fi; done; ` +
+		`printf "%s  %s\n" ` + strings.Join(sums, " ") + ` | sha256sum -c --quiet --strict -; ` +
+		`env DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold -i ` + strings.Join(dst, " ")
+	return `sh -c '` + strings.ReplaceAll(script, `'`, `'\''`) + `'`
 }
 
 // autoMarkCommand records packages as automatically installed in apt's
