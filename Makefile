@@ -101,10 +101,11 @@ test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 	  $(GO) test -count=1 -timeout 40m -json ./... | $(BIN)/testtimes
 
 ## test-slow: the end-to-end checks too slow for `make test` (more disks booted under TCG: a squashfs root
-## with GRUB on a child image, a root that is not there, a kernel that panics in its init), ~7 min on 2 cores.
+## with GRUB on a child image, a root that is not there, a kernel that panics in its init; an arm64 disk built
+## through qemu-user and booted under qemu-system-aarch64, TestAccDiskArm64), ~7 min on 2 cores plus the arm64 disk's.
 test-slow: test-deps build
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
-	  $(GO) test -count=1 -timeout 60m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
+	  $(GO) test -count=1 -timeout 90m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
 	  $(GO) test -count=1 -timeout 30m -run 'TestAccVM' ./post-processor/test/
 

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 	"github.com/strata-build/packer-plugin-strata/internal/hostexec"
 )
 
@@ -82,6 +83,12 @@ type Options struct {
 	// Drives are more raw disk images, attached read-only after Disk
 	// (the first is /dev/vdb in a Linux guest).
 	Drives []string
+	// Arch is the disk's Debian architecture: "" and "amd64" boot under
+	// qemu-system-x86_64 (q35, OVMF), "arm64" under qemu-system-aarch64
+	// (virt, AAVMF, a Cortex-A72; TCG unless the host is arm64 too).
+	Arch string
+
+	machine machine
 }
 
 // Result is what a successful boot measured.
@@ -144,7 +151,9 @@ func Check(ctx context.Context, opt Options) (*Result, error) {
 	accel := opt.Accel
 	if accel == AccelAuto {
 		accel = AccelTCG
-		if ProbeKVM(ctx, opt.QEMU, opt.Firmware, opt.Vars, opt.Tracker) {
+		// KVM runs the host's own architecture only; the probe boots
+		// OVMF.
+		if opt.Arch == "amd64" && opt.native() && ProbeKVM(ctx, opt.QEMU, opt.Firmware, opt.Vars, opt.Tracker) {
 			accel = AccelKVM
 		}
 	}
@@ -156,7 +165,7 @@ func Check(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	args, err := qemuArgs(opt.Firmware, opt.Vars, tmp, accel, opt.MemoryMiB)
+	args, err := qemuArgs(opt.machine, opt.Firmware, opt.Vars, tmp, accel, opt.MemoryMiB)
 	if err != nil {
 		return nil, err
 	}
@@ -268,13 +277,24 @@ func (o *Options) fill() error {
 	if err := ValidAccel(o.Accel); err != nil {
 		return err
 	}
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	m, d, err := machineOf(o.Arch)
+	if err != nil {
+		return err
+	}
+	o.machine = m
+	if o.Accel == AccelKVM && !o.native() {
+		return fmt.Errorf("boot: accel kvm runs only the build host's own architecture (%s), and the disk is %s: use accel tcg (or auto)", debarch.Native(), o.Arch)
+	}
 	if o.QEMU == "" {
-		o.QEMU = DefaultQEMU
+		o.QEMU = d.QEMU
 	}
 	if o.Firmware == "" && o.Kernel != "" {
 		// A direct kernel boot needs no UEFI firmware.
 	} else if o.Firmware == "" {
-		code, vars, err := FindFirmware()
+		code, vars, err := FindFirmwareFor("/", o.Arch)
 		if err != nil {
 			return err
 		}
@@ -304,6 +324,10 @@ func (o *Options) fill() error {
 	}
 	return nil
 }
+
+// native says whether the disk's architecture is the build host's (KVM
+// can run it).
+func (o *Options) native() bool { return o.Arch == debarch.Native() }
 
 // ValidAccel says whether a is an accelerator Options.Accel takes.
 func ValidAccel(a string) error {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 )
 
 // fakeQEMU is a stand-in for qemu-system-x86_64: it records its arguments
@@ -437,5 +439,84 @@ func TestCheckDirectKernel(t *testing.T) {
 	}
 	if strings.Contains(args, "pflash") {
 		t.Errorf("a direct kernel boot got firmware: %s", args)
+	}
+}
+
+// An arm64 disk boots on QEMU's virt machine with AAVMF in two pflash
+// units (the variables a private copy), a Cortex-A72 under TCG, and never
+// under KVM on a host of another architecture: auto does not probe it,
+// kvm is refused.
+func TestCheckArm64(t *testing.T) {
+	if debarch.Native() == "arm64" {
+		t.Skip("on an arm64 host KVM may run an arm64 disk")
+	}
+	f := newFake(t)
+	t.Setenv("FAKE_MODE", "systemd")
+	t.Setenv("FAKE_KVM", "ok")
+	opt := f.options(AccelAuto)
+	opt.Arch = "arm64"
+	res, err := Check(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.assertNoneAlive(t)
+	if res.Accel != AccelTCG || f.read("probes") != "" {
+		t.Errorf("accel %s, probes %q: a foreign architecture runs under TCG, unprobed", res.Accel, f.read("probes"))
+	}
+	args := f.read("args")
+	for _, want := range []string{
+		"-machine virt,accel=tcg", "-cpu cortex-a72", "-serial stdio", "-nodefaults", "-no-reboot",
+		"if=pflash,format=raw,unit=0,readonly=on,file=" + opt.Firmware,
+		"file=" + opt.Disk + ",format=raw,if=virtio,snapshot=on",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("qemu args lack %q: %s", want, args)
+		}
+	}
+	if strings.Contains(args, "q35") || strings.Contains(args, "file="+opt.Vars) || !strings.Contains(args, "unit=1,file=") {
+		t.Errorf("qemu args: %s", args)
+	}
+	opt.Accel = AccelKVM
+	if _, err := Check(context.Background(), opt); err == nil || !strings.Contains(err.Error(), "use accel tcg") {
+		t.Errorf("accel kvm for arm64 on this host: %v", err)
+	}
+	opt.Arch = "riscv64"
+	opt.Accel = AccelTCG
+	if _, err := Check(context.Background(), opt); err == nil || !strings.Contains(err.Error(), "amd64 and arm64") {
+		t.Errorf("riscv64: %v", err)
+	}
+}
+
+// The QEMU program and firmware of each architecture, and the Debian
+// packages the errors name.
+func TestMachineOfArch(t *testing.T) {
+	for arch, want := range map[string][3]string{
+		"":      {"qemu-system-x86_64", "qemu-system-x86", "install the Debian package ovmf"},
+		"amd64": {"qemu-system-x86_64", "qemu-system-x86", "install the Debian package ovmf"},
+		"arm64": {"qemu-system-aarch64", "qemu-system-arm", "install the Debian package qemu-efi-aarch64"},
+	} {
+		prog, pkg, err := QEMUFor(arch)
+		if err != nil || prog != want[0] || pkg != want[1] {
+			t.Errorf("%q: %s %s %v", arch, prog, pkg, err)
+		}
+		root := t.TempDir()
+		if _, _, err := FindFirmwareFor(root, arch); err == nil || !strings.Contains(err.Error(), want[2]) {
+			t.Errorf("%q without firmware: %v", arch, err)
+		}
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/share/AAVMF"), 0o755)
+	for _, n := range []string{"AAVMF_CODE.fd", "AAVMF_VARS.fd"} {
+		os.WriteFile(filepath.Join(root, "usr/share/AAVMF", n), nil, 0o644)
+	}
+	code, vars, err := FindFirmwareFor(root, "arm64")
+	if err != nil || code != filepath.Join(root, "usr/share/AAVMF/AAVMF_CODE.fd") || vars != filepath.Join(root, "usr/share/AAVMF/AAVMF_VARS.fd") {
+		t.Errorf("AAVMF: %s %s %v", code, vars, err)
+	}
+	if _, _, err := FindFirmwareFor(root, "amd64"); err == nil {
+		t.Error("AAVMF taken for amd64")
+	}
+	if _, _, err := QEMUFor("s390x"); err == nil {
+		t.Error("s390x has no machine")
 	}
 }

@@ -45,7 +45,7 @@ func probeKVM(ctx context.Context, qemu, code, vars string, t hostexec.Tracker) 
 		return false
 	}
 	defer os.RemoveAll(tmp)
-	args, err := qemuArgs(code, vars, tmp, AccelKVM, 128)
+	args, err := qemuArgs(machines["amd64"], code, vars, tmp, AccelKVM, 128)
 	if err != nil {
 		return false
 	}

@@ -16,12 +16,13 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// qemuArgs are the machine's arguments but the disk: q35, UEFI with a
-// private copy of the variables in tmp, serial console on stdout, no
-// display, no network, no reboot (a panic or a reboot ends the run).
-func qemuArgs(code, vars, tmp, accel string, mem int) ([]string, error) {
+// qemuArgs are the machine's arguments but the disk: q35 (virt for
+// arm64), UEFI with a private copy of the variables in tmp, serial console
+// on stdout, no display, no network, no reboot (a panic or a reboot ends
+// the run).
+func qemuArgs(m machine, code, vars, tmp, accel string, mem int) ([]string, error) {
 	args := []string{
-		"-machine", "q35,accel=" + accel,
+		"-machine", m.board + ",accel=" + accel,
 		"-m", strconv.Itoa(mem),
 		"-smp", "1",
 		"-nodefaults", "-display", "none", "-monitor", "none",
@@ -34,6 +35,8 @@ func qemuArgs(code, vars, tmp, accel string, mem int) ([]string, error) {
 	}
 	if accel == AccelKVM {
 		args = append(args, "-cpu", "host")
+	} else if m.cpu != "" {
+		args = append(args, "-cpu", m.cpu)
 	}
 	if vars != "" && code != "" {
 		data, err := os.ReadFile(vars)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 	"github.com/strata-build/packer-plugin-strata/internal/inroot"
 )
 
@@ -40,10 +41,15 @@ type DiskOptions struct {
 	// Kernel is "auto" (default: the only /boot/vmlinuz-* of the image) or
 	// a kernel version.
 	Kernel string
-	// KernelCmdline is appended to "root=PARTUUID=... ro console=ttyS0".
+	// KernelCmdline is appended to "root=PARTUUID=... ro console=ttyS0"
+	// (ttyAMA0 on arm64).
 	KernelCmdline string
 	// QCOW2 writes disk.qcow2 beside disk.raw.
 	QCOW2 bool
+	// Architecture is the image's Debian architecture, which picks the
+	// boot loader's program, the root partition's type and the console;
+	// "" takes the image config's (Source.Image), else amd64.
+	Architecture string
 }
 
 func (o DiskOptions) withDefaults() DiskOptions {
@@ -68,8 +74,15 @@ const DefaultDiskFreeSpace = 512 << 20
 
 // diskPlan is what a disk export found before it writes anything.
 type diskPlan struct {
-	opt    DiskOptions
-	kernel bootKernel
+	opt DiskOptions
+	// arch is the image's architecture: what its disk boots with.
+	arch string
+	boot *debarch.Disk
+	// loaderFrom is where systemd-boot comes from: "image" or "host";
+	// grubFrom the image's GRUB modules directory when the build host has
+	// none for the architecture.
+	loaderFrom, grubFrom string
+	kernel               bootKernel
 	// initramfs says how the initramfs mounts the root (for the report).
 	initramfs string
 	// token names this image's boot entry and ESP directory.
@@ -87,7 +100,7 @@ func (d *diskPlan) cmdline() string {
 	if d.opt.RootFilesystem == RootSquashfs {
 		s += " rootfstype=squashfs"
 	}
-	s += " console=ttyS0"
+	s += " console=" + d.boot.Console
 	if c := strings.TrimSpace(d.opt.KernelCmdline); c != "" {
 		s += " " + c
 	}
@@ -111,7 +124,7 @@ func CheckDisk(ctx context.Context, root string, opt DiskOptions) (string, error
 }
 
 func (d *diskPlan) describe() string {
-	return fmt.Sprintf("kernel %s with %s (its initramfs mounts the %s root: %s)", d.kernel.Vmlinuz, d.kernel.Initrd, d.opt.RootFilesystem, d.initramfs)
+	return fmt.Sprintf("kernel %s with %s for %s (its initramfs mounts the %s root: %s)", d.kernel.Vmlinuz, d.kernel.Initrd, d.arch, d.opt.RootFilesystem, d.initramfs)
 }
 
 // planDisk finds the kernel, checks the initramfs and derives the disk's
@@ -124,15 +137,26 @@ func planDisk(ctx context.Context, root *inroot.Root, src Source, opt Options) (
 	if o.Bootloader != SystemdBoot && o.Bootloader != Grub {
 		return nil, fmt.Errorf("disk: bootloader %q is not systemd-boot or grub", o.Bootloader)
 	}
-	k, err := findKernel(root, o.Kernel)
+	arch, err := diskArch(o.Architecture, src)
 	if err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	a, _ := debarch.Lookup(arch)
+	k, err := findKernel(root, o.Kernel, a.Disk.Kernel)
+	if err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
+	if err := checkKernelArch(root, k, arch); err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
 	how, err := checkInitramfs(ctx, root, k, o.RootFilesystem)
 	if err != nil {
 		return nil, fmt.Errorf("disk: %w", err)
 	}
-	d := &diskPlan{opt: o, kernel: k, initramfs: how}
+	d := &diskPlan{opt: o, arch: arch, boot: a.Disk, kernel: k, initramfs: how}
+	if err := d.checkBootLoader(root); err != nil {
+		return nil, fmt.Errorf("disk: %w", err)
+	}
 	seed, when := "", opt.ClampTime
 	if src.Image != nil {
 		seed = src.Image.ID
@@ -156,6 +180,27 @@ func planDisk(ctx context.Context, root *inroot.Root, src Source, opt Options) (
 	d.fsUUID = derivedUUID(seed, "root-fs")
 	d.hashSeed = derivedUUID(seed, "root-fs-hash")
 	return d, nil
+}
+
+// diskArch is the architecture a disk is made for: the one asked for, else
+// the image config's, else amd64. It must be one strata makes disks of.
+func diskArch(arch string, src Source) (string, error) {
+	if arch == "" && src.Image != nil {
+		if cfg, err := src.Image.ConfigFile(); err == nil && cfg.Architecture != "" {
+			a, ok := debarch.FromOCI(cfg.Architecture, cfg.Variant)
+			if !ok {
+				return "", fmt.Errorf("the image's architecture %s/%s is none of Debian's", cfg.Architecture, cfg.Variant)
+			}
+			arch = a.Name
+		}
+	}
+	if arch == "" {
+		arch = "amd64"
+	}
+	if a, ok := debarch.Lookup(arch); !ok || a.Disk == nil {
+		return "", fmt.Errorf("a bootable disk of a %s image is not made: disks are made for %s", arch, strings.Join(debarch.DiskArches(), " and "))
+	}
+	return arch, nil
 }
 
 func shortID(id string) string {
@@ -214,7 +259,7 @@ func (e *exporter) disk() ([]Output, error) {
 		{espDir(d.token, d.kernel.Version) + "/linux", filepath.Join(work, "linux")},
 		{espDir(d.token, d.kernel.Version) + "/initrd", filepath.Join(work, "initrd")},
 	}
-	if err := copyOut(root, d.kernel.Vmlinuz, files[0].src); err != nil {
+	if err := copyKernel(root, d.kernel.Vmlinuz, files[0].src); err != nil {
 		return nil, err
 	}
 	if err := copyOut(root, d.kernel.Initrd, files[1].src); err != nil {
@@ -256,7 +301,7 @@ func (e *exporter) disk() ([]Output, error) {
 
 	parts := []partition{
 		{name: "esp", typ: ESPType, uuid: d.espUUID, img: espImg, size: espSize},
-		{name: "root-x86-64", typ: RootX8664Type, uuid: d.rootUUID, img: rootImg, size: alignUp(rootSize, gptAlign),
+		{name: d.boot.RootName, typ: d.boot.RootType, uuid: d.rootUUID, img: rootImg, size: alignUp(rootSize, gptAlign),
 			readOnly: d.opt.RootFilesystem == RootSquashfs},
 	}
 	total, err := e.assembleGPT(tmp, d.diskGUID, parts)
@@ -281,7 +326,7 @@ func (e *exporter) disk() ([]Output, error) {
 
 // diskPartFiles are the files a disk export writes in its temporary
 // directory.
-var diskPartFiles = []string{"linux", "initrd", "esp.img", "root.img", "BOOTX64.EFI", "grub-embedded.cfg",
+var diskPartFiles = []string{"linux", "initrd", "esp.img", "root.img", "BOOTX64.EFI", "BOOTAA64.EFI", "grub-embedded.cfg",
 	"loader.conf", "entry.conf", "fstab", "debugfs.cmd", "strata-overlay-dirs.service"}
 
 // qcow2 converts the raw disk to disk.qcow2 (holes stay unallocated).

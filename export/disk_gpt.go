@@ -6,14 +6,25 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 )
 
 // GPT partition type UUIDs of the Discoverable Partitions Specification, so
-// that systemd-gpt-auto-generator finds the partitions too.
-const (
-	ESPType       = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
-	RootX8664Type = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+// that systemd-gpt-auto-generator finds the partitions too. The root's is
+// per architecture (debarch.Disk.RootType).
+const ESPType = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+
+// The root partition types of the architectures disks are made for.
+var (
+	RootX8664Type = rootType("amd64")
+	RootArm64Type = rootType("arm64")
 )
+
+func rootType(arch string) string {
+	a, _ := debarch.Lookup(arch)
+	return a.Disk.RootType
+}
 
 // partition is one partition of a disk: a file system image on the host
 // written into place.

@@ -73,7 +73,7 @@ func TestReadInitramfs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			k, err := findKernel(r, "auto")
+			k, err := findKernel(r, "auto", "linux-image-cloud-amd64")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,21 +118,21 @@ func TestFindKernel(t *testing.T) {
 	host := t.TempDir()
 	os.WriteFile(filepath.Join(host, "vmlinuz-9.9.9"), []byte("host kernel"), 0o644)
 	r := setup(t, nil, map[string]string{"boot/vmlinuz-9.9.9": filepath.Join(host, "vmlinuz-9.9.9"), "vmlinuz": filepath.Join(host, "vmlinuz-9.9.9")})
-	if _, err := findKernel(r, "auto"); err == nil || !strings.Contains(err.Error(), KernelPackage) {
+	if _, err := findKernel(r, "auto", "linux-image-cloud-amd64"); err == nil || !strings.Contains(err.Error(), "linux-image-cloud-amd64") {
 		t.Errorf("no kernel (links to the host's only): %v", err)
 	}
 	r = setup(t, map[string]string{"boot/vmlinuz-1": "a", "boot/initrd.img-1": "i", "boot/vmlinuz-2": "b", "boot/initrd.img-2": "i"}, nil)
-	if _, err := findKernel(r, "auto"); err == nil || !strings.Contains(err.Error(), "1, 2") || !strings.Contains(err.Error(), `kernel = "VERSION"`) {
+	if _, err := findKernel(r, "auto", "linux-image-cloud-amd64"); err == nil || !strings.Contains(err.Error(), "1, 2") || !strings.Contains(err.Error(), `kernel = "VERSION"`) {
 		t.Errorf("two kernels: %v", err)
 	}
-	if k, err := findKernel(r, "2"); err != nil || k.Initrd != "/boot/initrd.img-2" {
+	if k, err := findKernel(r, "2", "linux-image-cloud-amd64"); err != nil || k.Initrd != "/boot/initrd.img-2" {
 		t.Errorf("kernel 2: %+v %v", k, err)
 	}
-	if _, err := findKernel(r, "3"); err == nil || !strings.Contains(err.Error(), "1, 2") {
+	if _, err := findKernel(r, "3", "linux-image-cloud-amd64"); err == nil || !strings.Contains(err.Error(), "1, 2") {
 		t.Errorf("kernel 3: %v", err)
 	}
 	r = setup(t, map[string]string{"boot/vmlinuz-1": "a"}, nil)
-	if _, err := findKernel(r, "auto"); err == nil || !strings.Contains(err.Error(), "initramfs-tools") {
+	if _, err := findKernel(r, "auto", "linux-image-cloud-amd64"); err == nil || !strings.Contains(err.Error(), "initramfs-tools") {
 		t.Errorf("no initramfs: %v", err)
 	}
 }

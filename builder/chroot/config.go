@@ -59,7 +59,7 @@ type Config struct {
 	// the architecture, registering it from qemu-user-static's binfmt.d file
 	// when it is installed and no handler is (and removing it afterwards).
 	// No emulator is copied into the image. A `parent` must be of this
-	// architecture.
+	// architecture. The `disk` output is made for amd64 and arm64.
 	Architecture string `mapstructure:"architecture" required:"false"`
 	// A name for the parent, such as `base-os@1.0.3`, for the OCI output's
 	// `org.opencontainers.image.base.name` annotation.
@@ -416,8 +416,8 @@ func (c *Config) prepareArchitecture(add func(string, ...interface{})) {
 	if _, ok := debarch.Lookup(c.Architecture); !ok {
 		add("architecture: %q is not a Debian architecture; use one of %s", c.Architecture, strings.Join(debarch.Names(), ", "))
 	}
-	if c.Architecture != "amd64" && slices.Contains(c.Formats, "disk") {
-		add("formats: the disk output boots amd64 images only (its boot loader and the boot check are x86-64's), and architecture is %s; drop \"disk\" or build for amd64", c.Architecture)
+	if a, ok := debarch.Lookup(c.Architecture); ok && a.Disk == nil && slices.Contains(c.Formats, "disk") {
+		add("formats: the disk output boots %s images only, and architecture is %s; drop \"disk\" or build for one of them", strings.Join(debarch.DiskArches(), " and "), c.Architecture)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/debarch"
 )
 
 // DiskConfig shapes the `disk` output: a GPT disk image (`disk.raw`) that
@@ -35,19 +36,25 @@ type DiskConfig struct {
 	// written there is gone at the next boot). Defaults to `ext4`.
 	RootFilesystem string `mapstructure:"root_filesystem" required:"false"`
 	// The UEFI boot loader: `systemd-boot` (the image's own
-	// /usr/lib/systemd/boot/efi/systemd-bootx64.efi when it has the
-	// systemd-boot-efi package, else the build host's) or `grub` (one EFI
-	// program made with the build host's grub-mkimage from
-	// grub-efi-amd64-bin, its configuration built in). Defaults to
-	// `systemd-boot`.
+	// /usr/lib/systemd/boot/efi/systemd-bootx64.efi, systemd-bootaa64.efi
+	// for arm64, when it has the systemd-boot-efi package, else the build
+	// host's; an amd64 host has no arm64 one: install systemd-boot-efi in
+	// an arm64 image) or `grub` (one EFI program made with the build host's
+	// grub-mkimage from grub-efi-amd64-bin, its configuration built in; for
+	// arm64 the modules of grub-efi-arm64-bin, the host's or else the
+	// image's). Never a program of another architecture than the image's.
+	// Defaults to `systemd-boot`.
 	Bootloader string `mapstructure:"bootloader" required:"false"`
 	// The image's kernel to boot: `auto` (the only /boot/vmlinuz-* of the
 	// image; several are an error that lists them) or a version such as
-	// `6.1.0-28-cloud-amd64`. Its initramfs (/boot/initrd.img-VERSION) must
+	// `6.1.0-28-cloud-amd64`. It must be the image's architecture
+	// (linux-image-cloud-arm64 for arm64; a gzip-compressed vmlinuz goes
+	// on the ESP decompressed). Its initramfs (/boot/initrd.img-VERSION) must
 	// be there and able to mount the root file system. Defaults to `auto`.
 	Kernel string `mapstructure:"kernel" required:"false"`
 	// More kernel parameters, appended to `root=PARTUUID=<root partition>
-	// ro console=ttyS0`, such as `quiet systemd.show_status=0`.
+	// ro console=ttyS0` (`console=ttyAMA0` for arm64), such as `quiet
+	// systemd.show_status=0`.
 	KernelCmdline string `mapstructure:"kernel_cmdline" required:"false"`
 	// Also write `disk.qcow2` (qemu-img convert; sparse), for QEMU and
 	// OpenStack. Defaults to `false`.
@@ -134,8 +141,15 @@ func (c *Config) prepareDisk(add func(format string, a ...interface{})) {
 	}
 	if d.Bootloader == export.Grub {
 		tools = append(tools, struct{ tool, pkg string }{"grub-mkimage", "grub-common"})
-		if fi, err := os.Stat(export.GrubModulesDir); err != nil || !fi.IsDir() {
-			add("disk.bootloader: grub needs GRUB's EFI modules on the build host (%s); install grub-efi-amd64-bin", export.GrubModulesDir)
+		// amd64's modules come from the build host. A foreign
+		// architecture's may come from the image (Debian builds
+		// grub-efi-arm64-bin for arm64 only): the export checks the image
+		// for them before it writes anything.
+		host, _ := c.host.Arch()
+		if a, ok := debarch.Lookup(c.Architecture); ok && a.Disk != nil && debarch.RunsNatively(host, c.Architecture) {
+			if fi, err := os.Stat(export.GrubModulesDir(c.Architecture)); err != nil || !fi.IsDir() {
+				add("disk.bootloader: grub needs GRUB's EFI modules on the build host (%s); install %s", export.GrubModulesDir(c.Architecture), a.Disk.GrubPackage)
+			}
 		}
 	}
 	for _, t := range tools {
@@ -182,7 +196,7 @@ func (c *Config) diskOptions() export.DiskOptions {
 		return export.DiskOptions{}
 	}
 	o := export.DiskOptions{Size: d.size, RootFilesystem: d.RootFilesystem, Bootloader: d.Bootloader,
-		Kernel: d.Kernel, KernelCmdline: d.KernelCmdline, QCOW2: d.QCOW2}
+		Kernel: d.Kernel, KernelCmdline: d.KernelCmdline, QCOW2: d.QCOW2, Architecture: c.Architecture}
 	if d.size == 0 {
 		o.FreeSpace = d.free
 	}

@@ -83,6 +83,13 @@ type sfdiskTable struct {
 // mounted), and returns the table and the root partition's byte offset.
 func diskLayout(t *testing.T, raw string) (sfdiskTable, int64) {
 	t.Helper()
+	return diskLayoutOf(t, raw, export.RootX8664Type, "BOOTX64.EFI")
+}
+
+// diskLayoutOf is diskLayout for an architecture's root partition type and
+// removable-media boot program.
+func diskLayoutOf(t *testing.T, raw, rootType, bootName string) (sfdiskTable, int64) {
+	t.Helper()
 	var tab sfdiskTable
 	if err := json.Unmarshal([]byte(runIn(t, filepath.Dir(raw), "sfdisk", "--json", raw)), &tab); err != nil {
 		t.Fatal(err)
@@ -92,13 +99,13 @@ func diskLayout(t *testing.T, raw string) (sfdiskTable, int64) {
 		t.Fatalf("%s: want GPT with two partitions, got %+v", raw, p)
 	}
 	esp, root := p.Partitions[0], p.Partitions[1]
-	if !strings.EqualFold(esp.Type, export.ESPType) || !strings.EqualFold(root.Type, export.RootX8664Type) {
-		t.Errorf("partition types %s, %s; want the ESP's %s and x86-64 root's %s", esp.Type, root.Type, export.ESPType, export.RootX8664Type)
+	if !strings.EqualFold(esp.Type, export.ESPType) || !strings.EqualFold(root.Type, rootType) {
+		t.Errorf("partition types %s, %s; want the ESP's %s and the root's %s", esp.Type, root.Type, export.ESPType, rootType)
 	}
 	espOff := strconv.FormatInt(esp.Start*p.SectorSize, 10)
 	runIn(t, filepath.Dir(raw), "minfo", "-i", raw+"@@"+espOff, "::")
-	if ls := runIn(t, filepath.Dir(raw), "mdir", "-b", "-i", raw+"@@"+espOff, "::/EFI/BOOT"); !strings.Contains(ls, "BOOTX64.EFI") {
-		t.Errorf("the ESP has no /EFI/BOOT/BOOTX64.EFI: %s", ls)
+	if ls := runIn(t, filepath.Dir(raw), "mdir", "-b", "-i", raw+"@@"+espOff, "::/EFI/BOOT"); !strings.Contains(ls, bootName) {
+		t.Errorf("the ESP has no /EFI/BOOT/%s: %s", bootName, ls)
 	}
 	return tab, root.Start * p.SectorSize
 }

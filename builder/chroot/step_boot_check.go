@@ -46,7 +46,7 @@ func (s *stepBootCheck) Run(ctx context.Context, state multistep.StateBag) multi
 		return halt(state, fmt.Errorf("bootcheck: the export wrote no %s to boot", export.FileName("disk")))
 	}
 	bc := cfg.Bootcheck
-	ui.Say(fmt.Sprintf("Boot check: booting %s under QEMU (accel %s, timeout %s) ...", filepath.Base(disk), bc.Accel, bc.timeout))
+	ui.Say(fmt.Sprintf("Boot check: booting %s (%s) under QEMU (accel %s, timeout %s) ...", filepath.Base(disk), cfg.Architecture, bc.Accel, bc.timeout))
 
 	// The console goes to Packer's log (PACKER_LOG=1); the UI hears how
 	// long the boot has run and its latest line.
@@ -56,15 +56,20 @@ func (s *stepBootCheck) Run(ctx context.Context, state multistep.StateBag) multi
 	})()
 	// QEMU and the firmware as the host seam finds them (Prepare checked
 	// they are there).
-	qemu, err := b.host.LookPath(boot.DefaultQEMU)
+	program, _, err := boot.QEMUFor(cfg.Architecture)
 	if err != nil {
 		return halt(state, fmt.Errorf("bootcheck: %w", err))
 	}
-	code, vars, err := boot.FindFirmwareIn(b.host.Root())
+	qemu, err := b.host.LookPath(program)
+	if err != nil {
+		return halt(state, fmt.Errorf("bootcheck: %w", err))
+	}
+	code, vars, err := boot.FindFirmwareFor(b.host.Root(), cfg.Architecture)
 	if err != nil {
 		return halt(state, fmt.Errorf("bootcheck: %w", err))
 	}
 	res, err := boot.Check(ctx, boot.Options{
+		Arch:      cfg.Architecture,
 		QEMU:      qemu,
 		Firmware:  code,
 		Vars:      vars,

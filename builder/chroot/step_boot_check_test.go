@@ -86,6 +86,39 @@ func TestStepBootCheckRecordsTheBoot(t *testing.T) {
 	s.wantCalls() // nothing mounted, nothing to undo
 }
 
+// TestStepBootCheckArm64: an arm64 build's disk boots with the host's
+// qemu-system-aarch64 and AAVMF (through the host seam) on the virt
+// machine, never with amd64's QEMU or OVMF.
+func TestStepBootCheckArm64(t *testing.T) {
+	s, bin := bootCheckTest(t)
+	s.b.cfg.Architecture = "arm64"
+	s.host.paths = map[string]string{"qemu-system-aarch64": filepath.Join(bin, "qemu")}
+	aavmf := filepath.Join(s.host.Root(), "usr/share/AAVMF")
+	os.MkdirAll(aavmf, 0o755)
+	for _, f := range []string{"AAVMF_CODE.fd", "AAVMF_VARS.fd"} {
+		os.WriteFile(filepath.Join(aavmf, f), []byte(f), 0o644)
+	}
+	if s.run(&stepBootCheck{}) != multistep.ActionContinue {
+		t.Fatal(s.err())
+	}
+	args, _ := os.ReadFile(filepath.Join(bin, "args"))
+	for _, want := range []string{"-machine virt,accel=tcg", "AAVMF_CODE.fd", "disk.raw", "snapshot=on"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("QEMU ran without %q: %s", want, args)
+		}
+	}
+	if strings.Contains(string(args), "OVMF_CODE") || strings.Contains(string(args), "q35") {
+		t.Errorf("an arm64 disk booted with amd64's machine or firmware: %s", args)
+	}
+	// Without qemu-system-aarch64 the step halts naming it.
+	s, _ = bootCheckTest(t)
+	s.b.cfg.Architecture = "arm64"
+	s.host.missing["qemu-system-aarch64"] = true
+	if s.run(&stepBootCheck{}) != multistep.ActionHalt || !strings.Contains(s.err(), "qemu-system-aarch64") {
+		t.Errorf("no qemu-system-aarch64: %s", s.err())
+	}
+}
+
 // TestStepBootCheckPanicHalts: a kernel that panics halts the build with
 // the console's tail; artifact.json records no passed boot.
 func TestStepBootCheckPanicHalts(t *testing.T) {

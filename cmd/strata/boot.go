@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -35,7 +36,8 @@ func bootCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "boot DISK",
 		Short: "Boot a disk image under QEMU (UEFI, serial console, no network) and wait for multi-user.target",
-		Long: "Boots DISK (raw, or qcow2 when its name ends in .qcow2) under qemu-system-x86_64 with OVMF, never writing to it,\n" +
+		Long: "Boots DISK (raw, or qcow2 when its name ends in .qcow2) under qemu-system-x86_64 with OVMF (qemu-system-aarch64 with AAVMF\n" +
+			"for --arch arm64), never writing to it,\n" +
 			"and passes when the console shows --expect within --timeout. KVM is used when a probe boot under it works, TCG otherwise.\n" +
 			"On failure it exits 1 and prints the console's last 50 lines.",
 		Args: args(1, "a disk image"),
@@ -51,8 +53,12 @@ func bootCmd(g *globals) *cobra.Command {
 				return usageError{err}
 			}
 			if opt.QEMU == "" {
-				if _, err := boot.FindQEMU(); err != nil {
-					return err
+				prog, pkg, err := boot.QEMUFor(opt.Arch)
+				if err != nil {
+					return usageError{fmt.Errorf("--arch: %w", err)}
+				}
+				if _, err := exec.LookPath(prog); err != nil {
+					return fmt.Errorf("boot: %s not found in PATH (install the Debian package %s)", prog, pkg)
 				}
 			}
 			if console {
@@ -109,7 +115,8 @@ func bootCmd(g *globals) *cobra.Command {
 	f.StringVar(&opt.Accel, "accel", boot.AccelAuto, "auto (KVM when a probe boot under it works, else TCG), kvm or tcg")
 	f.IntVar(&opt.MemoryMiB, "memory", boot.DefaultMemoryMiB, "the VM's memory in MiB")
 	f.StringVar(&opt.Firmware, "firmware", "", "OVMF code file (default Debian's ovmf: /usr/share/OVMF/OVMF_CODE_4M.fd)")
-	f.StringVar(&opt.QEMU, "qemu", "", "the QEMU program (default qemu-system-x86_64 from PATH)")
+	f.StringVar(&opt.QEMU, "qemu", "", "the QEMU program (default qemu-system-x86_64 from PATH, qemu-system-aarch64 for --arch arm64)")
+	f.StringVar(&opt.Arch, "arch", "amd64", "the disk's Debian architecture: amd64 (q35, OVMF) or arm64 (virt, AAVMF, TCG)")
 	f.BoolVar(&console, "console", false, "copy the serial console to stderr as it comes")
 	return cmd
 }
