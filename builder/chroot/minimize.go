@@ -33,6 +33,21 @@ func (r *minimizeReport) add(cat string, n int64) {
 	r.Entries[cat]++
 }
 
+// catLogs is the category of the logs minimize empties (and keeps).
+const catLogs = "logs"
+
+// removed sums what minimize took out of the tree: every category's
+// bytes, and its entries but the emptied logs', which stay.
+func (r *minimizeReport) removed() (bytes int64, entries int) {
+	for c, n := range r.Bytes {
+		bytes += n
+		if c != catLogs {
+			entries += r.Entries[c]
+		}
+	}
+	return bytes, entries
+}
+
 // String lists the categories, biggest first.
 func (r *minimizeReport) String() string {
 	cats := make([]string, 0, len(r.Bytes))
@@ -217,7 +232,7 @@ func truncateLogs(root string, rep *minimizeReport) error {
 		if err := unix.Truncate(p, 0); err != nil {
 			return err
 		}
-		rep.add("logs", st.Size)
+		rep.add(catLogs, st.Size)
 		return nil
 	})
 }

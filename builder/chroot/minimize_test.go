@@ -74,9 +74,22 @@ func TestMinimizeTree(t *testing.T) {
 	)
 	m := &MinimizeConfig{Locales: []string{"C.UTF-8", "en_GB.UTF-8"},
 		RemoveFiles: []string{"/usr/share/zoneinfo/right", "/etc/evil/*", "/etc/evil/victim/keep.so"}}
+	before, err := measureImage(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rep, err := minimizeTree(root, m)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The step measures the tree once, after: what the report says was
+	// removed must be exactly the difference.
+	after, err := measureImage(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes, entries := rep.removed(); after.apparent+bytes != before.apparent || after.entries+entries != before.entries {
+		t.Errorf("before %+v, after %+v, removed %d bytes in %d entries", before, after, bytes, entries)
 	}
 	gone := []string{
 		"usr/share/doc/bash/README.gz", "usr/share/doc/bash/examples", "usr/share/doc/libc6",
