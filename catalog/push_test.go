@@ -6,12 +6,10 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -23,6 +21,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/catalog"
 	_ "github.com/strata-build/packer-plugin-strata/catalog/sqlite"
 	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 	"github.com/strata-build/packer-plugin-strata/registry"
 )
 
@@ -52,23 +51,7 @@ func TestPushMultiArchitectureVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := func(arch string) *layer.Image {
-		dir := filepath.Join(t.TempDir(), "upper")
-		os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-		os.WriteFile(filepath.Join(dir, "etc/arch"), []byte(arch), 0o644)
-		l, _, release, err := store.Commit(ctx, dir, layer.CommitOptions{ClampTime: time.Unix(1700000000, 0)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		release()
-		im, _, release, err := store.PutImage(layer.ImageSpec{Layer: l, Created: time.Unix(1700000000, 0), Architecture: arch})
-		if err != nil {
-			t.Fatal(err)
-		}
-		release()
-		return im
-	}
-	amd, arm := img("amd64"), img("arm64")
+	amd, arm := layertest.ArchImage(t, store, "amd64", ""), layertest.ArchImage(t, store, "arm64", "")
 	cat, err := catalog.Open("sqlite://" + filepath.Join(t.TempDir(), "catalog.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,8 @@
 package registry
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 )
 
 // TestPushIndex: a version's images of two architectures go as one OCI
@@ -21,19 +19,7 @@ func TestPushIndex(t *testing.T) {
 	reg := newRegistry(t)
 	s, err := layer.Open(t.TempDir())
 	must(t, err)
-	img := func(arch, variant, content string) *layer.Image {
-		dir := filepath.Join(t.TempDir(), "upper")
-		must(t, os.MkdirAll(filepath.Join(dir, "etc"), 0o755))
-		must(t, os.WriteFile(filepath.Join(dir, "etc/arch"), []byte(content), 0o644))
-		l, _, release, err := s.Commit(ctx, dir, layer.CommitOptions{ClampTime: time.Unix(1700000000, 0)})
-		must(t, err)
-		release()
-		im, _, release, err := s.PutImage(layer.ImageSpec{Layer: l, Created: time.Unix(1700000000, 0), Architecture: arch, Variant: variant})
-		must(t, err)
-		release()
-		return im
-	}
-	amd, arm := img("amd64", "", "amd64"), img("arm64", "v8", "arm64")
+	amd, arm := layertest.ArchImage(t, s, "amd64", ""), layertest.ArchImage(t, s, "arm64", "v8")
 	refs := []string{reg.host + "/team/base:1.0.0", reg.host + "/team/base:prod"}
 	p, err := PushIndex(ctx, s, []*layer.Image{amd, arm}, refs, PushOptions{Options: opts(reg)})
 	must(t, err)

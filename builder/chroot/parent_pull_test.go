@@ -6,8 +6,6 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,6 +14,7 @@ import (
 	catalogdb "github.com/strata-build/packer-plugin-strata/catalog"
 	"github.com/strata-build/packer-plugin-strata/internal/storeroot"
 	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 	"github.com/strata-build/packer-plugin-strata/registry"
 )
 
@@ -59,23 +58,7 @@ func TestPullParentOfAnotherArchitecture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := func(arch string) *layer.Image {
-		dir := filepath.Join(t.TempDir(), "upper")
-		os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
-		os.WriteFile(filepath.Join(dir, "etc/arch"), []byte(arch), 0o644)
-		l, _, release, err := built.Commit(ctx, dir, layer.CommitOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		release()
-		im, _, release, err := built.PutImage(layer.ImageSpec{Layer: l, Architecture: arch})
-		if err != nil {
-			t.Fatal(err)
-		}
-		release()
-		return im
-	}
-	amd, arm := img("amd64"), img("arm64")
+	amd, arm := layertest.ArchImage(t, built, "amd64", ""), layertest.ArchImage(t, built, "arm64", "")
 	layout := storeroot.Layout{Root: t.TempDir()}
 	c, err := catalogdb.Open(layout.CatalogURL())
 	if err != nil {
