@@ -35,12 +35,8 @@ func storeEmpty(t *testing.T, root string) {
 // stored.
 func TestPullRefusesAnotherImageID(t *testing.T) {
 	reg := newRegistry(t)
-	a, err := layer.Open(t.TempDir())
-	must(t, err)
-	base, child := build(t, a)
 	o := opts(reg)
-	_, err = Push(ctx, a, base, []string{reg.host + "/x/base:1"}, PushOptions{Options: o})
-	must(t, err)
+	_, base, child := pushedBase(t, o, reg.host)
 	root := t.TempDir()
 	b, err := layer.Open(root)
 	must(t, err)
@@ -85,12 +81,8 @@ func newGatedRegistry(t *testing.T) *gatedRegistry {
 func TestPullHoldsTheLayersItHas(t *testing.T) {
 	reg := newGatedRegistry(t)
 	o := Options{Insecure: []string{reg.host}, Keychain: authn.NewMultiKeychain()}
-	a, err := layer.Open(t.TempDir())
-	must(t, err)
-	base, child := build(t, a)
-	_, err = Push(ctx, a, base, []string{reg.host + "/x/base:1"}, PushOptions{Options: o})
-	must(t, err)
-	_, err = Push(ctx, a, child, []string{reg.host + "/x/app:1"}, PushOptions{Options: o})
+	a, base, child := pushedBase(t, o, reg.host)
+	_, err := Push(ctx, a, child, []string{reg.host + "/x/app:1"}, PushOptions{Options: o})
 	must(t, err)
 	cl, err := a.Layer(child.Layers[1].DiffID)
 	must(t, err)
@@ -143,12 +135,8 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 // or less) is refused before anything is fetched.
 func TestPullRefusesUnsizedLayers(t *testing.T) {
 	reg := newRegistry(t)
-	a, err := layer.Open(t.TempDir())
-	must(t, err)
-	base, _ := build(t, a)
 	o := opts(reg)
-	_, err = Push(ctx, a, base, []string{reg.host + "/x/base:1"}, PushOptions{Options: o})
-	must(t, err)
+	pushedBase(t, o, reg.host)
 	img := remoteImage(t, o, reg.host+"/x/base:1")
 	m, err := img.Manifest()
 	must(t, err)

@@ -121,6 +121,18 @@ func build(t *testing.T, s *layer.Store) (base, child *layer.Image) {
 	return base, child
 }
 
+// pushedBase builds the images of build in a store of their own and pushes
+// the base to host/x/base:1.
+func pushedBase(t *testing.T, o Options, host string) (a *layer.Store, base, child *layer.Image) {
+	t.Helper()
+	a, err := layer.Open(t.TempDir())
+	must(t, err)
+	base, child = build(t, a)
+	_, err = Push(ctx, a, base, []string{host + "/x/base:1"}, PushOptions{Options: o})
+	must(t, err)
+	return a, base, child
+}
+
 func TestPushPullRoundTrip(t *testing.T) {
 	reg := newRegistry(t)
 	a, err := layer.Open(t.TempDir())
@@ -181,12 +193,8 @@ func TestPushPullRoundTrip(t *testing.T) {
 
 func TestPullRefusesTamperedBlob(t *testing.T) {
 	reg := newRegistry(t)
-	a, err := layer.Open(t.TempDir())
-	must(t, err)
-	base, _ := build(t, a)
 	o := opts(reg)
-	_, err = Push(ctx, a, base, []string{reg.host + "/x/base:1"}, PushOptions{Options: o})
-	must(t, err)
+	pushedBase(t, o, reg.host)
 	reg.tamper.Store(true)
 	root := t.TempDir()
 	b, err := layer.Open(root)
@@ -222,12 +230,8 @@ func TestRegistryDownNamesTheReference(t *testing.T) {
 
 func TestConcurrentPullsFetchOnce(t *testing.T) {
 	reg := newRegistry(t)
-	a, err := layer.Open(t.TempDir())
-	must(t, err)
-	base, _ := build(t, a)
 	o := opts(reg)
-	_, err = Push(ctx, a, base, []string{reg.host + "/x/base:1"}, PushOptions{Options: o})
-	must(t, err)
+	pushedBase(t, o, reg.host)
 	b, err := layer.Open(t.TempDir())
 	must(t, err)
 	var wg sync.WaitGroup
