@@ -288,6 +288,13 @@ func (s *Server) revalidate(ctx context.Context, u string, rec *urlRecord, have 
 	if err != nil {
 		return "", nil, 0, err
 	}
+	// The same content again (a mirror or proxy that answers every
+	// conditional request in full) has not changed since the cache stored
+	// it: it keeps that time, its Last-Modified, so apt's copy stays current
+	// (304) and the lists and binary caches made from it stay valid.
+	if have && hex == rec.SHA256 && !rec.Fetched.IsZero() {
+		asked = rec.Fetched
+	}
 	err = s.store.remember(urlRecord{URL: u, SHA256: hex, ETag: resp.Header.Get("ETag"), Date: date, Fetched: asked, Keyrings: s.keyringsID})
 	return hex, data, http.StatusOK, err
 }
