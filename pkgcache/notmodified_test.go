@@ -14,21 +14,8 @@ import (
 func TestInReleaseNotModified(t *testing.T) {
 	r := newRepo(t, false, map[string][]byte{"a_1_all.deb": []byte("deb")})
 	s := start(t, t.TempDir(), r, Options{})
-	proxy, _ := url.Parse(s.ProxyURL())
-	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
 	u := r.srv.URL + "/repo/dists/stable/InRelease"
-	get := func(ims string) *http.Response {
-		req, _ := http.NewRequest("GET", u, nil)
-		if ims != "" {
-			req.Header.Set("If-Modified-Since", ims)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	get := func(ims string) *http.Response { return getThrough(t, s, u, ims) }
 	first := get("")
 	lm := first.Header.Get("Last-Modified")
 	if first.StatusCode != 200 || lm == "" {
@@ -62,21 +49,7 @@ func TestInReleaseSameContentStaysNotModified(t *testing.T) {
 	}
 	dir := t.TempDir()
 	u := r.srv.URL + path
-	get := func(s *Server, ims string) *http.Response {
-		t.Helper()
-		proxy, _ := url.Parse(s.ProxyURL())
-		c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
-		req, _ := http.NewRequest("GET", u, nil)
-		if ims != "" {
-			req.Header.Set("If-Modified-Since", ims)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	get := func(s *Server, ims string) *http.Response { return getThrough(t, s, u, ims) }
 	s1 := start(t, dir, r, Options{})
 	first := get(s1, "")
 	lm := first.Header.Get("Last-Modified")
@@ -117,4 +90,22 @@ func mustTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// getThrough asks the cache s for u as apt does, with If-Modified-Since
+// when ims is not empty.
+func getThrough(t *testing.T, s *Server, u, ims string) *http.Response {
+	t.Helper()
+	proxy, _ := url.Parse(s.ProxyURL())
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	req, _ := http.NewRequest("GET", u, nil)
+	if ims != "" {
+		req.Header.Set("If-Modified-Since", ims)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
