@@ -37,18 +37,16 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	sh := &shell{comm: comm, ui: ui, config: c}
 	start := time.Now()
 
-	if _, status, err := sh.quiet(ctx, "command -v apt-get && command -v dpkg-query && command -v apt-mark"); err != nil {
-		return err
-	} else if status != 0 {
-		return fmt.Errorf("strata-packages needs a Debian-family system: apt-get, apt-mark or dpkg-query is missing on the machine the communicator reaches")
-	}
-	out, status, err := sh.quiet(ctx, "dpkg --print-architecture")
+	out, status, err := sh.quiet(ctx, probeCommand)
 	if err != nil {
 		return err
 	}
 	native := strings.TrimSpace(out)
+	if status == probeMissing {
+		return fmt.Errorf("strata-packages needs a Debian-family system: %s is missing on the machine the communicator reaches", native)
+	}
 	if status != 0 || !dpkg.ValidName(native) {
-		return fmt.Errorf("strata-packages: dpkg --print-architecture said %q (exit %d)", native, status)
+		return fmt.Errorf("strata-packages needs a Debian-family system: checking for apt-get, dpkg-query and apt-mark and running dpkg --print-architecture said %q (exit %d)", native, status)
 	}
 
 	if c.LockFile != "" {
@@ -313,6 +311,14 @@ func (s *shell) apt(ctx context.Context, op, command string) error {
 	}
 	return nil
 }
+
+// probeCommand checks for the programs strata-packages drives and prints
+// dpkg's architecture, in one round trip through the communicator (each
+// costs tens of milliseconds); it exits probeMissing naming a missing one.
+// One program, so that any execute_command wraps all of it.
+const probeCommand = `sh -c 'for c in apt-get dpkg-query apt-mark; do command -v "$c" >/dev/null || { echo "$c"; exit 3; }; done; exec dpkg --print-architecture'`
+
+const probeMissing = 3
 
 // readStatusCommand reads the dpkg database in the image as the builder's
 // readers do (inroot.ReadRegular): the last component not followed, opened

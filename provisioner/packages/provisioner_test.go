@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -191,9 +192,7 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 	status := 0
 	write := func(s string) { io.WriteString(rc.Stdout, s) }
 	switch {
-	case strings.HasPrefix(cmd, "command -v"):
-		write("/usr/bin/apt-get\n")
-	case cmd == "dpkg --print-architecture":
+	case cmd == probeCommand:
 		write("amd64\n")
 	case cmd == missingListsCommand:
 		for _, l := range f.missingLists {
@@ -442,6 +441,33 @@ type notDebian struct{ fakeApt }
 func (*notDebian) Start(_ context.Context, rc *packersdk.RemoteCmd) error {
 	rc.SetExited(1)
 	return nil
+}
+
+// TestProbeNamesTheMissingProgram runs the probe in a real shell with a PATH
+// that has dpkg-query and dpkg but no apt-mark.
+func TestProbeNamesTheMissingProgram(t *testing.T) {
+	bin := t.TempDir()
+	for name, body := range map[string]string{"apt-get": "", "dpkg-query": "", "dpkg": "echo arm64"} {
+		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
+	}
+	os.Symlink("/bin/sh", filepath.Join(bin, "sh"))
+	run := func() (string, int) {
+		cmd := exec.Command("/bin/sh", "-c", probeCommand)
+		cmd.Env = []string{"PATH=" + bin}
+		out, err := cmd.Output()
+		code := 0
+		if e, ok := err.(*exec.ExitError); ok {
+			code = e.ExitCode()
+		}
+		return strings.TrimSpace(string(out)), code
+	}
+	if out, code := run(); code != probeMissing || out != "apt-mark" {
+		t.Errorf("without apt-mark: %q, exit %d; want \"apt-mark\", exit %d", out, code, probeMissing)
+	}
+	os.WriteFile(filepath.Join(bin, "apt-mark"), []byte("#!/bin/sh\n"), 0o755)
+	if out, code := run(); code != 0 || out != "arm64" {
+		t.Errorf("with every program: %q, exit %d; want \"arm64\", exit 0", out, code)
+	}
 }
 
 // TestLockFileCheckedWhereItLeads: lock_file's directory is looked at when
