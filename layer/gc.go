@@ -29,6 +29,9 @@ type GCResult struct {
 	// InUse are layers a running build holds; they stay.
 	InUse []string `json:"in_use"`
 	Bytes int64    `json:"bytes"` // uncompressed tar bytes of the deleted layers
+	// Blobs are compressed blobs whose layer is gone (left by a removal or
+	// a pull that stopped between its two renames), as blobs/ names them.
+	Blobs []string `json:"orphan_blobs"`
 }
 
 // GC deletes the images that are neither kept nor young, then the layers no
@@ -38,7 +41,7 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}}
+	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}, Blobs: []string{}}
 	imgs, err := s.Images()
 	if err != nil {
 		return nil, err
@@ -101,7 +104,53 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 			return res, err
 		}
 	}
-	return res, nil
+	return res, s.removeOrphanBlobs(res, opt, now())
+}
+
+// removeOrphanBlobs deletes the blobs whose layer the store does not have:
+// a crash between removing a layer and its blobs, or between a pull's two
+// renames (the blob goes first), leaves one. A pull publishing a blob holds
+// its layer's pull lock until the layer is in place, so a blob whose pull
+// lock is held stays, and so does one younger than MinAge.
+func (s *Store) removeOrphanBlobs(res *GCResult, opt GCOptions, now time.Time) error {
+	ents, err := os.ReadDir(filepath.Join(s.root, blobsDir))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		h, _, _ := strings.Cut(e.Name(), ".")
+		if _, err := hexOf("sha256:" + h); err != nil {
+			continue // not a blob's name
+		}
+		if _, err := os.Lstat(filepath.Join(s.root, layersDir, h)); !os.IsNotExist(err) {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || now.Sub(fi.ModTime()) < opt.MinAge {
+			continue
+		}
+		unlock, ok := s.tryPullLock(h)
+		if !ok {
+			continue // being pulled
+		}
+		// Looked at again under the lock: the pull may have ended.
+		if _, err := os.Lstat(filepath.Join(s.root, layersDir, h)); os.IsNotExist(err) {
+			res.Blobs = append(res.Blobs, e.Name())
+			if !opt.DryRun {
+				err = os.RemoveAll(filepath.Join(s.root, blobsDir, e.Name()))
+			} else {
+				err = nil
+			}
+			if err != nil {
+				unlock()
+				return err
+			}
+		}
+		unlock()
+	}
+	return nil
 }
 
 // removeEntry deletes a store entry: first renamed into tmp/ (so it is gone

@@ -146,6 +146,17 @@ func (s *Store) pullLock(ctx context.Context, h string) (func(), error) {
 	}
 }
 
+// tryPullLock takes h's pull lock if no import holds it.
+func (s *Store) tryPullLock(h string) (func(), bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // do not wait
+	unlock, err := s.pullLock(ctx, h)
+	if err != nil {
+		return nil, false
+	}
+	return unlock, true
+}
+
 // stagedBlob is the dir in a pull's staging dir that becomes the layer's
 // blob dir (see publishBlob).
 const stagedBlob = "blob"

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,6 +388,59 @@ func TestCompressionOf(t *testing.T) {
 	} {
 		if got, ok := CompressionOf(mt); got != want || ok != (want != "") {
 			t.Errorf("CompressionOf(%s) = %q, %v", mt, got, ok)
+		}
+	}
+}
+
+// TestGCRemovesOrphanBlobs: a blob whose layer is gone (a removal or a pull
+// that stopped between its two renames) goes at the next gc, unless it is
+// young or its layer's pull is running; a blob whose layer is there stays.
+func TestGCRemovesOrphanBlobs(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	l, _ := commit(t, s, tree(t, map[string]string{"etc/x": "kept"}), CommitOptions{})
+	_, err = s.Blob(ctx, l, Gzip)
+	must(t, err)
+	kept := strings.TrimPrefix(l.DiffID, "sha256:") + ".gzip"
+	orphan := strings.Repeat("ab", 32) + ".gzip"
+	pulling := strings.Repeat("cd", 32) + ".zstd"
+	for _, name := range []string{orphan, pulling} {
+		must(t, os.MkdirAll(filepath.Join(s.Root(), blobsDir, name), 0o700))
+		must(t, os.WriteFile(filepath.Join(s.Root(), blobsDir, name, blobFile), []byte("x"), 0o600))
+	}
+	unlock, err := s.pullLock(ctx, strings.Repeat("cd", 32))
+	must(t, err)
+	defer unlock()
+
+	res, err := s.GC(GCOptions{Keep: map[string]bool{}, MinAge: time.Hour})
+	must(t, err)
+	if len(res.Blobs) != 0 {
+		t.Fatalf("young blobs collected: %v", res.Blobs)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, name := range []string{orphan, pulling} {
+		must(t, os.Chtimes(filepath.Join(s.Root(), blobsDir, name), old, old))
+	}
+	res, err = s.GC(GCOptions{MinAge: time.Hour, DryRun: true})
+	must(t, err)
+	if !slices.Equal(res.Blobs, []string{orphan}) {
+		t.Fatalf("dry run would remove %v, want only %s", res.Blobs, orphan)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root(), blobsDir, orphan)); err != nil {
+		t.Fatalf("dry run removed it: %v", err)
+	}
+	// Images keep the committed layer: only the orphan goes.
+	img, _, release, err := s.PutImage(ImageSpec{Layer: l})
+	must(t, err)
+	release()
+	res, err = s.GC(GCOptions{Keep: map[string]bool{img.ID: true}, MinAge: time.Hour})
+	must(t, err)
+	if !slices.Equal(res.Blobs, []string{orphan}) {
+		t.Fatalf("removed %v, want only %s", res.Blobs, orphan)
+	}
+	for name, want := range map[string]bool{orphan: false, pulling: true, kept: true} {
+		if _, err := os.Stat(filepath.Join(s.Root(), blobsDir, name)); (err == nil) != want {
+			t.Errorf("%s: there %v, want %v", name, err == nil, want)
 		}
 	}
 }

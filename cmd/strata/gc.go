@@ -93,6 +93,9 @@ func gcCmd(g *globals) *cobra.Command {
 					for _, d := range store.InUse {
 						printEsc(w, "keep layer\t%s\theld by a running build\n", d)
 					}
+					for _, b := range store.Blobs {
+						printEsc(w, "%s blob\t%s\tits layer is gone\n", verb, b)
+					}
 					if len(store.Layers) > 0 {
 						printEsc(w, "layers: %s of %d layer(s) %s\n", bytesize.Human(store.Bytes), len(store.Layers), verb)
 					}
