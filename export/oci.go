@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -20,6 +19,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/strata-build/packer-plugin-strata/internal/durable"
 	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -210,7 +210,7 @@ func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tra
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
-	if err := syncTree(tmp); err != nil {
+	if err := durable.Tree(tmp); err != nil {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
@@ -220,21 +220,6 @@ func writeOCI(ctx context.Context, src Source, final string, opt OCIOptions, tra
 	}
 	t, _ := treesize.Measure(final)
 	return Output{Format: "oci", Path: final, Size: t.Apparent, SHA256: o.digest()[len("sha256:"):]}, nil
-}
-
-// syncTree fsyncs every file and directory of a tree.
-func syncTree(root string) error {
-	return filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return f.Sync()
-	})
 }
 
 // VerifyOCI checks an OCI layout output: its image's manifest has the

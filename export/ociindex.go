@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/strata-build/packer-plugin-strata/internal/durable"
 	"github.com/strata-build/packer-plugin-strata/internal/treesize"
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -56,7 +57,7 @@ func WriteOCIIndex(ctx context.Context, store *layer.Store, imgs []*layer.Image,
 		err = ctx.Err()
 	}
 	if err == nil {
-		err = syncTree(tmp)
+		err = durable.Tree(tmp)
 	}
 	if err == nil {
 		err = os.Rename(tmp, final)

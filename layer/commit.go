@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/internal/durable"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 )
@@ -41,6 +42,10 @@ type CommitOptions struct {
 	// Progress is told the tar bytes hashed so far.
 	Progress func(int64)
 }
+
+// syncFSAbove is the entry count above which a committed tree is synced
+// with one syncfs rather than file by file.
+const syncFSAbove = 2000
 
 // Commit makes dir (an overlayfs upper dir, or a base tree) a layer. Its
 // diffID is computed from its OCI layer tar, then dir itself moves into the
@@ -69,6 +74,17 @@ func (s *Store) Commit(ctx context.Context, dir string, opt CommitOptions) (l *L
 	}
 	if err := moveTree(dir, filepath.Join(staged, diffDir)); err != nil {
 		return fail(err)
+	}
+	// On the disk before it is published: the chroot's overlay is mounted
+	// volatile (its unmount syncs nothing, so it does not wait for every
+	// other writer's data on the file system), and a base's tree was never
+	// in one. A child's few files one by one; a base's thousands at once.
+	sync := durable.Tree
+	if entries > syncFSAbove {
+		sync = durable.FS
+	}
+	if err := sync(filepath.Join(staged, diffDir)); err != nil {
+		return fail(fmt.Errorf("syncing the layer: %w", err))
 	}
 	l = &Layer{DiffID: diffID, Size: size, Entries: entries, Created: time.Now().UTC()}
 	if !opt.ClampTime.IsZero() {
