@@ -140,8 +140,10 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 			name = "cache"
 		}
 		opts := layer.OverlayOptions(lowers[target], filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
+		// volatile: build-time state, thrown away after; its unmount need
+		// not wait for every writer's data on the file system.
 		made, err := mountInImage(b.host, root, ledger, plannedMount{
-			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev," + opts},
+			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev,volatile," + opts},
 			Own:  true,
 		})
 		if made != nil && (made.ID != 0 || len(made.created) > 0) {

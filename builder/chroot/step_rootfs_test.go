@@ -85,6 +85,11 @@ func TestStepRootfsOnParent(t *testing.T) {
 	if !strings.Contains(opts, "lowerdir="+s.b.rootfs.lowers[0]) || !strings.Contains(opts, "upperdir="+s.b.rootfs.upper) {
 		t.Fatalf("overlay options %q", opts)
 	}
+	// Volatile: fsync in the chroot and the unmount sync nothing; the
+	// commit syncs the layer (layer.Commit).
+	if !strings.HasPrefix(opts, "volatile,") {
+		t.Errorf("the chroot's overlay is not volatile: %q", opts)
+	}
 	step.Cleanup(s.state)
 	s.wantCalls("kill "+s.mp, "unmount "+s.mp)
 	// Released: the parent can go now.
