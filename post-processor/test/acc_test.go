@@ -162,9 +162,9 @@ func TestAccContainer(t *testing.T) {
 		if r := e.Strata(t, env, "policy", "set", "inspect", "production", "--require", "tests"); r.Code != 0 {
 			t.Fatalf("policy set: %s", r.Out)
 		}
-		r = e.Strata(t, env, "promote", "inspect@1.0.0", "production")
-		if r.Code != 4 || !strings.Contains(r.Out, "tests") {
-			t.Errorf("promoting a version with failed tests: exit %d\n%s", r.Code, r.Out)
+		promote := e.Strata(t, env, "promote", "inspect@1.0.0", "production")
+		if promote.Code != 4 || !strings.Contains(promote.Out, "tests") {
+			t.Errorf("promoting a version with failed tests: exit %d\n%s", promote.Code, promote.Out)
 		}
 	})
 	t.Cleanup(func() { assertNoTestMounts(t) })
