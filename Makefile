@@ -105,7 +105,7 @@ test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 ## through qemu-user and booted under qemu-system-aarch64, TestAccDiskArm64), ~7 min on 2 cores plus the arm64 disk's.
 test-slow: test-deps build
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
-	  $(GO) test -count=1 -timeout 90m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
+	  $(GO) test -count=1 -timeout 90m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/ ./builder/chroot/emulated/
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
 	  $(GO) test -count=1 -timeout 30m -run 'TestAccVM' ./post-processor/test/
 

@@ -34,7 +34,6 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	acctest.Cleanup()
-	cleanupDiskBase()
 	if baseRun != nil {
 		if _, err := mount.CleanUnder(baseRun.Dir); err == nil {
 			os.RemoveAll(baseRun.Dir)

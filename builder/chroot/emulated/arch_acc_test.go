@@ -1,4 +1,4 @@
-package chroot
+package emulated
 
 // End-to-end test of a foreign architecture: an arm64 minbase through
 // qemu-user (binfmt_misc, F flag), a child on it, an amd64 child on it
@@ -38,9 +38,8 @@ func binfmtState(t *testing.T) string {
 }
 
 func TestAccArchitecture(t *testing.T) {
-	// Beside the rest of the package: a TCG boot and qemu-user's emulated
-	// maintainer scripts keep one core busy each, and the serial tests leave
-	// the other one idle much of the time.
+	// Beside the package's other tests: a TCG boot and qemu-user's emulated
+	// maintainer scripts keep about one core busy each (package doc).
 	t.Parallel()
 	e := acctest.Setup(t)
 	if _, err := os.Stat("/usr/lib/binfmt.d/qemu-aarch64.conf"); err != nil {

@@ -1,4 +1,4 @@
-package chroot
+package emulated
 
 import (
 	"encoding/json"
@@ -139,9 +139,8 @@ func bootCheckOf(t *testing.T, out string) *export.BootCheck {
 // same image exported again gives the same bytes; a kernel command line
 // that cannot find its root fails the boot check with the console's tail.
 func TestAccDisk(t *testing.T) {
-	// Beside the rest of the package: a TCG boot and qemu-user's emulated
-	// maintainer scripts keep one core busy each, and the serial tests leave
-	// the other one idle much of the time.
+	// Beside the package's other tests: a TCG boot and qemu-user's emulated
+	// maintainer scripts keep about one core busy each (package doc).
 	t.Parallel()
 	e := acctest.Setup(t)
 	r, dir, vars := diskBase(t)

@@ -1,4 +1,4 @@
-package chroot
+package emulated
 
 import (
 	"os"
