@@ -31,13 +31,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// The two walk-throughs share nothing (each has its own store, catalog,
+// checkout and Packer environment), so they run side by side: each spends
+// much of its time waiting on builds that keep one core at most busy.
 func TestWalkthroughSQLite(t *testing.T) {
+	t.Parallel()
 	e := acctest.Setup(t)
 	store := filepath.Join(acctest.Scratch(t), "store")
 	walkthrough(t, e, store, "sqlite://"+filepath.Join(store, "catalog.db"))
 }
 
 func TestWalkthroughPostgres(t *testing.T) {
+	t.Parallel()
 	e := acctest.Setup(t)
 	srv, err := pgtest.Start()
 	if err != nil {
