@@ -24,12 +24,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
-// TestMain removes the plugin directory the end-to-end tests made.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
 // The two walk-throughs share nothing (each has its own store, catalog,
 // checkout and Packer environment), so they run side by side: each spends

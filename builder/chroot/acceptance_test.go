@@ -18,7 +18,6 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 // The base build runs once and its outputs serve the other tests.
@@ -29,18 +28,7 @@ var (
 	baseErr  string
 )
 
-// TestMain removes the shared base build's directory at the end, but only
-// when nothing is mounted below it.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	if baseRun != nil {
-		if _, err := mount.CleanUnder(baseRun.Dir); err == nil {
-			os.RemoveAll(baseRun.Dir)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
 func baseBuild(t *testing.T) (*acctest.Proc, map[string]string) {
 	e := acctest.Setup(t)
@@ -50,6 +38,7 @@ func baseBuild(t *testing.T) (*acctest.Proc, map[string]string) {
 			baseErr = err.Error()
 			return
 		}
+		acctest.RemoveAfter(dir)
 		upload := filepath.Join(dir, "upload.txt")
 		os.WriteFile(upload, []byte("uploaded by the test\n"), 0o640)
 		baseVars = map[string]string{

@@ -109,11 +109,35 @@ func Scratch(t *testing.T) string {
 	return dir
 }
 
-// Cleanup removes the plugin directory Setup made; call it from TestMain.
-func Cleanup() {
+var (
+	removeMu    sync.Mutex
+	removeAfter []string
+)
+
+// RemoveAfter has Main remove dir (a build several of the package's tests
+// share) once all tests have run.
+func RemoveAfter(dir string) {
+	removeMu.Lock()
+	defer removeMu.Unlock()
+	removeAfter = append(removeAfter, dir)
+}
+
+// Main runs the package's tests (call it from TestMain), then removes the
+// plugin directory Setup made and the directories given to RemoveAfter,
+// each of those only when nothing is left mounted below it.
+func Main(m *testing.M) {
+	code := m.Run()
 	if env != nil {
 		os.RemoveAll(env.PluginDir)
 	}
+	removeMu.Lock()
+	for _, dir := range removeAfter {
+		if _, err := mount.CleanUnder(dir); err == nil {
+			os.RemoveAll(dir)
+		}
+	}
+	removeMu.Unlock()
+	os.Exit(code)
 }
 
 // Run is a finished command.

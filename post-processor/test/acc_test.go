@@ -16,12 +16,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// TestMain removes the plugin directory the end-to-end tests made.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
 func checksVar(t *testing.T, cs ...map[string]string) string {
 	b, err := json.Marshal(cs)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 // The disk tests share one kernel-bearing base (disk-base.pkr.hcl: minbase,
@@ -37,6 +36,7 @@ func diskBase(t *testing.T) (*acctest.Proc, string, map[string]string) {
 			return
 		}
 		diskBaseDir = dir
+		acctest.RemoveAfter(dir)
 		diskBaseVars = map[string]string{"store_dir": filepath.Join(dir, "store"), "cache_dir": e.CacheDir}
 		diskBaseRun = e.Build(t, dir, acctest.Fixture("disk-base.pkr.hcl"), diskBaseVars)
 		if diskBaseRun.Code != 0 {
@@ -47,17 +47,6 @@ func diskBase(t *testing.T) (*acctest.Proc, string, map[string]string) {
 		t.Fatal(diskBaseErr)
 	}
 	return diskBaseRun, diskBaseDir, diskBaseVars
-}
-
-// cleanupDiskBase removes the shared disk base's directory (TestMain), but
-// only when nothing is mounted below it.
-func cleanupDiskBase() {
-	if diskBaseDir == "" {
-		return
-	}
-	if _, err := mount.CleanUnder(diskBaseDir); err == nil {
-		os.RemoveAll(diskBaseDir)
-	}
 }
 
 // sfdiskTable is what sfdisk --json says of a disk image.
