@@ -103,9 +103,11 @@ test: test-deps build $(ANSIBLE_PLUGIN) check-generate vet plugin-check
 ## test-slow: the end-to-end checks too slow for `make test` (more disks booted under TCG: a squashfs root
 ## with GRUB on a child image, a root that is not there, a kernel that panics in its init; an arm64 disk built
 ## through qemu-user and booted under qemu-system-aarch64, TestAccDiskArm64), ~7 min on 2 cores plus the arm64 disk's.
+# -p 1: builder/chroot's boot checks first, then emulated's disks (TestAccDisk beside TestAccDiskArm64), as when
+# they were one package: not three TCG boots at once.
 test-slow: test-deps build
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
-	  $(GO) test -count=1 -timeout 90m -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/
+	  $(GO) test -count=1 -timeout 90m -p 1 -run 'TestAccDisk|TestAccBootCheck' ./builder/chroot/ ./builder/chroot/emulated/
 	STRATA_ACC=1 STRATA_SLOW=1 STRATA_PACKER=$(PACKER) STRATA_PLUGIN=$(PLUGIN) STRATA_CLI=$(STRATA) \
 	  $(GO) test -count=1 -timeout 30m -run 'TestAccVM' ./post-processor/test/
 

@@ -24,20 +24,20 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
-// TestMain removes the plugin directory the end-to-end tests made.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
+// The two walk-throughs share nothing (each has its own store, catalog,
+// checkout and Packer environment), so they run side by side: each spends
+// much of its time waiting on builds that keep one core at most busy.
 func TestWalkthroughSQLite(t *testing.T) {
+	t.Parallel()
 	e := acctest.Setup(t)
 	store := filepath.Join(acctest.Scratch(t), "store")
 	walkthrough(t, e, store, "sqlite://"+filepath.Join(store, "catalog.db"))
 }
 
 func TestWalkthroughPostgres(t *testing.T) {
+	t.Parallel()
 	e := acctest.Setup(t)
 	srv, err := pgtest.Start()
 	if err != nil {

@@ -13,158 +13,43 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
-
-// accEnv is Packer with the plugin installed (internal/acctest), with the
-// start/wait control the signal tests need.
-type accEnv struct {
-	*acctest.Env
-	packer    string
-	pluginDir string
-	cacheDir  string
-}
-
-func acceptance(t *testing.T) *accEnv {
-	t.Helper()
-	e := acctest.Setup(t)
-	return &accEnv{Env: e, packer: e.Packer, pluginDir: e.PluginDir, cacheDir: e.CacheDir}
-}
-
-// scratch is a temporary directory for a store or work dir. Its clean-up
-// stops chroot processes and unmounts everything below it first: removing a
-// tree with the host's /dev still bound into it would delete host devices.
-func scratch(t *testing.T) string { return acctest.Scratch(t) }
-
-// run is one packer build.
-type run struct {
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-	dir    string
-	code   int
-	doneCh chan struct{}
-}
-
-func fixture(name string) string {
-	p, _ := filepath.Abs(filepath.Join("test-fixtures", name))
-	return p
-}
-
-// start starts `packer build` of template in dir, in its own process group
-// (as a terminal would run it).
-func (e *accEnv) start(t *testing.T, dir, template string, vars map[string]string, args ...string) *run {
-	t.Helper()
-	return e.startEnv(t, dir, template, vars, nil, args...)
-}
-
-// startEnv is start with env added to packer's environment (a parallel
-// test can't set its own).
-func (e *accEnv) startEnv(t *testing.T, dir, template string, vars map[string]string, env []string, args ...string) *run {
-	t.Helper()
-	argv := []string{"build", "-color=false"}
-	argv = append(argv, args...)
-	for k, v := range vars {
-		argv = append(argv, "-var", k+"="+v)
-	}
-	argv = append(argv, template)
-	r := &run{dir: dir, doneCh: make(chan struct{})}
-	r.cmd = exec.Command(e.packer, argv...)
-	r.cmd.Dir = dir
-	r.cmd.Env = append(append(os.Environ(), "PACKER_PLUGIN_PATH="+e.pluginDir, "CHECKPOINT_DISABLE=1"), env...)
-	r.cmd.Stdout = &r.out
-	r.cmd.Stderr = &r.out
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r.cmd.Wait()
-		r.code = r.cmd.ProcessState.ExitCode()
-		close(r.doneCh)
-	}()
-	// Runs before the scratch clean-ups registered earlier.
-	t.Cleanup(func() {
-		select {
-		case <-r.doneCh:
-		default:
-			syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-			<-r.doneCh
-		}
-	})
-	return r
-}
-
-func (r *run) wait(t *testing.T, limit time.Duration) {
-	t.Helper()
-	select {
-	case <-r.doneCh:
-	case <-time.After(limit):
-		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
-		<-r.doneCh
-		t.Fatalf("packer did not finish in %s:\n%s", limit, r.out.String())
-	}
-}
-
-func (e *accEnv) build(t *testing.T, dir, template string, vars map[string]string, args ...string) *run {
-	t.Helper()
-	r := e.start(t, dir, template, vars, args...)
-	r.wait(t, 15*time.Minute)
-	return r
-}
-
-// assertClean: nothing mounted under the work dir and no process rooted in it.
-func assertClean(t *testing.T, workDir string) {
-	t.Helper()
-	acctest.AssertClean(t, workDir)
-}
 
 // The base build runs once and its outputs serve the other tests.
 var (
 	baseOnce sync.Once
-	baseRun  *run
+	baseRun  *acctest.Proc
 	baseVars map[string]string
 	baseErr  string
 )
 
-// TestMain removes the shared base build's directory at the end, but only
-// when nothing is mounted below it.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	cleanupDiskBase()
-	if baseRun != nil {
-		if _, err := mount.CleanUnder(baseRun.dir); err == nil {
-			os.RemoveAll(baseRun.dir)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
-func baseBuild(t *testing.T) (*run, map[string]string) {
-	e := acceptance(t)
+func baseBuild(t *testing.T) (*acctest.Proc, map[string]string) {
+	e := acctest.Setup(t)
 	baseOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "strata-acc-base-")
 		if err != nil {
 			baseErr = err.Error()
 			return
 		}
+		acctest.RemoveAfter(dir)
 		upload := filepath.Join(dir, "upload.txt")
 		os.WriteFile(upload, []byte("uploaded by the test\n"), 0o640)
 		baseVars = map[string]string{
 			"store_dir":    filepath.Join(dir, "store"),
-			"cache_dir":    e.cacheDir,
+			"cache_dir":    e.CacheDir,
 			"upload_src":   upload,
 			"download_dst": filepath.Join(dir, "downloaded.txt"),
 		}
-		baseRun = e.build(t, dir, fixture("bootstrap.pkr.hcl"), baseVars)
-		if baseRun.code != 0 {
-			baseErr = "base build failed:\n" + baseRun.out.String()
+		baseRun = e.Build(t, dir, acctest.Fixture("bootstrap.pkr.hcl"), baseVars)
+		if baseRun.Code != 0 {
+			baseErr = "base build failed:\n" + baseRun.Output()
 		}
 	})
 	if baseErr != "" {
@@ -175,29 +60,18 @@ func baseBuild(t *testing.T) (*run, map[string]string) {
 
 func baseArchive(t *testing.T) string {
 	r, _ := baseBuild(t)
-	return filepath.Join(r.dir, "output-base", "rootfs.tar.zst")
-}
-
-func runIn(t *testing.T, dir string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return filepath.Join(r.Dir, "output-base", "rootfs.tar.zst")
 }
 
 func TestAccBootstrapEveryFormat(t *testing.T) {
 	r, vars := baseBuild(t)
-	out := filepath.Join(r.dir, "output-base")
+	out := filepath.Join(r.Dir, "output-base")
 	workDir := filepath.Join(vars["store_dir"], "work", "base")
-	assertClean(t, workDir)
-	log := r.out.String()
+	acctest.AssertClean(t, workDir)
+	log := r.Output()
 
 	for _, f := range []string{"rootfs.tar", "rootfs.tar.gz", "rootfs.tar.zst", "rootfs.squashfs", "rootfs.ext4"} {
-		runIn(t, out, "sha256sum", "-c", f+".sha256")
+		acctest.RunIn(t, out, "sha256sum", "-c", f+".sha256")
 	}
 	// The dir output holds the image's world-writable /tmp: only root may
 	// reach it.
@@ -209,7 +83,7 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	}
 	// The artifact ID is the image ID; the rootfs digest is the sha256 of
 	// the uncompressed rootfs tar.
-	m := manifestOf(t, out)
+	m := acctest.ManifestOf(t, out)
 	if !strings.Contains(log, "Image "+m.ImageID) || m.ParentImageID != "" || len(m.Layers) != 1 {
 		t.Errorf("artifact %+v not reported as such:\n%s", m, log)
 	}
@@ -225,7 +99,7 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 
 	// tar.zst unpacks to a tree where apt-get runs.
 	tree := unpack(t, filepath.Join(out, "rootfs.tar.zst"))
-	if v := runIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
+	if v := acctest.RunIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
 		t.Errorf("apt-get --version in the unpacked tree: %q", v)
 	}
 	if b, _ := os.ReadFile(filepath.Join(tree, "root/uploaded.txt")); string(b) != "uploaded by the test\n" {
@@ -272,15 +146,15 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 			t.Errorf("%s is in the image", leak)
 		}
 	}
-	if m := manifestOf(t, out); m.PackageSnapshot == nil || len(m.PackageSnapshot.Releases) == 0 {
+	if m := acctest.ManifestOf(t, out); m.PackageSnapshot == nil || len(m.PackageSnapshot.Releases) == 0 {
 		t.Errorf("artifact.json records no package snapshot: %+v", m.PackageSnapshot)
 	}
 	if man, _ := os.ReadFile(filepath.Join(out, "packages.tsv")); !bytes.Contains(man, []byte("\napt\t")) && !bytes.HasPrefix(man, []byte("apt\t")) {
 		t.Errorf("packages.tsv lacks apt:\n%s", man)
 	}
 	// ext4 and squashfs are sound.
-	runIn(t, out, "e2fsck", "-fn", "rootfs.ext4")
-	if l := runIn(t, out, "unsquashfs", "-l", "rootfs.squashfs"); !strings.Contains(l, "squashfs-root/etc/debian_version") {
+	acctest.RunIn(t, out, "e2fsck", "-fn", "rootfs.ext4")
+	if l := acctest.RunIn(t, out, "unsquashfs", "-l", "rootfs.squashfs"); !strings.Contains(l, "squashfs-root/etc/debian_version") {
 		t.Error("squashfs listing lacks etc/debian_version")
 	}
 	// The read-only bind mount kept the chroot from writing to the host.
@@ -322,47 +196,47 @@ func archiveVars(t *testing.T, archive string, inline ...string) map[string]stri
 		quoted[i] = strconv.Quote(s)
 	}
 	return map[string]string{
-		"store_dir": filepath.Join(scratch(t), "store"),
+		"store_dir": filepath.Join(acctest.Scratch(t), "store"),
 		"archive":   archive,
 		"inline":    "[" + strings.Join(quoted, ",") + "]",
 	}
 }
 
 func TestAccFailingProvisioner(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "echo about to fail", "exit 3")
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
-	if r.code != 1 {
-		t.Fatalf("exit code %d, want 1:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+	if r.Code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", r.Code, r.Output())
 	}
-	if !strings.Contains(r.out.String(), "exit status 3") && !strings.Contains(r.out.String(), "non-zero exit status") {
-		t.Errorf("the failure is not reported:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "exit status 3") && !strings.Contains(r.Output(), "non-zero exit status") {
+		t.Errorf("the failure is not reported:\n%s", r.Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app")); err == nil {
 		t.Error("output dir left after a failed build")
 	}
-	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+	acctest.AssertClean(t, filepath.Join(vars["store_dir"], "work"))
 }
 
 func TestAccDaemonLeftRunning(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "sleep 1000 &", "echo left a daemon")
-	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-	if r.code != 0 {
-		t.Fatalf("exit code %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+	if r.Code != 0 {
+		t.Fatalf("exit code %d:\n%s", r.Code, r.Output())
 	}
-	if !strings.Contains(r.out.String(), "stopped 1 process(es) still running in the chroot") {
-		t.Errorf("the daemon was not reported stopped:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "stopped 1 process(es) still running in the chroot") {
+		t.Errorf("the daemon was not reported stopped:\n%s", r.Output())
 	}
-	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+	acctest.AssertClean(t, filepath.Join(vars["store_dir"], "work"))
 }
 
 // TestAccResolvConfAbsoluteSymlink builds an image whose /etc/resolv.conf is
 // an absolute symlink naming a real host file: the build resolves names, the
 // host file is untouched and the image's link is exactly as before.
 func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	base := baseArchive(t)
 	hostFile := filepath.Join(t.TempDir(), "host-resolv.conf")
 	hostContent := []byte("# a host file the image's symlink names\n")
@@ -376,7 +250,7 @@ func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(t.TempDir(), "linked.tar")
-	runIn(t, tree, "tar", "-cpf", archive, "--numeric-owner", "--xattrs", ".")
+	acctest.RunIn(t, tree, "tar", "-cpf", archive, "--numeric-owner", "--xattrs", ".")
 
 	for _, mode := range []string{"copy-host", "bind-host", "none"} {
 		t.Run(mode, func(t *testing.T) {
@@ -387,9 +261,9 @@ func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
 			vars := archiveVars(t, archive, check, "echo resolv ok")
 			vars["resolv_conf"] = mode
 			dir := t.TempDir()
-			r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
-			if r.code != 0 {
-				t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+			r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+			if r.Code != 0 {
+				t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 			}
 			got, _ := os.ReadFile(hostFile)
 			fi, _ := os.Stat(hostFile)
@@ -400,24 +274,24 @@ func TestAccResolvConfAbsoluteSymlink(t *testing.T) {
 			if err != nil || link != hostFile {
 				t.Fatalf("the image's symlink is %q (%v), want %q", link, err, hostFile)
 			}
-			assertClean(t, filepath.Join(vars["store_dir"], "work"))
+			acctest.AssertClean(t, filepath.Join(vars["store_dir"], "work"))
 		})
 	}
 }
 
 func TestAccInvalidConfigTouchesNothing(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("invalid.pkr.hcl"), map[string]string{"store_dir": store})
-	if r.code == 0 {
+	r := e.Build(t, dir, acctest.Fixture("invalid.pkr.hcl"), map[string]string{"store_dir": store})
+	if r.Code == 0 {
 		t.Fatal("an invalid template built")
 	}
 	for _, opt := range []string{"bootstrap and source_archive are both set", "bootstrap.variant", "bootstrap.mirror",
 		"source_archive", "formats", "resolv_conf", "ext4_free_space", "chroot_mounts[0].target", "chroot_mounts[1].target",
 		"output_dir", "overlaps store_dir", "command_wrapper", "{{ .Command }}", "copy_files", "use resolv_conf"} {
-		if !strings.Contains(r.out.String(), opt) {
-			t.Errorf("error output does not name %q:\n%s", opt, r.out.String())
+		if !strings.Contains(r.Output(), opt) {
+			t.Errorf("error output does not name %q:\n%s", opt, r.Output())
 		}
 	}
 	if _, err := os.Stat(store); err == nil {
@@ -429,15 +303,15 @@ func TestAccInvalidConfigTouchesNothing(t *testing.T) {
 }
 
 func TestAccOutputDirExistsNeedsForce(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "true")
 	vars["formats"] = `["tar.zst"]`
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "output-app"), 0o755)
 	os.WriteFile(filepath.Join(dir, "output-app", "keep"), []byte("x"), 0o644)
-	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
-	if r.code == 0 || !strings.Contains(r.out.String(), "force") {
-		t.Fatalf("an existing output dir was not refused:\n%s", r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+	if r.Code == 0 || !strings.Contains(r.Output(), "force") {
+		t.Fatalf("an existing output dir was not refused:\n%s", r.Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app", "keep")); err != nil {
 		t.Fatal("the refused build touched the existing output dir")
@@ -447,31 +321,31 @@ func TestAccOutputDirExistsNeedsForce(t *testing.T) {
 	}
 	// -force replaces only an earlier build's outputs: not a directory of
 	// the user's.
-	r = e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
-	if r.code == 0 || !strings.Contains(r.out.String(), "was not made by strata-chroot") {
-		t.Fatalf("-force replaced a directory no build made:\n%s", r.out.String())
+	r = e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force")
+	if r.Code == 0 || !strings.Contains(r.Output(), "was not made by strata-chroot") {
+		t.Fatalf("-force replaced a directory no build made:\n%s", r.Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app", "keep")); err != nil {
 		t.Fatal("the refused -force build touched the existing output dir")
 	}
 	os.Remove(filepath.Join(dir, "output-app", "keep"))
-	r = e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
-	if r.code != 0 {
-		t.Fatalf("-force build into an empty dir failed:\n%s", r.out.String())
+	r = e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force")
+	if r.Code != 0 {
+		t.Fatalf("-force build into an empty dir failed:\n%s", r.Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app", "rootfs.tar.zst")); err != nil {
 		t.Fatal(err)
 	}
-	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+	acctest.AssertClean(t, filepath.Join(vars["store_dir"], "work"))
 }
 
 func TestAccServiceStartNotPrevented(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "test ! -e /usr/sbin/policy-rc.d")
 	vars["prevent_service_start"] = "false"
-	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-	if r.code != 0 {
-		t.Fatalf("with prevent_service_start = false there must be no policy-rc.d:\n%s", r.out.String())
+	r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+	if r.Code != 0 {
+		t.Fatalf("with prevent_service_start = false there must be no policy-rc.d:\n%s", r.Output())
 	}
-	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+	acctest.AssertClean(t, filepath.Join(vars["store_dir"], "work"))
 }

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 type aptRepo struct {
@@ -139,7 +141,7 @@ func (r *aptRepo) stop() {
 
 func (r *aptRepo) vars(t *testing.T, cache string, inline ...string) map[string]string {
 	return map[string]string{
-		"store_dir": filepath.Join(scratch(t), "store"),
+		"store_dir": filepath.Join(acctest.Scratch(t), "store"),
 		"archive":   baseArchive(t),
 		"cache_dir": cache,
 		"repo_url":  r.url,
@@ -148,11 +150,11 @@ func (r *aptRepo) vars(t *testing.T, cache string, inline ...string) map[string]
 	}
 }
 
-func repoBuild(t *testing.T, e *accEnv, vars map[string]string) (*run, string) {
+func repoBuild(t *testing.T, e *acctest.Env, vars map[string]string) (*acctest.Proc, string) {
 	t.Helper()
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("aptrepo.pkr.hcl"), vars)
-	assertClean(t, vars["store_dir"])
+	r := e.Build(t, dir, acctest.Fixture("aptrepo.pkr.hcl"), vars)
+	acctest.AssertClean(t, vars["store_dir"])
 	return r, filepath.Join(dir, "output-repo")
 }
 

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // TestAccPackageCache: a provisioner's apt-get install goes through the
@@ -29,7 +31,7 @@ import (
 // snapshots; strata cache keep and prune keep exactly what a kept snapshot
 // needs, enough for an offline build pinned to it.
 func TestAccPackageCache(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	repo := newAptRepo(t)
 	deb1 := repo.add("strata-hello", "1.0", 50000)
 	repo.index()
@@ -37,8 +39,8 @@ func TestAccPackageCache(t *testing.T) {
 	install := []string{"apt-get update -qq", "apt-get install -y -qq strata-hello", "cat /usr/share/strata-hello/version"}
 
 	r1, out1 := repoBuild(t, e, repo.vars(t, cache, install...))
-	if r1.code != 0 {
-		t.Fatalf("build 1: exit %d\n%s", r1.code, r1.out.String())
+	if r1.Code != 0 {
+		t.Fatalf("build 1: exit %d\n%s", r1.Code, r1.Output())
 	}
 	if n := repo.count(deb1); n != 1 {
 		t.Fatalf("build 1 fetched the .deb %d times", n)
@@ -46,24 +48,24 @@ func TestAccPackageCache(t *testing.T) {
 	if v := tarHas(t, out1, "./usr/share/strata-hello/version"); v != "1.0\n" {
 		t.Fatalf("the image has version %q", v)
 	}
-	list := runIn(t, out1, "tar", "-tf", filepath.Join(out1, "rootfs.tar"))
+	list := acctest.RunIn(t, out1, "tar", "-tf", filepath.Join(out1, "rootfs.tar"))
 	if strings.Contains(list, ".deb\n") || strings.Contains(list, "run/strata") {
 		t.Error("a .deb or the cache's apt config is in the image")
 	}
-	conf := runIn(t, out1, "sh", "-c", "tar -xOf rootfs.tar --wildcards './etc/apt/*' 2>/dev/null || true")
+	conf := acctest.RunIn(t, out1, "sh", "-c", "tar -xOf rootfs.tar --wildcards './etc/apt/*' 2>/dev/null || true")
 	if strings.Contains(strings.ToLower(conf), "proxy") || strings.Contains(conf, "Acquire::") {
 		t.Errorf("a proxy setting or the cache's address is in /etc/apt:\n%s", conf)
 	}
 	if src := tarHas(t, out1, "./etc/apt/sources.list.d/strata-test.list"); !strings.Contains(src, repo.url) {
 		t.Errorf("the image's source is %q, want the repository itself", src)
 	}
-	if !strings.Contains(r1.out.String(), "package cache: ") {
+	if !strings.Contains(r1.Output(), "package cache: ") {
 		t.Error("no cache line")
 	}
 
 	r2, _ := repoBuild(t, e, repo.vars(t, cache, install...))
-	if r2.code != 0 || repo.count(deb1) != 1 || !strings.Contains(r2.out.String(), " 0 misses") {
-		t.Fatalf("build 2 (warm): exit %d, the .deb fetched %d times in all\n%s", r2.code, repo.count(deb1), r2.out.String())
+	if r2.Code != 0 || repo.count(deb1) != 1 || !strings.Contains(r2.Output(), " 0 misses") {
+		t.Fatalf("build 2 (warm): exit %d, the .deb fetched %d times in all\n%s", r2.Code, repo.count(deb1), r2.Output())
 	}
 
 	// The repository moves on.
@@ -76,15 +78,15 @@ func TestAccPackageCache(t *testing.T) {
 	snapVars := repo.vars(t, cache, install...)
 	snapVars["snapshot"] = filepath.Join(out1, "artifact.json")
 	r3, out3 := repoBuild(t, e, snapVars)
-	if r3.code != 0 {
-		t.Fatalf("snapshot build: exit %d\n%s", r3.code, r3.out.String())
+	if r3.Code != 0 {
+		t.Fatalf("snapshot build: exit %d\n%s", r3.Code, r3.Output())
 	}
 	if v := tarHas(t, out3, "./usr/share/strata-hello/version"); v != "1.0\n" {
 		t.Errorf("the snapshot build installed %q, want the snapshot's 1.0", v)
 	}
 	r4, out4 := repoBuild(t, e, repo.vars(t, cache, install...))
-	if v := tarHas(t, out4, "./usr/share/strata-hello/version"); r4.code != 0 || v != "2.0\n" || repo.count(deb2) != 1 {
-		t.Errorf("an unpinned build: exit %d, version %q\n%s", r4.code, v, r4.out.String())
+	if v := tarHas(t, out4, "./usr/share/strata-hello/version"); r4.Code != 0 || v != "2.0\n" || repo.count(deb2) != 1 {
+		t.Errorf("an unpinned build: exit %d, version %q\n%s", r4.Code, v, r4.Output())
 	}
 
 	// The repository is gone: offline builds go on from the cache.
@@ -92,15 +94,15 @@ func TestAccPackageCache(t *testing.T) {
 	off := repo.vars(t, cache, install...)
 	off["offline"] = "true"
 	r5, out5 := repoBuild(t, e, off)
-	if v := tarHas(t, out5, "./usr/share/strata-hello/version"); r5.code != 0 || v != "2.0\n" {
-		t.Fatalf("offline build: exit %d, version %q\n%s", r5.code, v, r5.out.String())
+	if v := tarHas(t, out5, "./usr/share/strata-hello/version"); r5.Code != 0 || v != "2.0\n" {
+		t.Fatalf("offline build: exit %d, version %q\n%s", r5.Code, v, r5.Output())
 	}
 	// Offline, a file the cache lacks fails the build, which names it.
 	miss := repo.vars(t, cache, "apt-get update -qq", "apt-get install -y -qq strata-extra")
 	miss["offline"] = "true"
 	r6, _ := repoBuild(t, e, miss)
-	if r6.code == 0 || !strings.Contains(r6.out.String(), filepath.Base(extra)) || !strings.Contains(r6.out.String(), "not in the package cache") {
-		t.Fatalf("an offline miss: exit %d\n%s", r6.code, r6.out.String())
+	if r6.Code == 0 || !strings.Contains(r6.Output(), filepath.Base(extra)) || !strings.Contains(r6.Output(), "not in the package cache") {
+		t.Fatalf("an offline miss: exit %d\n%s", r6.Code, r6.Output())
 	}
 
 	// strata cache reports the six builds and the snapshots they saw.
@@ -108,8 +110,8 @@ func TestAccPackageCache(t *testing.T) {
 	if report.Builds != 6 {
 		t.Errorf("strata cache counts %d builds, six used the cache", report.Builds)
 	}
-	snap1 := manifestOf(t, out1).PackageSnapshot.ID
-	snap4 := manifestOf(t, out4).PackageSnapshot.ID
+	snap1 := acctest.ManifestOf(t, out1).PackageSnapshot.ID
+	snap4 := acctest.ManifestOf(t, out4).PackageSnapshot.ID
 	if snap1 == snap4 || report.snapshot(snap1) == nil || report.snapshot(snap4) == nil {
 		t.Fatalf("strata cache lists snapshots %+v, want %s (build 1) and %s (build 4)", report.Snapshots, snap1, snap4)
 	}
@@ -156,8 +158,8 @@ func TestAccPackageCache(t *testing.T) {
 	kept["offline"] = "true"
 	kept["snapshot"] = filepath.Join(out1, "artifact.json")
 	r7, out7 := repoBuild(t, e, kept)
-	if v := tarHas(t, out7, "./usr/share/strata-hello/version"); r7.code != 0 || v != "1.0\n" {
-		t.Fatalf("an offline build of the kept snapshot after prune: exit %d, version %q\n%s", r7.code, v, r7.out.String())
+	if v := tarHas(t, out7, "./usr/share/strata-hello/version"); r7.Code != 0 || v != "1.0\n" {
+		t.Fatalf("an offline build of the kept snapshot after prune: exit %d, version %q\n%s", r7.Code, v, r7.Output())
 	}
 }
 
@@ -185,7 +187,7 @@ func (c *cacheState) snapshot(id string) *struct {
 	return nil
 }
 
-func cacheReport(t *testing.T, e *accEnv, cache string) *cacheState {
+func cacheReport(t *testing.T, e *acctest.Env, cache string) *cacheState {
 	t.Helper()
 	var c cacheState
 	o := strataCLI(t, e, "--json", "cache", "--dir", cache)
@@ -196,7 +198,7 @@ func cacheReport(t *testing.T, e *accEnv, cache string) *cacheState {
 }
 
 // strataCLI runs bin/strata, which must succeed.
-func strataCLI(t *testing.T, e *accEnv, args ...string) string {
+func strataCLI(t *testing.T, e *acctest.Env, args ...string) string {
 	t.Helper()
 	r := e.Strata(t, nil, args...)
 	if r.Code != 0 {
@@ -209,7 +211,7 @@ func strataCLI(t *testing.T, e *accEnv, args ...string) string {
 // and the wrong bytes, or a truncated one, fails the install and never
 // enters the cache.
 func TestAccPackageCacheRefusesCorrupt(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	repo := newAptRepo(t)
 	bad := repo.add("strata-bad", "1.0", 20000)
 	short := repo.add("strata-short", "1.0", 20000)
@@ -225,11 +227,11 @@ func TestAccPackageCacheRefusesCorrupt(t *testing.T) {
 	cache := t.TempDir()
 	for _, pkg := range []string{"strata-bad", "strata-short"} {
 		r, _ := repoBuild(t, e, repo.vars(t, cache, "apt-get update -qq", "apt-get install -y -qq "+pkg))
-		if r.code == 0 {
-			t.Fatalf("%s: a corrupt download was installed\n%s", pkg, r.out.String())
+		if r.Code == 0 {
+			t.Fatalf("%s: a corrupt download was installed\n%s", pkg, r.Output())
 		}
-		if !strings.Contains(r.out.String(), "does not match the index") {
-			t.Errorf("%s: the build does not say why:\n%s", pkg, r.out.String())
+		if !strings.Contains(r.Output(), "does not match the index") {
+			t.Errorf("%s: the build does not say why:\n%s", pkg, r.Output())
 		}
 	}
 	for _, data := range [][]byte{good, corrupt, goodShort, goodShort[:len(goodShort)/2]} {
@@ -242,7 +244,7 @@ func TestAccPackageCacheRefusesCorrupt(t *testing.T) {
 // TestAccPackageCacheConcurrent: four builds at once through one cache all
 // succeed and fetch each .deb upstream exactly once.
 func TestAccPackageCacheConcurrent(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	repo := newAptRepo(t)
 	var debs []string
 	for i := 0; i < 3; i++ {
@@ -250,19 +252,19 @@ func TestAccPackageCacheConcurrent(t *testing.T) {
 	}
 	repo.index()
 	cache := t.TempDir()
-	var runs []*run
+	var runs []*acctest.Proc
 	var stores []string
 	for i := 0; i < 4; i++ {
 		v := repo.vars(t, cache, "apt-get update -qq", "apt-get install -y -qq strata-c0 strata-c1 strata-c2")
 		stores = append(stores, v["store_dir"])
-		runs = append(runs, e.start(t, t.TempDir(), fixture("aptrepo.pkr.hcl"), v))
+		runs = append(runs, e.Start(t, t.TempDir(), acctest.Fixture("aptrepo.pkr.hcl"), v))
 	}
 	for i, r := range runs {
-		r.wait(t, 10*time.Minute)
-		if r.code != 0 {
-			t.Fatalf("build %d: exit %d\n%s", i, r.code, r.out.String())
+		r.Wait(t, 10*time.Minute)
+		if r.Code != 0 {
+			t.Fatalf("build %d: exit %d\n%s", i, r.Code, r.Output())
 		}
-		assertClean(t, stores[i])
+		acctest.AssertClean(t, stores[i])
 	}
 	for _, d := range debs {
 		if n := repo.count(d); n != 1 {
@@ -274,7 +276,7 @@ func TestAccPackageCacheConcurrent(t *testing.T) {
 // TestAccPackageCacheUpstreamProxy chains the cache to a real
 // apt-cacher-ng, as a fleet of build hosts would share one.
 func TestAccPackageCacheUpstreamProxy(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	repo := newAptRepo(t)
 	deb := repo.add("strata-via-acng", "1.0", 10000)
 	repo.index()
@@ -310,8 +312,8 @@ func TestAccPackageCacheUpstreamProxy(t *testing.T) {
 	v := repo.vars(t, t.TempDir(), "apt-get update -qq", "apt-get install -y -qq strata-via-acng")
 	v["upstream_proxy"] = "http://127.0.0.1:" + port
 	r, _ := repoBuild(t, e, v)
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Output())
 	}
 	logs, _ := os.ReadFile(filepath.Join(acng, "log", "apt-cacher.log"))
 	if !strings.Contains(string(logs), filepath.Base(deb)) {
@@ -386,7 +388,7 @@ func descendsFrom(pid string, ancestor int) bool {
 // proxy credentials are in no log line, image or artifact.json (the
 // bootstrap's, passed to mmdebstrap, included).
 func TestAccPackageCacheServesOnlyItsBuild(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	repo := newAptRepo(t)
 	repo.add("strata-hello", "1.0", 1000)
 	repo.index()
@@ -399,15 +401,15 @@ func TestAccPackageCacheServesOnlyItsBuild(t *testing.T) {
 		"if /usr/lib/apt/apt-helper download-file http://"+other.Addr().String()+"/pool/main/x.deb /tmp/x.deb; then echo FETCHED-UNLISTED; else echo REFUSED-UNLISTED; fi",
 		"sleep 10")
 	dir := t.TempDir()
-	r := e.start(t, dir, fixture("aptrepo.pkr.hcl"), v)
+	r := e.Start(t, dir, acctest.Fixture("aptrepo.pkr.hcl"), v)
 	attacked := 0
 	for deadline := time.Now().Add(5 * time.Minute); attacked == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		select {
-		case <-r.doneCh:
-			t.Fatalf("the build ended before its cache was seen: exit %d\n%s", r.code, r.out.String())
+		case <-r.Done():
+			t.Fatalf("the build ended before its cache was seen: exit %d\n%s", r.Code, r.Output())
 		default:
 		}
-		for _, port := range cacheListeners(t, r.cmd.Process.Pid) {
+		for _, port := range cacheListeners(t, r.Cmd.Process.Pid) {
 			proxy := "http://127.0.0.1:" + port
 			out, _ := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
 				"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--proxy", proxy, repo.url+"dists/stable/attack").Output()
@@ -421,10 +423,10 @@ func TestAccPackageCacheServesOnlyItsBuild(t *testing.T) {
 			}
 		}
 	}
-	r.wait(t, 10*time.Minute)
-	assertClean(t, v["store_dir"])
-	if r.code != 0 {
-		t.Fatalf("exit %d\n%s", r.code, r.out.String())
+	r.Wait(t, 10*time.Minute)
+	acctest.AssertClean(t, v["store_dir"])
+	if r.Code != 0 {
+		t.Fatalf("exit %d\n%s", r.Code, r.Output())
 	}
 	if attacked == 0 {
 		t.Fatal("the build's cache never answered nobody with 407")
@@ -432,22 +434,22 @@ func TestAccPackageCacheServesOnlyItsBuild(t *testing.T) {
 	if repo.count("/dists/stable/attack") != 0 || unlisted.Load() != 0 {
 		t.Fatalf("the attacks reached upstream: %d, %d", repo.count("/dists/stable/attack"), unlisted.Load())
 	}
-	if !strings.Contains(r.out.String(), "REFUSED-UNLISTED") || !strings.Contains(r.out.String(), "is not a file apt asks for") {
-		t.Fatalf("apt in the chroot reached an unlisted origin:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "REFUSED-UNLISTED") || !strings.Contains(r.Output(), "is not a file apt asks for") {
+		t.Fatalf("apt in the chroot reached an unlisted origin:\n%s", r.Output())
 	}
 	base, _ := baseBuild(t)
 	// mmdebstrap's apt took the cache's options from the 0600 file: the
 	// bootstrap went through the cache (with the credentials, or it would
 	// have got 407s).
-	if m := regexp.MustCompile(`package cache: (\d+) hits, (\d+) misses`).FindStringSubmatch(base.out.String()); m == nil || m[1]+m[2] == "00" {
+	if m := regexp.MustCompile(`package cache: (\d+) hits, (\d+) misses`).FindStringSubmatch(base.Output()); m == nil || m[1]+m[2] == "00" {
 		t.Errorf("the bootstrap did not go through the cache: %v", m)
 	}
-	for name, data := range map[string]string{"the build's log": r.out.String(), "the bootstrap's log": base.out.String()} {
+	for name, data := range map[string]string{"the build's log": r.Output(), "the bootstrap's log": base.Output()} {
 		if secretPattern.MatchString(data) {
 			t.Errorf("%s holds the proxy credentials", name)
 		}
 	}
-	for _, f := range []string{filepath.Join(dir, "output-repo", "rootfs.tar"), filepath.Join(dir, "output-repo", "artifact.json"), filepath.Join(base.dir, "output-base", "rootfs.tar"), filepath.Join(base.dir, "output-base", "artifact.json")} {
+	for _, f := range []string{filepath.Join(dir, "output-repo", "rootfs.tar"), filepath.Join(dir, "output-repo", "artifact.json"), filepath.Join(base.Dir, "output-base", "rootfs.tar"), filepath.Join(base.Dir, "output-base", "artifact.json")} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

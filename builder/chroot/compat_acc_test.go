@@ -12,44 +12,45 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 func TestAccJSONTemplateContext(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
 	markers := t.TempDir()
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("compat.json"), map[string]string{"store_dir": store, "archive": baseArchive(t), "marker_dir": markers})
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("compat.json"), map[string]string{"store_dir": store, "archive": baseArchive(t), "marker_dir": markers})
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	if b, _ := os.ReadFile(filepath.Join(markers, "pre_mount")); !strings.HasPrefix(string(b), "tester compat strata-chroot 1.") {
 		t.Errorf("pre_mount_commands rendered %q; want user variable, build_name, build_type and packer_version", b)
 	}
 	for _, m := range []string{"list_mount", "pre_unmount"} {
 		if _, err := os.Stat(filepath.Join(markers, m)); err != nil {
-			t.Errorf("marker %s: %v\n%s", m, err, r.out.String())
+			t.Errorf("marker %s: %v\n%s", m, err, r.Output())
 		}
 	}
-	if !strings.Contains(r.out.String(), "mounted by strata-chroot itself") {
-		t.Errorf("no warning about the dropped list entries:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "mounted by strata-chroot itself") {
+		t.Errorf("no warning about the dropped list entries:\n%s", r.Output())
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 func TestAccUploadsLikeCp(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	src := t.TempDir()
 	os.MkdirAll(filepath.Join(src, "tree", "sub"), 0o755)
 	os.WriteFile(filepath.Join(src, "tree", "sub", "f"), []byte("from tree\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "file.txt"), []byte("single file\n"), 0o600)
-	store := filepath.Join(scratch(t), "store")
+	store := filepath.Join(acctest.Scratch(t), "store")
 	mnt := filepath.Join(t.TempDir(), "named-mount")
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("uploads.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t), "src": src, "mount_path": mnt})
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("uploads.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t), "src": src, "mount_path": mnt})
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	root := filepath.Join(dir, "output-uploads", "rootfs")
 	want := map[string]string{
@@ -77,11 +78,11 @@ func TestAccUploadsLikeCp(t *testing.T) {
 	if ents, _ := os.ReadDir(mnt); len(ents) > 0 {
 		t.Errorf("mount_path is not empty after the build: %v", ents)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 func TestAccProvisionerResolvConfWins(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	for name, c := range map[string]struct {
 		inline []string
 		check  func(t *testing.T, p string)
@@ -100,15 +101,15 @@ func TestAccProvisionerResolvConfWins(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			vars := archiveVars(t, baseArchive(t), c.inline...)
 			dir := t.TempDir()
-			r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
-			if r.code != 0 {
-				t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+			r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+			if r.Code != 0 {
+				t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 			}
-			if !strings.Contains(r.out.String(), "changed by a provisioner") {
-				t.Errorf("the build did not say it kept the provisioner's resolv.conf:\n%s", r.out.String())
+			if !strings.Contains(r.Output(), "changed by a provisioner") {
+				t.Errorf("the build did not say it kept the provisioner's resolv.conf:\n%s", r.Output())
 			}
 			c.check(t, filepath.Join(dir, "output-app", "rootfs", "etc", "resolv.conf"))
-			assertClean(t, vars["store_dir"])
+			acctest.AssertClean(t, vars["store_dir"])
 		})
 	}
 }
@@ -117,16 +118,16 @@ func TestAccProvisionerResolvConfWins(t *testing.T) {
 // provisioner in its default mode, Packer's SSH proxy onto the chroot
 // communicator: it must gather facts and finish, not hang.
 func TestAccAnsibleOverCommunicator(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	if os.Getenv("STRATA_ANSIBLE_PLUGIN") == "" {
 		t.Fatal("STRATA_ANSIBLE_PLUGIN must name bin/packer-plugin-ansible (make test builds it)")
 	}
-	store := filepath.Join(scratch(t), "store")
+	store := filepath.Join(acctest.Scratch(t), "store")
 	dir := t.TempDir()
-	r := e.start(t, dir, fixture("ansible.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t), "playbook": fixture("playbook.yml")})
-	r.wait(t, 8*time.Minute)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Start(t, dir, acctest.Fixture("ansible.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t), "playbook": acctest.Fixture("playbook.yml")})
+	r.Wait(t, 8*time.Minute)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	root := filepath.Join(dir, "output-ansible", "rootfs")
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/ansible-facts")); !strings.HasPrefix(string(b), "Debian bookworm\n") || !strings.Contains(string(b), "managed by ansible") {
@@ -135,7 +136,7 @@ func TestAccAnsibleOverCommunicator(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "root/ansible-ran")); err != nil {
 		t.Error("the command task did not run")
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccPortedTemplates: an amazon-chroot template and an arm-image one,
@@ -145,7 +146,7 @@ func TestAccAnsibleOverCommunicator(t *testing.T) {
 // changed, as the hints said) both build. The list form of chroot_mounts
 // works in HCL in both.
 func TestAccPortedTemplates(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	archive := baseArchive(t)
 	for _, c := range []struct {
 		name  string
@@ -176,19 +177,19 @@ func TestAccPortedTemplates(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			store := filepath.Join(scratch(t), "store")
+			store := filepath.Join(acctest.Scratch(t), "store")
 			dir := t.TempDir()
-			r := e.build(t, dir, fixture(c.name), map[string]string{"store_dir": store, "archive": archive})
-			if r.code == 0 {
-				t.Fatalf("the unported template built:\n%s", r.out.String())
+			r := e.Build(t, dir, acctest.Fixture(c.name), map[string]string{"store_dir": store, "archive": archive})
+			if r.Code == 0 {
+				t.Fatalf("the unported template built:\n%s", r.Output())
 			}
 			for _, h := range c.hints {
-				if !strings.Contains(r.out.String(), h) {
-					t.Errorf("no hint %q:\n%s", h, r.out.String())
+				if !strings.Contains(r.Output(), h) {
+					t.Errorf("no hint %q:\n%s", h, r.Output())
 				}
 			}
-			if strings.Contains(r.out.String(), "Unsupported argument") {
-				t.Errorf("Packer refused an option before the builder could hint:\n%s", r.out.String())
+			if strings.Contains(r.Output(), "Unsupported argument") {
+				t.Errorf("Packer refused an option before the builder could hint:\n%s", r.Output())
 			}
 			if _, err := os.Stat(filepath.Join(store, "work")); err == nil {
 				t.Errorf("the refused build made a work dir")
@@ -196,18 +197,18 @@ func TestAccPortedTemplates(t *testing.T) {
 			if ents, _ := os.ReadDir(dir); len(ents) > 0 {
 				t.Errorf("the refused build left %v in its directory", ents)
 			}
-			assertClean(t, store)
+			acctest.AssertClean(t, store)
 		})
 	}
 
 	t.Run("ported-amazon.pkr.hcl", func(t *testing.T) {
-		store := filepath.Join(scratch(t), "store")
+		store := filepath.Join(acctest.Scratch(t), "store")
 		dir := t.TempDir()
 		mnt := filepath.Join(t.TempDir(), "web")
-		r := e.build(t, dir, fixture("ported-amazon.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "mount_path": mnt})
-		assertClean(t, store)
-		if r.code != 0 {
-			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		r := e.Build(t, dir, acctest.Fixture("ported-amazon.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "mount_path": mnt})
+		acctest.AssertClean(t, store)
+		if r.Code != 0 {
+			t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "output-web", "rootfs", "etc", "motd")); err != nil || string(b) != "web server\n" {
 			t.Errorf("etc/motd %q %v", b, err)
@@ -215,20 +216,20 @@ func TestAccPortedTemplates(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(mnt), "post_mount.marker")); err != nil {
 			t.Errorf("post_mount_commands did not run at mount_path: %v", err)
 		}
-		if !strings.Contains(r.out.String(), "/proc is mounted by strata-chroot itself") {
-			t.Errorf("no warning about the list entries the builder mounts itself:\n%s", r.out.String())
+		if !strings.Contains(r.Output(), "/proc is mounted by strata-chroot itself") {
+			t.Errorf("no warning about the list entries the builder mounts itself:\n%s", r.Output())
 		}
 		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
 			t.Errorf("the manifest post-processor wrote nothing: %v", err)
 		}
 	})
 	t.Run("ported-arm-image.pkr.hcl", func(t *testing.T) {
-		store := filepath.Join(scratch(t), "store")
+		store := filepath.Join(acctest.Scratch(t), "store")
 		dir := t.TempDir()
-		r := e.build(t, dir, fixture("ported-arm-image.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "host_dir": t.TempDir()})
-		assertClean(t, store)
-		if r.code != 0 {
-			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		r := e.Build(t, dir, acctest.Fixture("ported-arm-image.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "host_dir": t.TempDir()})
+		acctest.AssertClean(t, store)
+		if r.Code != 0 {
+			t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 		}
 		img := filepath.Join(dir, "output-raspios", "rootfs.ext4")
 		// debugfs prints its banner on stderr, the answer on stdout.

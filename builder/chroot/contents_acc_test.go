@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // unpack extracts a rootfs tar (any compression) into a new directory,
@@ -22,7 +23,7 @@ func unpack(t *testing.T, archive string) string {
 	t.Helper()
 	tree := filepath.Join(t.TempDir(), "tree")
 	os.Mkdir(tree, 0o755)
-	runIn(t, tree, "tar", "-xpf", archive, "--numeric-owner", "--xattrs", "--xattrs-include=*")
+	acctest.RunIn(t, tree, "tar", "-xpf", archive, "--numeric-owner", "--xattrs", "--xattrs-include=*")
 	return tree
 }
 
@@ -34,8 +35,8 @@ func unpack(t *testing.T, archive string) string {
 // dpkg-query lists in the image, as packages.tsv does.
 func TestAccMinimizedBase(t *testing.T) {
 	r, _ := baseBuild(t)
-	out := filepath.Join(r.dir, "output-base")
-	log := r.out.String()
+	out := filepath.Join(r.Dir, "output-base")
+	log := r.Output()
 	for _, want := range []string{"Minimizing the image", "Minimized in", "removed: ", "docs", "man pages", "gconv modules", "Contents checked"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the build log lacks %q", want)
@@ -44,7 +45,7 @@ func TestAccMinimizedBase(t *testing.T) {
 	t.Logf("minimize:\n%s", grepLines(log, "Minimiz", "removed: "))
 	tree := unpack(t, filepath.Join(out, "rootfs.tar.zst"))
 
-	du := strings.Fields(runIn(t, tree, "du", "-s", "--apparent-size", "-B1", "."))[0]
+	du := strings.Fields(acctest.RunIn(t, tree, "du", "-s", "--apparent-size", "-B1", "."))[0]
 	size, _ := strconv.ParseInt(du, 10, 64)
 	t.Logf("minimized bookworm minbase: %.1f MB apparent (du -s --apparent-size)", float64(size)/1e6)
 	if size > 70e6 {
@@ -82,12 +83,12 @@ func TestAccMinimizedBase(t *testing.T) {
 	if err != nil || !bytes.Contains(rules, []byte("path-exclude=/usr/share/doc/*")) {
 		t.Errorf("dpkg exclude rules: %v\n%s", err, rules)
 	}
-	if v := runIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
+	if v := acctest.RunIn(t, out, "chroot", tree, "apt-get", "--version"); !strings.HasPrefix(v, "apt ") {
 		t.Errorf("apt-get in the minimized image: %q", v)
 	}
 
 	// The SBOM against dpkg-query in the image.
-	m := manifestOf(t, out)
+	m := acctest.ManifestOf(t, out)
 	if m.SBOM != "sbom.cdx.json" {
 		t.Fatalf("artifact.json names no SBOM: %+v", m)
 	}
@@ -116,7 +117,7 @@ func TestAccMinimizedBase(t *testing.T) {
 		}
 		fromBOM = append(fromBOM, c.Name+" "+c.Version+" "+arch)
 	}
-	query := runIn(t, out, "chroot", tree, "dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version} ${Architecture}\n")
+	query := acctest.RunIn(t, out, "chroot", tree, "dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version} ${Architecture}\n")
 	var fromDpkg []string
 	for _, line := range strings.Split(strings.TrimSpace(query), "\n") {
 		if f := strings.Fields(line); len(f) == 4 && f[0] == "installed" {
@@ -140,15 +141,15 @@ func TestAccMinimizedBase(t *testing.T) {
 	}
 }
 
-func contentsBuild(t *testing.T, e *accEnv, vars map[string]string) (*run, string) {
+func contentsBuild(t *testing.T, e *acctest.Env, vars map[string]string) (*acctest.Proc, string) {
 	t.Helper()
 	dir := t.TempDir()
 	if vars["store_dir"] == "" {
-		vars["store_dir"] = filepath.Join(scratch(t), "store")
+		vars["store_dir"] = filepath.Join(acctest.Scratch(t), "store")
 	}
 	vars["archive"] = baseArchive(t)
-	r := e.build(t, dir, fixture("contents.pkr.hcl"), vars)
-	assertClean(t, vars["store_dir"])
+	r := e.Build(t, dir, acctest.Fixture("contents.pkr.hcl"), vars)
+	acctest.AssertClean(t, vars["store_dir"])
 	return r, filepath.Join(dir, "output-contents")
 }
 
@@ -159,7 +160,7 @@ func contentsBuild(t *testing.T, e *accEnv, vars map[string]string) (*run, strin
 // Essential or Protected package without force, and with force purges it
 // with the dependencies nothing else needs.
 func TestAccContentRules(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	setuid := []string{
 		"set -e",
 		"cp /usr/bin/true /usr/local/bin/evil && chmod 4755 /usr/local/bin/evil",
@@ -172,7 +173,7 @@ func TestAccContentRules(t *testing.T) {
 	}
 	r, out := contentsBuild(t, e, vars)
 	failedBuildLeftNothing(t, r, out, vars["store_dir"])
-	log := r.out.String()
+	log := r.Output()
 	for _, want := range []string{
 		"the image breaks its content rules",
 		"denied_packages: ", "apt 2.6",
@@ -199,16 +200,16 @@ func TestAccContentRules(t *testing.T) {
 		"remove_files": hclList([]string{"/opt/junk/*.log", "/opt/out/*", "/opt/junk/keep"}),
 	}
 	r, out = contentsBuild(t, e, vars)
-	if r.code != 0 {
-		t.Fatalf("strip_setuid build:\n%s", r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("strip_setuid build:\n%s", r.Output())
 	}
-	if !strings.Contains(r.out.String(), "strip_setuid: cleared the setuid/setgid bit of 2 file(s)") {
+	if !strings.Contains(r.Output(), "strip_setuid: cleared the setuid/setgid bit of 2 file(s)") {
 		t.Errorf("no strip_setuid message")
 	}
 	if _, err := os.Stat(canary); err != nil {
 		t.Errorf("remove_files followed /opt/out out of the image: %v", err)
 	}
-	listing := runIn(t, out, "tar", "-tvf", "rootfs.tar")
+	listing := acctest.RunIn(t, out, "tar", "-tvf", "rootfs.tar")
 	for _, line := range strings.Split(listing, "\n") {
 		if strings.HasSuffix(line, "./usr/local/bin/evil") && !strings.HasPrefix(line, "-rwxr-xr-x") {
 			t.Errorf("evil kept its setuid bit: %s", line)
@@ -229,15 +230,15 @@ func TestAccContentRules(t *testing.T) {
 		vars = map[string]string{"inline": hclList([]string{"true"}), "remove_packages": hclList([]string{pkg})}
 		r, out = contentsBuild(t, e, vars)
 		failedBuildLeftNothing(t, r, out, vars["store_dir"])
-		if !strings.Contains(r.out.String(), "minimize.remove_packages: "+want) || !strings.Contains(r.out.String(), "minimize.force = true") {
-			t.Errorf("removing %s: %s", pkg, grepLines(r.out.String(), "remove_packages"))
+		if !strings.Contains(r.Output(), "minimize.remove_packages: "+want) || !strings.Contains(r.Output(), "minimize.force = true") {
+			t.Errorf("removing %s: %s", pkg, grepLines(r.Output(), "remove_packages"))
 		}
 	}
 	// apt is Protected, and takes adduser, gpgv and more with it: force.
 	vars = map[string]string{"inline": hclList([]string{"true"}), "remove_packages": hclList([]string{"apt"}), "force": "true"}
 	r, out = contentsBuild(t, e, vars)
-	if r.code != 0 {
-		t.Fatalf("removing apt with force:\n%s", r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("removing apt with force:\n%s", r.Output())
 	}
 	tsv, _ := os.ReadFile(filepath.Join(out, "packages.tsv"))
 	for _, gone := range []string{"apt\t", "libapt-pkg6.0\t", "adduser\t"} {
@@ -269,12 +270,12 @@ func grepLines(s string, words ...string) string {
 // prints the allowed_setuid_extra line that allows them; with that line
 // the same build passes, and the defaults still hold (su keeps its bit).
 func TestAccSetuidFromPackages(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	install := []string{"set -e", "apt-get update -qq", "apt-get install -y -qq --no-install-recommends sudo openssh-client"}
-	vars := map[string]string{"inline": hclList(install), "cache_dir": e.cacheDir}
+	vars := map[string]string{"inline": hclList(install), "cache_dir": e.CacheDir}
 	r, out := contentsBuild(t, e, vars)
 	failedBuildLeftNothing(t, r, out, vars["store_dir"])
-	log := r.out.String()
+	log := r.Output()
 	for _, want := range []string{
 		"/usr/bin/sudo (setuid, from package sudo)",
 		"/usr/lib/openssh/ssh-keysign (setuid, from package openssh-client)",
@@ -296,12 +297,12 @@ func TestAccSetuidFromPackages(t *testing.T) {
 	}
 
 	// The printed line, as printed, makes the build pass.
-	vars = map[string]string{"inline": hclList(install), "cache_dir": e.cacheDir, "allowed_setuid_extra": line}
+	vars = map[string]string{"inline": hclList(install), "cache_dir": e.CacheDir, "allowed_setuid_extra": line}
 	r, out = contentsBuild(t, e, vars)
-	if r.code != 0 {
-		t.Fatalf("with allowed_setuid_extra = %s:\n%s", line, r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("with allowed_setuid_extra = %s:\n%s", line, r.Output())
 	}
-	listing := runIn(t, out, "tar", "-tvf", "rootfs.tar", "./usr/bin/sudo", "./usr/bin/su")
+	listing := acctest.RunIn(t, out, "tar", "-tvf", "rootfs.tar", "./usr/bin/sudo", "./usr/bin/su")
 	if strings.Count(listing, "-rws") != 2 {
 		t.Errorf("sudo and su should both keep their setuid bits:\n%s", listing)
 	}

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 var (
@@ -23,7 +25,7 @@ var (
 
 // indexesParent builds, from the base archive, a parent whose only apt
 // source is repo (its key in /etc/apt/keyrings), and returns its image ID.
-func indexesParent(t *testing.T, e *accEnv, store string, repo *aptRepo) string {
+func indexesParent(t *testing.T, e *acctest.Env, store string, repo *aptRepo) string {
 	t.Helper()
 	key, err := os.ReadFile(repo.key)
 	if err != nil {
@@ -36,7 +38,7 @@ func indexesParent(t *testing.T, e *accEnv, store string, repo *aptRepo) string 
 		"rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*",
 		"echo 'deb [signed-by=/etc/apt/keyrings/strata-test.gpg] " + repo.url + " stable main' > /etc/apt/sources.list.d/strata-test.list",
 	})
-	return manifestOf(t, out).ImageID
+	return acctest.ManifestOf(t, out).ImageID
 }
 
 type indexesChild struct {
@@ -45,16 +47,16 @@ type indexesChild struct {
 }
 
 // indexesBuild builds a child of parent that installs install.
-func indexesBuild(t *testing.T, e *accEnv, store, cache, parent string, repo *aptRepo, vars map[string]string, install ...string) indexesChild {
+func indexesBuild(t *testing.T, e *acctest.Env, store, cache, parent string, repo *aptRepo, vars map[string]string, install ...string) indexesChild {
 	t.Helper()
 	v := map[string]string{"store_dir": store, "cache_dir": cache, "key_file": repo.key, "parent": parent, "install": hclList(install)}
 	for k, x := range vars {
 		v[k] = x
 	}
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("indexes.pkr.hcl"), v)
-	assertClean(t, store)
-	return indexesChild{log: r.out.String(), out: filepath.Join(dir, "output-idx"), code: r.code}
+	r := e.Build(t, dir, acctest.Fixture("indexes.pkr.hcl"), v)
+	acctest.AssertClean(t, store)
+	return indexesChild{log: r.Output(), out: filepath.Join(dir, "output-idx"), code: r.Code}
 }
 
 func (c indexesChild) must(t *testing.T, what string) indexesChild {
@@ -112,12 +114,12 @@ func version(t *testing.T, c indexesChild, pkg string) string {
 // and installs the old version. The second child has the parent's own apt
 // make the binary caches, which later children of it start from.
 func TestAccSharedIndexes(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	repo := newAptRepo(t)
 	repo.add("strata-hello", "1.0", 20000)
 	repo.add("strata-other", "1.0", 1000)
 	repo.index()
-	store := filepath.Join(scratch(t), "store")
+	store := filepath.Join(acctest.Scratch(t), "store")
 	cache := t.TempDir()
 	parent := indexesParent(t, e, store, repo)
 	inRelease := "/dists/stable/InRelease"

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 	"github.com/strata-build/packer-plugin-strata/layer"
@@ -94,18 +95,18 @@ func hclList(items []string) string {
 }
 
 // layeredBuild runs one build of layered.pkr.hcl and returns its output dir.
-func layeredBuild(t *testing.T, e *accEnv, store string, vars map[string]string, inline []string) string {
+func layeredBuild(t *testing.T, e *acctest.Env, store string, vars map[string]string, inline []string) string {
 	t.Helper()
 	v := map[string]string{"store_dir": store, "inline": hclList(inline)}
 	for k, x := range vars {
 		v[k] = x
 	}
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("layered.pkr.hcl"), v)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("layered.pkr.hcl"), v)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 	return filepath.Join(dir, "output")
 }
 
@@ -190,15 +191,6 @@ func compareTrees(t *testing.T, what, a, b string) {
 	}
 }
 
-func storeOf(t *testing.T, store string) *layer.Store {
-	t.Helper()
-	s, err := layer.Open(filepath.Join(store, "layers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func counts(t *testing.T, s *layer.Store) (int, int) {
 	t.Helper()
 	ls, err := s.Layers()
@@ -218,16 +210,16 @@ func counts(t *testing.T, s *layer.Store) (int, int) {
 // the same tree and skopeo reads it; with oci_compression = "zstd" its
 // layers are zstd blobs (gzip by default), each decompressing to its DiffID.
 func TestAccLayeredEqualsFullBuild(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	archive := capArchive(t)
-	store := filepath.Join(scratch(t), "store")
+	store := filepath.Join(acctest.Scratch(t), "store")
 
 	parentOut := layeredBuild(t, e, store, map[string]string{"archive": archive}, stepParent)
-	parent := manifestOf(t, parentOut)
+	parent := acctest.ManifestOf(t, parentOut)
 	childOut := layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["dir", "oci"]`, "image_version": "1.2.3"}, stepChild)
-	child := manifestOf(t, childOut)
+	child := acctest.ManifestOf(t, childOut)
 	grandOut := layeredBuild(t, e, store, map[string]string{"parent": child.ImageID[:19], "formats": `["dir", "oci"]`, "oci_compression": "zstd"}, stepGrandchild)
-	grand := manifestOf(t, grandOut)
+	grand := acctest.ManifestOf(t, grandOut)
 	fullChild := layeredBuild(t, e, store, map[string]string{"archive": archive}, concat(stepParent, stepChild[1:]))
 	fullGrand := layeredBuild(t, e, store, map[string]string{"archive": archive}, concat(stepParent, stepChild[1:], stepGrandchild[1:]))
 
@@ -265,7 +257,7 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 
 	// OCI: skopeo reads it, umoci unpacks it to the same tree.
 	for _, o := range []struct{ out, ref string }{{childOut, "1.2.3"}, {grandOut, "latest"}} {
-		insp := runIn(t, o.out, "skopeo", "inspect", "--raw", "oci:"+filepath.Join(o.out, "oci")+":"+o.ref)
+		insp := acctest.RunIn(t, o.out, "skopeo", "inspect", "--raw", "oci:"+filepath.Join(o.out, "oci")+":"+o.ref)
 		var m struct {
 			Layers []struct {
 				MediaType string `json:"mediaType"`
@@ -275,11 +267,11 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 		if err := json.Unmarshal([]byte(insp), &m); err != nil {
 			t.Fatalf("skopeo inspect: %v\n%s", err, insp)
 		}
-		if len(m.Layers) != len(manifestOf(t, o.out).Layers) || m.Annotations["org.opencontainers.image.base.name"] != "test-parent" ||
+		if len(m.Layers) != len(acctest.ManifestOf(t, o.out).Layers) || m.Annotations["org.opencontainers.image.base.name"] != "test-parent" ||
 			m.Annotations["org.opencontainers.image.base.digest"] == "" || m.Annotations["org.opencontainers.image.created"] == "" {
 			t.Errorf("the OCI manifest: %s", insp)
 		}
-		cfg := runIn(t, o.out, "skopeo", "inspect", "--config", "oci:"+filepath.Join(o.out, "oci")+":"+o.ref)
+		cfg := acctest.RunIn(t, o.out, "skopeo", "inspect", "--config", "oci:"+filepath.Join(o.out, "oci")+":"+o.ref)
 		if !strings.Contains(cfg, `"org.example.test": "layered"`) {
 			t.Errorf("the OCI config lacks the label: %s", cfg)
 		}
@@ -288,30 +280,30 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	// default, zstd for the grandchild) and decompresses, with gzip and zstd
 	// themselves, to the DiffID the config lists.
 	for _, o := range []struct{ out, ref, compression string }{{childOut, "1.2.3", "gzip"}, {grandOut, "latest", "zstd"}} {
-		checkOCILayers(t, filepath.Join(o.out, "oci"), o.ref, o.compression, len(manifestOf(t, o.out).Layers))
+		checkOCILayers(t, filepath.Join(o.out, "oci"), o.ref, o.compression, len(acctest.ManifestOf(t, o.out).Layers))
 	}
-	if !strings.Contains(runIn(t, childOut, "skopeo", "inspect", "oci:"+filepath.Join(childOut, "oci")+":1.2.3"), `"org.opencontainers.image.version": "1.2.3"`) {
+	if !strings.Contains(acctest.RunIn(t, childOut, "skopeo", "inspect", "oci:"+filepath.Join(childOut, "oci")+":1.2.3"), `"org.opencontainers.image.version": "1.2.3"`) {
 		t.Error("the version annotation or label is missing")
 	}
 	// umoci unpacks the child's gzip layers to its tree. umoci 0.4 reads no
 	// zstd layers: skopeo (containers/image, another zstd decoder) converts
 	// the grandchild's to gzip first, then umoci unpacks them to its tree.
 	bundle := filepath.Join(t.TempDir(), "bundle")
-	runIn(t, childOut, "umoci", "unpack", "--image", filepath.Join(childOut, "oci")+":1.2.3", bundle)
+	acctest.RunIn(t, childOut, "umoci", "unpack", "--image", filepath.Join(childOut, "oci")+":1.2.3", bundle)
 	compareTrees(t, "umoci unpack vs dir output (child, gzip)", filepath.Join(bundle, "rootfs"), filepath.Join(childOut, "rootfs"))
 	converted := filepath.Join(t.TempDir(), "gzip")
-	runIn(t, grandOut, "skopeo", "copy", "--dest-compress-format", "gzip", "oci:"+filepath.Join(grandOut, "oci")+":latest", "oci:"+converted+":latest")
+	acctest.RunIn(t, grandOut, "skopeo", "copy", "--dest-compress-format", "gzip", "oci:"+filepath.Join(grandOut, "oci")+":latest", "oci:"+converted+":latest")
 	bundle = filepath.Join(t.TempDir(), "bundle")
-	runIn(t, grandOut, "umoci", "unpack", "--image", converted+":latest", bundle)
+	acctest.RunIn(t, grandOut, "umoci", "unpack", "--image", converted+":latest", bundle)
 	compareTrees(t, "skopeo zstd->gzip, umoci unpack vs dir output (grandchild)", filepath.Join(bundle, "rootfs"), filepath.Join(grandOut, "rootfs"))
 
 	// The config digest is the image ID.
-	cfgDigest := strings.TrimSpace(runIn(t, grandOut, "sh", "-c", "skopeo inspect --config --raw oci:"+filepath.Join(grandOut, "oci")+":latest | sha256sum | cut -d' ' -f1"))
+	cfgDigest := strings.TrimSpace(acctest.RunIn(t, grandOut, "sh", "-c", "skopeo inspect --config --raw oci:"+filepath.Join(grandOut, "oci")+":latest | sha256sum | cut -d' ' -f1"))
 	if "sha256:"+cfgDigest != grand.ImageID {
 		t.Errorf("the OCI config's digest %s is not the image ID %s", cfgDigest, grand.ImageID)
 	}
 	if cli := os.Getenv("STRATA_CLI"); cli != "" {
-		runIn(t, grandOut, cli, "verify", grandOut)
+		acctest.RunIn(t, grandOut, cli, "verify", grandOut)
 	}
 }
 
@@ -330,11 +322,11 @@ func checkOCILayers(t *testing.T, layout, ref, compression string, n int) {
 			DiffIDs []string `json:"diff_ids"`
 		} `json:"rootfs"`
 	}
-	raw := runIn(t, layout, "skopeo", "inspect", "--raw", "oci:"+layout+":"+ref)
+	raw := acctest.RunIn(t, layout, "skopeo", "inspect", "--raw", "oci:"+layout+":"+ref)
 	if err := json.Unmarshal([]byte(raw), &m); err != nil {
 		t.Fatal(err)
 	}
-	rawCfg := runIn(t, layout, "skopeo", "inspect", "--config", "--raw", "oci:"+layout+":"+ref)
+	rawCfg := acctest.RunIn(t, layout, "skopeo", "inspect", "--config", "--raw", "oci:"+layout+":"+ref)
 	if err := json.Unmarshal([]byte(rawCfg), &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +338,7 @@ func checkOCILayers(t *testing.T, layout, ref, compression string, n int) {
 			t.Errorf("%s layer %d: media type %s, want %s", layout, i, l.MediaType, want)
 		}
 		blob := filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(l.Digest, "sha256:"))
-		sum := strings.Fields(runIn(t, layout, "sh", "-c", compression+` -dc <"$1" | sha256sum`, "sh", blob))[0]
+		sum := strings.Fields(acctest.RunIn(t, layout, "sh", "-c", compression+` -dc <"$1" | sha256sum`, "sh", blob))[0]
 		if "sha256:"+sum != cfg.RootFS.DiffIDs[i] {
 			t.Errorf("%s layer %d: %s -dc gives sha256:%s, the config's DiffID is %s", layout, i, compression, sum, cfg.RootFS.DiffIDs[i])
 		}
@@ -358,12 +350,12 @@ func checkOCILayers(t *testing.T, layout, ref, compression string, n int) {
 // is interrupted, leaves no layer, no image and no mount; a killed child is
 // cleaned up by the next build.
 func TestAccChildrenShareAndFailuresLeaveNothing(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
-	parent := manifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"echo parent > /etc/parent"}))
-	a := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo a > /etc/a"}))
-	b := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo b > /etc/b"}))
-	s := storeOf(t, store)
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
+	parent := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"echo parent > /etc/parent"}))
+	a := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo a > /etc/a"}))
+	b := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo b > /etc/b"}))
+	s := acctest.LayerStore(t, store)
 	if a.Layers[0] != b.Layers[0] {
 		t.Fatal("the children do not share the base layer")
 	}
@@ -382,54 +374,54 @@ func TestAccChildrenShareAndFailuresLeaveNothing(t *testing.T) {
 
 	// A failing provisioner.
 	v := map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"echo doomed > /etc/doomed", "exit 7"})}
-	r := e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
-	if r.code == 0 {
+	r := e.Build(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), v)
+	if r.Code == 0 {
 		t.Fatal("a failing child succeeded")
 	}
 	if l, i := counts(t, s); l != layers || i != images {
 		t.Fatalf("a failed child left %d layers and %d images behind", l-layers, i-images)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 
 	// Ctrl-C in the middle.
 	v["inline"] = hclList([]string{"touch /tmp/provisioning", "sleep 600"})
-	r = e.start(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
-	waitForFile(t, r, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
-	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
-	r.wait(t, 2*time.Minute)
-	if r.code == 0 {
+	r = e.Start(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), v)
+	r.WaitForFile(t, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
+	syscall.Kill(-r.Cmd.Process.Pid, syscall.SIGINT)
+	r.Wait(t, 2*time.Minute)
+	if r.Code == 0 {
 		t.Fatal("an interrupted child exited 0")
 	}
 	if l, i := counts(t, s); l != layers || i != images {
 		t.Fatalf("a cancelled child left %d layers and %d images behind", l-layers, i-images)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 
 	// SIGKILL, then a new child with the same work dir.
-	r = e.start(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
-	waitForFile(t, r, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
+	r = e.Start(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), v)
+	r.WaitForFile(t, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
 	killPacker(t, r)
 	if ms, _ := mount.Under(filepath.Join(store, "work")); len(ms) == 0 {
 		t.Fatal("expected the killed child's overlay to be left")
 	}
 	v["inline"] = hclList([]string{"true"})
-	r = e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
-	if r.code != 0 || !strings.Contains(r.out.String(), "Cleaned up after an earlier build") {
-		t.Fatalf("the rebuild: exit %d\n%s", r.code, r.out.String())
+	r = e.Build(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), v)
+	if r.Code != 0 || !strings.Contains(r.Output(), "Cleaned up after an earlier build") {
+		t.Fatalf("the rebuild: exit %d\n%s", r.Code, r.Output())
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccReproducibleImageID: two builds of the same template with
 // source_date_epoch give the same layer diffIDs and image ID, also when a
 // provisioner installs a package from the mirror.
 func TestAccReproducibleImageID(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
 	vars := map[string]string{"archive": baseArchive(t), "formats": `["tar"]`, "source_date_epoch": "1700000000"}
 	var base []string
 	for i := 0; i < 2; i++ {
-		base = append(base, manifestOf(t, layeredBuild(t, e, store, vars, []string{"echo same > /etc/same"})).ImageID)
+		base = append(base, acctest.ManifestOf(t, layeredBuild(t, e, store, vars, []string{"echo same > /etc/same"})).ImageID)
 	}
 	if base[0] != base[1] {
 		t.Fatalf("two builds gave %s and %s", base[0], base[1])
@@ -437,7 +429,7 @@ func TestAccReproducibleImageID(t *testing.T) {
 	var child []string
 	var diffs []string
 	for i := 0; i < 2; i++ {
-		m := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base[0], "formats": `["oci"]`, "source_date_epoch": "1700000000"},
+		m := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base[0], "formats": `["oci"]`, "source_date_epoch": "1700000000"},
 			[]string{"apt-get update -qq", "apt-get install -y -qq --no-install-recommends jq >/dev/null", "jq --version"}))
 		child = append(child, m.ImageID)
 		diffs = append(diffs, m.Layers[1].DiffID)
@@ -450,11 +442,11 @@ func TestAccReproducibleImageID(t *testing.T) {
 // TestAccOverlayUnsupportedStore: a parent build whose work dir lies on a
 // file system that cannot hold an overlay upper dir fails before any mount.
 func TestAccOverlayUnsupportedStore(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
-	parent := manifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
+	parent := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
 	// An overlayfs mount to put the work dir on.
-	dir := scratch(t)
+	dir := acctest.Scratch(t)
 	for _, d := range []string{"lower", "upper", "work", "merged"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o700)
 	}
@@ -463,9 +455,9 @@ func TestAccOverlayUnsupportedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := map[string]string{"store_dir": store, "parent": parent.ImageID, "work_dir": filepath.Join(dir, "merged", "w"), "inline": hclList([]string{"true"})}
-	r := e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
-	if r.code == 0 || !strings.Contains(r.out.String(), "cannot hold an overlay's upper dir") {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), v)
+	if r.Code == 0 || !strings.Contains(r.Output(), "cannot hold an overlay's upper dir") {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	if ms, _ := mount.Under(filepath.Join(dir, "merged")); len(ms) != 1 {
 		t.Fatalf("the refused build mounted something: %+v", ms)

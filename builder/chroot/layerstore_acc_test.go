@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // layerEntries lists the tar entries of layer i of the one image in an OCI
@@ -35,7 +37,7 @@ func layerEntries(t *testing.T, dir string, i int) map[string]bool {
 	b, _ = os.ReadFile(blob(index.Manifests[0].Digest))
 	json.Unmarshal(b, &m)
 	out := map[string]bool{}
-	for _, name := range strings.Split(strings.TrimSpace(runIn(t, dir, "tar", "-tzf", blob(m.Layers[i].Digest))), "\n") {
+	for _, name := range strings.Split(strings.TrimSpace(acctest.RunIn(t, dir, "tar", "-tzf", blob(m.Layers[i].Digest))), "\n") {
 		out[name] = true
 	}
 	return out
@@ -47,22 +49,22 @@ func layerEntries(t *testing.T, dir string, i int) map[string]bool {
 // version names and the layers only they used, but never a layer a running
 // build holds.
 func TestAccStrataLayersExportGC(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	cli := os.Getenv("STRATA_CLI")
 	if cli == "" {
 		t.Fatal("STRATA_CLI must name bin/strata (make test sets it)")
 	}
-	store := filepath.Join(scratch(t), "store")
+	store := filepath.Join(acctest.Scratch(t), "store")
 	catalogURL := "sqlite://" + filepath.Join(t.TempDir(), "catalog.db")
 	strata := func(args ...string) string {
 		t.Helper()
-		return runIn(t, store, cli, append([]string{"--store", store, "--catalog", catalogURL}, args...)...)
+		return acctest.RunIn(t, store, cli, append([]string{"--store", store, "--catalog", catalogURL}, args...)...)
 	}
-	base := manifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	base := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
 	keptOut := layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar.zst"]`}, []string{"echo kept > /etc/kept"})
-	kept := manifestOf(t, keptOut)
-	orphan := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo orphan > /etc/orphan"}))
-	held := manifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo held > /etc/held"}))
+	kept := acctest.ManifestOf(t, keptOut)
+	orphan := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo orphan > /etc/orphan"}))
+	held := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo held > /etc/held"}))
 
 	var ls []struct {
 		DiffID string   `json:"diff_id"`
@@ -82,15 +84,15 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "exported")
 	strata("export", kept.ImageID, "--format", "oci", "--format", "squashfs", "--output", out)
 	strata("verify", out)
-	if m := manifestOf(t, out); m.ImageID != kept.ImageID || len(m.Outputs) != 2 {
+	if m := acctest.ManifestOf(t, out); m.ImageID != kept.ImageID || len(m.Outputs) != 2 {
 		t.Fatalf("the export's artifact.json: %+v", m)
 	}
-	runIn(t, out, "umoci", "unpack", "--image", filepath.Join(out, "oci")+":latest", filepath.Join(t.TempDir(), "b"))
+	acctest.RunIn(t, out, "umoci", "unpack", "--image", filepath.Join(out, "oci")+":latest", filepath.Join(t.TempDir(), "b"))
 
 	// A build runs on the held image while gc runs.
 	v := map[string]string{"store_dir": store, "parent": held.ImageID, "inline": hclList([]string{"touch /tmp/provisioning", "sleep 600"})}
-	r := e.start(t, t.TempDir(), fixture("layered.pkr.hcl"), v)
-	waitForFile(t, r, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
+	r := e.Start(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), v)
+	r.WaitForFile(t, filepath.Join(store, "work", "layer", "rootfs", "tmp", "provisioning"))
 
 	strata("register", "app", "--from-output", keptOut, "--promote", "production")
 	var gc struct {
@@ -118,13 +120,13 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 	if !has(gc.Store.InUse, held.Layers[1].DiffID) {
 		t.Errorf("gc did not spare the layer a running build holds: %+v", gc.Store)
 	}
-	s := storeOf(t, store)
+	s := acctest.LayerStore(t, store)
 	if _, err := s.Layer(held.Layers[1].DiffID); err != nil {
 		t.Fatal("the held layer is gone")
 	}
-	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
-	r.wait(t, 2*time.Minute)
-	assertClean(t, store)
+	syscall.Kill(-r.Cmd.Process.Pid, syscall.SIGINT)
+	r.Wait(t, 2*time.Minute)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccLayerStoreIntegrity: a child's dir output built with
@@ -134,52 +136,52 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 // naming the layer, nothing mounted or stored; files whose names OCI
 // layers reserve for deletions are refused at commit, each named.
 func TestAccLayerStoreIntegrity(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	cli := os.Getenv("STRATA_CLI")
 	if cli == "" {
 		t.Fatal("STRATA_CLI must name bin/strata (make test sets it)")
 	}
-	store := filepath.Join(scratch(t), "store")
-	parent := manifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	store := filepath.Join(acctest.Scratch(t), "store")
+	parent := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
 
 	// A dir output verifies where it was written and after a copy.
 	childOut := layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["dir"]`, "source_date_epoch": "1700000000"},
 		[]string{"echo child > /etc/child", "dd if=/dev/zero of=/srv/zeros bs=64k count=4 2>/dev/null", "truncate -s 8M /srv/zeros", "echo end >> /srv/zeros"})
-	runIn(t, childOut, cli, "verify", childOut)
+	acctest.RunIn(t, childOut, cli, "verify", childOut)
 	mnt := filepath.Join(t.TempDir(), "tmpfs")
 	os.Mkdir(mnt, 0o700)
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1g"); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Unmount(mnt, unix.MNT_DETACH)
-	runIn(t, childOut, "cp", "-a", childOut, filepath.Join(mnt, "copy"))
-	runIn(t, mnt, cli, "verify", filepath.Join(mnt, "copy"))
+	acctest.RunIn(t, childOut, "cp", "-a", childOut, filepath.Join(mnt, "copy"))
+	acctest.RunIn(t, mnt, cli, "verify", filepath.Join(mnt, "copy"))
 
 	// What checking the parent costs, as the build reports it.
-	good := e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"true"})})
-	if good.code != 0 {
-		t.Fatalf("a child: exit %d\n%s", good.code, good.out.String())
+	good := e.Build(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"true"})})
+	if good.Code != 0 {
+		t.Fatalf("a child: exit %d\n%s", good.Code, good.Output())
 	}
-	for _, line := range strings.Split(good.out.String(), "\n") {
+	for _, line := range strings.Split(good.Output(), "\n") {
 		if strings.Contains(line, "checked against their diffIDs") {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
-	s := storeOf(t, store)
+	s := acctest.LayerStore(t, store)
 	layers, images := counts(t, s)
 
 	// Names an OCI layer reserves: refused at commit, each named.
-	r := e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID,
+	r := e.Build(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID,
 		"inline": hclList([]string{"touch /.wh.etc /etc/.wh.passwd /root/.wh..wh..opq"})})
 	for _, name := range []string{"/.wh.etc", "/etc/.wh.passwd", "/root/.wh..wh..opq"} {
-		if r.code == 0 || !strings.Contains(r.out.String(), name) {
-			t.Fatalf("a layer with %s: exit %d\n%s", name, r.code, r.out.String())
+		if r.Code == 0 || !strings.Contains(r.Output(), name) {
+			t.Fatalf("a layer with %s: exit %d\n%s", name, r.Code, r.Output())
 		}
 	}
 	if l, i := counts(t, s); l != layers || i != images {
 		t.Fatalf("a refused commit left %d layers and %d images", l-layers, i-images)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 
 	// A parent layer changed in the store (as any root process could):
 	// the child stops before anything of it is committed.
@@ -195,14 +197,14 @@ func TestAccLayerStoreIntegrity(t *testing.T) {
 	if err := os.WriteFile(passwd, append(b, "evil::0:0::/:/bin/sh\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = e.build(t, t.TempDir(), fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"true"})})
-	if r.code == 0 || !strings.Contains(r.out.String(), base.DiffID) || !strings.Contains(r.out.String(), "changed after it was committed") {
-		t.Fatalf("a child on a tampered parent: exit %d\n%s", r.code, r.out.String())
+	r = e.Build(t, t.TempDir(), acctest.Fixture("layered.pkr.hcl"), map[string]string{"store_dir": store, "parent": parent.ImageID, "inline": hclList([]string{"true"})})
+	if r.Code == 0 || !strings.Contains(r.Output(), base.DiffID) || !strings.Contains(r.Output(), "changed after it was committed") {
+		t.Fatalf("a child on a tampered parent: exit %d\n%s", r.Code, r.Output())
 	}
 	if l, i := counts(t, s); l != layers || i != images {
 		t.Fatalf("the refused child left %d layers and %d images", l-layers, i-images)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 	out, _ := exec.Command(cli, "--store", store, "verify", "--layers").CombinedOutput()
 	if !strings.Contains(string(out), base.DiffID) || !strings.Contains(string(out), "DAMAGED") {
 		t.Errorf("strata verify --layers: %s", out)

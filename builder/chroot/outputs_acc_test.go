@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 )
 
@@ -25,7 +26,7 @@ import (
 // hole gives small tar and ext4 outputs, and the sizes reported are what
 // the tree takes on disk.
 func TestAccSparseStaysSparse(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	tree := t.TempDir()
 	for _, d := range []string{"etc", "tmp", "var/lib"} {
 		os.MkdirAll(filepath.Join(tree, d), 0o755)
@@ -35,15 +36,15 @@ func TestAccSparseStaysSparse(t *testing.T) {
 	f.WriteAt([]byte("data at the end"), 2<<30-15)
 	f.Close()
 	archive := filepath.Join(t.TempDir(), "sparse.tar.gz")
-	runIn(t, tree, "tar", "-czSf", archive, ".")
+	acctest.RunIn(t, tree, "tar", "-czSf", archive, ".")
 	if fi, _ := os.Stat(archive); fi.Size() > 100<<10 {
 		t.Fatalf("the archive is %d bytes", fi.Size())
 	}
-	store := filepath.Join(scratch(t), "store")
+	store := filepath.Join(acctest.Scratch(t), "store")
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "formats": `["tar", "tar.zst", "ext4"]`})
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "formats": `["tar", "tar.zst", "ext4"]`})
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	for _, o := range []string{"rootfs.tar", "rootfs.tar.zst", "rootfs.ext4"} {
 		var st unix.Stat_t
@@ -55,13 +56,13 @@ func TestAccSparseStaysSparse(t *testing.T) {
 		}
 	}
 	x := t.TempDir()
-	runIn(t, x, "tar", "-xf", filepath.Join(dir, "output-plain", "rootfs.tar"))
+	acctest.RunIn(t, x, "tar", "-xf", filepath.Join(dir, "output-plain", "rootfs.tar"))
 	var st unix.Stat_t
 	unix.Stat(filepath.Join(x, "var/lib/disk.img"), &st)
 	if st.Size != 2<<30 || st.Blocks*512 > 1<<20 {
 		t.Errorf("the file in the tar: %d bytes, %d on disk", st.Size, st.Blocks*512)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccUnchangedArchiveSameDigest: a build of an unchanged archive with no
@@ -74,8 +75,8 @@ func TestAccSparseStaysSparse(t *testing.T) {
 // links) and time by time. The builder puts back everything it touched
 // (resolv.conf, policy-rc.d, mount points) with its directory's times.
 func TestAccUnchangedArchiveSameDigest(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
 	old := time.Unix(1234567890, 0)
 	archive := makeArchive(t, func(tree string) {
 		d := filepath.Join(tree, "srv/cases")
@@ -103,17 +104,17 @@ func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 	var digests, outs []string
 	for i := 0; i < 2; i++ {
 		dir := t.TempDir()
-		r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive})
-		if r.code != 0 {
-			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		r := e.Build(t, dir, acctest.Fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive})
+		if r.Code != 0 {
+			t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 		}
 		outs = append(outs, filepath.Join(dir, "output-plain"))
-		digests = append(digests, manifestOf(t, outs[i]).RootfsDigest)
+		digests = append(digests, acctest.ManifestOf(t, outs[i]).RootfsDigest)
 	}
 	if digests[0] != digests[1] {
 		t.Fatalf("two builds of the same archive: %s and %s", digests[0], digests[1])
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 	in, out := unpack(t, archive), unpack(t, filepath.Join(outs[0], "rootfs.tar"))
 	compareTrees(t, "the output (first) against the input archive (second)", out, in)
 	compareTimes(t, out, in)
@@ -160,27 +161,27 @@ func compareTimes(t *testing.T, got, want string) {
 // TestAccMakeInstallWhileBuilding: installing the plugin while a build runs
 // it replaces the files by rename; the running build carries on.
 func TestAccMakeInstallWhileBuilding(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 3")
-	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
-	cmd := exec.Command("../../tools/install-plugin.sh", e.packer, os.Getenv("STRATA_PLUGIN"), "github.com/strata-build/strata")
-	cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+e.pluginDir, "CHECKPOINT_DISABLE=1")
+	r := e.Start(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+	r.WaitForFile(t, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	cmd := exec.Command("../../tools/install-plugin.sh", e.Packer, os.Getenv("STRATA_PLUGIN"), "github.com/strata-build/strata")
+	cmd.Env = append(os.Environ(), "PACKER_PLUGIN_PATH="+e.PluginDir, "CHECKPOINT_DISABLE=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("install while a build runs: %v\n%s", err, out)
 	}
-	r.wait(t, 5*time.Minute)
-	if r.code != 0 {
-		t.Fatalf("the running build failed after the install:\n%s", r.out.String())
+	r.Wait(t, 5*time.Minute)
+	if r.Code != 0 {
+		t.Fatalf("the running build failed after the install:\n%s", r.Output())
 	}
-	assertClean(t, vars["store_dir"])
+	acctest.AssertClean(t, vars["store_dir"])
 }
 
 // TestAccArtifactJSON: artifact.json is snake_case with a schema version,
 // and every .sha256 in an output dir checks with sha256sum -c.
 func TestAccArtifactJSON(t *testing.T) {
 	r, _ := baseBuild(t)
-	out := filepath.Join(r.dir, "output-base")
+	out := filepath.Join(r.Dir, "output-base")
 	b, err := os.ReadFile(filepath.Join(out, export.ManifestName))
 	if err != nil {
 		t.Fatal(err)
@@ -204,10 +205,10 @@ func TestAccArtifactJSON(t *testing.T) {
 		t.Fatalf("checksum files: %v", sums)
 	}
 	for _, s := range sums {
-		runIn(t, out, "sha256sum", "-c", filepath.Base(s))
+		acctest.RunIn(t, out, "sha256sum", "-c", filepath.Base(s))
 	}
 	if cli := os.Getenv("STRATA_CLI"); cli != "" {
-		if o := runIn(t, out, cli, "verify", out); !strings.Contains(o, "every output matches") {
+		if o := acctest.RunIn(t, out, cli, "verify", out); !strings.Contains(o, "every output matches") {
 			t.Errorf("strata verify: %s", o)
 		}
 	}

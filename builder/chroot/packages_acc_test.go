@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // greetRepo is a test repository with greet, which depends on libgreet
@@ -35,7 +37,7 @@ func addGreet(repo *aptRepo, version string) {
 
 func packagesVars(t *testing.T, repo *aptRepo, cache string, install ...string) map[string]string {
 	return map[string]string{
-		"store_dir": filepath.Join(scratch(t), "store"),
+		"store_dir": filepath.Join(acctest.Scratch(t), "store"),
 		"archive":   baseArchive(t),
 		"cache_dir": cache,
 		"repo_url":  repo.url,
@@ -44,11 +46,11 @@ func packagesVars(t *testing.T, repo *aptRepo, cache string, install ...string) 
 	}
 }
 
-func packagesBuild(t *testing.T, e *accEnv, vars map[string]string) (*run, string) {
+func packagesBuild(t *testing.T, e *acctest.Env, vars map[string]string) (*acctest.Proc, string) {
 	t.Helper()
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("packages.pkr.hcl"), vars)
-	assertClean(t, vars["store_dir"])
+	r := e.Build(t, dir, acctest.Fixture("packages.pkr.hcl"), vars)
+	acctest.AssertClean(t, vars["store_dir"])
 	return r, filepath.Join(dir, "output-pkgs")
 }
 
@@ -77,20 +79,20 @@ func readLockFile(t *testing.T, p string) map[string]string {
 }
 
 // failedBuildLeftNothing: no output dir, no layer, no image, no mount.
-func failedBuildLeftNothing(t *testing.T, r *run, out, store string) {
+func failedBuildLeftNothing(t *testing.T, r *acctest.Proc, out, store string) {
 	t.Helper()
-	if r.code == 0 {
-		t.Fatalf("the build succeeded:\n%s", r.out.String())
+	if r.Code == 0 {
+		t.Fatalf("the build succeeded:\n%s", r.Output())
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("a failed build left %s", out)
 	}
 	if _, err := os.Stat(filepath.Join(store, "layers")); err == nil {
-		if ls, is := counts(t, storeOf(t, store)); ls != 0 || is != 0 {
+		if ls, is := counts(t, acctest.LayerStore(t, store)); ls != 0 || is != 0 {
 			t.Errorf("a failed build left %d layers and %d images in the store", ls, is)
 		}
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccPackagesProvisioner: strata-packages installs through the cache
@@ -104,8 +106,8 @@ func failedBuildLeftNothing(t *testing.T, r *run, out, store string) {
 // the repository dropped, an unknown package and a dependency nobody has
 // each fail naming the package, leaving nothing behind.
 func TestAccPackagesProvisioner(t *testing.T) {
-	e := acceptance(t)
-	cache := filepath.Join(scratch(t), "cache")
+	e := acctest.Setup(t)
+	cache := filepath.Join(acctest.Scratch(t), "cache")
 	repo := greetRepo(t, "1.0")
 	lock := filepath.Join(t.TempDir(), "packages.lock")
 
@@ -124,14 +126,14 @@ func TestAccPackagesProvisioner(t *testing.T) {
 		"apt-mark showhold | grep -qx greet",
 	})
 	r, out := packagesBuild(t, e, vars)
-	if r.code != 0 {
-		t.Fatalf("install with a new lock file:\n%s", r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("install with a new lock file:\n%s", r.Output())
 	}
 	if got := readLockFile(t, lock); len(got) != 2 || got["greet"] != "1.0 requested" || got["libgreet"] != "1.0" {
-		t.Errorf("lock file %v, want greet 1.0 (requested) and libgreet 1.0\n%s", got, r.out.String())
+		t.Errorf("lock file %v, want greet 1.0 (requested) and libgreet 1.0\n%s", got, r.Output())
 	}
 	for _, want := range []string{"Wrote " + lock + ": 2 package version(s)", "strata-packages done in", "2 installed (greet 1.0, libgreet 1.0)"} {
-		if !strings.Contains(r.out.String(), want) {
+		if !strings.Contains(r.Output(), want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
@@ -145,10 +147,10 @@ func TestAccPackagesProvisioner(t *testing.T) {
 	repo.index()
 	delete(vars, "hold")
 	vars["inline"] = hclList([]string{"apt-mark showauto | grep -qx libgreet"})
-	vars["store_dir"] = filepath.Join(scratch(t), "store")
+	vars["store_dir"] = filepath.Join(acctest.Scratch(t), "store")
 	r, out = packagesBuild(t, e, vars)
-	if r.code != 0 {
-		t.Fatalf("install from the lock file:\n%s", r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("install from the lock file:\n%s", r.Output())
 	}
 	if v := tarHas(t, out, "./usr/share/greet/version") + tarHas(t, out, "./usr/share/libgreet/version"); v != "1.0\n1.0\n" {
 		t.Errorf("with the lock, the image has greet and libgreet %q, want 1.0 and 1.0", v)
@@ -156,21 +158,21 @@ func TestAccPackagesProvisioner(t *testing.T) {
 	if b, _ := os.ReadFile(lock); !bytes.Equal(b, lockV1) {
 		t.Errorf("installing from the lock rewrote it:\n%s", b)
 	}
-	if !strings.Contains(r.out.String(), "Installing the 2 package version(s) locked in "+lock) {
+	if !strings.Contains(r.Output(), "Installing the 2 package version(s) locked in "+lock) {
 		t.Error("log does not say the lock was used")
 	}
 	// The lock records each .deb: the fast path, without package indexes
 	// or apt's resolver (libgreet automatic again: the inline checks it).
-	if !strings.Contains(r.out.String(), "Installing the locked .debs directly") || strings.Contains(r.out.String(), "Updating the package indexes") {
-		t.Errorf("the lock's fast path was not taken:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "Installing the locked .debs directly") || strings.Contains(r.Output(), "Updating the package indexes") {
+		t.Errorf("the lock's fast path was not taken:\n%s", r.Output())
 	}
 
 	// update_lock resolves again.
 	vars["update_lock"] = "true"
-	vars["store_dir"] = filepath.Join(scratch(t), "store")
+	vars["store_dir"] = filepath.Join(acctest.Scratch(t), "store")
 	r, out = packagesBuild(t, e, vars)
-	if r.code != 0 {
-		t.Fatalf("update_lock:\n%s", r.out.String())
+	if r.Code != 0 {
+		t.Fatalf("update_lock:\n%s", r.Output())
 	}
 	if got := readLockFile(t, lock); got["greet"] != "2.0 requested" || got["libgreet"] != "2.0" {
 		t.Errorf("updated lock %v", got)
@@ -207,18 +209,18 @@ func TestAccPackagesProvisioner(t *testing.T) {
 		"test -e /var/lib/apt/lists/strata-test-not-updated",
 	})
 	ur, uout := packagesBuild(t, e, uv)
-	if ur.code != 0 {
-		t.Fatalf("remove, upgrade, update = false:\n%s", ur.out.String())
+	if ur.Code != 0 {
+		t.Fatalf("remove, upgrade, update = false:\n%s", ur.Output())
 	}
 	if v := tarHas(t, uout, "./usr/share/greet/version"); v != "2.0\n" {
 		t.Errorf("after upgrade the image has greet %q", v)
 	}
 	for _, want := range []string{"Removing farewell", "Upgrading the installed packages"} {
-		if !strings.Contains(ur.out.String(), want) {
+		if !strings.Contains(ur.Output(), want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	if strings.Contains(ur.out.String(), "Updating the package indexes") {
+	if strings.Contains(ur.Output(), "Updating the package indexes") {
 		t.Error("update = false updated the package indexes")
 	}
 
@@ -227,12 +229,12 @@ func TestAccPackagesProvisioner(t *testing.T) {
 	os.Remove(filepath.Join(repo.dir, "pool/main/greet_1.0_all.deb"))
 	repo.index()
 	delete(vars, "update_lock")
-	vars["store_dir"] = filepath.Join(scratch(t), "store")
+	vars["store_dir"] = filepath.Join(acctest.Scratch(t), "store")
 	r, out = packagesBuild(t, e, vars)
 	failedBuildLeftNothing(t, r, out, vars["store_dir"])
 	for _, want := range []string{"greet version 1.0 is not available", "lock_file " + lock, "update_lock = true"} {
-		if !strings.Contains(r.out.String(), want) {
-			t.Errorf("a locked version gone: the error lacks %q:\n%s", want, r.out.String())
+		if !strings.Contains(r.Output(), want) {
+			t.Errorf("a locked version gone: the error lacks %q:\n%s", want, r.Output())
 		}
 	}
 
@@ -243,8 +245,8 @@ func TestAccPackagesProvisioner(t *testing.T) {
 		vars := packagesVars(t, repo, cache, pkg)
 		r, out := packagesBuild(t, e, vars)
 		failedBuildLeftNothing(t, r, out, vars["store_dir"])
-		if !strings.Contains(r.out.String(), want) {
-			t.Errorf("install %s: the error lacks %q:\n%s", pkg, want, r.out.String())
+		if !strings.Contains(r.Output(), want) {
+			t.Errorf("install %s: the error lacks %q:\n%s", pkg, want, r.Output())
 		}
 	}
 }

@@ -11,24 +11,26 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // TestAccDpkgStatusFIFO: a provisioner that replaces the image's dpkg
 // database with a FIFO makes the build fail at once, saying so, with
 // nothing left mounted (a plain open of the FIFO would block for ever).
 func TestAccDpkgStatusFIFO(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "rm /var/lib/dpkg/status", "mkfifo /var/lib/dpkg/status")
 	dir := t.TempDir()
-	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
-	r.wait(t, 5*time.Minute)
-	if r.code == 0 || !strings.Contains(r.out.String(), "/var/lib/dpkg/status in the image is a FIFO, not a regular file") {
-		t.Fatalf("exit %d, want a failure naming the FIFO:\n%s", r.code, r.out.String())
+	r := e.Start(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+	r.Wait(t, 5*time.Minute)
+	if r.Code == 0 || !strings.Contains(r.Output(), "/var/lib/dpkg/status in the image is a FIFO, not a regular file") {
+		t.Fatalf("exit %d, want a failure naming the FIFO:\n%s", r.Code, r.Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app")); err == nil {
 		t.Error("the failed build left its output dir")
 	}
-	assertClean(t, vars["store_dir"])
+	acctest.AssertClean(t, vars["store_dir"])
 }
 
 // varArgs turns vars into packer's -var flags.
@@ -45,7 +47,7 @@ func varArgs(vars map[string]string) []string {
 // store's layers) is refused, -force or not, and the layers stay; the
 // comparison is of where paths lead, not of how they are written.
 func TestAccForceThroughALinkIntoTheStore(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "true")
 	store := vars["store_dir"]
 	canary := filepath.Join(store, "layers", "canary")
@@ -58,99 +60,99 @@ func TestAccForceThroughALinkIntoTheStore(t *testing.T) {
 	os.Chown(dir, 65534, 65534)
 	asNobody(t, "ln", "-s", store, filepath.Join(dir, "out"))
 	vars["output_dir"] = filepath.Join(dir, "out", "layers")
-	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
-	if r.code == 0 || !strings.Contains(r.out.String(), "overlaps store_dir") {
-		t.Fatalf("exit %d, want output_dir refused as overlapping the store:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force")
+	if r.Code == 0 || !strings.Contains(r.Output(), "overlaps store_dir") {
+		t.Fatalf("exit %d, want output_dir refused as overlapping the store:\n%s", r.Code, r.Output())
 	}
 	if b, err := os.ReadFile(canary); err != nil || string(b) != "every image's layers" {
 		t.Fatalf("the store's layers were touched: %q %v", b, err)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccForceRemovesOnlyEarlierOutputs: -force replaces what an earlier
 // build recorded in its artifact.json, and refuses an output dir holding
 // anything else, or one no build made, touching nothing in it.
 func TestAccForceRemovesOnlyEarlierOutputs(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "true")
 	vars["formats"] = `["tar", "dir"]`
 	dir := t.TempDir()
 	out := filepath.Join(dir, "output-app")
-	if r := e.build(t, dir, fixture("archive.pkr.hcl"), vars); r.code != 0 {
-		t.Fatalf("first build:\n%s", r.out.String())
+	if r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars); r.Code != 0 {
+		t.Fatalf("first build:\n%s", r.Output())
 	}
-	first := manifestOf(t, out)
+	first := acctest.ManifestOf(t, out)
 
 	notes := filepath.Join(out, "notes.txt")
 	os.WriteFile(notes, []byte("mine"), 0o644)
-	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
-	if r.code == 0 || !strings.Contains(r.out.String(), "holds notes.txt, which the earlier build's artifact.json does not name") {
-		t.Fatalf("exit %d, want -force refused over a file of the user's:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force")
+	if r.Code == 0 || !strings.Contains(r.Output(), "holds notes.txt, which the earlier build's artifact.json does not name") {
+		t.Fatalf("exit %d, want -force refused over a file of the user's:\n%s", r.Code, r.Output())
 	}
 	if _, err := os.Stat(notes); err != nil {
 		t.Fatal("the refused -force removed the user's file")
 	}
-	if m := manifestOf(t, out); m.ImageID != first.ImageID {
+	if m := acctest.ManifestOf(t, out); m.ImageID != first.ImageID {
 		t.Fatal("the refused -force changed the earlier outputs")
 	}
 	os.Remove(notes)
-	if r := e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force"); r.code != 0 {
-		t.Fatalf("-force over an earlier build's outputs:\n%s", r.out.String())
+	if r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force"); r.Code != 0 {
+		t.Fatalf("-force over an earlier build's outputs:\n%s", r.Output())
 	}
-	manifestOf(t, out)
+	acctest.ManifestOf(t, out)
 
 	mine := filepath.Join(dir, "mine")
 	os.Mkdir(mine, 0o755)
 	os.WriteFile(filepath.Join(mine, "rootfs.tar"), []byte("not an image"), 0o644)
 	vars["output_dir"] = mine
-	r = e.build(t, dir, fixture("archive.pkr.hcl"), vars, "-force")
-	if r.code == 0 || !strings.Contains(r.out.String(), "was not made by strata-chroot") {
-		t.Fatalf("exit %d, want -force refused on a directory no build made:\n%s", r.code, r.out.String())
+	r = e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force")
+	if r.Code == 0 || !strings.Contains(r.Output(), "was not made by strata-chroot") {
+		t.Fatalf("exit %d, want -force refused on a directory no build made:\n%s", r.Code, r.Output())
 	}
 	if b, _ := os.ReadFile(filepath.Join(mine, "rootfs.tar")); string(b) != "not an image" {
 		t.Fatal("the refused -force touched a directory no build made")
 	}
-	assertClean(t, vars["store_dir"])
+	acctest.AssertClean(t, vars["store_dir"])
 }
 
 // TestAccValidateAfterBuild: packer validate checks the template, not the
 // machine: after a build, validating the same template passes, and the CI
 // habit of validate then build -force works.
 func TestAccValidateAfterBuild(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t))
 	delete(vars, "inline") // noprov.pkr.hcl has no provisioner
 	vars["formats"] = `["tar"]`
 	dir := t.TempDir()
-	if r := e.build(t, dir, fixture("noprov.pkr.hcl"), vars); r.code != 0 {
-		t.Fatalf("first build:\n%s", r.out.String())
+	if r := e.Build(t, dir, acctest.Fixture("noprov.pkr.hcl"), vars); r.Code != 0 {
+		t.Fatalf("first build:\n%s", r.Output())
 	}
-	v := e.PackerRun(t, dir, append(append([]string{"validate"}, varArgs(vars)...), fixture("noprov.pkr.hcl"))...)
+	v := e.PackerRun(t, dir, append(append([]string{"validate"}, varArgs(vars)...), acctest.Fixture("noprov.pkr.hcl"))...)
 	if v.Code != 0 {
 		t.Fatalf("packer validate after a build: exit %d\n%s", v.Code, v.Out)
 	}
-	if r := e.build(t, dir, fixture("noprov.pkr.hcl"), vars, "-force"); r.code != 0 {
-		t.Fatalf("build -force after validate:\n%s", r.out.String())
+	if r := e.Build(t, dir, acctest.Fixture("noprov.pkr.hcl"), vars, "-force"); r.Code != 0 {
+		t.Fatalf("build -force after validate:\n%s", r.Output())
 	}
-	assertClean(t, vars["store_dir"])
+	acctest.AssertClean(t, vars["store_dir"])
 }
 
 // TestAccNamedSourcesInParallel: one source used twice under two names in
 // one build, built in parallel as Packer does by default, both succeed,
 // each in its own work dir and output dir.
 func TestAccNamedSourcesInParallel(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("named.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("named.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	seen := map[string]bool{}
 	for _, out := range []string{"output-base", "output-base.2"} {
-		m := manifestOf(t, filepath.Join(dir, out))
-		list := runIn(t, dir, "tar", "-xOf", filepath.Join(dir, out, "rootfs.tar"), "./etc/which-source")
+		m := acctest.ManifestOf(t, filepath.Join(dir, out))
+		list := acctest.RunIn(t, dir, "tar", "-xOf", filepath.Join(dir, out, "rootfs.tar"), "./etc/which-source")
 		seen[strings.TrimSpace(list)] = true
 		if m.ImageID == "" {
 			t.Errorf("%s: no image", out)
@@ -159,7 +161,7 @@ func TestAccNamedSourcesInParallel(t *testing.T) {
 	if !seen["one"] || !seen["two"] {
 		t.Errorf("the two outputs are not one's and two's: %v", seen)
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // asNobody runs a command as the unprivileged user nobody.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
 // TestAccPackerPostProcessors runs Packer's own checksum, compress and
@@ -13,7 +15,7 @@ import (
 // artifact's regular files (the dir output as its tree checksum file), never
 // a directory, and the build log names the directories left out.
 func TestAccPackerPostProcessors(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	archive := baseArchive(t)
 	for _, c := range []struct {
 		formats []string
@@ -25,22 +27,22 @@ func TestAccPackerPostProcessors(t *testing.T) {
 	} {
 		name := strings.Join(c.formats, "+")
 		t.Run(name, func(t *testing.T) {
-			store := filepath.Join(scratch(t), "store")
+			store := filepath.Join(acctest.Scratch(t), "store")
 			dir := t.TempDir()
-			r := e.build(t, dir, fixture("postprocessors.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "formats": hclList(c.formats)})
-			assertClean(t, store)
-			if r.code != 0 {
-				t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+			r := e.Build(t, dir, acctest.Fixture("postprocessors.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "formats": hclList(c.formats)})
+			acctest.AssertClean(t, store)
+			if r.Code != 0 {
+				t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 			}
 			out := filepath.Join(dir, "output-pp")
 			for _, d := range c.dirs {
-				if !strings.Contains(r.out.String(), filepath.Join(out, d)) || !strings.Contains(r.out.String(), "not among the files post-processors get") {
-					t.Errorf("the artifact's description does not name the directory %s:\n%s", d, r.out.String())
+				if !strings.Contains(r.Output(), filepath.Join(out, d)) || !strings.Contains(r.Output(), "not among the files post-processors get") {
+					t.Errorf("the artifact's description does not name the directory %s:\n%s", d, r.Output())
 				}
 			}
 			// checksum: every line verifies (it names files by base name).
-			sums := runIn(t, out, "sha256sum", "--strict", "-c", filepath.Join(dir, "checksums/sha256.txt"))
-			listing := runIn(t, dir, "tar", "-tzf", "compressed/image.tar.gz")
+			sums := acctest.RunIn(t, out, "sha256sum", "--strict", "-c", filepath.Join(dir, "checksums/sha256.txt"))
+			listing := acctest.RunIn(t, dir, "tar", "-tzf", "compressed/image.tar.gz")
 			b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 			if err != nil {
 				t.Fatal(err)

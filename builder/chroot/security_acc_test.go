@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
@@ -24,24 +25,15 @@ func makeArchive(t *testing.T, modify func(tree string)) string {
 	tree := unpack(t, baseArchive(t))
 	modify(tree)
 	archive := filepath.Join(t.TempDir(), "image.tar")
-	runIn(t, tree, "tar", "-cpf", archive, "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*", ".")
+	acctest.RunIn(t, tree, "tar", "-cpf", archive, "--sparse", "--numeric-owner", "--xattrs", "--xattrs-include=*", ".")
 	return archive
-}
-
-func manifestOf(t *testing.T, dir string) *export.Manifest {
-	t.Helper()
-	m, err := export.ReadManifest(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // TestAccHostileMountTargets: an image whose /run leads to the host (through
 // /proc's magic links, or by climbing out with ../) gets no mount there; the
 // build fails clearly and leaves nothing mounted.
 func TestAccHostileMountTargets(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	for name, link := range map[string]func(canary string) string{
 		"proc self root": func(canary string) string { return "/proc/self/root" + canary },
 		"dot dot":        func(canary string) string { return "../../../../../../../../.." + canary },
@@ -53,12 +45,12 @@ func TestAccHostileMountTargets(t *testing.T) {
 				os.Symlink(link(canary), filepath.Join(tree, "run"))
 			})
 			vars := archiveVars(t, archive, "true")
-			r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-			if r.code == 0 {
-				t.Fatalf("a build with a hostile /run succeeded:\n%s", r.out.String())
+			r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+			if r.Code == 0 {
+				t.Fatalf("a build with a hostile /run succeeded:\n%s", r.Output())
 			}
-			if !strings.Contains(r.out.String(), "mounting /run") {
-				t.Errorf("the error does not say which mount:\n%s", r.out.String())
+			if !strings.Contains(r.Output(), "mounting /run") {
+				t.Errorf("the error does not say which mount:\n%s", r.Output())
 			}
 			if ms, _ := mount.Under(canary); len(ms) > 0 {
 				t.Fatalf("a mount landed on the host: %+v", ms)
@@ -66,7 +58,7 @@ func TestAccHostileMountTargets(t *testing.T) {
 			if ents, _ := os.ReadDir(canary); len(ents) > 0 {
 				t.Fatalf("the build created %v on the host", ents)
 			}
-			assertClean(t, vars["store_dir"])
+			acctest.AssertClean(t, vars["store_dir"])
 		})
 	}
 }
@@ -75,13 +67,13 @@ func TestAccHostileMountTargets(t *testing.T) {
 // process in the image races for the shell provisioner's script, and the
 // host's nobody user tries the work dir, the image's /tmp and the store.
 func TestAccAttacksFromImageAndOtherUsers(t *testing.T) {
-	e := acceptance(t)
-	store := filepath.Join(scratch(t), "store")
-	r := e.build(t, t.TempDir(), fixture("attack.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
-	if r.code != 0 || !strings.Contains(r.out.String(), "host attacks refused") {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	e := acctest.Setup(t)
+	store := filepath.Join(acctest.Scratch(t), "store")
+	r := e.Build(t, t.TempDir(), acctest.Fixture("attack.pkr.hcl"), map[string]string{"store_dir": store, "archive": baseArchive(t)})
+	if r.Code != 0 || !strings.Contains(r.Output(), "host attacks refused") {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
-	list := runIn(t, r.dir, "tar", "-tf", filepath.Join(r.dir, "output-attack", "rootfs.tar"))
+	list := acctest.RunIn(t, r.Dir, "tar", "-tf", filepath.Join(r.Dir, "output-attack", "rootfs.tar"))
 	if !strings.Contains(list, "./root/legit") || strings.Contains(list, "pwned") {
 		t.Fatalf("the provisioner's own script did not run, or the attacker's did:\n%s", list)
 	}
@@ -90,13 +82,13 @@ func TestAccAttacksFromImageAndOtherUsers(t *testing.T) {
 			t.Errorf("%s is open to other users: %v %v", p, fi.Mode(), err)
 		}
 	}
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 }
 
 // TestAccStoreOwnedByAnotherUser: a store another user owns (or can write)
 // is refused before anything is created.
 func TestAccStoreOwnedByAnotherUser(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	for name, setup := range map[string]func(string){
 		"owned by nobody": func(d string) { os.Chown(d, 65534, 65534) },
 		"world writable":  func(d string) { os.Chmod(d, 0o777) },
@@ -105,9 +97,9 @@ func TestAccStoreOwnedByAnotherUser(t *testing.T) {
 			vars := archiveVars(t, baseArchive(t), "true")
 			os.MkdirAll(vars["store_dir"], 0o700)
 			setup(vars["store_dir"])
-			r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-			if r.code == 0 || !strings.Contains(r.out.String(), "store_dir:") {
-				t.Fatalf("accepted (exit %d):\n%s", r.code, r.out.String())
+			r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+			if r.Code == 0 || !strings.Contains(r.Output(), "store_dir:") {
+				t.Fatalf("accepted (exit %d):\n%s", r.Code, r.Output())
 			}
 			if ents, _ := os.ReadDir(vars["store_dir"]); len(ents) != 0 {
 				t.Fatalf("the refused build wrote %v into the store", ents)
@@ -119,7 +111,7 @@ func TestAccStoreOwnedByAnotherUser(t *testing.T) {
 // TestAccOverlappingDirsRefused: output_dir on the store, or inside the
 // work dir, is refused before the host is touched, -force or not.
 func TestAccOverlappingDirsRefused(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "true")
 	store := vars["store_dir"]
 	os.MkdirAll(filepath.Join(store, "cache", "apt"), 0o700)
@@ -134,9 +126,9 @@ func TestAccOverlappingDirsRefused(t *testing.T) {
 				v[k] = x
 			}
 			v["output_dir"] = out
-			r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), v, "-force")
-			if r.code == 0 || !strings.Contains(r.out.String(), "output_dir") || !strings.Contains(r.out.String(), "overlaps") {
-				t.Fatalf("accepted (exit %d):\n%s", r.code, r.out.String())
+			r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), v, "-force")
+			if r.Code == 0 || !strings.Contains(r.Output(), "output_dir") || !strings.Contains(r.Output(), "overlaps") {
+				t.Fatalf("accepted (exit %d):\n%s", r.Code, r.Output())
 			}
 			if b, err := os.ReadFile(filepath.Join(store, "catalog.db")); err != nil || string(b) != "the catalog" {
 				t.Fatal("the catalog was touched")
@@ -152,14 +144,14 @@ func TestAccOverlappingDirsRefused(t *testing.T) {
 // another running build's work dir is refused and disturbs nothing; a mount
 // a user made in a work dir is never unmounted by a build.
 func TestAccRecoveryTouchesOnlyItsOwn(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	archive := baseArchive(t)
-	parent := filepath.Join(scratch(t), "builds")
+	parent := filepath.Join(acctest.Scratch(t), "builds")
 	os.MkdirAll(parent, 0o700)
 	running := archiveVars(t, archive, "touch /tmp/provisioning", "sleep 600")
 	running["work_dir"] = filepath.Join(parent, "a")
-	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), running)
-	waitForFile(t, r, filepath.Join(parent, "a", "rootfs", "tmp", "provisioning"))
+	r := e.Start(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), running)
+	r.WaitForFile(t, filepath.Join(parent, "a", "rootfs", "tmp", "provisioning"))
 	before, _ := mount.Under(parent)
 
 	for name, workDir := range map[string]string{
@@ -171,9 +163,9 @@ func TestAccRecoveryTouchesOnlyItsOwn(t *testing.T) {
 			v := archiveVars(t, archive, "true")
 			v["store_dir"] = running["store_dir"]
 			v["work_dir"] = workDir
-			b := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), v)
-			if b.code == 0 || !strings.Contains(b.out.String(), "work_dir") {
-				t.Fatalf("accepted (exit %d):\n%s", b.code, b.out.String())
+			b := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), v)
+			if b.Code == 0 || !strings.Contains(b.Output(), "work_dir") {
+				t.Fatalf("accepted (exit %d):\n%s", b.Code, b.Output())
 			}
 		})
 	}
@@ -183,9 +175,9 @@ func TestAccRecoveryTouchesOnlyItsOwn(t *testing.T) {
 	if pids, _ := mount.RootedUnder(filepath.Join(parent, "a", "rootfs")); len(pids) == 0 {
 		t.Fatal("the running build's provisioner was killed")
 	}
-	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
-	r.wait(t, 2*time.Minute)
-	assertClean(t, parent)
+	syscall.Kill(-r.Cmd.Process.Pid, syscall.SIGINT)
+	r.Wait(t, 2*time.Minute)
+	acctest.AssertClean(t, parent)
 
 	// A user's own mount inside a work dir: refused, left mounted.
 	userMnt := filepath.Join(parent, "a", "usermnt")
@@ -196,9 +188,9 @@ func TestAccRecoveryTouchesOnlyItsOwn(t *testing.T) {
 	defer mount.Unmount(userMnt, 3, 10*time.Millisecond)
 	v := archiveVars(t, archive, "true")
 	v["store_dir"], v["work_dir"] = running["store_dir"], filepath.Join(parent, "a")
-	b := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), v)
-	if b.code == 0 || !strings.Contains(b.out.String(), "did not make") {
-		t.Fatalf("a build next to a user's mount ran (exit %d):\n%s", b.code, b.out.String())
+	b := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), v)
+	if b.Code == 0 || !strings.Contains(b.Output(), "did not make") {
+		t.Fatalf("a build next to a user's mount ran (exit %d):\n%s", b.Code, b.Output())
 	}
 	if ms, _ := mount.Under(userMnt); len(ms) != 1 {
 		t.Fatal("the build unmounted the user's tmpfs")
@@ -207,30 +199,30 @@ func TestAccRecoveryTouchesOnlyItsOwn(t *testing.T) {
 
 // killPacker SIGKILLs packer (both processes) and the plugin, as a crash or
 // `kill -9` would, leaving the chroot's own processes.
-func killPacker(t *testing.T, r *run) {
+func killPacker(t *testing.T, r *acctest.Proc) {
 	t.Helper()
-	plugins := pluginPIDs(r.cmd.Process.Pid)
+	plugins := pluginPIDs(r.Cmd.Process.Pid)
 	if len(plugins) == 0 {
 		t.Fatal("no plugin process found under packer")
 	}
-	for _, p := range append(plugins, packerPIDs(r.cmd.Process.Pid)...) {
+	for _, p := range append(plugins, packerPIDs(r.Cmd.Process.Pid)...) {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
-	r.wait(t, time.Minute)
+	r.Wait(t, time.Minute)
 }
 
 // TestAccKilledBuildWithHostBindThenForce: a killed build leaves a
 // read-write bind of a host directory; the next build with -force cleans the
 // mounts before it deletes anything, so the host files survive.
 func TestAccKilledBuildWithHostBindThenForce(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "precious"), []byte("keep me"), 0o644)
 	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 600")
 	vars["bind_src"] = hostDir
 	dir := t.TempDir()
-	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
-	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	r := e.Start(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+	r.WaitForFile(t, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
 	killPacker(t, r)
 	if ms, _ := mount.Under(vars["store_dir"]); len(ms) == 0 {
 		t.Fatal("expected the killed build's mounts to be left")
@@ -240,20 +232,20 @@ func TestAccKilledBuildWithHostBindThenForce(t *testing.T) {
 		vars2[k] = v
 	}
 	vars2["inline"] = `["true"]`
-	r2 := e.build(t, dir, fixture("archive.pkr.hcl"), vars2, "-force")
-	if r2.code != 0 || !strings.Contains(r2.out.String(), "Cleaned up after an earlier build") {
-		t.Fatalf("the forced rebuild: exit %d\n%s", r2.code, r2.out.String())
+	r2 := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars2, "-force")
+	if r2.Code != 0 || !strings.Contains(r2.Output(), "Cleaned up after an earlier build") {
+		t.Fatalf("the forced rebuild: exit %d\n%s", r2.Code, r2.Output())
 	}
 	if b, err := os.ReadFile(filepath.Join(hostDir, "precious")); err != nil || string(b) != "keep me" {
 		t.Fatalf("a host file behind the bind mount was lost: %q %v", b, err)
 	}
-	assertClean(t, vars["store_dir"])
+	acctest.AssertClean(t, vars["store_dir"])
 }
 
 // TestAccManifestIsTheImages: an image whose /var/lib/dpkg is an absolute
 // symlink to a host directory gets no package manifest, never the host's.
 func TestAccManifestIsTheImages(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	hostDpkg := t.TempDir()
 	os.WriteFile(filepath.Join(hostDpkg, "status"), []byte("Package: host-canary\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n\n"), 0o644)
 	archive := makeArchive(t, func(tree string) {
@@ -263,15 +255,15 @@ func TestAccManifestIsTheImages(t *testing.T) {
 	vars := archiveVars(t, archive, "true")
 	vars["formats"] = `["tar"]`
 	dir := t.TempDir()
-	r := e.build(t, dir, fixture("archive.pkr.hcl"), vars)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "output-app", export.PackagesName)); err == nil && strings.Contains(string(b), "host-canary") {
 		t.Fatal("the manifest lists the host's packages")
 	}
-	if !strings.Contains(r.out.String(), "no package manifest") && !strings.Contains(r.out.String(), "Package manifest") {
-		t.Errorf("nothing said about the manifest:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "no package manifest") && !strings.Contains(r.Output(), "Package manifest") {
+		t.Errorf("nothing said about the manifest:\n%s", r.Output())
 	}
 }
 
@@ -295,7 +287,7 @@ func pidsNamed(name string) []int {
 // mksquashfs still writing into the output dir, and the next build with the
 // work dir removes the half-written file.
 func TestAccChildrenDieWithPlugin(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	if len(pidsNamed("mksquashfs")) > 0 {
 		t.Fatal("a mksquashfs is already running on this host")
 	}
@@ -304,7 +296,7 @@ func TestAccChildrenDieWithPlugin(t *testing.T) {
 	vars["squashfs_compression"] = "xz" // slow enough to be caught at work
 	out1 := filepath.Join(t.TempDir(), "out1")
 	vars["output_dir"] = out1
-	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
+	r := e.Start(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
 	// Killed once mksquashfs is at work: running, with its output file made
 	// (it makes the file only after it started, so the process alone is not
 	// enough).
@@ -317,7 +309,7 @@ func TestAccChildrenDieWithPlugin(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mksquashfs never started writing %s:\n%s", tmp, r.out.String())
+			t.Fatalf("mksquashfs never started writing %s:\n%s", tmp, r.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -334,12 +326,12 @@ func TestAccChildrenDieWithPlugin(t *testing.T) {
 	}
 	vars["output_dir"] = filepath.Join(t.TempDir(), "out2")
 	vars["formats"] = `["tar"]`
-	r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-	if r2.code != 0 || !strings.Contains(r2.out.String(), "removed 1 unfinished file") {
-		t.Fatalf("exit %d:\n%s", r2.code, r2.out.String())
+	r2 := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+	if r2.Code != 0 || !strings.Contains(r2.Output(), "removed 1 unfinished file") {
+		t.Fatalf("exit %d:\n%s", r2.Code, r2.Output())
 	}
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
 		t.Fatal("the half-written squashfs is still there")
 	}
-	assertClean(t, vars["store_dir"])
+	acctest.AssertClean(t, vars["store_dir"])
 }

@@ -13,50 +13,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// waitForFile waits for the provisioner's marker inside the chroot.
-func waitForFile(t *testing.T, r *run, p string) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(p); err == nil {
-			return
-		}
-		select {
-		case <-r.doneCh:
-			t.Fatalf("packer ended before provisioning started:\n%s", r.out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("provisioning never started:\n%s", r.out.String())
-}
-
 func TestAccInterruptMidProvision(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	vars := archiveVars(t, baseArchive(t), "touch /tmp/provisioning", "sleep 600")
 	dir := t.TempDir()
-	r := e.start(t, dir, fixture("archive.pkr.hcl"), vars)
-	waitForFile(t, r, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
+	r := e.Start(t, dir, acctest.Fixture("archive.pkr.hcl"), vars)
+	r.WaitForFile(t, filepath.Join(vars["store_dir"], "work", "app", "rootfs", "tmp", "provisioning"))
 	// A second build with the same work dir is refused and disturbs nothing.
-	second := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-	if second.code == 0 || !strings.Contains(second.out.String(), "in use by another running build") {
-		t.Fatalf("a concurrent build on the same work dir was not refused:\n%s", second.out.String())
+	second := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+	if second.Code == 0 || !strings.Contains(second.Output(), "in use by another running build") {
+		t.Fatalf("a concurrent build on the same work dir was not refused:\n%s", second.Output())
 	}
 	if ms, _ := mount.Under(filepath.Join(vars["store_dir"], "work")); len(ms) == 0 {
 		t.Fatal("the refused build tore down the running build's mounts")
 	}
 	// Ctrl-C as a terminal sends it: to the whole process group.
-	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
-	r.wait(t, 2*time.Minute)
-	if r.code == 0 {
-		t.Fatalf("an interrupted build exited 0:\n%s", r.out.String())
+	syscall.Kill(-r.Cmd.Process.Pid, syscall.SIGINT)
+	r.Wait(t, 2*time.Minute)
+	if r.Code == 0 {
+		t.Fatalf("an interrupted build exited 0:\n%s", r.Output())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "output-app")); err == nil {
 		t.Error("output dir left after an interrupted build")
 	}
-	assertClean(t, filepath.Join(vars["store_dir"], "work"))
+	acctest.AssertClean(t, filepath.Join(vars["store_dir"], "work"))
 }
 
 // pluginPIDs finds the plugin processes among packer's descendants (packer
@@ -116,24 +100,24 @@ func packerPIDs(top int) []int {
 }
 
 func TestAccKilledBuildThenRebuild(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	archive := baseArchive(t)
 	vars := archiveVars(t, archive, "touch /tmp/provisioning", "sleep 600")
 	workDir := filepath.Join(vars["store_dir"], "work")
-	r := e.start(t, t.TempDir(), fixture("archive.pkr.hcl"), vars)
-	waitForFile(t, r, filepath.Join(workDir, "app", "rootfs", "tmp", "provisioning"))
-	plugins := pluginPIDs(r.cmd.Process.Pid)
-	t.Logf("packer %d, plugins %v", r.cmd.Process.Pid, plugins)
+	r := e.Start(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars)
+	r.WaitForFile(t, filepath.Join(workDir, "app", "rootfs", "tmp", "provisioning"))
+	plugins := pluginPIDs(r.Cmd.Process.Pid)
+	t.Logf("packer %d, plugins %v", r.Cmd.Process.Pid, plugins)
 	if len(plugins) == 0 {
 		t.Fatal("no plugin process found under packer")
 	}
 	// Every packer process (packer re-executes itself) and the plugin; the
 	// provisioner's own process in the chroot is left, as a real kill leaves it.
-	for _, p := range append(plugins, packerPIDs(r.cmd.Process.Pid)...) {
+	for _, p := range append(plugins, packerPIDs(r.Cmd.Process.Pid)...) {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
-	r.wait(t, time.Minute)
-	if r.code == 0 {
+	r.Wait(t, time.Minute)
+	if r.Code == 0 {
 		t.Fatal("a killed packer exited 0")
 	}
 	// What a killed run leaves: mounts and the provisioner's process.
@@ -145,35 +129,35 @@ func TestAccKilledBuildThenRebuild(t *testing.T) {
 	}
 	vars2 := archiveVars(t, archive, "echo second build")
 	vars2["store_dir"] = vars["store_dir"]
-	r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars2)
-	if r2.code != 0 {
-		t.Fatalf("the rebuild failed:\n%s", r2.out.String())
+	r2 := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars2)
+	if r2.Code != 0 {
+		t.Fatalf("the rebuild failed:\n%s", r2.Output())
 	}
-	if !strings.Contains(r2.out.String(), "Cleaned up after an earlier build") {
-		t.Errorf("the rebuild did not report cleaning up:\n%s", r2.out.String())
+	if !strings.Contains(r2.Output(), "Cleaned up after an earlier build") {
+		t.Errorf("the rebuild did not report cleaning up:\n%s", r2.Output())
 	}
-	assertClean(t, workDir)
+	acctest.AssertClean(t, workDir)
 }
 
 func TestAccOnErrorAbortKeepsMounts(t *testing.T) {
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	archive := baseArchive(t)
 	vars := archiveVars(t, archive, "exit 1")
 	workDir := filepath.Join(vars["store_dir"], "work")
-	r := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars, "-on-error=abort")
-	if r.code != 1 {
-		t.Fatalf("exit code %d:\n%s", r.code, r.out.String())
+	r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars, "-on-error=abort")
+	if r.Code != 1 {
+		t.Fatalf("exit code %d:\n%s", r.Code, r.Output())
 	}
-	if !strings.Contains(r.out.String(), "stays mounted at") {
-		t.Errorf("-on-error=abort does not say where the mounts are:\n%s", r.out.String())
+	if !strings.Contains(r.Output(), "stays mounted at") {
+		t.Errorf("-on-error=abort does not say where the mounts are:\n%s", r.Output())
 	}
 	if ms, _ := mount.Under(workDir); len(ms) == 0 {
 		t.Fatal("-on-error=abort should keep the mounts")
 	}
 	vars2 := archiveVars(t, archive, "true")
 	vars2["store_dir"] = vars["store_dir"]
-	if r2 := e.build(t, t.TempDir(), fixture("archive.pkr.hcl"), vars2); r2.code != 0 {
-		t.Fatalf("the next build failed:\n%s", r2.out.String())
+	if r2 := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars2); r2.Code != 0 {
+		t.Fatalf("the next build failed:\n%s", r2.Output())
 	}
-	assertClean(t, workDir)
+	acctest.AssertClean(t, workDir)
 }

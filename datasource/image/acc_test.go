@@ -12,6 +12,9 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
+// TestMain: without it every run left its plugin directory in /tmp.
+func TestMain(m *testing.M) { acctest.Main(m) }
+
 // TestAccResolveByVersionAndTag asks the data source through the real
 // bin/packer (examples/testdata/resolve.pkr.hcl, a null build that writes
 // the data source's whole answer as JSON): by version, by tag (the newest

@@ -11,12 +11,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
-// TestMain removes the plugin directory the end-to-end tests made.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
 // TestAccFileBuilder: strata-catalog after a builder of another kind
 // (Packer's file builder) records what its registry metadata says; a

@@ -16,12 +16,7 @@ import (
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
-// TestMain removes the plugin directory the end-to-end tests made.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	acctest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { acctest.Main(m) }
 
 func checksVar(t *testing.T, cs ...map[string]string) string {
 	b, err := json.Marshal(cs)
@@ -162,9 +157,9 @@ func TestAccContainer(t *testing.T) {
 		if r := e.Strata(t, env, "policy", "set", "inspect", "production", "--require", "tests"); r.Code != 0 {
 			t.Fatalf("policy set: %s", r.Out)
 		}
-		r = e.Strata(t, env, "promote", "inspect@1.0.0", "production")
-		if r.Code != 4 || !strings.Contains(r.Out, "tests") {
-			t.Errorf("promoting a version with failed tests: exit %d\n%s", r.Code, r.Out)
+		promote := e.Strata(t, env, "promote", "inspect@1.0.0", "production")
+		if promote.Code != 4 || !strings.Contains(promote.Out, "tests") {
+			t.Errorf("promoting a version with failed tests: exit %d\n%s", promote.Code, promote.Out)
 		}
 	})
 	t.Cleanup(func() { assertNoTestMounts(t) })

@@ -1,4 +1,4 @@
-package chroot
+package emulated
 
 // End-to-end test of a foreign architecture: an arm64 minbase through
 // qemu-user (binfmt_misc, F flag), a child on it, an amd64 child on it
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/registry/regtest"
 )
 
@@ -37,11 +38,10 @@ func binfmtState(t *testing.T) string {
 }
 
 func TestAccArchitecture(t *testing.T) {
-	// Beside the rest of the package: a TCG boot and qemu-user's emulated
-	// maintainer scripts keep one core busy each, and the serial tests leave
-	// the other one idle much of the time.
+	// Beside the package's other tests: a TCG boot and qemu-user's emulated
+	// maintainer scripts keep about one core busy each (package doc).
 	t.Parallel()
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	if _, err := os.Stat("/usr/lib/binfmt.d/qemu-aarch64.conf"); err != nil {
 		t.Skip("needs qemu-user-static (make test-deps)")
 	}
@@ -51,9 +51,9 @@ func TestAccArchitecture(t *testing.T) {
 			t.Errorf("the host's binfmt_misc changed:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	}()
-	dir := scratch(t)
+	dir := acctest.Scratch(t)
 	store := filepath.Join(dir, "store")
-	vars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir}
+	vars := map[string]string{"store_dir": store, "cache_dir": e.CacheDir}
 
 	// One packer build: arm64 and amd64, one version (not named: the
 	// builds of one run join one), pushed as an image index.
@@ -68,15 +68,15 @@ func TestAccArchitecture(t *testing.T) {
 	}
 	repo := reg.Host + "/arch/base"
 	vars["version"], vars["push"], vars["insecure_registries"] = "", `["`+repo+`"]`, `["`+reg.Host+`"]`
-	r := e.startEnv(t, dir, fixture("arch.pkr.hcl"), vars, []string{"DOCKER_CONFIG=" + dockerConfig}, "-only=strata-chroot.base,strata-chroot.amd64")
-	r.wait(t, 15*time.Minute)
-	if r.code != 0 {
-		t.Fatalf("arm64 + amd64 base: exit %d:\n%s", r.code, r.out.String())
+	r := e.StartEnv(t, dir, acctest.Fixture("arch.pkr.hcl"), vars, []string{"DOCKER_CONFIG=" + dockerConfig}, "-only=strata-chroot.base,strata-chroot.amd64")
+	r.Wait(t, 15*time.Minute)
+	if r.Code != 0 {
+		t.Fatalf("arm64 + amd64 base: exit %d:\n%s", r.Code, r.Output())
 	}
 	delete(vars, "version")
 	delete(vars, "push")
 	delete(vars, "insecure_registries")
-	assertClean(t, store)
+	acctest.AssertClean(t, store)
 	out := filepath.Join(dir, "output-base")
 	var m export.Manifest
 	b, err := os.ReadFile(filepath.Join(out, export.ManifestName))
@@ -165,20 +165,20 @@ func TestAccArchitecture(t *testing.T) {
 	})
 
 	t.Run("child", func(t *testing.T) {
-		v := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base}
-		r := e.build(t, dir, fixture("arch.pkr.hcl"), v, "-only=strata-chroot.child")
-		if r.code != 0 {
-			t.Fatalf("arm64 child: exit %d:\n%s", r.code, r.out.String())
+		v := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "parent": base}
+		r := e.Build(t, dir, acctest.Fixture("arch.pkr.hcl"), v, "-only=strata-chroot.child")
+		if r.Code != 0 {
+			t.Fatalf("arm64 child: exit %d:\n%s", r.Code, r.Output())
 		}
-		assertClean(t, store)
+		acctest.AssertClean(t, store)
 	})
 
 	t.Run("amd64 child refused", func(t *testing.T) {
-		v := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base, "architecture": "amd64", "uname": "x86_64"}
-		r := e.build(t, dir, fixture("arch.pkr.hcl"), v, "-only=strata-chroot.child", "-force")
-		if r.code == 0 || !strings.Contains(r.out.String(), "a child must be of its parent's architecture; set architecture = \"arm64\"") {
-			t.Fatalf("exit %d:\n%s", r.code, r.out.String())
+		v := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "parent": base, "architecture": "amd64", "uname": "x86_64"}
+		r := e.Build(t, dir, acctest.Fixture("arch.pkr.hcl"), v, "-only=strata-chroot.child", "-force")
+		if r.Code == 0 || !strings.Contains(r.Output(), "a child must be of its parent's architecture; set architecture = \"arm64\"") {
+			t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 		}
-		assertClean(t, store)
+		acctest.AssertClean(t, store)
 	})
 }

@@ -1,4 +1,4 @@
-package chroot
+package emulated
 
 import (
 	"encoding/json"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
-	"github.com/strata-build/packer-plugin-strata/internal/mount"
 )
 
 // The disk tests share one kernel-bearing base (disk-base.pkr.hcl: minbase,
@@ -22,14 +21,14 @@ import (
 // root and systemd-boot, boot-checked), built once per test binary.
 var (
 	diskOnce     sync.Once
-	diskBaseRun  *run
+	diskBaseRun  *acctest.Proc
 	diskBaseDir  string
 	diskBaseErr  string
 	diskBaseVars map[string]string
 )
 
-func diskBase(t *testing.T) (*run, string, map[string]string) {
-	e := acceptance(t)
+func diskBase(t *testing.T) (*acctest.Proc, string, map[string]string) {
+	e := acctest.Setup(t)
 	diskOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "strata-acc-disk-")
 		if err != nil {
@@ -37,27 +36,17 @@ func diskBase(t *testing.T) (*run, string, map[string]string) {
 			return
 		}
 		diskBaseDir = dir
-		diskBaseVars = map[string]string{"store_dir": filepath.Join(dir, "store"), "cache_dir": e.cacheDir}
-		diskBaseRun = e.build(t, dir, fixture("disk-base.pkr.hcl"), diskBaseVars)
-		if diskBaseRun.code != 0 {
-			diskBaseErr = "the disk base build failed:\n" + diskBaseRun.out.String()
+		acctest.RemoveAfter(dir)
+		diskBaseVars = map[string]string{"store_dir": filepath.Join(dir, "store"), "cache_dir": e.CacheDir}
+		diskBaseRun = e.Build(t, dir, acctest.Fixture("disk-base.pkr.hcl"), diskBaseVars)
+		if diskBaseRun.Code != 0 {
+			diskBaseErr = "the disk base build failed:\n" + diskBaseRun.Output()
 		}
 	})
 	if diskBaseErr != "" {
 		t.Fatal(diskBaseErr)
 	}
 	return diskBaseRun, diskBaseDir, diskBaseVars
-}
-
-// cleanupDiskBase removes the shared disk base's directory (TestMain), but
-// only when nothing is mounted below it.
-func cleanupDiskBase() {
-	if diskBaseDir == "" {
-		return
-	}
-	if _, err := mount.CleanUnder(diskBaseDir); err == nil {
-		os.RemoveAll(diskBaseDir)
-	}
 }
 
 // sfdiskTable is what sfdisk --json says of a disk image.
@@ -91,7 +80,7 @@ func diskLayout(t *testing.T, raw string) (sfdiskTable, int64) {
 func diskLayoutOf(t *testing.T, raw, rootType, bootName string) (sfdiskTable, int64) {
 	t.Helper()
 	var tab sfdiskTable
-	if err := json.Unmarshal([]byte(runIn(t, filepath.Dir(raw), "sfdisk", "--json", raw)), &tab); err != nil {
+	if err := json.Unmarshal([]byte(acctest.RunIn(t, filepath.Dir(raw), "sfdisk", "--json", raw)), &tab); err != nil {
 		t.Fatal(err)
 	}
 	p := tab.PartitionTable
@@ -103,8 +92,8 @@ func diskLayoutOf(t *testing.T, raw, rootType, bootName string) (sfdiskTable, in
 		t.Errorf("partition types %s, %s; want the ESP's %s and the root's %s", esp.Type, root.Type, export.ESPType, rootType)
 	}
 	espOff := strconv.FormatInt(esp.Start*p.SectorSize, 10)
-	runIn(t, filepath.Dir(raw), "minfo", "-i", raw+"@@"+espOff, "::")
-	if ls := runIn(t, filepath.Dir(raw), "mdir", "-b", "-i", raw+"@@"+espOff, "::/EFI/BOOT"); !strings.Contains(ls, bootName) {
+	acctest.RunIn(t, filepath.Dir(raw), "minfo", "-i", raw+"@@"+espOff, "::")
+	if ls := acctest.RunIn(t, filepath.Dir(raw), "mdir", "-b", "-i", raw+"@@"+espOff, "::/EFI/BOOT"); !strings.Contains(ls, bootName) {
 		t.Errorf("the ESP has no /EFI/BOOT/%s: %s", bootName, ls)
 	}
 	return tab, root.Start * p.SectorSize
@@ -123,21 +112,10 @@ func logDiskExport(t *testing.T, log string) {
 	}
 }
 
-// assertNoLoop: no loop device is backed by a file under dir.
-func assertNoLoop(t *testing.T, dir string) {
-	t.Helper()
-	out, _ := exec.Command("losetup", "-a", "-O", "BACK-FILE", "-n").Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" && strings.HasPrefix(l, dir) {
-			t.Errorf("a loop device is left attached to %s", l)
-		}
-	}
-}
-
 // bootCheckOf is the boot check artifact.json records.
 func bootCheckOf(t *testing.T, out string) *export.BootCheck {
 	t.Helper()
-	m := manifestOf(t, out)
+	m := acctest.ManifestOf(t, out)
 	if m.BootCheck == nil || !m.BootCheck.Passed || m.BootCheck.Disk != "disk.raw" {
 		t.Fatalf("%s: artifact.json records no passed boot check of disk.raw: %+v", out, m.BootCheck)
 	}
@@ -150,18 +128,17 @@ func bootCheckOf(t *testing.T, out string) *export.BootCheck {
 // same image exported again gives the same bytes; a kernel command line
 // that cannot find its root fails the boot check with the console's tail.
 func TestAccDisk(t *testing.T) {
-	// Beside the rest of the package: a TCG boot and qemu-user's emulated
-	// maintainer scripts keep one core busy each, and the serial tests leave
-	// the other one idle much of the time.
+	// Beside the package's other tests: a TCG boot and qemu-user's emulated
+	// maintainer scripts keep about one core busy each (package doc).
 	t.Parallel()
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	r, dir, vars := diskBase(t)
 	store := vars["store_dir"]
 	out := filepath.Join(dir, "output-kbase")
-	base := manifestOf(t, out)
+	base := acctest.ManifestOf(t, out)
 
 	t.Run("Ext4SystemdBoot", func(t *testing.T) {
-		log := r.out.String()
+		log := r.Output()
 		for _, want := range []string{"Minimizing the image", "Disk: kernel /boot/vmlinuz-", "systemd-boot from", "Boot check passed"} {
 			if !strings.Contains(log, want) {
 				t.Errorf("the build log lacks %q", want)
@@ -170,28 +147,28 @@ func TestAccDisk(t *testing.T) {
 		bc := bootCheckOf(t, out)
 		t.Logf("boot check: %+v", bc)
 		logDiskExport(t, log)
-		runIn(t, out, "sha256sum", "-c", "disk.raw.sha256")
+		acctest.RunIn(t, out, "sha256sum", "-c", "disk.raw.sha256")
 		raw := filepath.Join(out, "disk.raw")
 		tab, rootOff := diskLayout(t, raw)
 		rootUUID := strings.ToLower(tab.PartitionTable.Partitions[1].UUID)
 		// The loader entry and the disk's fstab find the root by PARTUUID.
 		espOff := strconv.FormatInt(tab.PartitionTable.Partitions[0].Start*512, 10)
-		entries := strings.Fields(runIn(t, out, "mdir", "-b", "-i", raw+"@@"+espOff, "::/loader/entries"))
+		entries := strings.Fields(acctest.RunIn(t, out, "mdir", "-b", "-i", raw+"@@"+espOff, "::/loader/entries"))
 		if len(entries) != 1 {
 			t.Fatalf("loader entries: %v", entries)
 		}
-		entry := runIn(t, out, "mtype", "-i", raw+"@@"+espOff, entries[0])
+		entry := acctest.RunIn(t, out, "mtype", "-i", raw+"@@"+espOff, entries[0])
 		if !strings.Contains(entry, "options root=PARTUUID="+rootUUID+" ro console=ttyS0") {
 			t.Errorf("the loader entry does not boot root=PARTUUID=%s:\n%s", rootUUID, entry)
 		}
 		img := raw + "?offset=" + strconv.FormatInt(rootOff, 10)
-		runIn(t, out, "e2fsck", "-fn", img)
-		fstab := runIn(t, out, "debugfs", "-R", "cat /etc/fstab", img)
+		acctest.RunIn(t, out, "e2fsck", "-fn", img)
+		fstab := acctest.RunIn(t, out, "debugfs", "-R", "cat /etc/fstab", img)
 		if !strings.Contains(fstab, "PARTUUID="+rootUUID+" / ext4 ") {
 			t.Errorf("the disk's fstab does not mount PARTUUID=%s on /:\n%s", rootUUID, fstab)
 		}
 		// The fstab is the disk's only: the image's layer keeps its own.
-		s := storeOf(t, store)
+		s := acctest.LayerStore(t, store)
 		im, err := s.Image(base.ImageID)
 		if err != nil {
 			t.Fatal(err)
@@ -212,20 +189,20 @@ func TestAccDisk(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(lowers[0], "usr", "share", "man", "man1")); err == nil {
 			t.Errorf("the image was not minimized: /usr/share/man/man1 is there")
 		}
-		assertClean(t, filepath.Join(store, "work"))
-		assertNoLoop(t, dir)
+		acctest.AssertClean(t, filepath.Join(store, "work"))
+		acctest.AssertNoLoop(t, dir)
 	})
 
 	t.Run("Deterministic", func(t *testing.T) {
 		// The same image exported again, by strata export, gives the same
 		// bytes as the build's export.
-		exp := filepath.Join(scratch(t), "export")
+		exp := filepath.Join(acctest.Scratch(t), "export")
 		c := exec.Command(e.CLI, "--store", store, "export", base.ImageID, "--format", "disk", "--output", exp)
 		c.Env = append(os.Environ(), "STRATA_HOME="+store)
 		if b, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("strata export: %v\n%s", err, b)
 		}
-		m := manifestOf(t, exp)
+		m := acctest.ManifestOf(t, exp)
 		var want, got string
 		for _, o := range base.Outputs {
 			if o.Format == "disk" {
@@ -240,32 +217,32 @@ func TestAccDisk(t *testing.T) {
 		if want == "" || got != want {
 			t.Errorf("two exports of one image differ: the build's disk.raw %s, strata export's %s", want, got)
 		}
-		assertNoLoop(t, exp)
+		acctest.AssertNoLoop(t, exp)
 	})
 
 	t.Run("ChildSquashfsGrub", func(t *testing.T) {
 		acctest.Slow(t)
 		cdir := t.TempDir()
-		cvars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base.ImageID,
+		cvars := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "parent": base.ImageID,
 			"install": `["less"]`, "root_filesystem": "squashfs", "bootloader": "grub", "qcow2": "true"}
-		cr := e.build(t, cdir, fixture("disk-child.pkr.hcl"), cvars)
-		if cr.code != 0 {
-			t.Fatalf("exit %d:\n%s", cr.code, cr.out.String())
+		cr := e.Build(t, cdir, acctest.Fixture("disk-child.pkr.hcl"), cvars)
+		if cr.Code != 0 {
+			t.Fatalf("exit %d:\n%s", cr.Code, cr.Output())
 		}
 		cout := filepath.Join(cdir, "output-child")
 		bc := bootCheckOf(t, cout)
 		t.Logf("boot check: %+v", bc)
-		logDiskExport(t, cr.out.String())
+		logDiskExport(t, cr.Output())
 		for _, f := range []string{"disk.raw", "disk.qcow2"} {
-			runIn(t, cout, "sha256sum", "-c", f+".sha256")
+			acctest.RunIn(t, cout, "sha256sum", "-c", f+".sha256")
 		}
-		m := manifestOf(t, cout)
+		m := acctest.ManifestOf(t, cout)
 		if m.ParentImageID != base.ImageID || len(m.Outputs) != 2 || m.Outputs[1].Format != export.QCOW2Format {
 			t.Errorf("artifact.json: parent %s, outputs %+v", m.ParentImageID, m.Outputs)
 		}
 		raw := filepath.Join(cout, "disk.raw")
 		// The qcow2 holds the same disk.
-		runIn(t, cout, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, filepath.Join(cout, "disk.qcow2"))
+		acctest.RunIn(t, cout, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, filepath.Join(cout, "disk.qcow2"))
 		tab, rootOff := diskLayout(t, raw)
 		if !strings.Contains(tab.PartitionTable.Partitions[1].Attrs, "GUID:60") {
 			t.Errorf("the squashfs root partition is not marked read-only: %q", tab.PartitionTable.Partitions[1].Attrs)
@@ -273,21 +250,21 @@ func TestAccDisk(t *testing.T) {
 		// The root partition is the child's tree: the package is there, and
 		// so are the overlays that make /etc and /var writable.
 		off := strconv.FormatInt(rootOff, 10)
-		ls := runIn(t, cout, "unsquashfs", "-o", off, "-lls", raw, "usr/bin/less", "etc/fstab", "etc/systemd/system/strata-overlay-dirs.service")
+		ls := acctest.RunIn(t, cout, "unsquashfs", "-o", off, "-lls", raw, "usr/bin/less", "etc/fstab", "etc/systemd/system/strata-overlay-dirs.service")
 		for _, want := range []string{"usr/bin/less", "etc/fstab", "strata-overlay-dirs.service"} {
 			if !strings.Contains(ls, want) {
 				t.Errorf("the squashfs root lacks %s:\n%s", want, ls)
 			}
 		}
-		fstab := runIn(t, cout, "unsquashfs", "-o", off, "-cat", raw, "etc/fstab")
+		fstab := acctest.RunIn(t, cout, "unsquashfs", "-o", off, "-cat", raw, "etc/fstab")
 		if !strings.Contains(fstab, " / squashfs ro ") || !strings.Contains(fstab, "overlay /var overlay") || !strings.Contains(fstab, "overlay /etc overlay") {
 			t.Errorf("the squashfs root's fstab:\n%s", fstab)
 		}
-		if !strings.Contains(cr.out.String(), "GRUB from the build host") {
-			t.Errorf("the build did not use GRUB:\n%s", cr.out.String())
+		if !strings.Contains(cr.Output(), "GRUB from the build host") {
+			t.Errorf("the build did not use GRUB:\n%s", cr.Output())
 		}
-		assertClean(t, filepath.Join(store, "work"))
-		assertNoLoop(t, cdir)
+		acctest.AssertClean(t, filepath.Join(store, "work"))
+		acctest.AssertNoLoop(t, cdir)
 	})
 
 	t.Run("PanicFailsBootCheck", func(t *testing.T) {
@@ -296,11 +273,11 @@ func TestAccDisk(t *testing.T) {
 		// there and, with panic=1, reboots; the VM stops and the boot check
 		// fails with the console's last lines.
 		cdir := t.TempDir()
-		cvars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base.ImageID, "install": `["less"]`,
+		cvars := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "parent": base.ImageID, "install": `["less"]`,
 			"kernel_cmdline": "root=PARTUUID=00000000-0000-0000-0000-000000000000 rootdelay=3 panic=1"}
-		cr := e.build(t, cdir, fixture("disk-child.pkr.hcl"), cvars)
-		log := cr.out.String()
-		if cr.code == 0 {
+		cr := e.Build(t, cdir, acctest.Fixture("disk-child.pkr.hcl"), cvars)
+		log := cr.Output()
+		if cr.Code == 0 {
 			t.Fatalf("a disk whose root is not there passed the boot check:\n%s", log)
 		}
 		for _, want := range []string{"boot check failed", "console lines", "00000000-0000-0000-0000-000000000000 does not exist"} {
@@ -308,8 +285,8 @@ func TestAccDisk(t *testing.T) {
 				t.Errorf("the failure lacks %q:\n%s", want, log)
 			}
 		}
-		assertClean(t, filepath.Join(store, "work"))
-		assertNoLoop(t, cdir)
+		acctest.AssertClean(t, filepath.Join(store, "work"))
+		acctest.AssertNoLoop(t, cdir)
 	})
 
 	t.Run("SIGTERMDuringExport", func(t *testing.T) {
@@ -318,14 +295,14 @@ func TestAccDisk(t *testing.T) {
 		// leaves no output, no temporary file, no mount, no loop device and
 		// no program of its own running.
 		cdir := t.TempDir()
-		cvars := map[string]string{"store_dir": store, "cache_dir": e.cacheDir, "parent": base.ImageID, "install": `["less"]`}
-		cr := e.start(t, cdir, fixture("disk-child.pkr.hcl"), cvars)
+		cvars := map[string]string{"store_dir": store, "cache_dir": e.CacheDir, "parent": base.ImageID, "install": `["less"]`}
+		cr := e.Start(t, cdir, acctest.Fixture("disk-child.pkr.hcl"), cvars)
 		cout := filepath.Join(cdir, "output-child")
-		waitForFile(t, cr, filepath.Join(cout, ".disk.raw.tmp.parts", "root.img"))
-		syscall.Kill(-cr.cmd.Process.Pid, syscall.SIGTERM)
-		cr.wait(t, 2*time.Minute)
-		if cr.code == 0 {
-			t.Fatalf("a build stopped by SIGTERM exited 0:\n%s", cr.out.String())
+		cr.WaitForFile(t, filepath.Join(cout, ".disk.raw.tmp.parts", "root.img"))
+		syscall.Kill(-cr.Cmd.Process.Pid, syscall.SIGTERM)
+		cr.Wait(t, 2*time.Minute)
+		if cr.Code == 0 {
+			t.Fatalf("a build stopped by SIGTERM exited 0:\n%s", cr.Output())
 		}
 		if ents, err := os.ReadDir(cout); err == nil {
 			for _, en := range ents {
@@ -335,45 +312,7 @@ func TestAccDisk(t *testing.T) {
 		if out, _ := exec.Command("pgrep", "-af", cdir).Output(); len(out) > 0 {
 			t.Errorf("programs of the stopped build still run:\n%s", out)
 		}
-		assertClean(t, filepath.Join(store, "work"))
-		assertNoLoop(t, cdir)
+		acctest.AssertClean(t, filepath.Join(store, "work"))
+		acctest.AssertNoLoop(t, cdir)
 	})
-}
-
-// TestAccDiskWithoutKernel: an image without a kernel asked for as a disk
-// fails with the error that names the package, before any output is
-// written, and a link to the host's kernel does not count.
-func TestAccDiskWithoutKernel(t *testing.T) {
-	e := acceptance(t)
-	tree := filepath.Join(t.TempDir(), "tree")
-	for _, d := range []string{"etc", "boot"} {
-		os.MkdirAll(filepath.Join(tree, d), 0o755)
-	}
-	os.WriteFile(filepath.Join(tree, "etc", "os-release"), []byte("ID=debian\n"), 0o644)
-	// Links that lead to the host's kernel if followed on the host.
-	os.Symlink("/boot/vmlinuz-host", filepath.Join(tree, "boot", "vmlinuz-6.1.0-99-amd64"))
-	os.Symlink("/vmlinuz", filepath.Join(tree, "vmlinuz"))
-	archive := filepath.Join(t.TempDir(), "nokernel.tar")
-	runIn(t, tree, "tar", "--numeric-owner", "--owner=0", "--group=0", "-cf", archive, ".")
-	store := filepath.Join(scratch(t), "store")
-	dir := t.TempDir()
-	r := e.build(t, dir, fixture("noprov.pkr.hcl"), map[string]string{"store_dir": store, "archive": archive, "formats": `["tar", "disk"]`})
-	log := r.out.String()
-	if r.code == 0 {
-		t.Fatalf("a disk without a kernel was built:\n%s", log)
-	}
-	if !strings.Contains(log, "the image has no kernel") || !strings.Contains(log, "linux-image-cloud-amd64") {
-		t.Errorf("the error does not say to install linux-image-cloud-amd64:\n%s", log)
-	}
-	if strings.Contains(log, "Writing") || strings.Contains(log, "Exporting") {
-		t.Errorf("the export began before the kernel check:\n%s", log)
-	}
-	out := filepath.Join(dir, "output-plain")
-	for _, f := range []string{"rootfs.tar", "disk.raw", "packages.tsv"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err == nil {
-			t.Errorf("the failed build wrote %s", f)
-		}
-	}
-	assertClean(t, store)
-	assertNoLoop(t, dir)
 }

@@ -1,4 +1,4 @@
-package chroot
+package emulated
 
 import (
 	"os"
@@ -20,25 +20,25 @@ import (
 // and an emulated boot take about half an hour on 2 cores.
 func TestAccDiskArm64(t *testing.T) {
 	t.Parallel()
-	e := acceptance(t)
+	e := acctest.Setup(t)
 	acctest.Slow(t)
 	for _, need := range []string{"/usr/lib/binfmt.d/qemu-aarch64.conf", "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/bin/qemu-system-aarch64"} {
 		if _, err := os.Stat(need); err != nil {
 			t.Skipf("needs %s (make test-deps: qemu-user-static, qemu-efi-aarch64, qemu-system-arm)", need)
 		}
 	}
-	dir := scratch(t)
+	dir := acctest.Scratch(t)
 	store := filepath.Join(dir, "store")
 	start := time.Now()
-	r := e.start(t, dir, fixture("disk-arm64.pkr.hcl"), map[string]string{"store_dir": store, "cache_dir": e.cacheDir})
-	r.wait(t, 50*time.Minute)
-	log := r.out.String()
+	r := e.Start(t, dir, acctest.Fixture("disk-arm64.pkr.hcl"), map[string]string{"store_dir": store, "cache_dir": e.CacheDir})
+	r.Wait(t, 50*time.Minute)
+	log := r.Output()
 	t.Logf("arm64 disk build with its boot check: %s", time.Since(start).Round(time.Second))
-	assertNoVM(t, dir)
-	assertClean(t, filepath.Join(store, "work"))
-	assertNoLoop(t, dir)
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, log)
+	acctest.AssertNoVM(t, dir)
+	acctest.AssertClean(t, filepath.Join(store, "work"))
+	acctest.AssertNoLoop(t, dir)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, log)
 	}
 	for _, l := range strings.Split(log, "\n") {
 		for _, k := range []string{"Bootstrapping", "Installing", "Exporting", "Boot check"} {
@@ -60,22 +60,22 @@ func TestAccDiskArm64(t *testing.T) {
 			t.Errorf("the build log lacks %q", want)
 		}
 	}
-	if m := manifestOf(t, out); m.Architecture != "arm64" {
+	if m := acctest.ManifestOf(t, out); m.Architecture != "arm64" {
 		t.Errorf("artifact.json architecture %q", m.Architecture)
 	}
 	raw := filepath.Join(out, "disk.raw")
-	runIn(t, out, "sha256sum", "-c", "disk.raw.sha256")
+	acctest.RunIn(t, out, "sha256sum", "-c", "disk.raw.sha256")
 	tab, _ := diskLayoutOf(t, raw, export.RootArm64Type, "BOOTAA64.EFI")
 	espOff := strconv.FormatInt(tab.PartitionTable.Partitions[0].Start*512, 10)
-	if ls := runIn(t, out, "mdir", "-b", "-i", raw+"@@"+espOff, "::/EFI/BOOT"); strings.Contains(ls, "X64") {
+	if ls := acctest.RunIn(t, out, "mdir", "-b", "-i", raw+"@@"+espOff, "::/EFI/BOOT"); strings.Contains(ls, "X64") {
 		t.Errorf("the arm64 disk has an x64 boot program: %s", ls)
 	}
-	entries := strings.Fields(runIn(t, out, "mdir", "-b", "-i", raw+"@@"+espOff, "::/loader/entries"))
+	entries := strings.Fields(acctest.RunIn(t, out, "mdir", "-b", "-i", raw+"@@"+espOff, "::/loader/entries"))
 	if len(entries) != 1 {
 		t.Fatalf("loader entries: %v", entries)
 	}
 	rootUUID := strings.ToLower(tab.PartitionTable.Partitions[1].UUID)
-	if entry := runIn(t, out, "mtype", "-i", raw+"@@"+espOff, entries[0]); !strings.Contains(entry, "options root=PARTUUID="+rootUUID+" ro console=ttyAMA0") {
+	if entry := acctest.RunIn(t, out, "mtype", "-i", raw+"@@"+espOff, entries[0]); !strings.Contains(entry, "options root=PARTUUID="+rootUUID+" ro console=ttyAMA0") {
 		t.Errorf("the loader entry:\n%s", entry)
 	}
 }

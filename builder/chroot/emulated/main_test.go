@@ -1,0 +1,9 @@
+package emulated
+
+import (
+	"testing"
+
+	"github.com/strata-build/packer-plugin-strata/internal/acctest"
+)
+
+func TestMain(m *testing.M) { acctest.Main(m) }
