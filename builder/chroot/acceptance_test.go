@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -83,7 +84,7 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 	}
 	// The artifact ID is the image ID; the rootfs digest is the sha256 of
 	// the uncompressed rootfs tar.
-	m := acctest.ManifestOf(t, out)
+	m := exporttest.ManifestOf(t, out)
 	if !strings.Contains(log, "Image "+m.ImageID) || m.ParentImageID != "" || len(m.Layers) != 1 {
 		t.Errorf("artifact %+v not reported as such:\n%s", m, log)
 	}
@@ -146,7 +147,7 @@ func TestAccBootstrapEveryFormat(t *testing.T) {
 			t.Errorf("%s is in the image", leak)
 		}
 	}
-	if m := acctest.ManifestOf(t, out); m.PackageSnapshot == nil || len(m.PackageSnapshot.Releases) == 0 {
+	if m := exporttest.ManifestOf(t, out); m.PackageSnapshot == nil || len(m.PackageSnapshot.Releases) == 0 {
 		t.Errorf("artifact.json records no package snapshot: %+v", m.PackageSnapshot)
 	}
 	if man, _ := os.ReadFile(filepath.Join(out, "packages.tsv")); !bytes.Contains(man, []byte("\napt\t")) && !bytes.HasPrefix(man, []byte("apt\t")) {

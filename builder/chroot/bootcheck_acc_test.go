@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -28,7 +29,7 @@ func TestAccBootCheck(t *testing.T) {
 		t.Fatalf("build failed:\n%s", log)
 	}
 	out := filepath.Join(dir, "output-server")
-	m := acctest.ManifestOf(t, out)
+	m := exporttest.ManifestOf(t, out)
 	bc := m.BootCheck
 	if bc == nil || !bc.Passed || bc.Disk != "disk.raw" || bc.Accel != "tcg" || bc.BootTimeMS <= 0 || bc.TotalMS < bc.BootTimeMS || bc.Expect == "" {
 		t.Fatalf("artifact.json boot_check %+v\n%s", bc, log)

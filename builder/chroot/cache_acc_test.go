@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -110,8 +111,8 @@ func TestAccPackageCache(t *testing.T) {
 	if report.Builds != 6 {
 		t.Errorf("strata cache counts %d builds, six used the cache", report.Builds)
 	}
-	snap1 := acctest.ManifestOf(t, out1).PackageSnapshot.ID
-	snap4 := acctest.ManifestOf(t, out4).PackageSnapshot.ID
+	snap1 := exporttest.ManifestOf(t, out1).PackageSnapshot.ID
+	snap4 := exporttest.ManifestOf(t, out4).PackageSnapshot.ID
 	if snap1 == snap4 || report.snapshot(snap1) == nil || report.snapshot(snap4) == nil {
 		t.Fatalf("strata cache lists snapshots %+v, want %s (build 1) and %s (build 4)", report.Snapshots, snap1, snap4)
 	}

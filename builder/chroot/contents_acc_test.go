@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -88,7 +89,7 @@ func TestAccMinimizedBase(t *testing.T) {
 	}
 
 	// The SBOM against dpkg-query in the image.
-	m := acctest.ManifestOf(t, out)
+	m := exporttest.ManifestOf(t, out)
 	if m.SBOM != "sbom.cdx.json" {
 		t.Fatalf("artifact.json names no SBOM: %+v", m)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -38,7 +39,7 @@ func indexesParent(t *testing.T, e *acctest.Env, store string, repo *aptRepo) st
 		"rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*",
 		"echo 'deb [signed-by=/etc/apt/keyrings/strata-test.gpg] " + repo.url + " stable main' > /etc/apt/sources.list.d/strata-test.list",
 	})
-	return acctest.ManifestOf(t, out).ImageID
+	return exporttest.ManifestOf(t, out).ImageID
 }
 
 type indexesChild struct {

@@ -23,10 +23,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
 	"github.com/strata-build/packer-plugin-strata/internal/treetar"
 	"github.com/strata-build/packer-plugin-strata/layer"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 )
 
 // The steps of the layered pipeline: the parent's, the child's (every hard
@@ -215,11 +217,11 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	store := filepath.Join(acctest.Scratch(t), "store")
 
 	parentOut := layeredBuild(t, e, store, map[string]string{"archive": archive}, stepParent)
-	parent := acctest.ManifestOf(t, parentOut)
+	parent := exporttest.ManifestOf(t, parentOut)
 	childOut := layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["dir", "oci"]`, "image_version": "1.2.3"}, stepChild)
-	child := acctest.ManifestOf(t, childOut)
+	child := exporttest.ManifestOf(t, childOut)
 	grandOut := layeredBuild(t, e, store, map[string]string{"parent": child.ImageID[:19], "formats": `["dir", "oci"]`, "oci_compression": "zstd"}, stepGrandchild)
-	grand := acctest.ManifestOf(t, grandOut)
+	grand := exporttest.ManifestOf(t, grandOut)
 	fullChild := layeredBuild(t, e, store, map[string]string{"archive": archive}, concat(stepParent, stepChild[1:]))
 	fullGrand := layeredBuild(t, e, store, map[string]string{"archive": archive}, concat(stepParent, stepChild[1:], stepGrandchild[1:]))
 
@@ -267,7 +269,7 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 		if err := json.Unmarshal([]byte(insp), &m); err != nil {
 			t.Fatalf("skopeo inspect: %v\n%s", err, insp)
 		}
-		if len(m.Layers) != len(acctest.ManifestOf(t, o.out).Layers) || m.Annotations["org.opencontainers.image.base.name"] != "test-parent" ||
+		if len(m.Layers) != len(exporttest.ManifestOf(t, o.out).Layers) || m.Annotations["org.opencontainers.image.base.name"] != "test-parent" ||
 			m.Annotations["org.opencontainers.image.base.digest"] == "" || m.Annotations["org.opencontainers.image.created"] == "" {
 			t.Errorf("the OCI manifest: %s", insp)
 		}
@@ -280,7 +282,7 @@ func TestAccLayeredEqualsFullBuild(t *testing.T) {
 	// default, zstd for the grandchild) and decompresses, with gzip and zstd
 	// themselves, to the DiffID the config lists.
 	for _, o := range []struct{ out, ref, compression string }{{childOut, "1.2.3", "gzip"}, {grandOut, "latest", "zstd"}} {
-		checkOCILayers(t, filepath.Join(o.out, "oci"), o.ref, o.compression, len(acctest.ManifestOf(t, o.out).Layers))
+		checkOCILayers(t, filepath.Join(o.out, "oci"), o.ref, o.compression, len(exporttest.ManifestOf(t, o.out).Layers))
 	}
 	if !strings.Contains(acctest.RunIn(t, childOut, "skopeo", "inspect", "oci:"+filepath.Join(childOut, "oci")+":1.2.3"), `"org.opencontainers.image.version": "1.2.3"`) {
 		t.Error("the version annotation or label is missing")
@@ -352,10 +354,10 @@ func checkOCILayers(t *testing.T, layout, ref, compression string, n int) {
 func TestAccChildrenShareAndFailuresLeaveNothing(t *testing.T) {
 	e := acctest.Setup(t)
 	store := filepath.Join(acctest.Scratch(t), "store")
-	parent := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"echo parent > /etc/parent"}))
-	a := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo a > /etc/a"}))
-	b := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo b > /etc/b"}))
-	s := acctest.LayerStore(t, store)
+	parent := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"echo parent > /etc/parent"}))
+	a := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo a > /etc/a"}))
+	b := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["oci"]`}, []string{"echo b > /etc/b"}))
+	s := layertest.StoreOf(t, store)
 	if a.Layers[0] != b.Layers[0] {
 		t.Fatal("the children do not share the base layer")
 	}
@@ -421,7 +423,7 @@ func TestAccReproducibleImageID(t *testing.T) {
 	vars := map[string]string{"archive": baseArchive(t), "formats": `["tar"]`, "source_date_epoch": "1700000000"}
 	var base []string
 	for i := 0; i < 2; i++ {
-		base = append(base, acctest.ManifestOf(t, layeredBuild(t, e, store, vars, []string{"echo same > /etc/same"})).ImageID)
+		base = append(base, exporttest.ManifestOf(t, layeredBuild(t, e, store, vars, []string{"echo same > /etc/same"})).ImageID)
 	}
 	if base[0] != base[1] {
 		t.Fatalf("two builds gave %s and %s", base[0], base[1])
@@ -429,7 +431,7 @@ func TestAccReproducibleImageID(t *testing.T) {
 	var child []string
 	var diffs []string
 	for i := 0; i < 2; i++ {
-		m := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base[0], "formats": `["oci"]`, "source_date_epoch": "1700000000"},
+		m := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base[0], "formats": `["oci"]`, "source_date_epoch": "1700000000"},
 			[]string{"apt-get update -qq", "apt-get install -y -qq --no-install-recommends jq >/dev/null", "jq --version"}))
 		child = append(child, m.ImageID)
 		diffs = append(diffs, m.Layers[1].DiffID)
@@ -444,7 +446,7 @@ func TestAccReproducibleImageID(t *testing.T) {
 func TestAccOverlayUnsupportedStore(t *testing.T) {
 	e := acctest.Setup(t)
 	store := filepath.Join(acctest.Scratch(t), "store")
-	parent := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	parent := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
 	// An overlayfs mount to put the work dir on.
 	dir := acctest.Scratch(t)
 	for _, d := range []string{"lower", "upper", "work", "merged"} {

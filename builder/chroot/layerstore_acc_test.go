@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 )
 
 // layerEntries lists the tar entries of layer i of the one image in an OCI
@@ -60,11 +62,11 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 		t.Helper()
 		return acctest.RunIn(t, store, cli, append([]string{"--store", store, "--catalog", catalogURL}, args...)...)
 	}
-	base := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	base := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
 	keptOut := layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar.zst"]`}, []string{"echo kept > /etc/kept"})
-	kept := acctest.ManifestOf(t, keptOut)
-	orphan := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo orphan > /etc/orphan"}))
-	held := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo held > /etc/held"}))
+	kept := exporttest.ManifestOf(t, keptOut)
+	orphan := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo orphan > /etc/orphan"}))
+	held := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"parent": base.ImageID, "formats": `["tar"]`}, []string{"echo held > /etc/held"}))
 
 	var ls []struct {
 		DiffID string   `json:"diff_id"`
@@ -84,7 +86,7 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "exported")
 	strata("export", kept.ImageID, "--format", "oci", "--format", "squashfs", "--output", out)
 	strata("verify", out)
-	if m := acctest.ManifestOf(t, out); m.ImageID != kept.ImageID || len(m.Outputs) != 2 {
+	if m := exporttest.ManifestOf(t, out); m.ImageID != kept.ImageID || len(m.Outputs) != 2 {
 		t.Fatalf("the export's artifact.json: %+v", m)
 	}
 	acctest.RunIn(t, out, "umoci", "unpack", "--image", filepath.Join(out, "oci")+":latest", filepath.Join(t.TempDir(), "b"))
@@ -120,7 +122,7 @@ func TestAccStrataLayersExportGC(t *testing.T) {
 	if !has(gc.Store.InUse, held.Layers[1].DiffID) {
 		t.Errorf("gc did not spare the layer a running build holds: %+v", gc.Store)
 	}
-	s := acctest.LayerStore(t, store)
+	s := layertest.StoreOf(t, store)
 	if _, err := s.Layer(held.Layers[1].DiffID); err != nil {
 		t.Fatal("the held layer is gone")
 	}
@@ -142,7 +144,7 @@ func TestAccLayerStoreIntegrity(t *testing.T) {
 		t.Fatal("STRATA_CLI must name bin/strata (make test sets it)")
 	}
 	store := filepath.Join(acctest.Scratch(t), "store")
-	parent := acctest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
+	parent := exporttest.ManifestOf(t, layeredBuild(t, e, store, map[string]string{"archive": baseArchive(t), "formats": `["tar"]`}, []string{"true"}))
 
 	// A dir output verifies where it was written and after a copy.
 	childOut := layeredBuild(t, e, store, map[string]string{"parent": parent.ImageID, "formats": `["dir"]`, "source_date_epoch": "1700000000"},
@@ -167,7 +169,7 @@ func TestAccLayerStoreIntegrity(t *testing.T) {
 			t.Log(strings.TrimSpace(line))
 		}
 	}
-	s := acctest.LayerStore(t, store)
+	s := layertest.StoreOf(t, store)
 	layers, images := counts(t, s)
 
 	// Names an OCI layer reserves: refused at commit, each named.

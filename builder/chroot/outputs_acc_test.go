@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 	"github.com/strata-build/packer-plugin-strata/internal/bytesize"
 )
@@ -109,7 +110,7 @@ func TestAccUnchangedArchiveSameDigest(t *testing.T) {
 			t.Fatalf("exit %d:\n%s", r.Code, r.Output())
 		}
 		outs = append(outs, filepath.Join(dir, "output-plain"))
-		digests = append(digests, acctest.ManifestOf(t, outs[i]).RootfsDigest)
+		digests = append(digests, exporttest.ManifestOf(t, outs[i]).RootfsDigest)
 	}
 	if digests[0] != digests[1] {
 		t.Fatalf("two builds of the same archive: %s and %s", digests[0], digests[1])

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 )
 
 // greetRepo is a test repository with greet, which depends on libgreet
@@ -88,7 +89,7 @@ func failedBuildLeftNothing(t *testing.T, r *acctest.Proc, out, store string) {
 		t.Errorf("a failed build left %s", out)
 	}
 	if _, err := os.Stat(filepath.Join(store, "layers")); err == nil {
-		if ls, is := counts(t, acctest.LayerStore(t, store)); ls != 0 || is != 0 {
+		if ls, is := counts(t, layertest.StoreOf(t, store)); ls != 0 || is != 0 {
 			t.Errorf("a failed build left %d layers and %d images in the store", ls, is)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -82,7 +83,7 @@ func TestAccForceRemovesOnlyEarlierOutputs(t *testing.T) {
 	if r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars); r.Code != 0 {
 		t.Fatalf("first build:\n%s", r.Output())
 	}
-	first := acctest.ManifestOf(t, out)
+	first := exporttest.ManifestOf(t, out)
 
 	notes := filepath.Join(out, "notes.txt")
 	os.WriteFile(notes, []byte("mine"), 0o644)
@@ -93,14 +94,14 @@ func TestAccForceRemovesOnlyEarlierOutputs(t *testing.T) {
 	if _, err := os.Stat(notes); err != nil {
 		t.Fatal("the refused -force removed the user's file")
 	}
-	if m := acctest.ManifestOf(t, out); m.ImageID != first.ImageID {
+	if m := exporttest.ManifestOf(t, out); m.ImageID != first.ImageID {
 		t.Fatal("the refused -force changed the earlier outputs")
 	}
 	os.Remove(notes)
 	if r := e.Build(t, dir, acctest.Fixture("archive.pkr.hcl"), vars, "-force"); r.Code != 0 {
 		t.Fatalf("-force over an earlier build's outputs:\n%s", r.Output())
 	}
-	acctest.ManifestOf(t, out)
+	exporttest.ManifestOf(t, out)
 
 	mine := filepath.Join(dir, "mine")
 	os.Mkdir(mine, 0o755)
@@ -151,7 +152,7 @@ func TestAccNamedSourcesInParallel(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, out := range []string{"output-base", "output-base.2"} {
-		m := acctest.ManifestOf(t, filepath.Join(dir, out))
+		m := exporttest.ManifestOf(t, filepath.Join(dir, out))
 		list := acctest.RunIn(t, dir, "tar", "-xOf", filepath.Join(dir, out, "rootfs.tar"), "./etc/which-source")
 		seen[strings.TrimSpace(list)] = true
 		if m.ImageID == "" {

@@ -2,11 +2,10 @@
 // this plugin installed by `packer plugins install --path`, as `make test`
 // sets them up (STRATA_ACC=1, STRATA_PACKER, STRATA_PLUGIN, STRATA_CLI),
 // with the helpers those tests share: builds started and waited for, the
-// package's fixtures, an output's artifact.json, a store's layers, and
-// checks that nothing (mount, chroot process, VM, loop device) is left.
-//
-// It reads export's and layer's types, so those packages' own tests cannot
-// use it.
+// package's fixtures, and checks that nothing (mount, chroot process, VM,
+// loop device) is left. An output's artifact.json and a store's layers are
+// read with export/exporttest and layer/layertest: this package stays below
+// every other, as internal/ is in DESIGN.md's layout.
 package acctest
 
 import (
@@ -20,10 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-build/packer-plugin-strata/export"
 	"github.com/strata-build/packer-plugin-strata/internal/apt"
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
-	"github.com/strata-build/packer-plugin-strata/layer"
 )
 
 // Env is Packer with the plugin installed, and the strata CLI.
@@ -311,26 +308,6 @@ func RunIn(t *testing.T, dir string, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// ManifestOf is the artifact.json of an output dir.
-func ManifestOf(t *testing.T, dir string) *export.Manifest {
-	t.Helper()
-	m, err := export.ReadManifest(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// LayerStore opens the layer store of a store_dir.
-func LayerStore(t *testing.T, storeDir string) *layer.Store {
-	t.Helper()
-	s, err := layer.Open(filepath.Join(storeDir, "layers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // AssertNoVM: no QEMU process whose command line names dir is alive.

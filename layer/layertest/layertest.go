@@ -39,3 +39,13 @@ func ArchImage(t testing.TB, s *layer.Store, arch, variant string) *layer.Image 
 	release()
 	return im
 }
+
+// StoreOf opens the layer store of a build's store_dir.
+func StoreOf(t testing.TB, storeDir string) *layer.Store {
+	t.Helper()
+	s, err := layer.Open(filepath.Join(storeDir, "layers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
+	"github.com/strata-build/packer-plugin-strata/layer/layertest"
 )
 
 // The disk tests share one kernel-bearing base (disk-base.pkr.hcl: minbase,
@@ -115,7 +117,7 @@ func logDiskExport(t *testing.T, log string) {
 // bootCheckOf is the boot check artifact.json records.
 func bootCheckOf(t *testing.T, out string) *export.BootCheck {
 	t.Helper()
-	m := acctest.ManifestOf(t, out)
+	m := exporttest.ManifestOf(t, out)
 	if m.BootCheck == nil || !m.BootCheck.Passed || m.BootCheck.Disk != "disk.raw" {
 		t.Fatalf("%s: artifact.json records no passed boot check of disk.raw: %+v", out, m.BootCheck)
 	}
@@ -135,7 +137,7 @@ func TestAccDisk(t *testing.T) {
 	r, dir, vars := diskBase(t)
 	store := vars["store_dir"]
 	out := filepath.Join(dir, "output-kbase")
-	base := acctest.ManifestOf(t, out)
+	base := exporttest.ManifestOf(t, out)
 
 	t.Run("Ext4SystemdBoot", func(t *testing.T) {
 		log := r.Output()
@@ -168,7 +170,7 @@ func TestAccDisk(t *testing.T) {
 			t.Errorf("the disk's fstab does not mount PARTUUID=%s on /:\n%s", rootUUID, fstab)
 		}
 		// The fstab is the disk's only: the image's layer keeps its own.
-		s := acctest.LayerStore(t, store)
+		s := layertest.StoreOf(t, store)
 		im, err := s.Image(base.ImageID)
 		if err != nil {
 			t.Fatal(err)
@@ -202,7 +204,7 @@ func TestAccDisk(t *testing.T) {
 		if b, err := c.CombinedOutput(); err != nil {
 			t.Fatalf("strata export: %v\n%s", err, b)
 		}
-		m := acctest.ManifestOf(t, exp)
+		m := exporttest.ManifestOf(t, exp)
 		var want, got string
 		for _, o := range base.Outputs {
 			if o.Format == "disk" {
@@ -236,7 +238,7 @@ func TestAccDisk(t *testing.T) {
 		for _, f := range []string{"disk.raw", "disk.qcow2"} {
 			acctest.RunIn(t, cout, "sha256sum", "-c", f+".sha256")
 		}
-		m := acctest.ManifestOf(t, cout)
+		m := exporttest.ManifestOf(t, cout)
 		if m.ParentImageID != base.ImageID || len(m.Outputs) != 2 || m.Outputs[1].Format != export.QCOW2Format {
 			t.Errorf("artifact.json: parent %s, outputs %+v", m.ParentImageID, m.Outputs)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-build/packer-plugin-strata/export"
+	"github.com/strata-build/packer-plugin-strata/export/exporttest"
 	"github.com/strata-build/packer-plugin-strata/internal/acctest"
 )
 
@@ -60,7 +61,7 @@ func TestAccDiskArm64(t *testing.T) {
 			t.Errorf("the build log lacks %q", want)
 		}
 	}
-	if m := acctest.ManifestOf(t, out); m.Architecture != "arm64" {
+	if m := exporttest.ManifestOf(t, out); m.Architecture != "arm64" {
 		t.Errorf("artifact.json architecture %q", m.Architecture)
 	}
 	raw := filepath.Join(out, "disk.raw")
