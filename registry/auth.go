@@ -50,8 +50,30 @@ func (o Options) remoteOptions(ctx context.Context, t http.RoundTripper) []remot
 }
 
 func (o Options) transport() http.RoundTripper {
-	if o.Transport != nil {
-		return o.Transport
+	t := o.Transport
+	if t == nil {
+		t = remote.DefaultTransport
 	}
-	return remote.DefaultTransport
+	if len(o.Insecure) > 0 {
+		t = plainOnly{next: t, hosts: o.Insecure}
+	}
+	return t
+}
+
+// plainOnly refuses https to the registries reached over plain http,
+// without dialling: go-containerregistry's ping tries https first even
+// for them, and that attempt would cost a connection per operation.
+type plainOnly struct {
+	next  http.RoundTripper
+	hosts []string
+}
+
+func (p plainOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "https" && slices.Contains(p.hosts, req.URL.Host) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%s is an insecure registry, reached over plain http only", req.URL.Host)
+	}
+	return p.next.RoundTrip(req)
 }

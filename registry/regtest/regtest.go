@@ -186,10 +186,12 @@ func (s *Server) DockerConfig(password string) (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600)
 }
 
-var uploadRe = regexp.MustCompile(`"(PATCH|PUT) /v2/([^ ]+)/blobs/uploads/[^ "]*`)
+var uploadRe = regexp.MustCompile(`"(PATCH|PUT|POST) /v2/([^ ]+)/blobs/uploads/([^ "]*) HTTP/[0-9.]+" ([0-9]+)`)
 
 // BlobUploads lists, from the registry's access log, the repositories
-// that received blob data (one entry per PATCH), in order.
+// that received a blob's bytes (one entry per completed upload: a PUT
+// that closed an upload session, or a one-request POST with its digest),
+// in order. Mounts are not uploads.
 func (s *Server) BlobUploads() ([]string, error) {
 	log, err := os.ReadFile(filepath.Join(s.Dir, "log"))
 	if err != nil {
@@ -197,12 +199,29 @@ func (s *Server) BlobUploads() ([]string, error) {
 	}
 	var out []string
 	for _, m := range uploadRe.FindAllStringSubmatch(string(log), -1) {
-		if m[1] == "PATCH" {
+		completed := m[4] == "201" && (m[1] == "PUT" || m[1] == "POST" && strings.Contains(m[3], "digest="))
+		if completed {
 			out = append(out, m[2])
 		}
 	}
 	return out, nil
 }
+
+// Requests lists the requests the registry answered, from its access
+// log, as "METHOD /path STATUS" (query strings dropped), in order.
+func (s *Server) Requests() ([]string, error) {
+	log, err := os.ReadFile(filepath.Join(s.Dir, "log"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range requestRe.FindAllStringSubmatch(string(log), -1) {
+		out = append(out, m[1]+" "+m[2]+" "+m[3])
+	}
+	return out, nil
+}
+
+var requestRe = regexp.MustCompile(`"([A-Z]+) (/v2/[^ ?"]*)[^ "]* HTTP/[0-9.]+" ([0-9]+)`)
 
 // Log is the registry's log so far.
 func (s *Server) Log() string {
