@@ -107,7 +107,9 @@ type pushBlob struct {
 }
 
 // blob makes sure repo has b, sending its bytes only when it lacks it.
-func (p *pusher) blob(ctx context.Context, repo name.Repository, b pushBlob) error {
+// settled, when not nil, closes once the mounts of this push from other
+// repositories are answered (see mounts).
+func (p *pusher) blob(ctx context.Context, repo name.Repository, b pushBlob, settled <-chan struct{}) error {
 	from, cross := repo, false
 	if b.from != nil && b.from.RegistryStr() == repo.RegistryStr() && b.from.RepositoryStr() != repo.RepositoryStr() {
 		from, cross = *b.from, true
@@ -138,6 +140,13 @@ func (p *pusher) blob(ctx context.Context, repo name.Repository, b pushBlob) err
 	// mounts at all (it mounted another blob in this push); a registry
 	// that ignores mount parameters opens a session for everything, so
 	// there a HEAD asks.
+	if !cross && settled != nil {
+		select {
+		case <-settled:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if cross || !p.mounts.Load() {
 		if has, err := p.has(ctx, repo, b.digest); err != nil || has {
 			return err
@@ -282,9 +291,11 @@ func (p *pusher) image(ctx context.Context, repo name.Repository, id string, img
 		}
 		blobs = append(blobs, b)
 	}
-	// The parent's layers first, all at once: mounts, one request each,
-	// whose 201 also says the registry honours mounts; then the image's
-	// own blobs, at once.
+	// All at once: the parent's layers are mounts, one request each
+	// (not held to Jobs: no bytes move unless one is missing), whose 201
+	// also says the registry honours mounts; the image's own blobs, up
+	// to Jobs at a time, wait for that answer only when their own mount
+	// POST opened a session (see blob).
 	var inParent, own []pushBlob
 	for _, b := range blobs {
 		if b.from != nil {
@@ -293,8 +304,19 @@ func (p *pusher) image(ctx context.Context, repo name.Repository, id string, img
 			own = append(own, b)
 		}
 	}
-	for _, group := range [][]pushBlob{inParent, own} {
-		if err := p.blobs(ctx, repo, group); err != nil {
+	settled := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() {
+		err := p.blobs(ctx, repo, inParent, len(inParent)+1, nil)
+		close(settled)
+		errs <- err
+	}()
+	go func() { errs <- p.blobs(ctx, repo, own, p.jobs, settled) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			cancel()
 			return err
 		}
 	}
@@ -306,14 +328,14 @@ func (p *pusher) image(ctx context.Context, repo name.Repository, id string, img
 }
 
 // blobs pushes bs at once (up to jobs); the first failure stops the rest.
-func (p *pusher) blobs(ctx context.Context, repo name.Repository, bs []pushBlob) error {
+func (p *pusher) blobs(ctx context.Context, repo name.Repository, bs []pushBlob, jobs int, settled <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
-		sem      = make(chan struct{}, p.jobs)
+		sem      = make(chan struct{}, jobs)
 	)
 	for _, b := range bs {
 		wg.Add(1)
@@ -321,7 +343,7 @@ func (p *pusher) blobs(ctx context.Context, repo name.Repository, bs []pushBlob)
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := p.blob(ctx, repo, b); err != nil {
+			if err := p.blob(ctx, repo, b, settled); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
