@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -177,7 +178,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	blobHash := sha256.New()
 	compressed, toDecompress := io.Pipe()
 	var blobN int64
-	fetched := make(chan error, 1)
+	fetched, synced := make(chan error, 1), make(chan error, 1)
 	go func() {
 		// When a later stage stops (a corrupt stream), the rest is still
 		// read, up to the announced size, so the error is the digest's.
@@ -209,6 +210,13 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 			}
 		}
 		toDecompress.CloseWithError(err)
+		// The blob is whole: it goes to disk while the tree is still
+		// being unpacked, not after.
+		if err == nil {
+			synced <- out.Sync()
+		} else {
+			synced <- nil
+		}
 		fetched <- err
 	}()
 
@@ -269,8 +277,8 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != b.DiffID {
 		return 0, 0, fmt.Errorf("blob %s: %w: it decompresses to %s, not its DiffID %s", b.Digest, ErrDigestMismatch, got, b.DiffID)
 	}
-	if err := out.Sync(); err != nil {
-		return 0, 0, err
+	if err := <-synced; err != nil {
+		return 0, 0, fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
 	entries, _ = countEntries(dir)
 	return tarN, entries, nil
@@ -384,9 +392,14 @@ func Untar(r io.Reader, dir string) error {
 				f.Close()
 				return fmt.Errorf("writing %s: %w", hdr.Name, err)
 			}
+			if err := applyMetaFd(int(f.Fd()), hdr); err != nil {
+				f.Close()
+				return err
+			}
 			if err := f.Close(); err != nil {
 				return err
 			}
+			continue
 		case tar.TypeLink:
 			target := path.Clean(strings.TrimPrefix(hdr.Linkname, "./"))
 			if path.IsAbs(target) || target == ".." || strings.HasPrefix(target, "../") {
@@ -562,10 +575,40 @@ func writeFile(j fileJob) error {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", j.hdr.Name, err)
 	}
-	if err := f.Close(); err != nil {
+	if err := applyMetaFd(int(f.Fd()), j.hdr); err != nil {
+		f.Close()
 		return err
 	}
-	return applyMeta(j.p, j.hdr, j.hdr.ModTime)
+	return f.Close()
+}
+
+// applyMetaFd is applyMeta for a regular file this unpacking created and
+// holds open: the same calls on the descriptor, without a path lookup each.
+func applyMetaFd(fd int, hdr *tar.Header) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("chown %s: %w", hdr.Name, err)
+	}
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if strings.HasPrefix(name, "trusted.overlay.") {
+				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
+			}
+			if err := unix.Fsetxattr(fd, name, []byte(v), 0); err != nil {
+				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
+			}
+		}
+	}
+	// After chown, which clears set-id bits.
+	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+		return fmt.Errorf("chmod %s: %w", hdr.Name, err)
+	}
+	ts := unix.NsecToTimespec(hdr.ModTime.UnixNano())
+	times := [2]unix.Timespec{ts, ts}
+	// utimensat(fd, NULL, times, 0): the open file itself.
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
+		return fmt.Errorf("times of %s: %w", hdr.Name, errno)
+	}
+	return nil
 }
 
 // realParent checks that every directory above rel inside dir is a real
