@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // ParseReference parses "host[:port]/repo[:tag|@digest]"; a registry that
@@ -47,6 +48,25 @@ func (o Options) remoteOptions(ctx context.Context, t http.RoundTripper) []remot
 		remote.WithTransport(t),
 		remote.WithUserAgent("strata"),
 	}
+}
+
+// authTransport pings reg once and returns a transport that
+// authenticates every request to it (credentials from the keychain) for
+// scopes; remote calls given it use it as it is, without a ping each.
+func (o Options) authTransport(ctx context.Context, reg name.Registry, scopes []string) (http.RoundTripper, error) {
+	return o.authTransportOver(ctx, o.transport(), reg, scopes)
+}
+
+func (o Options) authTransportOver(ctx context.Context, t http.RoundTripper, reg name.Registry, scopes []string) (http.RoundTripper, error) {
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	auth, err := authn.Resolve(ctx, kc, reg)
+	if err != nil {
+		return nil, err
+	}
+	return transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(t, "strata"), scopes)
 }
 
 func (o Options) transport() http.RoundTripper {

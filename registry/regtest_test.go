@@ -169,4 +169,12 @@ func TestDistributionPushRequests(t *testing.T) {
 		want = append(want, "POST mount 202", "HEAD blob 404", "PUT upload 201")
 	}
 	check("full push", append(want, "GET /v2/ 401", "PUT manifest 201"))
+
+	// A pull: one ping for the manifest, the config and both layers.
+	b, err := layer.Open(t.TempDir())
+	must(t, err)
+	got, err := Pull(ctx, b, srv.Host+"/team/app:1", Expect{}, o)
+	must(t, err)
+	got.Release()
+	check("pull", []string{"GET /v2/ 401", "GET manifest 200", "GET blob 200", "GET blob 200", "GET blob 200"})
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -52,14 +51,6 @@ type pusher struct {
 // newPusher pings reg once and sets up its auth for pushing to repos and
 // pulling from mountFrom (which may be empty).
 func newPusher(ctx context.Context, opt Options, t http.RoundTripper, reg name.Registry, repos []name.Repository, mountFrom []name.Repository) (*pusher, error) {
-	kc := opt.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	auth, err := authn.Resolve(ctx, kc, reg)
-	if err != nil {
-		return nil, err
-	}
 	var scopes []string
 	for _, r := range repos {
 		scopes = append(scopes, r.Scope(transport.PushScope))
@@ -67,7 +58,7 @@ func newPusher(ctx context.Context, opt Options, t http.RoundTripper, reg name.R
 	for _, r := range mountFrom {
 		scopes = append(scopes, r.Scope(transport.PullScope))
 	}
-	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(t, "strata"), scopes)
+	rt, err := opt.authTransportOver(ctx, t, reg, scopes)
 	if err != nil {
 		return nil, err
 	}
