@@ -176,18 +176,27 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 
 	// Stage 1: the blob's bytes to its file, its hash and stage 2.
 	blobHash := sha256.New()
-	compressed, toDecompress := io.Pipe()
+	// The stages are joined by buffered pipes, so that no stage waits
+	// for a slower one downstream while it has work: the download ends
+	// (and the blob's fsync starts) as soon as the bytes are in, and
+	// decompressing, the longest stage, does not stall while a file is
+	// being created.
+	compressed := newBufPipe(64) // up to 64 chunks of ≤ 1 MiB
+	toDecompress := compressed
 	var blobN int64
 	fetched, synced := make(chan error, 1), make(chan error, 1)
 	go func() {
 		// When a later stage stops (a corrupt stream), the rest is still
 		// read, up to the announced size, so the error is the digest's.
 		src := io.LimitReader(&countingReader{ctx: ctx, r: rc}, b.Size+1)
-		buf := make([]byte, 1<<20)
+		buf := make([]byte, 256<<10)
 		downstream := true
 		var err error
 		for {
-			n, rerr := src.Read(buf)
+			n, rerr := io.ReadAtLeast(src, buf, len(buf))
+			if rerr == io.ErrUnexpectedEOF {
+				rerr = io.EOF
+			}
 			if n > 0 {
 				blobN += int64(n)
 				if _, werr := out.Write(buf[:n]); werr != nil {
@@ -209,7 +218,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 				break
 			}
 		}
-		toDecompress.CloseWithError(err)
+		toDecompress.CloseWrite(err)
 		// The blob is whole: it goes to disk while the tree is still
 		// being unpacked, not after.
 		if err == nil {
@@ -222,7 +231,8 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 
 	// Stage 2: decompress, hash the tar, hand it to stage 3.
 	diffHash := sha256.New()
-	tarR, toUntar := io.Pipe()
+	tarR := newBufPipe(32)
+	toUntar := tarR
 	var tarN int64
 	decompressed := make(chan error, 1)
 	go func() {
@@ -233,17 +243,34 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 				return err
 			}
 			defer plain.Close()
-			n, err := io.CopyBuffer(io.MultiWriter(diffHash, toUntar), plain, make([]byte, 1<<20))
-			tarN = n
-			if err != nil {
-				return err
+			// Whole chunks: fewer, larger hand-overs.
+			chunk := make([]byte, 1<<20)
+			for {
+				n, rerr := io.ReadFull(plain, chunk)
+				if n > 0 {
+					tarN += int64(n)
+					diffHash.Write(chunk[:n])
+					if _, err := toUntar.Write(chunk[:n]); err != nil {
+						return err
+					}
+				}
+				if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+					break
+				}
+				if rerr != nil {
+					return rerr
+				}
 			}
 			// Whatever follows the compressed stream still counts for the digest.
 			_, err = io.Copy(io.Discard, in)
 			return err
 		}()
-		toUntar.CloseWithError(err)
-		compressed.CloseWithError(err) // stops stage 1 when this stage failed
+		toUntar.CloseWrite(err)
+		stopped := err
+		if stopped == nil {
+			stopped = io.ErrClosedPipe
+		}
+		compressed.CloseRead(stopped) // stops stage 1 when this stage failed
 		decompressed <- err
 	}()
 
@@ -253,7 +280,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if uerr == nil {
 		_, uerr = io.Copy(io.Discard, tr)
 	}
-	tarR.CloseWithError(fmt.Errorf("unpacking stopped"))
+	tarR.CloseRead(fmt.Errorf("unpacking stopped"))
 	derr := <-decompressed
 	ferr := <-fetched
 	// All the bytes came and they are not the blob: that, whatever a
@@ -282,6 +309,76 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	}
 	entries, _ = countEntries(dir)
 	return tarN, entries, nil
+}
+
+// bufPipe is an io.Pipe with a buffer: up to n written chunks wait for
+// the reader, so the writer goes on while the reader is busy. Each Write
+// is copied into a chunk of its own. CloseWrite ends the stream (the
+// reader gets the error, or io.EOF, after the buffered chunks);
+// CloseRead makes every later Write fail with the reader's error.
+type bufPipe struct {
+	ch        chan []byte
+	stop      chan struct{}
+	stopOnce  sync.Once
+	closeOnce sync.Once
+	rerr      error // set before stop is closed
+	werr      error // set before ch is closed
+	cur, buf  []byte
+}
+
+func newBufPipe(n int) *bufPipe {
+	return &bufPipe{ch: make(chan []byte, n), stop: make(chan struct{})}
+}
+
+var chunkPool = sync.Pool{New: func() any { return make([]byte, 0, 1<<20) }}
+
+func (p *bufPipe) Write(b []byte) (int, error) {
+	select {
+	case <-p.stop:
+		return 0, p.rerr
+	default:
+	}
+	var c []byte
+	if len(b) <= 1<<20 {
+		c = chunkPool.Get().([]byte)[:len(b)]
+	} else {
+		c = make([]byte, len(b))
+	}
+	copy(c, b)
+	select {
+	case p.ch <- c:
+		return len(b), nil
+	case <-p.stop:
+		return 0, p.rerr
+	}
+}
+
+func (p *bufPipe) CloseWrite(err error) {
+	p.closeOnce.Do(func() { p.werr = err; close(p.ch) })
+}
+
+func (p *bufPipe) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		if p.buf != nil && cap(p.buf) == 1<<20 {
+			chunkPool.Put(p.buf[:0])
+		}
+		p.buf, p.cur = nil, nil
+		c, ok := <-p.ch
+		if !ok {
+			if p.werr != nil {
+				return 0, p.werr
+			}
+			return 0, io.EOF
+		}
+		p.buf, p.cur = c, c
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+func (p *bufPipe) CloseRead(err error) {
+	p.stopOnce.Do(func() { p.rerr = err; close(p.stop) })
 }
 
 type countingReader struct {
