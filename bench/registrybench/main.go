@@ -86,14 +86,16 @@ func run(storeDir, baseID, childID string, rounds int) error {
 	}
 	defer os.RemoveAll(tmp)
 	// Nothing a round writes is removed before the last round: on ext4
-	// without a journal (this bench's VMs) the inode allocator skips every
-	// inode freed in the last 5 s (305 s while its inode-table block is
-	// still dirty), one buffer lookup each, so creating files right after
-	// removing a tree of thousands costs more with every round (the pull
-	// rounds grew 0.80 → 1.94 s that way, and umoci's with them; skopeo's
-	// three files did not notice). For the same reason the deletions that
+	// without a journal (this bench's VMs) the inode allocator skips each
+	// inode freed "recently" (seconds, minutes while its inode-table block
+	// is dirty, which creating files beside it makes it), one buffer
+	// lookup each, so creating files right after removing a tree of
+	// thousands costs more with every round (the pull rounds grew 0.80 →
+	// 1.94 s that way, umoci's with them; skopeo's three files did not
+	// notice; perf: recently_deleted, find_get_block). The deletions that
 	// came before (the builds' work trees) are written out and left to
-	// age first.
+	// age a little first; other processes' deletions still count, so on
+	// a busy machine compare rounds of one run.
 	unix.Sync()
 	time.Sleep(6 * time.Second)
 	for i := 0; i < rounds; i++ {
