@@ -580,15 +580,8 @@ func applyMeta(p string, hdr *tar.Header, mtime time.Time) error {
 	if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("chown %s: %w", hdr.Name, err)
 	}
-	for k, v := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if strings.HasPrefix(name, "trusted.overlay.") {
-				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
-			}
-			if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
-				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
-			}
-		}
+	if err := setXattrs(hdr, func(name string, v []byte) error { return unix.Lsetxattr(p, name, v, 0) }); err != nil {
+		return err
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
 		// After chown, which clears set-id bits.
@@ -679,21 +672,30 @@ func writeFile(j fileJob) error {
 	return f.Close()
 }
 
+// setXattrs sets, with set, the extended attributes hdr carries; one in
+// trusted.overlay.*, which only the store sets, is refused.
+func setXattrs(hdr *tar.Header, set func(name string, v []byte) error) error {
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if strings.HasPrefix(name, "trusted.overlay.") {
+				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
+			}
+			if err := set(name, []byte(v)); err != nil {
+				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // applyMetaFd is applyMeta for a regular file this unpacking created and
 // holds open: the same calls on the descriptor, without a path lookup each.
 func applyMetaFd(fd int, hdr *tar.Header) error {
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("chown %s: %w", hdr.Name, err)
 	}
-	for k, v := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if strings.HasPrefix(name, "trusted.overlay.") {
-				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
-			}
-			if err := unix.Fsetxattr(fd, name, []byte(v), 0); err != nil {
-				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
-			}
-		}
+	if err := setXattrs(hdr, func(name string, v []byte) error { return unix.Fsetxattr(fd, name, v, 0) }); err != nil {
+		return err
 	}
 	// After chown, which clears set-id bits.
 	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {

@@ -234,13 +234,14 @@ func location(resp *http.Response) (string, error) {
 	return r.String(), nil
 }
 
-// manifest puts a manifest (or index) under tag or digest in repo.
-func (p *pusher) manifest(ctx context.Context, repo name.Repository, id string, mt types.MediaType, raw []byte, d v1.Hash) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.url(repo, "/manifests/"+id), bytes.NewReader(raw))
+// manifest puts a manifest under tag or digest id in repo.
+func (p *pusher) manifest(ctx context.Context, repo name.Repository, id string, man pushManifest) error {
+	d := man.d
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.url(repo, "/manifests/"+id), bytes.NewReader(man.raw))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", string(mt))
+	req.Header.Set("Content-Type", string(man.mt))
 	resp, err := p.do(req, http.StatusOK, http.StatusCreated, http.StatusAccepted)
 	if err != nil {
 		return err
@@ -251,17 +252,32 @@ func (p *pusher) manifest(ctx context.Context, repo name.Repository, id string, 
 	return nil
 }
 
-// image pushes img's blobs (at once) and its manifest under id.
-func (p *pusher) image(ctx context.Context, repo name.Repository, id string, img v1.Image, parentLayers int, from *name.Repository) error {
-	m, err := img.Manifest()
-	if err != nil {
-		return err
-	}
+// pushManifest is an image's manifest as pushed.
+type pushManifest struct {
+	raw []byte
+	d   v1.Hash
+	mt  types.MediaType
+}
+
+func manifestOf(img v1.Image) (pushManifest, error) {
 	raw, err := img.RawManifest()
 	if err != nil {
-		return err
+		return pushManifest{}, err
 	}
 	d, err := img.Digest()
+	if err != nil {
+		return pushManifest{}, err
+	}
+	mt, err := img.MediaType()
+	if mt == "" {
+		mt = types.OCIManifestSchema1
+	}
+	return pushManifest{raw, d, mt}, err
+}
+
+// image pushes img's blobs (at once) and its manifest man under id.
+func (p *pusher) image(ctx context.Context, repo name.Repository, id string, img v1.Image, man pushManifest, parentLayers int, from *name.Repository) error {
+	m, err := v1.ParseManifest(bytes.NewReader(man.raw))
 	if err != nil {
 		return err
 	}
@@ -311,11 +327,7 @@ func (p *pusher) image(ctx context.Context, repo name.Repository, id string, img
 			return err
 		}
 	}
-	mt := m.MediaType
-	if mt == "" {
-		mt = types.OCIManifestSchema1
-	}
-	return p.manifest(ctx, repo, id, mt, raw, d)
+	return p.manifest(ctx, repo, id, man)
 }
 
 // blobs pushes bs at once (up to jobs); the first failure stops the rest.
@@ -354,15 +366,7 @@ func (p *pusher) blobs(ctx context.Context, repo name.Repository, bs []pushBlob,
 func pushImage(ctx context.Context, opt Options, t http.RoundTripper, refs []name.Reference, img v1.Image, parentLayers int, from *name.Repository) (failed int, err error) {
 	byReg := map[string]*pusher{}
 	done := map[string]bool{}
-	raw, err := img.RawManifest()
-	if err != nil {
-		return 0, err
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return 0, err
-	}
-	mt, err := img.MediaType()
+	man, err := manifestOf(img)
 	if err != nil {
 		return 0, err
 	}
@@ -386,9 +390,9 @@ func pushImage(ctx context.Context, opt Options, t http.RoundTripper, refs []nam
 			byReg[repo.RegistryStr()] = p
 		}
 		if done[repo.String()] {
-			err = p.manifest(ctx, repo, ref.Identifier(), mt, raw, d)
+			err = p.manifest(ctx, repo, ref.Identifier(), man)
 		} else {
-			err = p.image(ctx, repo, ref.Identifier(), img, parentLayers, from)
+			err = p.image(ctx, repo, ref.Identifier(), img, man, parentLayers, from)
 		}
 		if err != nil {
 			return i, err

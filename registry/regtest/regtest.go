@@ -207,22 +207,6 @@ func (s *Server) BlobUploads() ([]string, error) {
 	return out, nil
 }
 
-// Requests lists the requests the registry answered, from its access
-// log, as "METHOD /path STATUS" (query strings dropped), in order.
-func (s *Server) Requests() ([]string, error) {
-	log, err := os.ReadFile(filepath.Join(s.Dir, "log"))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, m := range requestRe.FindAllStringSubmatch(string(log), -1) {
-		out = append(out, m[1]+" "+m[2]+" "+m[3])
-	}
-	return out, nil
-}
-
-var requestRe = regexp.MustCompile(`"([A-Z]+) (/v2/[^ ?"]*)[^ "]* HTTP/[0-9.]+" ([0-9]+)`)
-
 // Log is the registry's log so far.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
