@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -186,18 +187,27 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 
 	// Stage 1: the blob's bytes to its file, its hash and stage 2.
 	blobHash := sha256.New()
-	compressed, toDecompress := io.Pipe()
+	// The stages are joined by buffered pipes, so that no stage waits
+	// for a slower one downstream while it has work: the download ends
+	// (and the blob's fsync starts) as soon as the bytes are in, and
+	// decompressing, the longest stage, does not stall while a file is
+	// being created.
+	compressed := newBufPipe(64) // up to 64 chunks of ≤ 1 MiB
+	toDecompress := compressed
 	var blobN int64
-	fetched := make(chan error, 1)
+	fetched, synced := make(chan error, 1), make(chan error, 1)
 	go func() {
 		// When a later stage stops (a corrupt stream), the rest is still
 		// read, up to the announced size, so the error is the digest's.
 		src := io.LimitReader(&countingReader{ctx: ctx, r: rc}, b.Size+1)
-		buf := make([]byte, 1<<20)
+		buf := make([]byte, 256<<10)
 		downstream := true
 		var err error
 		for {
-			n, rerr := src.Read(buf)
+			n, rerr := io.ReadAtLeast(src, buf, len(buf))
+			if rerr == io.ErrUnexpectedEOF {
+				rerr = io.EOF
+			}
 			if n > 0 {
 				blobN += int64(n)
 				if _, werr := out.Write(buf[:n]); werr != nil {
@@ -219,13 +229,21 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 				break
 			}
 		}
-		toDecompress.CloseWithError(err)
+		toDecompress.CloseWrite(err)
+		// The blob is whole: it goes to disk while the tree is still
+		// being unpacked, not after.
+		if err == nil {
+			synced <- out.Sync()
+		} else {
+			synced <- nil
+		}
 		fetched <- err
 	}()
 
 	// Stage 2: decompress, hash the tar, hand it to stage 3.
 	diffHash := sha256.New()
-	tarR, toUntar := io.Pipe()
+	tarR := newBufPipe(32)
+	toUntar := tarR
 	var tarN int64
 	decompressed := make(chan error, 1)
 	go func() {
@@ -236,17 +254,34 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 				return err
 			}
 			defer plain.Close()
-			n, err := io.CopyBuffer(io.MultiWriter(diffHash, toUntar), plain, make([]byte, 1<<20))
-			tarN = n
-			if err != nil {
-				return err
+			// Whole chunks: fewer, larger hand-overs.
+			chunk := make([]byte, 1<<20)
+			for {
+				n, rerr := io.ReadFull(plain, chunk)
+				if n > 0 {
+					tarN += int64(n)
+					diffHash.Write(chunk[:n])
+					if _, err := toUntar.Write(chunk[:n]); err != nil {
+						return err
+					}
+				}
+				if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+					break
+				}
+				if rerr != nil {
+					return rerr
+				}
 			}
 			// Whatever follows the compressed stream still counts for the digest.
 			_, err = io.Copy(io.Discard, in)
 			return err
 		}()
-		toUntar.CloseWithError(err)
-		compressed.CloseWithError(err) // stops stage 1 when this stage failed
+		toUntar.CloseWrite(err)
+		stopped := err
+		if stopped == nil {
+			stopped = io.ErrClosedPipe
+		}
+		compressed.CloseRead(stopped) // stops stage 1 when this stage failed
 		decompressed <- err
 	}()
 
@@ -256,7 +291,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if uerr == nil {
 		_, uerr = io.Copy(io.Discard, tr)
 	}
-	tarR.CloseWithError(fmt.Errorf("unpacking stopped"))
+	tarR.CloseRead(fmt.Errorf("unpacking stopped"))
 	derr := <-decompressed
 	ferr := <-fetched
 	// All the bytes came and they are not the blob: that, whatever a
@@ -280,11 +315,81 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if got := "sha256:" + hex.EncodeToString(diffHash.Sum(nil)); got != b.DiffID {
 		return 0, 0, fmt.Errorf("blob %s: %w: it decompresses to %s, not its DiffID %s", b.Digest, ErrDigestMismatch, got, b.DiffID)
 	}
-	if err := out.Sync(); err != nil {
-		return 0, 0, err
+	if err := <-synced; err != nil {
+		return 0, 0, fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
 	entries, _ = countEntries(dir)
 	return tarN, entries, nil
+}
+
+// bufPipe is an io.Pipe with a buffer: up to n written chunks wait for
+// the reader, so the writer goes on while the reader is busy. Each Write
+// is copied into a chunk of its own. CloseWrite ends the stream (the
+// reader gets the error, or io.EOF, after the buffered chunks);
+// CloseRead makes every later Write fail with the reader's error.
+type bufPipe struct {
+	ch        chan []byte
+	stop      chan struct{}
+	stopOnce  sync.Once
+	closeOnce sync.Once
+	rerr      error // set before stop is closed
+	werr      error // set before ch is closed
+	cur, buf  []byte
+}
+
+func newBufPipe(n int) *bufPipe {
+	return &bufPipe{ch: make(chan []byte, n), stop: make(chan struct{})}
+}
+
+var chunkPool = sync.Pool{New: func() any { return make([]byte, 0, 1<<20) }}
+
+func (p *bufPipe) Write(b []byte) (int, error) {
+	select {
+	case <-p.stop:
+		return 0, p.rerr
+	default:
+	}
+	var c []byte
+	if len(b) <= 1<<20 {
+		c = chunkPool.Get().([]byte)[:len(b)]
+	} else {
+		c = make([]byte, len(b))
+	}
+	copy(c, b)
+	select {
+	case p.ch <- c:
+		return len(b), nil
+	case <-p.stop:
+		return 0, p.rerr
+	}
+}
+
+func (p *bufPipe) CloseWrite(err error) {
+	p.closeOnce.Do(func() { p.werr = err; close(p.ch) })
+}
+
+func (p *bufPipe) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		if p.buf != nil && cap(p.buf) == 1<<20 {
+			chunkPool.Put(p.buf[:0])
+		}
+		p.buf, p.cur = nil, nil
+		c, ok := <-p.ch
+		if !ok {
+			if p.werr != nil {
+				return 0, p.werr
+			}
+			return 0, io.EOF
+		}
+		p.buf, p.cur = c, c
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+func (p *bufPipe) CloseRead(err error) {
+	p.stopOnce.Do(func() { p.rerr = err; close(p.stop) })
 }
 
 type countingReader struct {
@@ -395,9 +500,14 @@ func Untar(r io.Reader, dir string) error {
 				f.Close()
 				return fmt.Errorf("writing %s: %w", hdr.Name, err)
 			}
+			if err := applyMetaFd(int(f.Fd()), hdr); err != nil {
+				f.Close()
+				return err
+			}
 			if err := f.Close(); err != nil {
 				return err
 			}
+			continue
 		case tar.TypeLink:
 			target := path.Clean(strings.TrimPrefix(hdr.Linkname, "./"))
 			if path.IsAbs(target) || target == ".." || strings.HasPrefix(target, "../") {
@@ -481,15 +591,8 @@ func applyMeta(p string, hdr *tar.Header, mtime time.Time) error {
 	if err := unix.Lchown(p, hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("chown %s: %w", hdr.Name, err)
 	}
-	for k, v := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if strings.HasPrefix(name, "trusted.overlay.") {
-				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
-			}
-			if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
-				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
-			}
-		}
+	if err := setXattrs(hdr, func(name string, v []byte) error { return unix.Lsetxattr(p, name, v, 0) }); err != nil {
+		return err
 	}
 	if hdr.Typeflag != tar.TypeSymlink {
 		// After chown, which clears set-id bits.
@@ -573,10 +676,49 @@ func writeFile(j fileJob) error {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", j.hdr.Name, err)
 	}
-	if err := f.Close(); err != nil {
+	if err := applyMetaFd(int(f.Fd()), j.hdr); err != nil {
+		f.Close()
 		return err
 	}
-	return applyMeta(j.p, j.hdr, j.hdr.ModTime)
+	return f.Close()
+}
+
+// setXattrs sets, with set, the extended attributes hdr carries; one in
+// trusted.overlay.*, which only the store sets, is refused.
+func setXattrs(hdr *tar.Header, set func(name string, v []byte) error) error {
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if strings.HasPrefix(name, "trusted.overlay.") {
+				return fmt.Errorf("tar member %q carries %s, which only the store sets", hdr.Name, name)
+			}
+			if err := set(name, []byte(v)); err != nil {
+				return fmt.Errorf("xattr %s on %s: %w", name, hdr.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyMetaFd is applyMeta for a regular file this unpacking created and
+// holds open: the same calls on the descriptor, without a path lookup each.
+func applyMetaFd(fd int, hdr *tar.Header) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("chown %s: %w", hdr.Name, err)
+	}
+	if err := setXattrs(hdr, func(name string, v []byte) error { return unix.Fsetxattr(fd, name, v, 0) }); err != nil {
+		return err
+	}
+	// After chown, which clears set-id bits.
+	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+		return fmt.Errorf("chmod %s: %w", hdr.Name, err)
+	}
+	ts := unix.NsecToTimespec(hdr.ModTime.UnixNano())
+	times := [2]unix.Timespec{ts, ts}
+	// utimensat(fd, NULL, times, 0): the open file itself.
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&times[0])), 0, 0, 0); errno != 0 {
+		return fmt.Errorf("times of %s: %w", hdr.Name, errno)
+	}
+	return nil
 }
 
 // realParent checks that every directory above rel inside dir is a real

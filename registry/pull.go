@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/strata-build/packer-plugin-strata/layer"
 )
@@ -51,7 +52,13 @@ func Pull(ctx context.Context, store *layer.Store, ref string, want Expect, opt 
 		return nil, err
 	}
 	fail := func(err error) (*Pulled, error) { return nil, fmt.Errorf("pull %s: %w", ref, err) }
-	ro := opt.remoteOptions(ctx, nil)
+	// One authenticated transport (one ping, kept-alive connections) for
+	// the manifest, the config and every blob.
+	rt, err := opt.authTransport(ctx, r.Context().Registry, []string{r.Context().Scope(transport.PullScope)})
+	if err != nil {
+		return fail(err)
+	}
+	ro := opt.remoteOptions(ctx, rt)
 	img, err := remote.Image(r, ro...)
 	if err != nil {
 		return fail(err)
@@ -143,7 +150,7 @@ func Pull(ctx context.Context, store *layer.Store, ref string, want Expect, opt 
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			open := func(ctx context.Context) (io.ReadCloser, error) {
-				l, err := remote.Layer(blobRef, opt.remoteOptions(ctx, nil)...)
+				l, err := remote.Layer(blobRef, opt.remoteOptions(ctx, rt)...)
 				if err != nil {
 					return nil, err
 				}

@@ -51,16 +51,29 @@ func Push(ctx context.Context, store *layer.Store, img *layer.Image, refs []stri
 	if err != nil {
 		return nil, err
 	}
+	var from *name.Repository
+	parentLayers := 0
 	if opt.MountFrom != "" {
-		from, err := opt.ParseReference(opt.MountFrom)
+		r, err := opt.ParseReference(opt.MountFrom)
 		if err != nil {
 			return nil, err
 		}
-		oci = &mountable{Image: oci, from: from}
+		repo := r.Context()
+		from = &repo
+		// The parent's layers are the image's first ones; every other
+		// blob is the image's own, looked for in the target repository.
+		parentLayers = len(img.Layers) - 1
+		if p, err := store.Image(img.Parent); err == nil && len(p.Layers) <= len(img.Layers) {
+			parentLayers = len(p.Layers)
+		} else if img.Parent == "" {
+			parentLayers = len(img.Layers)
+		}
 	}
-	return upload(ctx, opt.Options, parsed, refs, oci, d, func(ref name.Reference, ro ...remote.Option) error {
-		return remote.Write(ref, oci, ro...)
-	})
+	c := &counter{next: opt.transport()}
+	if i, err := pushImage(ctx, opt.Options, c, parsed, oci, parentLayers, from); err != nil {
+		return nil, fmt.Errorf("push %s: %w", refs[i], err)
+	}
+	return &Pushed{Digest: d.String(), Refs: refs, Blobs: c.blobs.Load(), Bytes: c.sent.Load()}, nil
 }
 
 // Tag points ref (host/repository:tag) at the manifest digest already in
@@ -84,31 +97,4 @@ func Tag(ctx context.Context, ref, digest string, opt Options) error {
 		return fmt.Errorf("tag %s: %w", ref, err)
 	}
 	return nil
-}
-
-// mountable offers the image's layers as mountable from another
-// repository, so the registry copies them instead of receiving them.
-type mountable struct {
-	v1.Image
-	from name.Reference
-}
-
-func (m *mountable) Layers() ([]v1.Layer, error) {
-	ls, err := m.Image.Layers()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]v1.Layer, len(ls))
-	for i, l := range ls {
-		out[i] = &remote.MountableLayer{Layer: l, Reference: m.from}
-	}
-	return out, nil
-}
-
-func (m *mountable) LayerByDigest(h v1.Hash) (v1.Layer, error) {
-	l, err := m.Image.LayerByDigest(h)
-	if err != nil {
-		return nil, err
-	}
-	return &remote.MountableLayer{Layer: l, Reference: m.from}, nil
 }

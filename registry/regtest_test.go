@@ -1,7 +1,11 @@
 package registry
 
 import (
+	"net/http"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -71,4 +75,106 @@ func TestDistributionCredentials(t *testing.T) {
 	if got.Image.ID != child.ID {
 		t.Fatalf("pulled %s, want %s", got.Image.ID, child.ID)
 	}
+}
+
+// requestLog records the requests a client sends and their answers.
+type requestLog struct {
+	mu   sync.Mutex
+	next http.RoundTripper
+	seen []string
+}
+
+func (l *requestLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(req)
+	status := "error"
+	if err == nil {
+		status = strconv.Itoa(resp.StatusCode)
+	}
+	kind := req.URL.Path
+	switch {
+	case strings.Contains(kind, "/blobs/uploads/") && req.URL.Query().Get("mount") != "":
+		kind = "mount"
+	case strings.Contains(kind, "/blobs/uploads/"):
+		kind = "upload"
+	case strings.Contains(kind, "/blobs/"):
+		kind = "blob"
+	case strings.Contains(kind, "/manifests/"):
+		kind = "manifest"
+	}
+	l.mu.Lock()
+	l.seen = append(l.seen, req.Method+" "+kind+" "+status)
+	l.mu.Unlock()
+	return resp, err
+}
+
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.seen
+	l.seen = nil
+	sort.Strings(s)
+	return s
+}
+
+// TestDistributionPushRequests counts the requests of pushes to Debian's
+// docker-registry: a child whose base is in another repository is one
+// ping, one mount of the base layer, one POST and one PUT for each of its
+// own two blobs (the POST asking for a mount from the target repository
+// doubles as the existence check) and the manifest; a push of what the
+// repository has already sends no blob.
+func TestDistributionPushRequests(t *testing.T) {
+	srv := startDistribution(t)
+	dc, err := srv.DockerConfig("")
+	must(t, err)
+	t.Setenv("DOCKER_CONFIG", dc)
+	rl := &requestLog{next: http.DefaultTransport}
+	o := Options{Insecure: []string{srv.Host}, Transport: rl}
+	a, _, child := pushedBase(t, o, srv.Host)
+	rl.take()
+
+	check := func(what string, want []string) {
+		t.Helper()
+		got := rl.take()
+		sort.Strings(want)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: %d requests\n%s\nwant %d\n%s", what, len(got), strings.Join(got, "\n"), len(want), strings.Join(want, "\n"))
+		}
+	}
+	before, _ := srv.BlobUploads()
+	p, err := Push(ctx, a, child, []string{srv.Host + "/team/app:1"}, PushOptions{Options: o, MountFrom: srv.Host + "/x/base:1"})
+	must(t, err)
+	check("child push, its base mounted", []string{"GET /v2/ 401", "POST mount 201",
+		"POST mount 202", "PUT upload 201", "POST mount 202", "PUT upload 201", "PUT manifest 201"})
+	after, _ := srv.BlobUploads()
+	if p.Blobs != 2 || len(after)-len(before) != 2 {
+		t.Errorf("child push: %d blobs sent, the registry completed %d uploads; want 2 (its layer and config)", p.Blobs, len(after)-len(before))
+	}
+
+	// Again, to another tag of the same repository, without a hint: the
+	// repository has every blob, nothing is sent.
+	p, err = Push(ctx, a, child, []string{srv.Host + "/team/app:2", srv.Host + "/team/app:latest"}, PushOptions{Options: o})
+	must(t, err)
+	check("re-push", []string{"GET /v2/ 401", "POST mount 201", "POST mount 201", "POST mount 201", "PUT manifest 201", "PUT manifest 201"})
+	if p.Bytes != 0 {
+		t.Errorf("re-push sent %d bytes", p.Bytes)
+	}
+
+	// The whole image to a new repository: nothing to mount from, so the
+	// registry's answer to a mount is not trusted to mean "absent" until
+	// it has mounted something, and each blob is asked for (HEAD) once.
+	_, err = Push(ctx, a, child, []string{srv.Host + "/full/app:1"}, PushOptions{Options: o})
+	must(t, err)
+	var want []string
+	for range 3 {
+		want = append(want, "POST mount 202", "HEAD blob 404", "PUT upload 201")
+	}
+	check("full push", append(want, "GET /v2/ 401", "PUT manifest 201"))
+
+	// A pull: one ping for the manifest, the config and both layers.
+	b, err := layer.Open(t.TempDir())
+	must(t, err)
+	got, err := Pull(ctx, b, srv.Host+"/team/app:1", Expect{}, o)
+	must(t, err)
+	got.Release()
+	check("pull", []string{"GET /v2/ 401", "GET manifest 200", "GET blob 200", "GET blob 200", "GET blob 200"})
 }

@@ -186,10 +186,12 @@ func (s *Server) DockerConfig(password string) (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600)
 }
 
-var uploadRe = regexp.MustCompile(`"(PATCH|PUT) /v2/([^ ]+)/blobs/uploads/[^ "]*`)
+var uploadRe = regexp.MustCompile(`"(PATCH|PUT|POST) /v2/([^ ]+)/blobs/uploads/([^ "]*) HTTP/[0-9.]+" ([0-9]+)`)
 
 // BlobUploads lists, from the registry's access log, the repositories
-// that received blob data (one entry per PATCH), in order.
+// that received a blob's bytes (one entry per completed upload: a PUT
+// that closed an upload session, or a one-request POST with its digest),
+// in order. Mounts are not uploads.
 func (s *Server) BlobUploads() ([]string, error) {
 	log, err := os.ReadFile(filepath.Join(s.Dir, "log"))
 	if err != nil {
@@ -197,7 +199,8 @@ func (s *Server) BlobUploads() ([]string, error) {
 	}
 	var out []string
 	for _, m := range uploadRe.FindAllStringSubmatch(string(log), -1) {
-		if m[1] == "PATCH" {
+		completed := m[4] == "201" && (m[1] == "PUT" || m[1] == "POST" && strings.Contains(m[3], "digest="))
+		if completed {
 			out = append(out, m[2])
 		}
 	}
