@@ -43,9 +43,23 @@ type CommitOptions struct {
 	Progress func(int64)
 }
 
-// syncFSAbove is the entry count above which a committed tree is synced
+// syncFSAbove is the entry count above which a layer's tree is synced
 // with one syncfs rather than file by file.
 const syncFSAbove = 2000
+
+// syncTree writes a layer's tree of entries entries to disk before it is
+// published, as every layer is (committed or pulled): a child's few files
+// one by one, a base's thousands at once.
+func syncTree(dir string, entries int64) error {
+	sync := durable.Tree
+	if entries > syncFSAbove {
+		sync = durable.FS
+	}
+	if err := sync(dir); err != nil {
+		return fmt.Errorf("syncing the layer: %w", err)
+	}
+	return nil
+}
 
 // Commit makes dir (an overlayfs upper dir, or a base tree) a layer. Its
 // diffID is computed from its OCI layer tar, then dir itself moves into the
@@ -78,13 +92,9 @@ func (s *Store) Commit(ctx context.Context, dir string, opt CommitOptions) (l *L
 	// On the disk before it is published: the chroot's overlay is mounted
 	// volatile (its unmount syncs nothing, so it does not wait for every
 	// other writer's data on the file system), and a base's tree was never
-	// in one. A child's few files one by one; a base's thousands at once.
-	sync := durable.Tree
-	if entries > syncFSAbove {
-		sync = durable.FS
-	}
-	if err := sync(filepath.Join(staged, diffDir)); err != nil {
-		return fail(fmt.Errorf("syncing the layer: %w", err))
+	// in one.
+	if err := syncTree(filepath.Join(staged, diffDir), entries); err != nil {
+		return fail(err)
 	}
 	l = &Layer{DiffID: diffID, Size: size, Entries: entries, Created: time.Now().UTC()}
 	if !opt.ClampTime.IsZero() {

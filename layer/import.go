@@ -319,6 +319,9 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		return 0, 0, fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
 	entries, _ = countEntries(dir)
+	if err := syncTree(dir, entries); err != nil {
+		return 0, 0, err
+	}
 	return tarN, entries, nil
 }
 
