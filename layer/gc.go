@@ -34,6 +34,12 @@ type GCResult struct {
 	Blobs []string `json:"orphan_blobs"`
 }
 
+// NoGC is the result of a collection that deleted nothing: every list
+// empty, not null, in JSON.
+func NoGC() *GCResult {
+	return &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}, Blobs: []string{}}
+}
+
 // GC deletes the images that are neither kept nor young, then the layers no
 // remaining image uses that no running build holds.
 func (s *Store) GC(opt GCOptions) (*GCResult, error) {
@@ -41,7 +47,7 @@ func (s *Store) GC(opt GCOptions) (*GCResult, error) {
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	res := &GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}, Blobs: []string{}}
+	res := NoGC()
 	imgs, err := s.Images()
 	if err != nil {
 		return nil, err

@@ -196,7 +196,7 @@ func removeArtifact(path string, allowed []string) error {
 // every version the catalog still has after res (and anything younger than
 // the catalog's min age), and the layers they use.
 func collectStore(ctx context.Context, c *catalog.Catalog, g *globals, res *catalog.GCResult, opt catalog.GCOptions) (*layer.GCResult, error) {
-	empty := &layer.GCResult{Images: []string{}, Layers: []string{}, InUse: []string{}}
+	empty := layer.NoGC()
 	if _, err := os.Stat(storeroot.Layout{Root: g.store}.Layers()); err != nil {
 		return empty, nil
 	}
