@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-build/packer-plugin-strata/internal/durable"
 )
 
 // TreeDigestName is the file beside a dir output that records its tree
@@ -35,6 +37,11 @@ func (e *exporter) dir() (Output, error) {
 		return Output{}, err
 	}
 	digest = strings.TrimPrefix(digest, "sha256:")
+	// On the disk before it takes its name, as every output file is.
+	if err := durable.FS(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return Output{}, fmt.Errorf("syncing the dir output: %w", err)
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return Output{}, err
 	}
