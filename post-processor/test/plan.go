@@ -158,7 +158,7 @@ if [ "$1" = vm ]; then
   systemctl start multi-user.target
   echo "${M}READY $?"
 fi
-W=$(mktemp -d /tmp/strata-test.XXXXXX) || W=/tmp
+W=$(mktemp -d /tmp/strata-test.XXXXXX) && trap 'rm -rf "$W"' EXIT || W=/tmp
 now() { t=$(date +%s%3N 2>/dev/null); case "$t" in *N|"") echo 0;; *) echo "$t";; esac; }
 run() {
   t0=$(now)

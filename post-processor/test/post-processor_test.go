@@ -82,9 +82,15 @@ func runHost(t *testing.T, cases []testCase) []string {
 	}
 	cmd := exec.Command("/bin/sh", filepath.Join(dir, "run.sh"), "container")
 	cmd.Env = append(os.Environ(), "STRATA_TEST_DIR="+dir)
+	before, _ := filepath.Glob("/tmp/strata-test.*")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("runner: %v\n%s", err, out)
+	}
+	// The runner's scratch dir goes with it (on the host here; in the
+	// image's /tmp otherwise).
+	if after, _ := filepath.Glob("/tmp/strata-test.*"); len(after) > len(before) {
+		t.Errorf("the runner left its scratch dir behind: %v", after)
 	}
 	return strings.Split(string(out), "\n")
 }
