@@ -142,19 +142,17 @@ func (s *Store) removeOrphanBlobs(res *GCResult, opt GCOptions, now time.Time) e
 			continue // being pulled
 		}
 		// Looked at again under the lock: the pull may have ended.
-		if _, err := os.Lstat(filepath.Join(s.root, layersDir, h)); os.IsNotExist(err) {
+		var err error
+		if _, lerr := os.Lstat(filepath.Join(s.root, layersDir, h)); os.IsNotExist(lerr) {
 			res.Blobs = append(res.Blobs, e.Name())
 			if !opt.DryRun {
 				err = os.RemoveAll(filepath.Join(s.root, blobsDir, e.Name()))
-			} else {
-				err = nil
-			}
-			if err != nil {
-				unlock()
-				return err
 			}
 		}
 		unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -21,6 +21,15 @@ func OverlayOptions(lowers []string, upper, work string) string {
 	return strings.Join(opts, ",")
 }
 
+// VolatileOverlayOptions is OverlayOptions for an upper dir nobody keeps
+// as the overlay leaves it: mounted volatile, fsync inside it (dpkg's,
+// after every file it unpacks) and its unmount (which otherwise syncs the
+// whole file system, every other writer's data included) write nothing
+// out. Whoever keeps the upper dir syncs it itself (Commit does).
+func VolatileOverlayOptions(lowers []string, upper, work string) string {
+	return "volatile," + OverlayOptions(lowers, upper, work)
+}
+
 // overlayEscaper escapes what overlayfs would otherwise read as separators
 // in a path: a comma (between options), a colon (between lower dirs) and
 // the backslash itself. A store or work dir may contain either.

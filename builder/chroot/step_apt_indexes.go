@@ -139,11 +139,10 @@ func (s *stepAptIndexes) Run(ctx context.Context, state multistep.StateBag) mult
 		if target == aptCacheDirPath {
 			name = "cache"
 		}
-		opts := layer.OverlayOptions(lowers[target], filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
-		// volatile: build-time state, thrown away after; its unmount need
-		// not wait for every writer's data on the file system.
+		// Volatile: build-time state, thrown away after.
+		opts := layer.VolatileOverlayOptions(lowers[target], filepath.Join(base, name, "upper"), filepath.Join(base, name, "work"))
 		made, err := mountInImage(b.host, root, ledger, plannedMount{
-			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev,volatile," + opts},
+			Spec: mount.Spec{FSType: "overlay", Source: "strata-apt-indexes", Target: target, Options: "nosuid,nodev," + opts},
 			Own:  true,
 		})
 		if made != nil && (made.ID != 0 || len(made.created) > 0) {

@@ -105,10 +105,8 @@ func (s *stepRootfs) Run(ctx context.Context, state multistep.StateBag) multiste
 			return halt(state, err)
 		}
 		rootfs.parent, rootfs.lowers = parent, lowers
-		// volatile: fsync in the chroot (dpkg's, after every file it
-		// unpacks) and the unmount sync nothing; the commit syncs the
-		// layer itself, once, before it is published (layer.Commit).
-		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: "volatile," + layer.OverlayOptions(lowers, upper, work)}
+		// Volatile: the commit syncs the layer itself, once.
+		spec = mount.Spec{FSType: "overlay", Source: "overlay", Target: cfg.MountPath, Options: layer.VolatileOverlayOptions(lowers, upper, work)}
 		ui.Say(fmt.Sprintf("Building on %s: %d layer(s) as the overlay's lower dirs, nothing copied", parent.ID, len(parent.Layers)))
 	}
 	rec, err := b.host.MountRecorded(ledger, spec)

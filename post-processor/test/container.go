@@ -72,9 +72,8 @@ func runContainer(ctx context.Context, j job) (_ *outcome, err error) {
 			return nil, err
 		}
 	}
-	// volatile: what the checks write is thrown away; its unmount need not
-	// wait for every writer's data on the file system.
-	r, err = mount.MountRecorded(ledger, mount.Spec{FSType: "overlay", Source: "strata-test", Target: root, Options: "volatile," + layer.OverlayOptions(j.Lowers, upper, work)})
+	// Volatile: what the checks write is thrown away.
+	r, err = mount.MountRecorded(ledger, mount.Spec{FSType: "overlay", Source: "strata-test", Target: root, Options: layer.VolatileOverlayOptions(j.Lowers, upper, work)})
 	if err != nil {
 		return nil, fmt.Errorf("mounting the image's overlay: %w", err)
 	}
