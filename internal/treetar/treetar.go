@@ -96,6 +96,11 @@ type writer struct {
 	opt     Options
 	links   map[[2]uint64]string
 	written int64
+	// buf is the one copy buffer for every file: io.Copy would make a
+	// new 32 KiB one per file (tar.Writer has no ReadFrom), which for a
+	// base image's 4,000 files was a fifth of a layer check's time in
+	// clearing and returning memory.
+	buf []byte
 	// reserved are the entries a layer cannot hold (ReservedNamesError).
 	reserved []string
 }
@@ -228,16 +233,22 @@ func (w *writer) clamp(t time.Time) time.Time {
 
 // copyFile writes the segments of p's content into the current entry.
 func (w *writer) copyFile(p, name string, segs []segment) error {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// A plain descriptor, not an os.File: os.OpenFile makes every file
+	// non-blocking and offers it to the poller, three system calls per
+	// file that a tree of 4,000 files pays for nothing.
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	defer f.Close()
+	defer unix.Close(fd)
+	if w.buf == nil {
+		w.buf = make([]byte, 256<<10)
+	}
 	for _, s := range segs {
 		if s.length == 0 {
 			continue
 		}
-		n, err := io.Copy(w.tw, io.NewSectionReader(f, s.offset, s.length))
+		n, err := io.CopyBuffer(w.tw, &fdSection{fd: fd, off: s.offset, end: s.offset + s.length}, w.buf)
 		w.written += n
 		if err == nil && n != s.length {
 			err = fmt.Errorf("%s changed while it was read", p)
@@ -250,6 +261,35 @@ func (w *writer) copyFile(p, name string, segs []segment) error {
 		}
 	}
 	return nil
+}
+
+// fdSection reads a descriptor from off up to end, by offset.
+type fdSection struct {
+	fd       int
+	off, end int64
+}
+
+func (r *fdSection) Read(p []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	if max := r.end - r.off; int64(len(p)) > max {
+		p = p[:max]
+	}
+	for {
+		n, err := unix.Pread(r.fd, p, r.off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		r.off += int64(n)
+		return n, nil
+	}
 }
 
 // ReadXattrs returns every extended attribute of p without following links.
