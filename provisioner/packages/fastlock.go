@@ -154,24 +154,35 @@ func (s *shell) recordDebs(ctx context.Context, pkgs []LockedPackage, native str
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].key() < pkgs[j].key() })
 }
 
-// fastInstall installs the lock's .debs directly. done is false when it
-// did not (a file no longer fetchable, dpkg refusing the set): the caller
-// then installs the locked versions through apt.
-func (s *shell) fastInstall(ctx context.Context, l *Lock, before installedSet) (done bool, err error) {
+// fastInstall installs the lock's .debs directly and runs then (the
+// automatic marks, "" for none) after them, in one round trip, and returns
+// dpkg's database as it is after. It returns nil when it did not install
+// (a file no longer fetchable, dpkg refusing the set): the caller then
+// installs the locked versions through apt.
+func (s *shell) fastInstall(ctx context.Context, l *Lock, before installedSet, then string) (installedSet, error) {
 	cmd := fastInstallCommand(l, before)
-	if cmd == "" {
+	switch {
+	case cmd == "" && then == "":
 		s.ui.Say("Every locked package is installed at its locked version already")
-		return true, nil
+		return before, nil
+	case cmd == "":
+		s.ui.Say("Every locked package is installed at its locked version already")
+		cmd = then
+	default:
+		s.ui.Say(fmt.Sprintf("Installing the locked .debs directly (%d package(s), sha256 checked, no resolver) ...", len(l.Packages)))
+		if then != "" {
+			cmd += " && " + then
+		}
 	}
-	s.ui.Say(fmt.Sprintf("Installing the locked .debs directly (%d package(s), sha256 checked, no resolver) ...", len(l.Packages)))
-	if err := s.apt(ctx, "install from lock_file "+s.config.LockFile, cmd); err != nil {
+	after, err := s.aptThenInstalled(ctx, "install from lock_file "+s.config.LockFile, cmd)
+	if err != nil {
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return nil, ctx.Err()
 		}
 		s.ui.Say("The direct install did not work (" + firstLine(err.Error()) + "); installing the locked versions through apt instead")
-		return false, nil
+		return nil, nil
 	}
-	return true, nil
+	return after, nil
 }
 
 func firstLine(s string) string {

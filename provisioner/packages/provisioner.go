@@ -37,18 +37,6 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	sh := &shell{comm: comm, ui: ui, config: c}
 	start := time.Now()
 
-	out, status, err := sh.quiet(ctx, probeCommand)
-	if err != nil {
-		return err
-	}
-	native := strings.TrimSpace(out)
-	if status == probeMissing {
-		return fmt.Errorf("strata-packages needs a Debian-family system: %s is missing on the machine the communicator reaches", native)
-	}
-	if status != 0 || !dpkg.ValidName(native) {
-		return fmt.Errorf("strata-packages needs a Debian-family system: checking for apt-get, dpkg-query and apt-mark and running dpkg --print-architecture said %q (exit %d)", native, status)
-	}
-
 	if c.LockFile != "" {
 		real, err := lockPath(c.LockFile)
 		if err != nil {
@@ -57,6 +45,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		c.LockFile = real
 	}
 	var lock *Lock
+	var err error
 	if c.LockFile != "" && !c.UpdateLock {
 		if lock, err = ReadLock(c.LockFile); err != nil {
 			return fmt.Errorf("lock_file: %w", err)
@@ -72,13 +61,27 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 
 	// The fast path needs neither package indexes nor apt's resolver.
 	fast := lock != nil && len(c.Remove) == 0 && lock.fastPathReady()
+	// One round trip reads what the decisions below need; the lists apt
+	// lacks and the shared indexes' description only when the update
+	// option asks and the fast path may not do without them.
+	st, err := sh.readState(ctx, c.Update != updateAlways && !fast)
+	if err != nil {
+		return err
+	}
+	native := st.native
 	updated := false
 	update := func() error {
 		if updated {
 			return nil
 		}
 		updated = true
-		need, why, err := sh.needUpdate(ctx)
+		if !st.lists && c.Update != updateAlways {
+			// The fast path did not work: read what it did without.
+			if st, err = sh.readState(ctx, true); err != nil {
+				return err
+			}
+		}
+		need, why, err := needUpdate(c, st)
 		if err != nil {
 			return err
 		}
@@ -99,10 +102,10 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	} else if err := update(); err != nil {
 		return err
 	}
-	before, err := sh.installed(ctx)
-	if err != nil {
-		return err
-	}
+	before := st.installed
+	// after is dpkg's database as the command that installs leaves it,
+	// read in the same round trip; nil until then.
+	var after installedSet
 	if len(c.Remove) > 0 {
 		ui.Say("Removing " + strings.Join(c.Remove, " ") + " ...")
 		if err := sh.apt(ctx, "remove", apt.Get(append([]string{"purge", "--auto-remove"}, c.Remove...)...)); err != nil {
@@ -122,15 +125,29 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 	}
 	switch {
 	case lock != nil && len(lock.Packages) > 0:
-		auto, present, err := sh.autoInstalled(ctx)
-		if err != nil {
-			return err
+		// Naming a dependency marks it manually installed: put back the
+		// automatic mark it had, or would have had without the lock.
+		var mark []string
+		for _, l := range lock.Packages {
+			if !l.Requested {
+				if _, had := before[l.key()]; !had || st.auto[l.key()] {
+					mark = append(mark, l.Name+":"+l.Architecture)
+				}
+			}
 		}
-		done := false
+		// dpkg -i marks nothing: a package with no entry yet is appended
+		// to extended_states by the same command; otherwise apt-mark.
+		markCmd, appendable := autoMarkCommand(mark, st.present)
+		done, marked := false, false
 		if fast {
-			if done, err = sh.fastInstall(ctx, lock, before); err != nil {
+			withMarks := ""
+			if appendable {
+				withMarks = markCmd
+			}
+			if after, err = sh.fastInstall(ctx, lock, before, withMarks); err != nil {
 				return err
 			}
+			done, marked = after != nil, after != nil && appendable
 		}
 		if !done {
 			if err := update(); err != nil {
@@ -141,34 +158,19 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 				specs = append(specs, l.spec(native))
 			}
 			args := append([]string{"install", recommends, "--allow-downgrades"}, specs...)
-			if err := sh.apt(ctx, "install from lock_file "+c.LockFile, apt.Get(args...)); err != nil {
+			if after, err = sh.aptThenInstalled(ctx, "install from lock_file "+c.LockFile, apt.Get(args...)); err != nil {
 				return lockError(c.LockFile, err)
 			}
 		}
-		// Naming a dependency marks it manually installed: put back the
-		// automatic mark it had, or would have had without the lock.
-		var mark []string
-		for _, l := range lock.Packages {
-			if !l.Requested {
-				if _, had := before[l.key()]; !had || auto[l.key()] {
-					mark = append(mark, l.Name+":"+l.Architecture)
-				}
-			}
-		}
-		if len(mark) > 0 {
-			// dpkg -i marked nothing: a package with no entry yet is
-			// appended; otherwise apt-mark.
-			if cmd, ok := autoMarkCommand(mark, present); done && ok {
-				if err := sh.apt(ctx, "marking automatically installed", cmd); err != nil {
-					return err
-				}
-			} else if err := sh.apt(ctx, "apt-mark auto", "apt-mark auto "+strings.Join(mark, " ")); err != nil {
+		if len(mark) > 0 && !marked {
+			// apt-mark changes no version: after stays right.
+			if err := sh.apt(ctx, "apt-mark auto", "apt-mark auto "+strings.Join(mark, " ")); err != nil {
 				return err
 			}
 		}
 	case len(c.Install) > 0:
 		ui.Say("Installing " + strings.Join(c.Install, " ") + " ...")
-		if err := sh.apt(ctx, "install", apt.Get(append([]string{"install", recommends}, c.Install...)...)); err != nil {
+		if after, err = sh.aptThenInstalled(ctx, "install", apt.Get(append([]string{"install", recommends}, c.Install...)...)); err != nil {
 			return err
 		}
 	}
@@ -177,9 +179,11 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 			return err
 		}
 	}
-	after, err := sh.installed(ctx)
-	if err != nil {
-		return err
+	// A hold changes no version either.
+	if after == nil {
+		if after, err = sh.installed(ctx); err != nil {
+			return err
+		}
 	}
 
 	if lock != nil {
@@ -312,72 +316,33 @@ func (s *shell) apt(ctx context.Context, op, command string) error {
 	return nil
 }
 
-// probeCommand checks for the programs strata-packages drives and prints
-// dpkg's architecture, in one round trip through the communicator (each
-// costs tens of milliseconds); it exits probeMissing naming a missing one.
-// One program, so that any execute_command wraps all of it.
-const probeCommand = `sh -c 'for c in apt-get dpkg-query apt-mark; do command -v "$c" >/dev/null || { echo "$c"; exit 3; }; done; exec dpkg --print-architecture'`
-
-const probeMissing = 3
-
-// readStatusCommand reads the dpkg database in the image as the builder's
-// readers do (inroot.ReadRegular): the last component not followed, opened
-// without blocking (a FIFO has nothing to say and ends the read at once),
-// and at most one block more than dpkg.MaxStatusSize, so an endless device
-// ends too. One program, so that any execute_command wraps all of it.
-var readStatusCommand = fmt.Sprintf("dd if=%s iflag=nonblock,nofollow bs=1M count=%d status=none", dpkg.StatusPath, dpkg.MaxStatusSize>>20+1)
-
-// installed reads the dpkg database through the communicator.
-func (s *shell) installed(ctx context.Context) (installedSet, error) {
-	out, status, err := s.quiet(ctx, readStatusCommand)
+// readState runs the state command: with lists, it also reads the
+// package lists apt lacks and strata-chroot's description of its shared
+// indexes.
+func (s *shell) readState(ctx context.Context, lists bool) (*imageState, error) {
+	marker := newMarker()
+	out, status, err := s.quiet(ctx, stateCommand(marker, lists))
 	if err != nil {
 		return nil, err
 	}
-	if status != 0 {
-		return nil, fmt.Errorf("reading %s: exit %d (it must be a regular file)", dpkg.StatusPath, status)
+	if status == probeMissing {
+		return nil, fmt.Errorf("strata-packages needs a Debian-family system: %s is missing on the machine the communicator reaches", strings.TrimSpace(out))
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("reading %s: it is empty or not a regular file (a FIFO, a device?); the image's dpkg database is broken", dpkg.StatusPath)
+	st, err := parseState(out, marker, lists)
+	if err == nil && status != 0 {
+		err = fmt.Errorf("exit %d", status)
 	}
-	if len(out) > dpkg.MaxStatusSize {
-		return nil, fmt.Errorf("reading %s: it is larger than %d bytes, more than a dpkg database ever holds", dpkg.StatusPath, dpkg.MaxStatusSize)
-	}
-	pkgs, err := dpkg.ReadStatus(strings.NewReader(out))
 	if err != nil {
-		return nil, fmt.Errorf("reading /var/lib/dpkg/status: %w", err)
+		return nil, fmt.Errorf("strata-packages needs a Debian-family system: reading its state (apt-get, dpkg-query, apt-mark, dpkg's architecture and database): %w", err)
 	}
-	set := installedSet{}
-	for _, p := range pkgs {
-		set[p.Name+":"+p.Architecture] = p.Version
-	}
-	return set, nil
+	return st, nil
 }
 
-// autoInstalled are the packages apt marks automatically installed, read
-// from apt's extended_states (no quoting, so any execute_command works).
-// present are all the packages the file has an entry for.
-func (s *shell) autoInstalled(ctx context.Context) (auto, present map[string]bool, err error) {
-	out, status, err := s.quiet(ctx, "cat /var/lib/apt/extended_states")
+// installed reads the dpkg database through the communicator.
+func (s *shell) installed(ctx context.Context) (installedSet, error) {
+	out, status, err := s.quiet(ctx, boundedRead(dpkg.StatusPath, dpkg.MaxStatusSize))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	auto, present = map[string]bool{}, map[string]bool{}
-	if status != 0 {
-		return auto, present, nil // no file: nothing is marked automatic
-	}
-	for _, stanza := range strings.Split(out, "\n\n") {
-		f := map[string]string{}
-		for _, line := range strings.Split(stanza, "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok {
-				f[k] = strings.TrimSpace(v)
-			}
-		}
-		if f["Package"] != "" {
-			present[f["Package"]+":"+f["Architecture"]] = true
-		}
-		if f["Auto-Installed"] == "1" && f["Package"] != "" {
-			auto[f["Package"]+":"+f["Architecture"]] = true
-		}
-	}
-	return auto, present, nil
+	return parseInstalled(out, status)
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/strata-build/packer-plugin-strata/internal/dpkg"
 )
 
 func TestPrepareDefaultsAndErrors(t *testing.T) {
@@ -184,43 +186,79 @@ var fakeURIRe = regexp.MustCompile(`http://mirror\.example/pool/([a-z0-9.+-]+)_(
 
 var aptArgsRe = regexp.MustCompile(`apt-get -y -q .*--force-confold (.*)$`)
 
+var markerRe = regexp.MustCompile(`strata-[0-9a-f]{32}`)
+
 func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	cmd := strings.TrimPrefix(rc.Command, "sudo -n ")
+	rc.SetExited(f.run(strings.TrimPrefix(rc.Command, "sudo -n "), rc.Stdout))
+	return nil
+}
+
+// unquoteSh is the script of sh -c '...' as shQuote wrote it.
+func unquoteSh(cmd string) string {
+	return strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(cmd, "sh -c '"), "'"), `'\''`, `'`)
+}
+
+func (f *fakeApt) writeStatus(w io.Writer) {
+	for n, v := range f.installed {
+		fmt.Fprintf(w, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v)
+	}
+}
+
+// run answers one command, and the commands a sectioned script runs.
+func (f *fakeApt) run(cmd string, w io.Writer) int {
 	f.commands = append(f.commands, cmd)
 	status := 0
-	write := func(s string) { io.WriteString(rc.Stdout, s) }
+	write := func(s string) { io.WriteString(w, s) }
+	if m := markerRe.FindString(cmd); m != "" && strings.HasPrefix(cmd, "sh -c '") {
+		script := unquoteSh(cmd)
+		switch {
+		case strings.Contains(script, "dpkg --print-architecture"):
+			fmt.Fprintf(w, "amd64\n%s arch 0\n", m)
+			f.writeStatus(w)
+			fmt.Fprintf(w, "\n%s status 0\n", m)
+			for n := range f.auto {
+				fmt.Fprintf(w, "Package: %s\nArchitecture: amd64\nAuto-Installed: 1\n\n", n)
+			}
+			fmt.Fprintf(w, "\n%s extended_states 0\n", m)
+			if strings.Contains(script, "indextargets") {
+				for _, l := range f.missingLists {
+					write(l + "\n")
+				}
+				fmt.Fprintf(w, "\n%s missing_lists 0\n", m)
+				st := 0
+				if f.indexesInfo == "" {
+					st = 1
+				}
+				fmt.Fprintf(w, "%s\n%s indexes_info %d\n", f.indexesInfo, m, st)
+			}
+			return 0
+		case strings.Contains(script, "\nr=$?\n"):
+			inner, _, _ := strings.Cut(script, "\nr=$?")
+			status = f.run(inner, w)
+			fmt.Fprintf(w, "\n%s begin\n", m)
+			f.writeStatus(w)
+			fmt.Fprintf(w, "\n%s status 0\n", m)
+			return status
+		}
+	}
 	switch {
-	case cmd == probeCommand:
-		write("amd64\n")
-	case cmd == missingListsCommand:
-		for _, l := range f.missingLists {
-			write(l + "\n")
-		}
-	case cmd == "cat "+sharedIndexesInfo:
-		if f.indexesInfo == "" {
-			status = 1
-		}
-		write(f.indexesInfo)
-	case cmd == readStatusCommand:
-		for n, v := range f.installed {
-			write(fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n", n, v))
-		}
-	case cmd == "cat /var/lib/apt/extended_states":
-		for n := range f.auto {
-			write(fmt.Sprintf("Package: %s\nArchitecture: amd64\nAuto-Installed: 1\n\n", n))
-		}
+	case cmd == boundedRead(dpkg.StatusPath, dpkg.MaxStatusSize):
+		f.writeStatus(w)
 	case strings.Contains(cmd, "apt-helper -q download-file "):
 		f.fast++
 		for _, m := range fakeURIRe.FindAllStringSubmatch(cmd, -1) {
 			name, version := m[1], m[2]
 			if f.gone[name+"="+version] || !containsStr(f.mirror[name], version) {
 				write("E: Failed to fetch " + m[0] + "\n")
-				status = 100
-				break
+				return 100
 			}
 			f.installed[name] = version
+		}
+		// The marks that follow the install in the same command.
+		if _, marks, ok := strings.Cut(cmd, "' && sh -c '"); ok {
+			status = f.run("sh -c '"+marks, w)
 		}
 	case strings.Contains(cmd, ">> /var/lib/apt/extended_states"):
 		for _, m := range regexp.MustCompile(`Package: ([a-z0-9.+-]+)`).FindAllStringSubmatch(cmd, -1) {
@@ -229,12 +267,12 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 	case strings.Contains(cmd, "download --print-uris"):
 		for _, a := range strings.Fields(cmd[strings.Index(cmd, "--print-uris")+len("--print-uris"):]) {
 			name, version, _ := strings.Cut(a, "=")
-			fmt.Fprintf(rc.Stdout, "'http://mirror.example/pool/%s_%s_amd64.deb' %s_%s_amd64.deb 100 SHA512:%0128x\n", name, version, name, version, len(name))
+			fmt.Fprintf(w, "'http://mirror.example/pool/%s_%s_amd64.deb' %s_%s_amd64.deb 100 SHA512:%0128x\n", name, version, name, version, len(name))
 		}
 	case strings.HasPrefix(cmd, "apt-cache show "):
 		for _, a := range strings.Fields(strings.TrimPrefix(cmd, "apt-cache show ")) {
 			name, version, _ := strings.Cut(a, "=")
-			fmt.Fprintf(rc.Stdout, "Package: %s\nVersion: %s\nArchitecture: amd64\nDescription: a\n multi-line: field\nSHA256: %064x\n\n", name, version, len(name))
+			fmt.Fprintf(w, "Package: %s\nVersion: %s\nArchitecture: amd64\nDescription: a\n multi-line: field\nSHA256: %064x\n\n", name, version, len(name))
 		}
 	case strings.HasPrefix(cmd, "apt-mark auto "):
 		for _, n := range strings.Fields(strings.TrimPrefix(cmd, "apt-mark auto ")) {
@@ -246,13 +284,12 @@ func (f *fakeApt) Start(ctx context.Context, rc *packersdk.RemoteCmd) error {
 	case aptArgsRe.MatchString(cmd):
 		args := strings.Fields(aptArgsRe.FindStringSubmatch(cmd)[1])
 		if args[0] == "install" {
-			status = f.install(args[1:], rc.Stdout)
+			status = f.install(args[1:], w)
 		}
 	default:
 		status = 127
 	}
-	rc.SetExited(status)
-	return nil
+	return status
 }
 
 func (f *fakeApt) install(args []string, out io.Writer) int {
@@ -443,31 +480,66 @@ func (*notDebian) Start(_ context.Context, rc *packersdk.RemoteCmd) error {
 	return nil
 }
 
-// TestProbeNamesTheMissingProgram runs the probe in a real shell with a PATH
-// that has dpkg-query and dpkg but no apt-mark.
-func TestProbeNamesTheMissingProgram(t *testing.T) {
+// TestStateCommandInAShell runs the state command in a real shell with a
+// PATH of pretend programs (dd the host's, reading the host's dpkg
+// database): a missing program is named; with every one, the sections
+// hold the architecture, the database and the lists apt lacks.
+func TestStateCommandInAShell(t *testing.T) {
 	bin := t.TempDir()
-	for name, body := range map[string]string{"apt-get": "", "dpkg-query": "", "dpkg": "echo arm64"} {
+	for name, body := range map[string]string{
+		"apt-get":    `[ "$1" = indextargets ] && echo /var/lib/apt/lists/nowhere_Packages`,
+		"dpkg-query": "", "dpkg": "echo arm64",
+	} {
 		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755)
 	}
-	os.Symlink("/bin/sh", filepath.Join(bin, "sh"))
-	run := func() (string, int) {
-		cmd := exec.Command("/bin/sh", "-c", probeCommand)
+	for _, p := range []string{"sh", "dd"} {
+		os.Symlink("/bin/"+p, filepath.Join(bin, p))
+	}
+	marker := newMarker()
+	run := func(lists bool) (string, int) {
+		cmd := exec.Command("/bin/sh", "-c", stateCommand(marker, lists))
 		cmd.Env = []string{"PATH=" + bin}
 		out, err := cmd.Output()
 		code := 0
 		if e, ok := err.(*exec.ExitError); ok {
 			code = e.ExitCode()
 		}
-		return strings.TrimSpace(string(out)), code
+		return string(out), code
 	}
-	if out, code := run(); code != probeMissing || out != "apt-mark" {
+	if out, code := run(false); code != probeMissing || strings.TrimSpace(out) != "apt-mark" {
 		t.Errorf("without apt-mark: %q, exit %d; want \"apt-mark\", exit %d", out, code, probeMissing)
 	}
 	os.WriteFile(filepath.Join(bin, "apt-mark"), []byte("#!/bin/sh\n"), 0o755)
-	if out, code := run(); code != 0 || out != "arm64" {
-		t.Errorf("with every program: %q, exit %d; want \"arm64\", exit 0", out, code)
+	for _, lists := range []bool{false, true} {
+		out, code := run(lists)
+		st, err := parseState(out, marker, lists)
+		if code != 0 || err != nil {
+			t.Fatalf("lists %v: exit %d, %v:\n%.400s", lists, code, err, out)
+		}
+		host, err := dpkg.ReadStatus(mustOpen(t, dpkg.StatusPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.native != "arm64" || len(st.installed) != len(host) || st.installed["dpkg:amd64"] == "" {
+			t.Errorf("lists %v: native %q, %d packages installed (the host has %d)", lists, st.native, len(st.installed), len(host))
+		}
+		if lists && (strings.Join(st.missingLists, " ") != "/var/lib/apt/lists/nowhere_Packages" || st.listsErr != "") {
+			t.Errorf("missing lists %q (%s)", st.missingLists, st.listsErr)
+		}
+		if _, err := os.Stat(sharedIndexesInfo); os.IsNotExist(err) && st.indexesInfo != "" {
+			t.Errorf("indexes info %q from nowhere", st.indexesInfo)
+		}
 	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // TestLockFileCheckedWhereItLeads: lock_file's directory is looked at when

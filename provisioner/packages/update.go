@@ -1,7 +1,6 @@
 package packages
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -27,20 +26,15 @@ type sharedIndexes struct {
 const missingListsCommand = `apt-get indextargets --no-release-info --format '$(FILENAME)' 'Created-By: Packages' 'Optional: no' | ` +
 	`while read -r f; do for g in "$f" "$f".*; do [ -e "$g" ] && continue 2; done; echo "$f"; done`
 
-// needUpdate decides, by the update option, whether to run apt-get update,
-// and says why not when it does not.
-func (s *shell) needUpdate(ctx context.Context) (bool, string, error) {
-	c := s.config
+// needUpdate decides, by the update option and what the state command
+// read, whether to run apt-get update, and says why not when it does not.
+func needUpdate(c *Config, st *imageState) (bool, string, error) {
 	if c.Update == updateAlways {
 		return true, "", nil
 	}
-	out, status, err := s.quiet(ctx, missingListsCommand)
-	if err != nil {
-		return false, "", err
-	}
-	missing := strings.Fields(out)
-	if status != 0 {
-		missing = append(missing, fmt.Sprintf("(apt-get indextargets failed: exit %d)", status))
+	missing := st.missingLists
+	if st.listsErr != "" {
+		missing = append(missing, "("+st.listsErr+")")
 	}
 	if c.Update == updateNever {
 		if len(missing) > 0 {
@@ -51,12 +45,8 @@ func (s *shell) needUpdate(ctx context.Context) (bool, string, error) {
 	if len(missing) > 0 {
 		return true, "", nil
 	}
-	out, status, err = s.quiet(ctx, "cat "+sharedIndexesInfo)
-	if err != nil {
-		return false, "", err
-	}
 	var info sharedIndexes
-	if status != 0 || json.Unmarshal([]byte(out), &info) != nil || !info.Shared {
+	if st.indexesInfo == "" || json.Unmarshal([]byte(st.indexesInfo), &info) != nil || !info.Shared {
 		return true, "", nil // not strata-chroot's shared indexes: apt's own lists, of unknown age
 	}
 	key := info.Key
