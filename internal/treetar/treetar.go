@@ -236,7 +236,10 @@ func (w *writer) copyFile(p, name string, segs []segment) error {
 	// A plain descriptor, not an os.File: os.OpenFile makes every file
 	// non-blocking and offers it to the poller, three system calls per
 	// file that a tree of 4,000 files pays for nothing.
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO put in the file's place after its Lstat is
+	// opened at once instead of waiting for a writer (its pread then
+	// fails); a regular file ignores it.
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
@@ -248,7 +251,7 @@ func (w *writer) copyFile(p, name string, segs []segment) error {
 		if s.length == 0 {
 			continue
 		}
-		n, err := io.CopyBuffer(w.tw, &fdSection{fd: fd, off: s.offset, end: s.offset + s.length}, w.buf)
+		n, err := io.CopyBuffer(w.tw, &fdSection{fd: fd, path: p, off: s.offset, end: s.offset + s.length}, w.buf)
 		w.written += n
 		if err == nil && n != s.length {
 			err = fmt.Errorf("%s changed while it was read", p)
@@ -266,6 +269,7 @@ func (w *writer) copyFile(p, name string, segs []segment) error {
 // fdSection reads a descriptor from off up to end, by offset.
 type fdSection struct {
 	fd       int
+	path     string
 	off, end int64
 }
 
@@ -282,7 +286,7 @@ func (r *fdSection) Read(p []byte) (int, error) {
 			continue
 		}
 		if err != nil {
-			return 0, err
+			return 0, &os.PathError{Op: "read", Path: r.path, Err: err}
 		}
 		if n == 0 {
 			return 0, io.EOF

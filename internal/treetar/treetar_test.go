@@ -288,3 +288,28 @@ func TestPAXRecordLength(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyFileSwappedForFIFO: a file that became a FIFO after the walk
+// looked at it (as a writer racing the read could make it) ends the copy
+// at once with an error naming it (pread on a FIFO: illegal seek), instead
+// of blocking the build in open; a read that fails names the file.
+func TestCopyFileSwappedForFIFO(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	must(t, unix.Mkfifo(p, 0o644))
+	w := &writer{tw: tar.NewWriter(io.Discard), opt: Options{}}
+	done := make(chan error, 1)
+	go func() { done <- w.copyFile(p, "./f", []segment{{offset: 0, length: 10}}) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("error %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("copying a FIFO blocked")
+	}
+	r := &fdSection{fd: -1, path: p, end: 1}
+	if _, err := r.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "read "+p) {
+		t.Errorf("read error %v", err)
+	}
+}
