@@ -35,14 +35,14 @@ func (s *shell) aptThenInstalled(ctx context.Context, op, command string) (insta
 	if err != nil {
 		return nil, err
 	}
-	var all apt.Output // what apt said, for the error
-	var mu sync.Mutex  // one line at a time on the UI
-	shown := &uiLines{ui: s.ui, begin: marker + " begin", copy: &all, mu: &mu}
-	rc := &packersdk.RemoteCmd{
-		Command: wrapped,
-		Stdout:  shown,
-		Stderr:  &uiLines{ui: s.ui, stderr: true, copy: &all, mu: &mu},
-	}
+	// What apt said, for the error: the streams apart, as apt.Error
+	// reads them (a stderr line may arrive in the middle of a list on
+	// stdout, which apt buffers).
+	var stdout, stderr apt.Output
+	var mu sync.Mutex // one line at a time on the UI
+	shown := &uiLines{ui: s.ui, begin: marker + " begin", copy: &stdout, mu: &mu}
+	errs := &uiLines{ui: s.ui, stderr: true, copy: &stderr, mu: &mu}
+	rc := &packersdk.RemoteCmd{Command: wrapped, Stdout: shown, Stderr: errs}
 	if err := s.comm.Start(ctx, rc); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -55,8 +55,9 @@ func (s *shell) aptThenInstalled(ctx context.Context, op, command string) (insta
 		return nil, ctx.Err()
 	}
 	shown.flush()
+	errs.flush()
 	if status != 0 {
-		return nil, apt.Error(op, status, all.String())
+		return nil, apt.Error(op, status, stdout.String()+"\n"+stderr.String())
 	}
 	secs, err := readSections(shown.rest.String(), marker)
 	if err != nil {

@@ -75,16 +75,34 @@ func TestAptThenInstalled(t *testing.T) {
 		t.Errorf("shown %q, errors %q", ui.said, ui.error)
 	}
 
+	// apt's E: line on stderr, its last without a newline.
 	ui = &lineUi{}
 	sh.ui = ui
-	_, err = sh.aptThenInstalled(context.Background(), "install", `echo "E: Unable to locate package nosuch"; exit 100`)
-	if err == nil || !strings.Contains(err.Error(), "nosuch") {
-		t.Errorf("a failing command: %v", err)
+	_, err = sh.aptThenInstalled(context.Background(), "install", `echo "Reading package lists..."; printf 'E: Unable to locate package nosuch' >&2; exit 100`)
+	if err == nil || !strings.Contains(err.Error(), "nosuch") || strings.Join(ui.error, "|") != "E: Unable to locate package nosuch" {
+		t.Errorf("a failing command: %v (errors shown %q)", err, ui.error)
 	}
 	for _, l := range ui.said {
 		if strings.Contains(l, "strata-") || strings.HasPrefix(l, "Package:") {
 			t.Errorf("shown: %q", l)
 		}
+	}
+}
+
+// TestExtendedStatesOverTheBound: an extended_states cut short by the
+// bound is an error, not a file that lacks the entries past the cut.
+func TestExtendedStatesOverTheBound(t *testing.T) {
+	defer func(n int) { maxExtendedStates = n }(maxExtendedStates)
+	maxExtendedStates = 10
+	m := newMarker()
+	out := "amd64\n\n" + m + " arch 0\nPackage: a\nArchitecture: amd64\nVersion: 1\nStatus: install ok installed\n\n" + m + " status 0\n" +
+		"Package: libfoo\nArchitecture: amd64\nAuto-Installed: 1\n\n" + m + " extended_states 0\n"
+	if _, err := parseState(out, m, false); err == nil || !strings.Contains(err.Error(), "larger than 10 bytes") {
+		t.Errorf("error %v", err)
+	}
+	maxExtendedStates = 1 << 20
+	if st, err := parseState(out, m, false); err != nil || !st.auto["libfoo:amd64"] || st.installed["a:amd64"] != "1" {
+		t.Errorf("state %+v, %v", st, err)
 	}
 }
 

@@ -277,22 +277,29 @@ func (s *shell) wrap(command string) (string, error) {
 
 // quiet runs a command and returns its standard output, unshown.
 func (s *shell) quiet(ctx context.Context, command string) (string, int, error) {
+	out, _, status, err := s.quietBoth(ctx, command)
+	return out, status, err
+}
+
+// quietBoth runs a command and returns its standard output and error,
+// unshown.
+func (s *shell) quietBoth(ctx context.Context, command string) (string, string, int, error) {
 	wrapped, err := s.wrap(command)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	var stdout, stderr bytes.Buffer
 	rc := &packersdk.RemoteCmd{Command: wrapped, Stdout: &stdout, Stderr: &stderr}
 	if err := s.comm.Start(ctx, rc); err != nil {
-		return "", 0, fmt.Errorf("running %q: %w", command, err)
+		return "", "", 0, fmt.Errorf("running %q: %w", command, err)
 	}
 	done := make(chan int, 1)
 	go func() { done <- rc.Wait() }()
 	select {
 	case status := <-done:
-		return stdout.String(), status, nil
+		return stdout.String(), stderr.String(), status, nil
 	case <-ctx.Done():
-		return "", 0, ctx.Err()
+		return "", "", 0, ctx.Err()
 	}
 }
 
@@ -321,16 +328,20 @@ func (s *shell) apt(ctx context.Context, op, command string) error {
 // indexes.
 func (s *shell) readState(ctx context.Context, lists bool) (*imageState, error) {
 	marker := newMarker()
-	out, status, err := s.quiet(ctx, stateCommand(marker, lists))
+	out, errOut, status, err := s.quietBoth(ctx, stateCommand(marker, lists))
 	if err != nil {
 		return nil, err
 	}
 	if status == probeMissing {
 		return nil, fmt.Errorf("strata-packages needs a Debian-family system: %s is missing on the machine the communicator reaches", strings.TrimSpace(out))
 	}
-	st, err := parseState(out, marker, lists)
-	if err == nil && status != 0 {
-		err = fmt.Errorf("exit %d", status)
+	var st *imageState
+	if status != 0 {
+		// The script itself ends with a printf: a failure is the shell's
+		// or the execute_command wrapper's (sudo -n without a password).
+		err = fmt.Errorf("exit %d: %s", status, firstLine(errOut))
+	} else {
+		st, err = parseState(out, marker, lists)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("strata-packages needs a Debian-family system: reading its state (apt-get, dpkg-query, apt-mark, dpkg's architecture and database): %w", err)

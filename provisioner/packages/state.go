@@ -98,8 +98,11 @@ const (
 	secIndexesInfo  = "indexes_info"
 )
 
-// extendedStatesPath is apt's record of automatically installed packages.
+// extendedStatesPath is apt's record of automatically installed packages;
+// maxExtendedStates bounds what is read of it (a variable for the tests).
 const extendedStatesPath = "/var/lib/apt/extended_states"
+
+var maxExtendedStates = dpkg.MaxStatusSize
 
 // stateCommand reads, in one round trip, what strata-packages decides on:
 // it checks for the programs it drives (exit probeMissing naming one that
@@ -111,7 +114,7 @@ func stateCommand(marker string, lists bool) string {
 		`for c in apt-get dpkg-query apt-mark dd; do command -v "$c" >/dev/null || { echo "$c"; exit 3; }; done`,
 		`dpkg --print-architecture`, endSection(marker, secArch),
 		boundedRead(dpkg.StatusPath, dpkg.MaxStatusSize), endSection(marker, secStatus),
-		boundedRead(extendedStatesPath, dpkg.MaxStatusSize) + ` 2>/dev/null`, endSection(marker, secExtended),
+		boundedRead(extendedStatesPath, maxExtendedStates) + ` 2>/dev/null`, endSection(marker, secExtended),
 	}
 	if lists {
 		parts = append(parts,
@@ -176,6 +179,11 @@ func parseState(out, marker string, lists bool) (*imageState, error) {
 		return nil, err
 	}
 	st.auto, st.present = map[string]bool{}, map[string]bool{}
+	if len(ext.body) > maxExtendedStates {
+		// Cut short, it would lack entries that are there: the marks
+		// appended to it could then repeat one.
+		return nil, fmt.Errorf("reading %s: it is larger than %d bytes, more than apt ever writes", extendedStatesPath, maxExtendedStates)
+	}
 	if ext.status == 0 { // no file: nothing is marked automatic
 		st.auto, st.present = parseExtendedStates(ext.body)
 	}
