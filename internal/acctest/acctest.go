@@ -31,6 +31,10 @@ type Env struct {
 	// CacheDir is the package cache every test shares, so repeated
 	// bootstraps are fast; it never enters an image.
 	CacheDir string
+	// TmpDir is TMPDIR for every packer the tests start: what a killed
+	// packer leaves there (its panic log, the shell provisioner's script)
+	// goes when Main ends, not into the host's /tmp.
+	TmpDir string
 }
 
 var (
@@ -80,11 +84,16 @@ func Setup(t *testing.T) *Env {
 				return
 			}
 		}
+		tmp, err := os.MkdirTemp("", "strata-acc-tmp-")
+		if err != nil {
+			envErr = err
+			return
+		}
 		cache := os.Getenv("STRATA_TEST_CACHE")
 		if cache == "" {
 			cache = "/var/cache/strata-test/apt"
 		}
-		env = &Env{Packer: packer, PluginDir: dir, CLI: cli, CacheDir: cache}
+		env = &Env{Packer: packer, PluginDir: dir, CLI: cli, CacheDir: cache, TmpDir: tmp}
 	})
 	if envErr != nil {
 		t.Fatal(envErr)
@@ -126,6 +135,9 @@ func Main(m *testing.M) {
 	code := m.Run()
 	if env != nil {
 		os.RemoveAll(env.PluginDir)
+		if _, err := mount.CleanUnder(env.TmpDir); err == nil {
+			os.RemoveAll(env.TmpDir)
+		}
 	}
 	removeMu.Lock()
 	for _, dir := range removeAfter {
@@ -221,7 +233,7 @@ func (p *Proc) WaitForFile(t *testing.T, path string) {
 func (e *Env) packer(dir string, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(e.Packer, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "PACKER_PLUGIN_PATH="+e.PluginDir, "CHECKPOINT_DISABLE=1"), env...)
+	cmd.Env = append(append(os.Environ(), "PACKER_PLUGIN_PATH="+e.PluginDir, "CHECKPOINT_DISABLE=1", "TMPDIR="+e.TmpDir), env...)
 	return cmd
 }
 
