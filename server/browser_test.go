@@ -41,7 +41,10 @@ func TestBrowser(t *testing.T) {
 	_, ts := start(t, c, Options{})
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
-		chromedp.Flag("headless", "new"), chromedp.WindowSize(1200, 1000), chromedp.UserDataDir(t.TempDir()))
+		chromedp.Flag("headless", "new"), chromedp.WindowSize(1200, 1000), chromedp.UserDataDir(t.TempDir()),
+		// Chromium's singleton socket dir goes to TMPDIR and stays when the
+		// browser is stopped: one /tmp/org.chromium.Chromium.* per make test.
+		chromedp.Env("TMPDIR="+t.TempDir()))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
 	bctx, cancel := chromedp.NewContext(actx)
