@@ -83,7 +83,7 @@ func fastInstallCommand(l *Lock, before installedSet) string {
 		`for f in ` + strings.Join(names, " ") + `; do if [ -L "$r/$f" ] || [ ! -f "$r/$f" ]; then echo "$f is no regular file" >&2; exit 1; fi; done; ` +
 		`printf "%s  %s\n" ` + strings.Join(sums, " ") + ` | sha256sum -c --quiet --strict -; ` +
 		`env DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold -i ` + strings.Join(dst, " ")
-	return `sh -c '` + strings.ReplaceAll(script, `'`, `'\''`) + `'`
+	return shQuote(script)
 }
 
 // autoMarkCommand records packages as automatically installed in apt's
@@ -102,7 +102,7 @@ func autoMarkCommand(mark []string, present map[string]bool) (string, bool) {
 	if b.Len() == 0 {
 		return "", true
 	}
-	return `sh -c 'mkdir -p /var/lib/apt && printf "` + b.String() + `" >> /var/lib/apt/extended_states'`, true
+	return shQuote(`mkdir -p /var/lib/apt && printf "` + b.String() + `" >> ` + extendedStatesPath), true
 }
 
 // recordDebs fills in where each locked package's .deb came from, as
@@ -161,14 +161,13 @@ func (s *shell) recordDebs(ctx context.Context, pkgs []LockedPackage, native str
 // installs the locked versions through apt.
 func (s *shell) fastInstall(ctx context.Context, l *Lock, before installedSet, then string) (installedSet, error) {
 	cmd := fastInstallCommand(l, before)
-	switch {
-	case cmd == "" && then == "":
+	if cmd == "" {
 		s.ui.Say("Every locked package is installed at its locked version already")
-		return before, nil
-	case cmd == "":
-		s.ui.Say("Every locked package is installed at its locked version already")
+		if then == "" {
+			return before, nil
+		}
 		cmd = then
-	default:
+	} else {
 		s.ui.Say(fmt.Sprintf("Installing the locked .debs directly (%d package(s), sha256 checked, no resolver) ...", len(l.Packages)))
 		if then != "" {
 			cmd += " && " + then

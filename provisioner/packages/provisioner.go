@@ -140,11 +140,8 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		markCmd, appendable := autoMarkCommand(mark, st.present)
 		done, marked := false, false
 		if fast {
-			withMarks := ""
-			if appendable {
-				withMarks = markCmd
-			}
-			if after, err = sh.fastInstall(ctx, lock, before, withMarks); err != nil {
+			// markCmd is "" when the marks cannot be appended.
+			if after, err = sh.fastInstall(ctx, lock, before, markCmd); err != nil {
 				return err
 			}
 			done, marked = after != nil, after != nil && appendable
