@@ -178,6 +178,9 @@ func (c *Catalog) Register(ctx context.Context, v *Version, opt RegisterOptions)
 // control character in its free text (tags, labels, description, build
 // info). Register checks it too; a caller can say it earlier.
 func CheckText(v *Version) error {
+	if len(v.Version) > maxNameLen {
+		return invalid("version %q: at most %d characters", v.Version, maxNameLen)
+	}
 	if v.Version != "" && !versionRe.MatchString(v.Version) {
 		return invalid("version %q: use letters, digits, '.', '_', '+' and '-'", v.Version)
 	}
