@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/strata-build/packer-plugin-strata/internal/mount"
@@ -69,7 +68,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepAptIndexes{},
 		&stepPolicyRcD{},
 		&stepCommunicator{},
-		&commonsteps.StepProvision{},
+		&stepProvision{},
 		&stepRemovePackages{},
 		&stepHostCommands{option: "pre_unmount_commands", commands: func(c *Config) []string { return c.PreUnmountCommands }},
 		&stepEarlyCleanup{},
@@ -81,16 +80,14 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		&stepBootCheck{},
 	}
 	times := new(stepTimes)
-	b.runner = commonsteps.NewRunner(timeSteps(steps, times), cfg.PackerConfig, ui)
+	b.runner = newRunner(timeSteps(steps, times), cfg.PackerConfig, ui)
 	b.runner.Run(ctx, state)
 	ui.Say(times.String())
 
 	if err, ok := state.GetOk(stateError); ok {
-		if cfg.PackerOnError == "abort" {
-			if build.mountPath != "" {
-				ui.Error(fmt.Sprintf("-on-error=abort: the chroot stays mounted at %s for debugging. "+
-					"The next build with work_dir %s cleans it up.", cfg.MountPath, cfg.WorkDir))
-			}
+		if keptForDebugging(cfg, state) && build.mountPath != "" {
+			ui.Error(fmt.Sprintf("-on-error=%s: the chroot stays mounted at %s for debugging. "+
+				"The next build with work_dir %s cleans it up.", cfg.PackerOnError, cfg.MountPath, cfg.WorkDir))
 		}
 		return nil, err.(error)
 	}

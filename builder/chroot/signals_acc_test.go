@@ -139,25 +139,39 @@ func TestAccKilledBuildThenRebuild(t *testing.T) {
 	acctest.AssertClean(t, workDir)
 }
 
+// -on-error=abort and run-cleanup-provisioner keep the chroot mounted after
+// a failed provisioner; the latter runs the template's
+// error-cleanup-provisioner in it first. The next build cleans up.
 func TestAccOnErrorAbortKeepsMounts(t *testing.T) {
 	e := acctest.Setup(t)
 	archive := baseArchive(t)
-	vars := archiveVars(t, archive, "exit 1")
-	workDir := filepath.Join(vars["store_dir"], "work")
-	r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars, "-on-error=abort")
-	if r.Code != 1 {
-		t.Fatalf("exit code %d:\n%s", r.Code, r.Output())
+	for _, mode := range []string{"abort", "run-cleanup-provisioner"} {
+		t.Run(mode, func(t *testing.T) {
+			vars := archiveVars(t, archive, "exit 1")
+			workDir := filepath.Join(vars["store_dir"], "work")
+			hostDir := t.TempDir()
+			vars["bind_src"] = hostDir
+			vars["cleanup_marker"] = "cleanup-ran"
+			r := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars, "-on-error="+mode)
+			if r.Code != 1 {
+				t.Fatalf("exit code %d:\n%s", r.Code, r.Output())
+			}
+			if !strings.Contains(r.Output(), "-on-error="+mode+": the chroot stays mounted at") {
+				t.Errorf("-on-error=%s does not say where the mounts are:\n%s", mode, r.Output())
+			}
+			if ms, _ := mount.Under(workDir); len(ms) == 0 {
+				t.Fatalf("-on-error=%s should keep the mounts", mode)
+			}
+			_, err := os.Stat(filepath.Join(hostDir, "cleanup-ran"))
+			if ran := err == nil; ran != (mode == "run-cleanup-provisioner") {
+				t.Errorf("-on-error=%s: the error-cleanup-provisioner ran: %v, want %v\n%s", mode, ran, !ran, r.Output())
+			}
+			vars2 := archiveVars(t, archive, "true")
+			vars2["store_dir"] = vars["store_dir"]
+			if r2 := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars2); r2.Code != 0 {
+				t.Fatalf("the next build failed:\n%s", r2.Output())
+			}
+			acctest.AssertClean(t, workDir)
+		})
 	}
-	if !strings.Contains(r.Output(), "stays mounted at") {
-		t.Errorf("-on-error=abort does not say where the mounts are:\n%s", r.Output())
-	}
-	if ms, _ := mount.Under(workDir); len(ms) == 0 {
-		t.Fatal("-on-error=abort should keep the mounts")
-	}
-	vars2 := archiveVars(t, archive, "true")
-	vars2["store_dir"] = vars["store_dir"]
-	if r2 := e.Build(t, t.TempDir(), acctest.Fixture("archive.pkr.hcl"), vars2); r2.Code != 0 {
-		t.Fatalf("the next build failed:\n%s", r2.Output())
-	}
-	acctest.AssertClean(t, workDir)
 }

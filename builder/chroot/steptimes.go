@@ -94,6 +94,10 @@ func (t *timedStep) Run(ctx context.Context, state multistep.StateBag) multistep
 	return t.Step.Run(ctx, state)
 }
 
+// InnerStepName names the step in -debug's pauses and -on-error's
+// messages (multistep.DebugRunner asks wrapped steps for it).
+func (t *timedStep) InnerStepName() string { return t.name }
+
 func (t *timedStep) Cleanup(state multistep.StateBag) {
 	start := time.Now()
 	defer func() { t.times.add(t.name, time.Since(start)) }()
@@ -101,8 +105,12 @@ func (t *timedStep) Cleanup(state multistep.StateBag) {
 }
 
 // stepName is a step's type name without "step", in snake case:
-// stepPackageCache is package_cache, commonsteps.StepProvision provision.
+// stepPackageCache is package_cache, stepProvision provision. A wrapped
+// step (timed, run under -on-error) has its inner step's name.
 func stepName(s multistep.Step) string {
+	if w, ok := s.(interface{ InnerStepName() string }); ok {
+		return w.InnerStepName()
+	}
 	typ := reflect.TypeOf(s)
 	for typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 )
 
 type sleepStep struct{ run, cleanup time.Duration }
@@ -26,7 +25,7 @@ func TestStepTimes(t *testing.T) {
 		&stepSlowThing{sleepStep{run: 30 * time.Millisecond, cleanup: 20 * time.Millisecond}},
 		nopStep{},
 		sleepStep{run: 5 * time.Millisecond},
-		&commonsteps.StepProvision{},
+		&stepProvision{},
 	}, times)
 	if _, ok := steps[1].(nopStep); !ok {
 		t.Error("a nop step was timed")
@@ -51,10 +50,15 @@ func TestStepTimes(t *testing.T) {
 	if d, err := time.ParseDuration(strings.TrimPrefix(parts[0], "slow_thing ")); err != nil || d < 50*time.Millisecond {
 		t.Errorf("slow_thing took %v (%v), want Run and Cleanup, 50ms or more", d, err)
 	}
-	if n := stepName(&commonsteps.StepProvision{}); n != "provision" {
-		t.Errorf("StepProvision is %q", n)
+	if n := stepName(&stepProvision{}); n != "provision" {
+		t.Errorf("stepProvision is %q", n)
 	}
 	if n := stepName(&stepAptIndexes{}); n != "apt_indexes" {
 		t.Errorf("stepAptIndexes is %q", n)
+	}
+	// A wrapped step has its inner step's name: -debug's pauses and
+	// -on-error's messages show it.
+	if n := stepName(steps[0]); n != "slow_thing" {
+		t.Errorf("the timed stepSlowThing is %q", n)
 	}
 }

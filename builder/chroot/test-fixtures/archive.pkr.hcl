@@ -40,6 +40,11 @@ variable "squashfs_compression" {
   type    = string
   default = ""
 }
+# A file the error-cleanup-provisioner writes in bind_src, when set.
+variable "cleanup_marker" {
+  type    = string
+  default = ""
+}
 # A host directory bound read-write at /mnt/hostbind, when set.
 variable "bind_src" {
   type    = string
@@ -72,5 +77,10 @@ build {
 
   provisioner "shell" {
     inline = var.inline
+  }
+
+  # Runs after a failed provisioner, in the chroot, which is still mounted.
+  error-cleanup-provisioner "shell" {
+    inline = var.cleanup_marker == "" ? ["true"] : ["test -d /proc/self && echo cleanup ran > /mnt/hostbind/${var.cleanup_marker}"]
   }
 }
