@@ -32,6 +32,11 @@ type stepHostCommands struct {
 	commands func(*Config) []string
 }
 
+// InnerStepName tells the three apart in -debug's pauses, -on-error's
+// messages and the step times: pre_mount_commands, post_mount_commands,
+// pre_unmount_commands.
+func (s *stepHostCommands) InnerStepName() string { return s.option }
+
 func (s *stepHostCommands) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	b := buildOf(state)
 	cfg := b.cfg

@@ -70,6 +70,9 @@ func (s *onErrorStep) Run(ctx context.Context, state multistep.StateBag) multist
 		if s.mode != "ask" || action != multistep.ActionHalt {
 			return action
 		}
+		if _, cancelled := state.GetOk(multistep.StateCancelled); cancelled {
+			return action // interrupted, not failed: nothing to ask
+		}
 		if err, ok := state.GetOk(stateError); ok {
 			s.ui.Error(fmt.Sprint(err))
 		}

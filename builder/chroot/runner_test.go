@@ -195,6 +195,58 @@ func TestRunnerOnError(t *testing.T) {
 	}
 }
 
+// A step after provisioning that fails does not run the
+// error-cleanup-provisioner: provisioning did not fail, and the chroot is
+// gone by then.
+func TestRunnerLaterFailureRunsNoCleanupProvisioner(t *testing.T) {
+	for _, mode := range []string{"", "run-cleanup-provisioner"} {
+		hook := &recordingHook{}
+		ui := &answeringUi{Ui: packersdk.TestUi(t)}
+		steps := timeSteps([]multistep.Step{&stepProvision{}, failingStep{}}, new(stepTimes))
+		state := new(multistep.BasicStateBag)
+		state.Put(stateUI, ui)
+		state.Put(stateHook, hook)
+		newRunner(steps, common.PackerConfig{PackerOnError: mode}, ui).Run(context.Background(), state)
+		if got := hook.runs(); !slices.Equal(got, []string{packersdk.HookProvision}) {
+			t.Errorf("-on-error=%q: hooks %q, want only the provision hook", mode, got)
+		}
+		if err, _ := state.Get(stateError).(error); err == nil || err.Error() != "export broke" {
+			t.Errorf("-on-error=%q: error %v", mode, err)
+		}
+	}
+}
+
+type failingStep struct{}
+
+func (failingStep) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	state.Put(stateError, errors.New("export broke"))
+	return multistep.ActionHalt
+}
+func (failingStep) Cleanup(multistep.StateBag) {}
+
+// The build says the chroot stays mounted exactly when a failed build
+// left its work in place.
+func TestKeptForDebugging(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		aborted bool
+		want    bool
+	}{
+		{"", false, false}, {"cleanup", false, false}, {"abort", false, true},
+		{"run-cleanup-provisioner", false, true}, {"ask", false, false}, {"ask", true, true},
+	} {
+		cfg := &Config{}
+		cfg.PackerOnError = tc.mode
+		state := new(multistep.BasicStateBag)
+		if tc.aborted {
+			state.Put(stateAborted, true)
+		}
+		if got := keptForDebugging(cfg, state); got != tc.want {
+			t.Errorf("-on-error=%q aborted=%v: %v, want %v", tc.mode, tc.aborted, got, tc.want)
+		}
+	}
+}
+
 // An interrupted build under -on-error=abort keeps everything, as a failed
 // one does; under the default it undoes every step that ran.
 func TestRunnerInterrupted(t *testing.T) {
@@ -216,7 +268,23 @@ func TestRunnerInterrupted(t *testing.T) {
 		if mode == "abort" && !strings.Contains(ui.output(), "The build was interrupted; -on-error=abort") {
 			t.Errorf("-on-error=abort does not say why it keeps the mounts:\n%s", ui.output())
 		}
+		if got := hook.runs(); !slices.Equal(got, []string{packersdk.HookProvision}) {
+			t.Errorf("-on-error=%q: hooks %q: an interrupted build runs no error-cleanup-provisioner", mode, got)
+		}
 		cancel()
+	}
+	// Under ask, an interrupt is not a failure to ask about: the build
+	// cleans up.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ui := &answeringUi{Ui: packersdk.TestUi(t), answers: []string{"a"}}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	journal, _ := runnerBuild(t, ctx, "ask", &recordingHook{block: true}, ui)
+	if len(ui.asked) != 0 || strings.Contains(ui.output(), "failed") {
+		t.Errorf("an interrupt under ask asked %q:\n%s", ui.asked, ui.output())
+	}
+	if want := []string{"run mount", "cleanup mount"}; !slices.Equal(journal, want) {
+		t.Errorf("ask, interrupted: steps %q, want %q", journal, want)
 	}
 }
 

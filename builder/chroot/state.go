@@ -47,8 +47,8 @@ type buildState struct {
 	// root is the writable image root, held open while rootfs is mounted
 	// (stepRootfs); the rootfs' unmount closes it and sets it nil.
 	root *inroot.Root
-	// mountPath is mount_path once the image root was mounted there
-	// (stepRootfs); empty before.
+	// mountPath is mount_path while the image root is mounted there
+	// (stepRootfs); empty before and after its unmount.
 	mountPath string
 	// undos are what stepMount, stepResolvConf and stepPolicyRcD take back,
 	// in the order they ran; earlyCleanup runs them before the commit.

@@ -18,7 +18,12 @@ import (
 // step, whose S3 and GCS getters (the AWS SDK, gRPC, Google's storage
 // client) cost every start of the plugin tens of milliseconds of package
 // initialisation, and Packer starts the plugin five times a build.
-type stepProvision struct{}
+type stepProvision struct {
+	// failed is set when a provisioner failed: only then does the
+	// error-cleanup-provisioner run (a later step's failure is not
+	// provisioning's, and by then the chroot is torn down).
+	failed bool
+}
 
 // Values of the build.* variables the chroot does not have. The names and
 // values are the ones Packer's other builders give, so templates written
@@ -31,13 +36,16 @@ const (
 )
 
 func (s *stepProvision) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
-	return runProvisionHook(ctx, state, packersdk.HookProvision)
+	action, failed := runProvisionHook(ctx, state, packersdk.HookProvision)
+	s.failed = failed
+	return action
 }
 
-// Cleanup runs the error-cleanup-provisioner after a failed build (Packer
-// gives the hook nothing to run when the template has none).
+// Cleanup runs the error-cleanup-provisioner after a provisioner failed
+// (Packer gives the hook nothing to run when the template has none). An
+// interrupted build does not run it, as with Packer's other builders.
 func (s *stepProvision) Cleanup(state multistep.StateBag) {
-	if _, failed := state.GetOk(stateError); failed {
+	if s.failed {
 		runProvisionHook(context.Background(), state, packersdk.HookCleanupProvision)
 	}
 }
@@ -61,10 +69,11 @@ func provisionHookData(state multistep.StateBag) map[string]interface{} {
 	return data
 }
 
-// runProvisionHook runs the hook of the given type. The hook runs in a
+// runProvisionHook runs the hook of the given type; failed says the hook
+// itself failed (not the build being cancelled). The hook runs in a
 // goroutine so that a cancelled build stops waiting for it (the hook's
 // own context is cancelled too; Packer stops the provisioner).
-func runProvisionHook(ctx context.Context, state multistep.StateBag, hookType string) multistep.StepAction {
+func runProvisionHook(ctx context.Context, state multistep.StateBag, hookType string) (action multistep.StepAction, failed bool) {
 	hook := state.Get(stateHook).(packersdk.Hook)
 	ui := uiOf(state)
 	comm, _ := state.Get(stateCommunicator).(packersdk.Communicator)
@@ -83,7 +92,7 @@ func runProvisionHook(ctx context.Context, state multistep.StateBag, hookType st
 		select {
 		case err := <-done:
 			if err == nil {
-				return multistep.ActionContinue
+				return multistep.ActionContinue, false
 			}
 			if hookType == packersdk.HookCleanupProvision {
 				// The build's own error stays first.
@@ -91,17 +100,17 @@ func runProvisionHook(ctx context.Context, state multistep.StateBag, hookType st
 				err = fmt.Errorf("error-cleanup-provisioner: %w (the build had failed: %v)", err, orig)
 			}
 			state.Put(stateError, err)
-			return multistep.ActionHalt
+			return multistep.ActionHalt, true
 		case <-ctx.Done():
 			log.Printf("provisioning stopped: %v", ctx.Err())
 			// Said now, not when the runner's watcher gets to it: the
 			// cleanups that follow (-on-error's among them) read it.
 			state.Put(multistep.StateCancelled, true)
-			return multistep.ActionHalt
+			return multistep.ActionHalt, false
 		case <-tick.C:
 			if _, cancelled := state.GetOk(multistep.StateCancelled); cancelled {
 				log.Printf("provisioning stopped: the build was cancelled")
-				return multistep.ActionHalt
+				return multistep.ActionHalt, false
 			}
 		}
 	}

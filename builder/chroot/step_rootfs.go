@@ -50,6 +50,7 @@ func (b *buildState) unmountRootfs(ui packersdk.Ui) error {
 		return fmt.Errorf("unmounting the image root %s: %w", mountPath, err)
 	}
 	r.rec = nil
+	b.mountPath = ""
 	return nil
 }
 

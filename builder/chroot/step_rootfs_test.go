@@ -32,8 +32,8 @@ func TestStepRootfsMountsAndCleanupUnmounts(t *testing.T) {
 	}
 	step.Cleanup(s.state)
 	s.wantCalls("kill "+s.mp, "unmount "+s.mp)
-	if b.root != nil || b.rootfs.rec != nil || len(b.ledger.State().Mounts) != 0 {
-		t.Fatalf("after Cleanup: root %v rec %v ledger %+v", b.root, b.rootfs.rec, b.ledger.State())
+	if b.root != nil || b.rootfs.rec != nil || b.mountPath != "" || len(b.ledger.State().Mounts) != 0 {
+		t.Fatalf("after Cleanup: root %v rec %v mountPath %q ledger %+v", b.root, b.rootfs.rec, b.mountPath, b.ledger.State())
 	}
 	step.Cleanup(s.state)
 	s.wantCalls() // a second Cleanup has nothing left to do

@@ -61,4 +61,7 @@ func TestStepTimes(t *testing.T) {
 	if n := stepName(steps[0]); n != "slow_thing" {
 		t.Errorf("the timed stepSlowThing is %q", n)
 	}
+	if n := stepName(&stepHostCommands{option: "pre_unmount_commands"}); n != "pre_unmount_commands" {
+		t.Errorf("the pre_unmount_commands step is %q", n)
+	}
 }
