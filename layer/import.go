@@ -200,10 +200,11 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		// When a later stage stops (a corrupt stream), the rest is still
 		// read, up to the announced size, so the error is the digest's.
 		src := io.LimitReader(&countingReader{ctx: ctx, r: rc}, b.Size+1)
-		buf := make([]byte, 256<<10)
 		downstream := true
 		var err error
 		for {
+			// Read into a chunk the pipe then owns: no copy on the way.
+			buf := toDecompress.chunk()[:256<<10]
 			n, rerr := io.ReadAtLeast(src, buf, len(buf))
 			if rerr == io.ErrUnexpectedEOF {
 				rerr = io.EOF
@@ -215,10 +216,8 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 					break
 				}
 				blobHash.Write(buf[:n])
-				if downstream {
-					if _, werr := toDecompress.Write(buf[:n]); werr != nil {
-						downstream = false
-					}
+				if downstream && toDecompress.send(buf[:n]) != nil {
+					downstream = false
 				}
 			}
 			if rerr == io.EOF {
@@ -240,7 +239,8 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		fetched <- err
 	}()
 
-	// Stage 2: decompress, hash the tar, hand it to stage 3.
+	// Stage 2: decompress, hand the tar to stage 3. Decompressing is the
+	// longest stage, so the tar is hashed in stage 3.
 	diffHash := sha256.New()
 	tarR := newBufPipe(32)
 	toUntar := tarR
@@ -254,14 +254,13 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 				return err
 			}
 			defer plain.Close()
-			// Whole chunks: fewer, larger hand-overs.
-			chunk := make([]byte, 1<<20)
 			for {
+				// Whole chunks: fewer, larger hand-overs.
+				chunk := toUntar.chunk()
 				n, rerr := io.ReadFull(plain, chunk)
 				if n > 0 {
 					tarN += int64(n)
-					diffHash.Write(chunk[:n])
-					if _, err := toUntar.Write(chunk[:n]); err != nil {
+					if err := toUntar.send(chunk[:n]); err != nil {
 						return err
 					}
 				}
@@ -285,9 +284,10 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		decompressed <- err
 	}()
 
-	// Stage 3: unpack, then read the tar's end (its padding blocks).
-	tr := bufio.NewReaderSize(tarR, 1<<20)
-	uerr := Untar(tr, dir)
+	// Stage 3: hash the tar and unpack it, then read its end (its padding
+	// blocks).
+	tr := bufio.NewReaderSize(io.TeeReader(tarR, diffHash), 1<<20)
+	entries, uerr := untar(tr, dir)
 	if uerr == nil {
 		_, uerr = io.Copy(io.Discard, tr)
 	}
@@ -318,7 +318,6 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if err := <-synced; err != nil {
 		return 0, 0, fmt.Errorf("blob %s: %w", b.Digest, err)
 	}
-	entries, _ = countEntries(dir)
 	if err := syncTree(dir, entries); err != nil {
 		return 0, 0, err
 	}
@@ -364,6 +363,27 @@ func (p *bufPipe) Write(b []byte) (int, error) {
 		return len(b), nil
 	case <-p.stop:
 		return 0, p.rerr
+	}
+}
+
+// chunk is an empty buffer of 1 MiB for send.
+func (p *bufPipe) chunk() []byte { return chunkPool.Get().([]byte)[:1<<20] }
+
+// send hands c (from chunk) to the reader without copying it: the pipe
+// owns it from now on, whether or not send succeeds.
+func (p *bufPipe) send(c []byte) error {
+	select {
+	case <-p.stop:
+		chunkPool.Put(c[:0])
+		return p.rerr
+	default:
+	}
+	select {
+	case p.ch <- c:
+		return nil
+	case <-p.stop:
+		chunkPool.Put(c[:0])
+		return p.rerr
 	}
 }
 
@@ -418,6 +438,13 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // is refused, and so is a device node other than a 0/0 whiteout or one of
 // harmlessDevices (allowedNode).
 func Untar(r io.Reader, dir string) error {
+	_, err := untar(r, dir)
+	return err
+}
+
+// untar is Untar, counting the entries it makes (what a walk of dir
+// afterwards would count, without the walk).
+func untar(r io.Reader, dir string) (entries int64, err error) {
 	tr := tar.NewReader(r)
 	type dirTime struct {
 		p string
@@ -436,18 +463,18 @@ func Untar(r io.Reader, dir string) error {
 			break
 		}
 		if err != nil {
-			return err
+			return entries, err
 		}
 		rel := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		if rel == "." || rel == "" {
 			continue
 		}
 		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("tar member %q is outside the layer", hdr.Name)
+			return entries, fmt.Errorf("tar member %q is outside the layer", hdr.Name)
 		}
 		if parent := path.Dir(rel); !real[parent] {
 			if err := realParent(dir, rel); err != nil {
-				return err
+				return entries, err
 			}
 			real[parent] = true
 		}
@@ -458,26 +485,29 @@ func Untar(r io.Reader, dir string) error {
 		case base == treetar.WhiteoutOpaque:
 			parent := filepath.Dir(p)
 			if err := unix.Lsetxattr(parent, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-				return fmt.Errorf("marking %s opaque: %w", path.Dir(rel), err)
+				return entries, fmt.Errorf("marking %s opaque: %w", path.Dir(rel), err)
 			}
 			continue
 		case strings.HasPrefix(base, treetar.WhiteoutPrefix):
 			p = filepath.Join(filepath.Dir(p), strings.TrimPrefix(base, treetar.WhiteoutPrefix))
 			if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
-				return fmt.Errorf("whiteout %s: %w", hdr.Name, err)
+				return entries, fmt.Errorf("whiteout %s: %w", hdr.Name, err)
 			}
+			entries++
 			if err := setTimes(p, mtime); err != nil {
-				return err
+				return entries, err
 			}
 			continue
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-				return err
+			if err := os.Mkdir(p, 0o700); err == nil {
+				entries++
+			} else if !errors.Is(err, os.ErrExist) {
+				return entries, err
 			}
 			if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
-				return fmt.Errorf("tar member %q: not a directory in the layer", hdr.Name)
+				return entries, fmt.Errorf("tar member %q: not a directory in the layer", hdr.Name)
 			}
 			real[rel] = true
 			dirs = append(dirs, dirTime{p, mtime})
@@ -488,51 +518,55 @@ func Untar(r io.Reader, dir string) error {
 				// creating files, not reading the stream, is the slow part.
 				data := make([]byte, hdr.Size)
 				if _, err := io.ReadFull(tr, data); err != nil {
-					return fmt.Errorf("reading %s: %w", hdr.Name, err)
+					return entries, fmt.Errorf("reading %s: %w", hdr.Name, err)
 				}
 				if err := w.add(p, hdr, data); err != nil {
-					return err
+					return entries, err
 				}
+				entries++
 				continue
 			}
 			f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 			if err != nil {
-				return err
+				return entries, err
 			}
+			entries++
 			if err := copySparse(f, tr, hdr.Size, sparse); err != nil {
 				f.Close()
-				return fmt.Errorf("writing %s: %w", hdr.Name, err)
+				return entries, fmt.Errorf("writing %s: %w", hdr.Name, err)
 			}
 			if err := applyMetaFd(int(f.Fd()), hdr); err != nil {
 				f.Close()
-				return err
+				return entries, err
 			}
 			if err := f.Close(); err != nil {
-				return err
+				return entries, err
 			}
 			continue
 		case tar.TypeLink:
 			target := path.Clean(strings.TrimPrefix(hdr.Linkname, "./"))
 			if path.IsAbs(target) || target == ".." || strings.HasPrefix(target, "../") {
-				return fmt.Errorf("hard link %q points outside the layer", hdr.Name)
+				return entries, fmt.Errorf("hard link %q points outside the layer", hdr.Name)
 			}
 			if err := realParent(dir, target); err != nil {
-				return err
+				return entries, err
 			}
 			if err := w.wait(); err != nil { // the target may be a worker's
-				return err
+				return entries, err
 			}
 			if err := os.Link(filepath.Join(dir, filepath.FromSlash(target)), p); err != nil {
-				return err
+				return entries, err
 			}
+			entries++
 			continue // its owner, mode and times are the target's
 		case tar.TypeSymlink:
 			if err := os.Symlink(hdr.Linkname, p); err != nil {
-				return err
+				return entries, err
 			}
+			entries++
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 			if err := allowedNode(hdr); err != nil {
-				return fmt.Errorf("tar member %q: %w", rel, err)
+				return entries, fmt.Errorf("tar member %q: %w", rel, err)
 			}
 			mode := uint32(unix.S_IFIFO)
 			if hdr.Typeflag == tar.TypeChar {
@@ -541,25 +575,26 @@ func Untar(r io.Reader, dir string) error {
 				mode = unix.S_IFBLK
 			}
 			if err := unix.Mknod(p, mode|0o600, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
-				return fmt.Errorf("%s: %w", hdr.Name, err)
+				return entries, fmt.Errorf("%s: %w", hdr.Name, err)
 			}
+			entries++
 		default:
-			return fmt.Errorf("tar member %q has a type (%q) a layer cannot hold", hdr.Name, hdr.Typeflag)
+			return entries, fmt.Errorf("tar member %q has a type (%q) a layer cannot hold", hdr.Name, hdr.Typeflag)
 		}
 		if err := applyMeta(p, hdr, mtime); err != nil {
-			return err
+			return entries, err
 		}
 	}
 	if err := w.wait(); err != nil {
-		return err
+		return entries, err
 	}
 	// Directory times last, deepest first: making their entries changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
 		if err := setTimes(dirs[i].p, dirs[i].t); err != nil {
-			return err
+			return entries, err
 		}
 	}
-	return nil
+	return entries, nil
 }
 
 // harmlessDevices are the character devices a layer may create besides

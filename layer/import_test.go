@@ -260,3 +260,35 @@ func TestImportKeepsTheRegistrysBlob(t *testing.T) {
 		t.Fatalf("the layer's blob is %s, the pull verified %s", got.Digest, b2.Digest)
 	}
 }
+
+// TestImportCountsWhatItMakes: the entries an import records are the ones
+// a walk of the unpacked tree counts, for every kind of member (a
+// directory given twice counts once; an opaque marker is an attribute,
+// not an entry).
+func TestImportCountsWhatItMakes(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	big := strings.Repeat("x", smallFile+10) // written by the unpacker itself, not a worker
+	data, b := gzipLayer(t, []tar.Header{
+		{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./etc/a", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./etc/big", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./etc/hard", Typeflag: tar.TypeLink, Linkname: "./etc/a"},
+		{Name: "./etc/soft", Typeflag: tar.TypeSymlink, Linkname: "a"},
+		{Name: "./etc/.wh.gone", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./opt/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./opt/.wh..wh..opq", Typeflag: tar.TypeReg, Mode: 0o644},
+		{Name: "./opt/fifo", Typeflag: tar.TypeFifo, Mode: 0o644},
+		{Name: "./dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+	}, map[string]string{"./etc/a": "a\n", "./etc/big": big})
+	l, release, err := importBytes(s, b, data)
+	must(t, err)
+	defer release()
+	walked, err := countEntries(filepath.Join(s.Root(), layersDir, strings.TrimPrefix(b.DiffID, "sha256:"), diffDir))
+	must(t, err)
+	if l.Entries != walked || walked != 10 {
+		t.Errorf("the import recorded %d entries, a walk counts %d (want 10)", l.Entries, walked)
+	}
+}
