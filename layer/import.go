@@ -201,10 +201,19 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 		// read, up to the announced size, so the error is the digest's.
 		src := io.LimitReader(&countingReader{ctx: ctx, r: rc}, b.Size+1)
 		downstream := true
+		var spare []byte // once no stage reads on: one buffer for the rest
 		var err error
 		for {
 			// Read into a chunk the pipe then owns: no copy on the way.
-			buf := toDecompress.chunk()[:256<<10]
+			var buf []byte
+			if downstream {
+				buf = toDecompress.chunk()[:256<<10]
+			} else {
+				if spare == nil {
+					spare = make([]byte, 256<<10)
+				}
+				buf = spare
+			}
 			n, rerr := io.ReadAtLeast(src, buf, len(buf))
 			if rerr == io.ErrUnexpectedEOF {
 				rerr = io.EOF
@@ -257,14 +266,14 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 			for {
 				// Whole chunks: fewer, larger hand-overs.
 				chunk := toUntar.chunk()
-				n, rerr := io.ReadFull(plain, chunk)
+				n, rerr := fill(plain, chunk)
 				if n > 0 {
 					tarN += int64(n)
 					if err := toUntar.send(chunk[:n]); err != nil {
 						return err
 					}
 				}
-				if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				if rerr == io.EOF {
 					break
 				}
 				if rerr != nil {
@@ -291,7 +300,7 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if uerr == nil {
 		_, uerr = io.Copy(io.Discard, tr)
 	}
-	tarR.CloseRead(fmt.Errorf("unpacking stopped"))
+	tarR.CloseRead(errUnpackingStopped)
 	derr := <-decompressed
 	ferr := <-fetched
 	// All the bytes came and they are not the blob: that, whatever a
@@ -306,7 +315,9 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	if blobN != b.Size {
 		return 0, 0, fmt.Errorf("blob %s: %w: %d bytes, want %d", b.Digest, ErrDigestMismatch, blobN, b.Size)
 	}
-	if derr != nil {
+	// Unpacking that refused a member stops decompressing: the refusal
+	// is the error to tell.
+	if derr != nil && !(uerr != nil && errors.Is(derr, errUnpackingStopped)) {
 		return 0, 0, fmt.Errorf("decompressing blob %s: %w", b.Digest, derr)
 	}
 	if uerr != nil {
@@ -324,11 +335,31 @@ func fetchLayer(ctx context.Context, b ImportBlob, open func(context.Context) (i
 	return tarN, entries, nil
 }
 
-// bufPipe is an io.Pipe with a buffer: up to n written chunks wait for
-// the reader, so the writer goes on while the reader is busy. Each Write
-// is copied into a chunk of its own. CloseWrite ends the stream (the
-// reader gets the error, or io.EOF, after the buffered chunks);
-// CloseRead makes every later Write fail with the reader's error.
+// errUnpackingStopped is what the decompressing stage's sends get once
+// the unpacking stage stopped.
+var errUnpackingStopped = errors.New("unpacking stopped")
+
+// fill reads r until buf is full or r ends. Only r's own io.EOF is its
+// end: a decompressor's io.ErrUnexpectedEOF (a stream cut short, its
+// checksum trailer missing) stays an error, which io.ReadFull would not
+// tell apart from a short last chunk.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// bufPipe is an io.Pipe with a buffer: up to n sent chunks wait for the
+// reader, so the writer goes on while the reader is busy. A chunk (from
+// chunk) is handed over by send, not copied. CloseWrite ends the stream
+// (the reader gets the error, or io.EOF, after the buffered chunks);
+// CloseRead makes every later send fail with the reader's error.
 type bufPipe struct {
 	ch        chan []byte
 	stop      chan struct{}
@@ -344,27 +375,6 @@ func newBufPipe(n int) *bufPipe {
 }
 
 var chunkPool = sync.Pool{New: func() any { return make([]byte, 0, 1<<20) }}
-
-func (p *bufPipe) Write(b []byte) (int, error) {
-	select {
-	case <-p.stop:
-		return 0, p.rerr
-	default:
-	}
-	var c []byte
-	if len(b) <= 1<<20 {
-		c = chunkPool.Get().([]byte)[:len(b)]
-	} else {
-		c = make([]byte, len(b))
-	}
-	copy(c, b)
-	select {
-	case p.ch <- c:
-		return len(b), nil
-	case <-p.stop:
-		return 0, p.rerr
-	}
-}
 
 // chunk is an empty buffer of 1 MiB for send.
 func (p *bufPipe) chunk() []byte { return chunkPool.Get().([]byte)[:1<<20] }

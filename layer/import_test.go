@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +291,75 @@ func TestImportCountsWhatItMakes(t *testing.T) {
 	must(t, err)
 	if l.Entries != walked || walked != 10 {
 		t.Errorf("the import recorded %d entries, a walk counts %d (want 10)", l.Entries, walked)
+	}
+}
+
+// TestImportRefusesTruncatedStream: a gzip stream cut before its checksum
+// trailer is refused, though its digest and DiffID are announced to
+// match (the tar in it is whole).
+func TestImportRefusesTruncatedStream(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	data, b := gzipLayer(t, []tar.Header{{Name: "./etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./etc/a", Typeflag: tar.TypeReg, Mode: 0o644}}, map[string]string{"./etc/a": strings.Repeat("a", 5000)})
+	cut := data[:len(data)-8] // no CRC-32, no size
+	sum := sha256.Sum256(cut)
+	b.Digest, b.Size = "sha256:"+hex.EncodeToString(sum[:]), int64(len(cut))
+	_, _, err = importBytes(s, b, cut)
+	if err == nil || !strings.Contains(err.Error(), "decompressing blob") {
+		t.Fatalf("a truncated stream: %v", err)
+	}
+	assertNoLayer(t, s, b)
+}
+
+// TestImportNamesTheRefusedMember: when unpacking refuses a member while
+// much of the tar is still to come, the error names the member, not the
+// decompression it stopped.
+func TestImportNamesTheRefusedMember(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	data, b := gzipLayer(t, []tar.Header{
+		{Name: "./dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "./dev/sda", Typeflag: tar.TypeBlock, Mode: 0o600, Devmajor: 8},
+		{Name: "./zeros", Typeflag: tar.TypeReg, Mode: 0o644},
+	}, map[string]string{"./zeros": string(make([]byte, 64<<20))})
+	_, _, err = importBytes(s, b, data)
+	if err == nil || !strings.Contains(err.Error(), "dev/sda") {
+		t.Fatalf("error %v, want the refused member named", err)
+	}
+	assertNoLayer(t, s, b)
+}
+
+// TestImportOfGarbageAllocatesLittle: a blob that is not what it claims to
+// be is still read to its announced size (so the error is its digest's),
+// through one buffer, not a new one per read.
+func TestImportOfGarbageAllocatesLittle(t *testing.T) {
+	s, err := Open(t.TempDir())
+	must(t, err)
+	garbage := bytes.Repeat([]byte("not gzip "), (32<<20)/9)
+	sum := sha256.Sum256(garbage)
+	b := ImportBlob{DiffID: "sha256:" + strings.Repeat("0", 64), Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(garbage)), Compression: Gzip}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err = importBytes(s, b, garbage)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "decompressing blob") {
+		t.Fatalf("error %v", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 24<<20 {
+		t.Errorf("reading a 32 MiB blob allocated %d MiB", n>>20)
+	}
+}
+
+func assertNoLayer(t *testing.T, s *Store, b ImportBlob) {
+	t.Helper()
+	if _, err := s.Layer(b.DiffID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a refused import left its layer: %v", err)
+	}
+	left, _ := os.ReadDir(filepath.Join(s.Root(), tmpDir))
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "pull-") && !strings.HasSuffix(e.Name(), ".lock") {
+			t.Errorf("a refused import left %s in the store's tmp", e.Name())
+		}
 	}
 }
