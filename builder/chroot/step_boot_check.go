@@ -86,6 +86,9 @@ func (s *stepBootCheck) Run(ctx context.Context, state multistep.StateBag) multi
 	}
 	ui.Message(fmt.Sprintf("Boot check passed under %s: %q after %s from the kernel's start (%s), %s in all",
 		res.Accel, res.Matched, res.BootTime.Round(time.Millisecond), res.BootTimeSource, res.Total.Round(time.Millisecond)))
+	if res.Retries > 0 {
+		ui.Message(fmt.Sprintf("Boot check: %d earlier boot(s) of this disk failed at the kernel's timer check under emulation (a busy host), and were retried", res.Retries))
+	}
 
 	art.manifest.BootCheck = &export.BootCheck{
 		Passed:         true,
