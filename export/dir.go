@@ -31,16 +31,21 @@ func (e *exporter) dir() (Output, error) {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
+	// On the disk before it takes its name, as every output file is. The
+	// copy is whole, so its write-out runs while the digest reads it back
+	// (from the page cache): one waits on the disk, the other on the CPU.
+	synced := make(chan error, 1)
+	go func() { synced <- durable.FS(tmp) }()
 	digest, err := TreeDigest(e.ctx, tmp)
+	serr := <-synced
 	if err != nil {
 		os.RemoveAll(tmp)
 		return Output{}, err
 	}
 	digest = strings.TrimPrefix(digest, "sha256:")
-	// On the disk before it takes its name, as every output file is.
-	if err := durable.FS(tmp); err != nil {
+	if serr != nil {
 		os.RemoveAll(tmp)
-		return Output{}, fmt.Errorf("syncing the dir output: %w", err)
+		return Output{}, fmt.Errorf("syncing the dir output: %w", serr)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return Output{}, err
