@@ -12,7 +12,7 @@ import (
 )
 
 // stepProvision runs the template's provisioners in the chroot (Packer's
-// provision hook) and, when the build failed, its
+// provision hook) and, when one of them failed, the template's
 // error-cleanup-provisioner. It is the builder's own rather than the SDK's
 // commonsteps.StepProvision: that package also holds the SDK's download
 // step, whose S3 and GCS getters (the AWS SDK, gRPC, Google's storage
